@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Create (or reuse) the project's virtual environment in .venv and install nce_lm into it.
+#
+# On a machine without an NVIDIA GPU it installs the CPU build of torch: it pins the release
+# that ships as a local CPU wheel on our build machines (pip's find-links), and honours
+# TORCH_INDEX_URL when you want pip to take torch from another index (a CPU-only one, say).
+# Re-running is cheap: nothing is reinstalled unless pyproject.toml changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+VENV=.venv
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
+fi
+stamp="$VENV/.nce_lm-installed"
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    exit 0
+fi
+pip=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
+if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+    if [ -n "${TORCH_INDEX_URL:-}" ]; then
+        "${pip[@]}" --index-url "$TORCH_INDEX_URL" torch
+    elif command -v nvidia-smi >/dev/null 2>&1; then
+        "${pip[@]}" torch
+    else
+        "${pip[@]}" "torch==2.13.0"
+    fi
+fi
+"${pip[@]}" --no-build-isolation -e ".[dev]"
+echo "$want" > "$stamp"
