@@ -1,5 +1,7 @@
 """The ``nce-lm`` command line: one verb per job, each in its own module, each thin.
 
+Verb modules are the ``*_verbs`` modules of this package, found at start-up (so adding a verb never
+means editing a shared list), and registered in the order of :data:`VERB_ORDER`, then by name.
 A verb module defines ``register(subparsers)``, which adds its parser and sets ``func`` to a callable
 taking the parsed arguments and returning an exit status. Errors the user can fix arrive as
 :class:`~nce_lm.errors.NceLmError` and are printed as one line.
@@ -9,15 +11,21 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 
 from nce_lm import __version__
 from nce_lm.errors import NceLmError
 
-# Verb modules, in the order their verbs appear in ``nce-lm --help``.
-VERB_MODULES = (
-    # verb modules are added here as they land
-)
+# Verb modules listed first in ``nce-lm --help``; any other ``*_verbs`` module follows by name.
+VERB_ORDER = ("demo_verbs", "corpus_verbs", "skipgram_verbs", "vector_verbs", "lm_verbs", "synth_verbs")
+
+
+def verb_modules() -> list[str]:
+    """Fully qualified names of the verb modules of this package, in help order."""
+    found = [m.name for m in pkgutil.iter_modules(__path__) if m.name.endswith("_verbs")]
+    rank = {name: i for i, name in enumerate(VERB_ORDER)}
+    return [f"{__name__}.{name}" for name in sorted(found, key=lambda n: (rank.get(n, len(rank)), n))]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"nce-lm {__version__}")
     subparsers = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
-    for name in VERB_MODULES:
+    for name in verb_modules():
         importlib.import_module(name).register(subparsers)
     return parser
 

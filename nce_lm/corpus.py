@@ -1,0 +1,225 @@
+"""Streaming corpus reader: text files in, tokenized lines out, in bounded memory.
+
+Inputs are files or directories (expanded recursively), plain or compressed (``.gz``, ``.bz2``, ``.xz``).
+Each file is read in fixed-size byte blocks through an incremental UTF-8 decoder, so a multi-byte
+character split across two blocks decodes correctly and a corpus that is one 100 MB line (text8) is
+never held as one string: a line longer than the block size is cut at whitespace into several
+:class:`TokenChunk` s, only the last of which ends the line.
+
+Tokenization follows the word2vec tradition (Mikolov et al. 2013, "Distributed Representations of Words
+and Phrases and their Compositionality"): the text is already tokenized, so by default tokens are the
+whitespace-separated strings. The rules are those of Hugging Face ``tokenizers`` pre-tokenizers
+(``WhitespaceSplit``, or ``Whitespace`` to split punctuation off words, with the ``Lowercase`` normalizer),
+so every later step that loads the saved :class:`TokenizerConfig` tokenizes identically. For the default
+configuration a fast path uses ``str.split``, which gives exactly the same tokens as ``WhitespaceSplit``
+whenever the text holds none of the four characters U+001C..U+001F (Python counts them as whitespace,
+Rust does not); blocks containing them go through ``tokenizers``.
+"""
+
+from __future__ import annotations
+
+import bz2
+import codecs
+import gzip
+import lzma
+import os
+import re
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from nce_lm.errors import NceLmError
+
+DEFAULT_BLOCK_SIZE = 1 << 20
+"""Bytes read per block; also the length (in characters) above which an unfinished line is cut."""
+
+ERROR_MODES = ("strict", "replace")
+
+# Characters Python's str.split treats as whitespace but Rust's char::is_whitespace (WhitespaceSplit) does not.
+_PYTHON_ONLY_WHITESPACE = re.compile("[\x1c-\x1f]")
+# Unicode White_Space, the set both pre-tokenizers split on: a safe place to cut an over-long line.
+_WHITESPACE = re.compile("[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
+_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    """How raw text becomes tokens; saved with the vocabulary so every later step agrees."""
+
+    lowercase: bool = False  # apply the tokenizers Lowercase normalizer before splitting
+    split_punctuation: bool = False  # Whitespace pre-tokenizer (\w+|[^\w\s]+) instead of WhitespaceSplit
+
+    def to_dict(self) -> dict[str, bool]:
+        return {"lowercase": self.lowercase, "split_punctuation": self.split_punctuation}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> TokenizerConfig:
+        """Rebuild a config from :meth:`to_dict` output; unknown keys or non-boolean values are an error."""
+        if not isinstance(data, dict):
+            raise NceLmError(f"tokenizer settings must be a JSON object, got {type(data).__name__}")
+        unknown = sorted(set(data) - {"lowercase", "split_punctuation"})
+        if unknown:
+            raise NceLmError(f"unknown tokenizer settings: {', '.join(unknown)}")
+        for key, value in data.items():
+            if not isinstance(value, bool):
+                raise NceLmError(f"tokenizer setting {key} must be true or false, got {value!r}")
+        return cls(**data)
+
+    def tokenize_lines(self, text: str) -> list[list[str]]:
+        """Tokenize ``text`` and return one token list per ``"\\n"``-separated segment of it."""
+        if not self.lowercase and not self.split_punctuation and not _PYTHON_ONLY_WHITESPACE.search(text):
+            return [line.split() for line in text.split("\n")]
+        return _tokenize_with_tokenizers(text, self)
+
+
+def _tokenize_with_tokenizers(text: str, config: TokenizerConfig) -> list[list[str]]:
+    """Run the ``tokenizers`` normalizer and pre-tokenizer over a whole block, then split it back into lines.
+
+    One call per block instead of one per line keeps the Rust/Python crossing cheap. Newlines are
+    whitespace for both pre-tokenizers, so no token spans two lines; each token goes to the line in which
+    it starts (offsets are characters of the normalized text).
+    """
+    from tokenizers import normalizers, pre_tokenizers
+
+    if config.lowercase:
+        text = normalizers.Lowercase().normalize_str(text)
+    splitter = pre_tokenizers.Whitespace() if config.split_punctuation else pre_tokenizers.WhitespaceSplit()
+    lines: list[list[str]] = [[]]
+    next_newline = text.find("\n")
+    for token, (start, _end) in splitter.pre_tokenize_str(text):
+        while next_newline != -1 and next_newline < start:
+            lines.append([])
+            next_newline = text.find("\n", next_newline + 1)
+        lines[-1].append(token)
+    while next_newline != -1:
+        lines.append([])
+        next_newline = text.find("\n", next_newline + 1)
+    return lines
+
+
+@dataclass
+class TokenChunk:
+    """Tokens of one line, or of one piece of a line too long to hold at once."""
+
+    tokens: list[str]
+    line_end: bool  # True when the line ends here: the language model appends <eos>
+
+
+def expand_inputs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Files as given, directories expanded recursively in sorted order (hidden entries skipped).
+
+    A missing path, or a directory holding no files, is an :class:`NceLmError`.
+    """
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            if not found:
+                raise NceLmError(f"directory {path} holds no corpus files")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        elif path.exists():
+            raise NceLmError(f"corpus input {path} is neither a file nor a directory")
+        else:
+            raise NceLmError(f"corpus file not found: {path}")
+    if not files:
+        raise NceLmError("no corpus files given")
+    return files
+
+
+def _open_binary(path: Path) -> BinaryIO:
+    opener = _OPENERS.get(path.suffix.lower())
+    try:
+        return opener(path, "rb") if opener else open(path, "rb")  # type: ignore[return-value]
+    except OSError as err:
+        raise NceLmError(f"cannot open corpus file {path}: {err.strerror or err}") from None
+
+
+def _decoded_blocks(path: Path, errors: str, block_size: int) -> Iterator[str]:
+    """Decode ``path`` as UTF-8 block by block; strict mode names the byte offset of a bad sequence."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors)
+    compressed = path.suffix.lower() in _OPENERS
+    where = " of the decompressed text" if compressed else ""
+    consumed = 0  # bytes handed to the decoder so far
+    with _open_binary(path) as handle:
+        while True:
+            try:
+                data = handle.read(block_size)
+            except (OSError, EOFError, lzma.LZMAError, zlib.error) as err:
+                raise NceLmError(f"cannot read corpus file {path}: {err}") from None
+            final = not data
+            pending = len(decoder.getstate()[0])  # bytes of an unfinished character from the last block
+            try:
+                text = decoder.decode(data, final)
+            except UnicodeDecodeError as err:
+                offset = consumed - pending + err.start
+                raise NceLmError(
+                    f"{path}: invalid UTF-8 at byte offset {offset}{where} "
+                    f"(byte 0x{err.object[err.start]:02x}); use errors='replace' (CLI --replace-errors) "
+                    "to substitute U+FFFD"
+                ) from None
+            consumed += len(data)
+            if text:
+                yield text
+            if final:
+                return
+
+
+def iter_chunks(
+    paths: Iterable[str | os.PathLike[str]],
+    tokenizer: TokenizerConfig = TokenizerConfig(),
+    errors: str = "strict",
+    *,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> Iterator[TokenChunk]:
+    """Yield the tokens of every line of every input, in order.
+
+    A line yields one chunk with ``line_end=True``; a line longer than ``block_size`` characters is cut
+    at whitespace into chunks of at most about ``2 * block_size`` characters, the last one ending the
+    line. A final line without a trailing newline still counts as a line. Memory stays bounded by the
+    block size whatever the line length.
+    """
+    if errors not in ERROR_MODES:
+        raise NceLmError(f"errors must be one of {', '.join(ERROR_MODES)}, got {errors!r}")
+    if block_size < 1:
+        raise NceLmError(f"block_size must be positive, got {block_size}")
+    for path in expand_inputs(paths):
+        unfinished = ""  # text of the current line not yet emitted
+        for block in _decoded_blocks(path, errors, block_size):
+            text = unfinished + block
+            last_newline = text.rfind("\n")
+            if last_newline != -1:
+                for tokens in tokenizer.tokenize_lines(text[:last_newline]):
+                    yield TokenChunk(tokens, True)
+                unfinished = text[last_newline + 1 :]
+            else:
+                unfinished = text
+            if len(unfinished) > block_size:
+                cut = _last_whitespace(unfinished)
+                if cut == -1:
+                    raise NceLmError(
+                        f"{path}: a token longer than {len(unfinished)} characters; is this a text file?"
+                    )
+                (tokens,) = tokenizer.tokenize_lines(unfinished[:cut])
+                yield TokenChunk(tokens, False)
+                unfinished = unfinished[cut + 1 :]
+        if unfinished:
+            (tokens,) = tokenizer.tokenize_lines(unfinished)
+            yield TokenChunk(tokens, True)
+
+
+def _last_whitespace(text: str) -> int:
+    """Index of the last Unicode whitespace character in ``text``, or -1."""
+    ascii_cut = max(text.rfind(" "), text.rfind("\t"), text.rfind("\r"), text.rfind("\x0b"), text.rfind("\x0c"))
+    last = ascii_cut
+    for match in _WHITESPACE.finditer(text, ascii_cut + 1):  # a later non-ASCII space, if any
+        last = match.start()
+    return last

@@ -1,0 +1,259 @@
+"""The registry of named corpora: where each comes from, how to check it, and where a local copy lives.
+
+Each entry gives the canonical download address, the archive's sha256 (None where no published value could
+be verified: the archive check is then skipped), the licence, and per split the member of the archive to
+extract, the file name it gets on disk and that file's sha256 (again None when unknown). ``fetch``
+streams the archive to a temporary file, checks it, extracts the split files one by one to temporary files,
+checks each, and only then renames them into place: a failed check leaves nothing behind.
+
+Local copies are looked up first in the folder named by ``NCE_LM_DATA``, then in the project's ``data/``
+folder, both laid out as ``<folder>/<dataset>/<file>``; a gzipped ``<file>.gz`` is accepted too (the
+corpus reader decompresses it on the fly).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from nce_lm.errors import NceLmError
+from nce_lm.fileio import atomic_path
+
+DATA_ENV = "NCE_LM_DATA"
+PROJECT_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+_COPY_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class SplitFile:
+    """One split of a dataset: the archive member it comes from and the file it becomes."""
+
+    member: str  # path inside the archive, without a leading "./"
+    filename: str  # name under <data folder>/<dataset>/
+    sha256: str | None  # of the uncompressed file; None: not verified
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    url: str
+    archive: str  # "tgz" or "zip": how fetch extracts the splits
+    archive_sha256: str | None  # None: no verified published checksum, the archive check is skipped
+    license: str
+    splits: dict[str, SplitFile]
+
+
+REGISTRY: dict[str, Dataset] = {
+    d.name: d
+    for d in (
+        Dataset(
+            name="ptb",
+            url="http://www.fit.vutbr.cz/~imikolov/rnnlm/simple-examples.tgz",
+            archive="tgz",
+            archive_sha256=None,
+            license="Penn Treebank WSJ text (LDC99T42), Mikolov's preprocessing; LDC licence terms apply",
+            splits={
+                "train": SplitFile(
+                    "simple-examples/data/ptb.train.txt",
+                    "ptb.train.txt",
+                    "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf",
+                ),
+                "valid": SplitFile(
+                    "simple-examples/data/ptb.valid.txt",
+                    "ptb.valid.txt",
+                    "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2",
+                ),
+                "test": SplitFile(
+                    "simple-examples/data/ptb.test.txt",
+                    "ptb.test.txt",
+                    "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0",
+                ),
+            },
+        ),
+        Dataset(
+            name="wikitext-2",
+            url="https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-2-v1.zip",
+            archive="zip",
+            archive_sha256=None,
+            license="CC BY-SA (Merity et al. 2016, text from Wikipedia)",
+            splits={
+                "train": SplitFile(
+                    "wikitext-2/wiki.train.tokens",
+                    "wiki.train.tokens",
+                    "9e9fa1ad55b1c2c95b08e37dd8e653f638fac2c6de904b79e813611eefbc985f",
+                ),
+                "valid": SplitFile(
+                    "wikitext-2/wiki.valid.tokens",
+                    "wiki.valid.tokens",
+                    "f0737ed31fc1329026e95cb8b98e19c2a182c39c240ab909dc31abf2f8af58e8",
+                ),
+                "test": SplitFile(
+                    "wikitext-2/wiki.test.tokens",
+                    "wiki.test.tokens",
+                    "d790b833ef8cf03a90db7bf1271b7520b83c45ce07ba3c1a9699df81e239eca0",
+                ),
+            },
+        ),
+        Dataset(
+            name="wikitext-103",
+            url="https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-103-v1.zip",
+            archive="zip",
+            archive_sha256=None,
+            license="CC BY-SA (Merity et al. 2016, text from Wikipedia)",
+            splits={
+                split: SplitFile(f"wikitext-103/wiki.{split}.tokens", f"wiki.{split}.tokens", None)
+                for split in ("train", "valid", "test")
+            },
+        ),
+        Dataset(
+            name="text8",
+            url="http://mattmahoney.net/dc/text8.zip",
+            archive="zip",
+            archive_sha256=None,
+            license="Wikipedia text (CC BY-SA), cleaned by Matt Mahoney",
+            splits={"train": SplitFile("text8", "text8", None)},
+        ),
+    )
+}
+
+
+def get_dataset(name: str) -> Dataset:
+    """The registry entry for ``name``; an unknown name is an :class:`NceLmError` listing the known ones."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise NceLmError(f"unknown dataset {name!r}; known: {', '.join(REGISTRY)}") from None
+
+
+def _split_file(dataset: Dataset, split: str) -> SplitFile:
+    try:
+        return dataset.splits[split]
+    except KeyError:
+        raise NceLmError(
+            f"dataset {dataset.name} has no split {split!r}; it has {', '.join(dataset.splits)}"
+        ) from None
+
+
+def search_folders() -> list[Path]:
+    """Where local copies are looked for, in order: $NCE_LM_DATA (when set), then the project's data/."""
+    folders = []
+    if os.environ.get(DATA_ENV):
+        folders.append(Path(os.environ[DATA_ENV]))
+    folders.append(PROJECT_DATA_DIR)
+    return folders
+
+
+def find_local(name: str, split: str) -> Path | None:
+    """An existing local copy of the split (plain or ``.gz``), or None."""
+    entry = _split_file(get_dataset(name), split)
+    for folder in search_folders():
+        for candidate in (entry.filename, entry.filename + ".gz"):
+            path = folder / name / candidate
+            if path.is_file():
+                return path
+    return None
+
+
+def dataset_path(name: str, split: str = "train") -> Path:
+    """Path of a local copy of ``name``'s ``split``; when there is none, an error saying how to get it."""
+    found = find_local(name, split)
+    if found is None:
+        where = " or ".join(str(folder / name) for folder in search_folders())
+        raise NceLmError(
+            f"no local copy of {name} {split} in {where}; run `nce-lm data fetch {name}` "
+            f"or set {DATA_ENV} to a folder holding {name}/{_split_file(get_dataset(name), split).filename}"
+        )
+    return found
+
+
+def _copy_hashing(source: IO[bytes], target: IO[bytes]) -> str:
+    """Copy a stream in blocks and return the sha256 of what was copied."""
+    digest = hashlib.sha256()
+    while block := source.read(_COPY_BYTES):
+        digest.update(block)
+        target.write(block)
+    return digest.hexdigest()
+
+
+def _check(what: str, actual: str, expected: str | None) -> None:
+    if expected is not None and actual != expected:
+        raise NceLmError(f"checksum mismatch for {what}: sha256 {actual}, expected {expected}; nothing was kept")
+
+
+def _open_member(dataset: Dataset, handle: tarfile.TarFile | zipfile.ZipFile, member: str) -> IO[bytes]:
+    """Open ``member`` of an opened archive, matching names with or without a leading "./"."""
+    missing = NceLmError(f"the {dataset.name} archive from {dataset.url} has no member {member}")
+    if dataset.archive == "zip":
+        assert isinstance(handle, zipfile.ZipFile)
+        names = {n.removeprefix("./"): n for n in handle.namelist()}
+        if member not in names:
+            raise missing
+        return handle.open(names[member])
+    assert isinstance(handle, tarfile.TarFile)
+    members = {m.name.removeprefix("./"): m for m in handle.getmembers() if m.isfile()}
+    extracted = handle.extractfile(members[member]) if member in members else None
+    if extracted is None:
+        raise missing
+    return extracted
+
+
+def fetch(name: str, data_dir: str | os.PathLike[str] | None = None) -> dict[str, Path]:
+    """Download ``name``, verify it and extract its splits to ``<data_dir>/<name>/``; return split -> path.
+
+    ``data_dir`` defaults to the project's data/ folder. Splits already present there are kept as they are.
+    """
+    dataset = get_dataset(name)
+    target_dir = Path(data_dir) if data_dir is not None else PROJECT_DATA_DIR
+    targets = {split: target_dir / name / f.filename for split, f in dataset.splits.items()}
+    if all(path.is_file() for path in targets.values()):
+        return targets
+    target_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{name}-download-", dir=target_dir) as tmp:
+        archive_path = Path(tmp) / f"archive.{dataset.archive}"
+        try:
+            with urllib.request.urlopen(dataset.url) as response, open(archive_path, "wb") as out:
+                archive_sha = _copy_hashing(response, out)
+        except (urllib.error.URLError, OSError) as err:
+            raise NceLmError(f"cannot download {name} from {dataset.url}: {getattr(err, 'reason', err)}") from None
+        _check(f"{name} archive {dataset.url}", archive_sha, dataset.archive_sha256)
+        with ExitStack() as stack:
+            try:
+                handle: tarfile.TarFile | zipfile.ZipFile = stack.enter_context(
+                    zipfile.ZipFile(archive_path) if dataset.archive == "zip" else tarfile.open(archive_path)
+                )
+            except (zipfile.BadZipFile, tarfile.TarError, OSError) as err:
+                raise NceLmError(f"downloaded {name} archive is not a valid {dataset.archive}: {err}") from None
+            staged = _extract_splits(dataset, handle, Path(tmp))
+        (target_dir / name).mkdir(parents=True, exist_ok=True)
+        for split, path in staged.items():
+            if not targets[split].is_file():
+                with atomic_path(targets[split]) as final_tmp:
+                    shutil.move(path, final_tmp)
+    return targets
+
+
+def _extract_splits(
+    dataset: Dataset, handle: tarfile.TarFile | zipfile.ZipFile, staging: Path
+) -> dict[str, Path]:
+    """Extract and verify every split into ``staging``; raise before anything reaches the data folder."""
+    staged = {}
+    for split, entry in dataset.splits.items():
+        path = staging / entry.filename
+        try:
+            with _open_member(dataset, handle, entry.member) as source, open(path, "wb") as out:
+                sha = _copy_hashing(source, out)
+        except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as err:
+            raise NceLmError(f"cannot extract {entry.member} from the {dataset.name} archive: {err}") from None
+        _check(f"{dataset.name} {split} ({entry.member})", sha, entry.sha256)
+        staged[split] = path
+    return staged

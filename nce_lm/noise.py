@@ -1,0 +1,152 @@
+"""The noise distribution q(w) ∝ count(w)^α, its O(1) sampler, and word2vec's frequent-word subsampling.
+
+Every noise-contrastive objective compares the data with samples from a known distribution q. Following
+Mikolov et al. (2013, "Distributed Representations of Words and Phrases and their Compositionality"), q is
+the unigram distribution raised to the power α = 0.75: α = 1 is the unigram, α = 0 the uniform
+distribution. Samples are drawn with Walker's alias method (Walker 1977; Vose 1991): one uniform integer
+and one uniform real per sample, whatever the vocabulary size, vectorised in torch on any device.
+
+Subsampling (same paper, section 2.3) drops each occurrence of word w with a probability that grows with
+its frequency f(w) = count(w) / total. We use the formula of the released word2vec code (and gensim),
+keep(w) = (sqrt(f / t) + 1) · t / f, capped at 1, with threshold t = 1e-3 by default; the paper's
+1 − sqrt(t / f) is its high-frequency approximation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from nce_lm.errors import NceLmError
+
+DEFAULT_POWER = 0.75
+DEFAULT_SUBSAMPLE_THRESHOLD = 1e-3
+
+
+def _alias_table(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vose's alias table for ``probs`` (V,), which sums to 1.
+
+    Returns ``(accept, alias)``: draw a column i uniformly, keep i with probability ``accept[i]``, else take
+    ``alias[i]``. Built in float64 in O(V) with the small/large work lists.
+    """
+    size = len(probs)
+    scaled = probs * size
+    accept = np.ones(size, dtype=np.float64)
+    alias = np.arange(size, dtype=np.int64)
+    small = [i for i in range(size) if scaled[i] < 1.0]
+    large = [i for i in range(size) if scaled[i] >= 1.0]
+    while small and large:
+        s, g = small.pop(), large.pop()
+        accept[s] = scaled[s]
+        alias[s] = g
+        scaled[g] -= 1.0 - scaled[s]
+        (small if scaled[g] < 1.0 else large).append(g)
+    # What is left is 1 up to rounding: keep it whole.
+    return accept, alias
+
+
+class NoiseDistribution:
+    """q(w) ∝ count(w)^power over V ids, as tensors on one device, with an alias sampler.
+
+    Attributes:
+        probs: q(w), float32 (V,).
+        log_probs: log q(w), float32 (V,); −inf for excluded ids and zero counts.
+        power: the exponent α.
+    """
+
+    def __init__(
+        self,
+        counts: Sequence[int] | np.ndarray | torch.Tensor,
+        power: float = DEFAULT_POWER,
+        exclude: Iterable[int] = (),
+        device: torch.device | str = "cpu",
+    ) -> None:
+        """Build q from raw counts (V,). ``exclude`` ids (e.g. ``<unk>``) get probability 0.
+
+        With ``power == 0`` every id with a positive count (not excluded) is equally likely.
+        """
+        counts64 = np.asarray(counts.cpu() if isinstance(counts, torch.Tensor) else counts, dtype=np.float64)
+        if counts64.ndim != 1 or counts64.size == 0:
+            raise NceLmError("noise counts must be a non-empty vector")
+        if not np.isfinite(counts64).all() or (counts64 < 0).any():
+            raise NceLmError("noise counts must be finite and non-negative")
+        if not (np.isfinite(power) and 0.0 <= power <= 1.0):
+            raise NceLmError(f"noise power must be between 0 and 1, got {power}")
+        support = counts64 > 0
+        excluded = list(exclude)
+        if excluded:
+            if min(excluded) < 0 or max(excluded) >= len(counts64):
+                raise NceLmError(f"excluded noise ids must lie in [0, {len(counts64)})")
+            support[excluded] = False
+        if not support.any():
+            raise NceLmError("the noise distribution has no word with a positive count")
+        weights = np.where(support, np.power(counts64, power, where=support, out=np.zeros_like(counts64)), 0.0)
+        probs64 = weights / weights.sum()
+        self.power = float(power)
+        self._probs64 = probs64
+        accept, alias = _alias_table(probs64)
+        self._set_tensors(
+            torch.from_numpy(probs64).float(),
+            torch.from_numpy(accept).float(),
+            torch.from_numpy(alias),
+            torch.device(device),
+        )
+
+    def _set_tensors(
+        self, probs: torch.Tensor, accept: torch.Tensor, alias: torch.Tensor, device: torch.device
+    ) -> None:
+        self.probs = probs.to(device)  # (V,)
+        with np.errstate(divide="ignore"):
+            log_probs = torch.from_numpy(np.log(self._probs64)).float()
+        self.log_probs = log_probs.to(device)  # (V,)
+        self._accept = accept.to(device)  # (V,)
+        self._alias = alias.to(device)  # (V,)
+
+    @property
+    def device(self) -> torch.device:
+        return self.probs.device
+
+    def __len__(self) -> int:
+        return int(self.probs.numel())
+
+    def to(self, device: torch.device | str) -> NoiseDistribution:
+        """A copy of this distribution with its tensors on ``device`` (the same object if already there)."""
+        device = torch.device(device)
+        if device == self.device:
+            return self
+        moved = object.__new__(NoiseDistribution)
+        moved.power = self.power
+        moved._probs64 = self._probs64
+        moved._set_tensors(self.probs, self._accept, self._alias, device)
+        return moved
+
+    def sample(self, shape: Sequence[int] | torch.Size, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw ids from q, int64 of ``shape``, on this distribution's device, in O(1) each.
+
+        ``generator`` must live on the same device; None uses torch's default generator.
+        """
+        size = tuple(shape)
+        column = torch.randint(len(self), size, device=self.device, generator=generator)
+        coin = torch.rand(size, device=self.device, generator=generator)
+        return torch.where(coin < self._accept[column], column, self._alias[column])
+
+
+def keep_probabilities(counts: Sequence[int] | np.ndarray, threshold: float = DEFAULT_SUBSAMPLE_THRESHOLD) -> np.ndarray:
+    """word2vec's subsampling keep-probability per id, float64 (V,).
+
+    keep(w) = min(1, (sqrt(f(w) / t) + 1) · t / f(w)) with f(w) = count(w) / Σ count. ``threshold`` t = 0
+    disables subsampling (every keep-probability is 1). Ids with count 0 get 1 (they never occur).
+    """
+    counts64 = np.asarray(counts, dtype=np.float64)
+    if not (np.isfinite(threshold) and threshold >= 0):
+        raise NceLmError(f"subsampling threshold must be non-negative, got {threshold}")
+    total = counts64.sum()
+    keep = np.ones_like(counts64)
+    if threshold == 0 or total <= 0:
+        return keep
+    seen = counts64 > 0
+    ratio = counts64[seen] / (threshold * total)  # f / t
+    keep[seen] = np.minimum(1.0, (np.sqrt(ratio) + 1.0) / ratio)
+    return keep

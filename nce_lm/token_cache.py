@@ -1,0 +1,148 @@
+"""Token ids on disk: a corpus encoded once into an int32 ``.npy`` file, memory-mapped by every later run.
+
+A cache folder holds ``tokens.npy`` (the ids of every line followed by ``<eos>``, shape (N,)) and
+``manifest.json``, which records what the ids were made from: each source file's resolved path, size and
+modification time (ns), the vocabulary fingerprint, the tokenizer settings and decoding mode, and the
+token count. A later call reuses the ids only when all of these still match and the ``.npy`` has the
+recorded length; otherwise it re-encodes. The manifest is removed before a rebuild and written last, so
+an interrupted rebuild leaves a cache that the next call rebuilds rather than one it trusts.
+
+The ``.npy`` is written in one streaming pass (bounded memory) behind a fixed-size header whose shape is
+filled in at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nce_lm.corpus import ERROR_MODES, expand_inputs, iter_chunks
+from nce_lm.errors import NceLmError
+from nce_lm.fileio import atomic_path, read_json, write_json_atomic
+from nce_lm.vocab import Vocab
+
+MANIFEST_FORMAT = "nce_lm.token_cache"
+MANIFEST_VERSION = 1
+IDS_FILE = "tokens.npy"
+MANIFEST_FILE = "manifest.json"
+_NPY_HEADER_BYTES = 128  # magic (6) + version (2) + header length (2) + padded dict, a multiple of 64
+
+
+@dataclass
+class TokenCache:
+    """Result of :func:`load_or_build`: the ids and whether an existing cache was reused."""
+
+    ids: np.ndarray  # (N,) int32, memory-mapped read-only
+    reused: bool
+    manifest: dict[str, Any]
+
+
+def _npy_header(length: int) -> bytes:
+    """A version 1.0 .npy header for a little-endian int32 vector of ``length`` items, always 128 bytes."""
+    header = f"{{'descr': '<i4', 'fortran_order': False, 'shape': ({length},), }}"
+    room = _NPY_HEADER_BYTES - 10 - 1
+    if len(header) > room:
+        raise NceLmError(f"token count {length} too large for the cache header")
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", room + 1) + header.ljust(room).encode("latin1") + b"\n"
+
+
+def _source_records(files: list[Path]) -> list[dict[str, Any]]:
+    records = []
+    for f in files:
+        stat = f.stat()
+        records.append({"path": str(f.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns})
+    return records
+
+
+def _expected_manifest(files: list[Path], vocab: Vocab, errors: str) -> dict[str, Any]:
+    """Everything the ids depend on; the token count is added once known."""
+    return {
+        "format": MANIFEST_FORMAT,
+        "version": MANIFEST_VERSION,
+        "sources": _source_records(files),
+        "vocab_fingerprint": vocab.fingerprint(),
+        "vocab_size": len(vocab),
+        "tokenizer": vocab.tokenizer.to_dict(),
+        "errors": errors,
+    }
+
+
+def _reusable(cache_dir: Path, expected: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]] | None:
+    """The cached ids if the manifest matches ``expected`` and the ids file is intact, else None."""
+    manifest_path, ids_path = cache_dir / MANIFEST_FILE, cache_dir / IDS_FILE
+    if not manifest_path.is_file() or not ids_path.is_file():
+        return None
+    try:
+        manifest = read_json(manifest_path, "token cache manifest")
+    except NceLmError:
+        return None  # a damaged manifest only means the cache must be rebuilt
+    if not isinstance(manifest, dict) or any(manifest.get(k) != v for k, v in expected.items()):
+        return None
+    try:
+        ids = np.load(ids_path, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    if ids.dtype != np.int32 or ids.shape != (manifest.get("tokens"),):
+        return None
+    return ids, manifest
+
+
+def load_or_build(
+    paths: Iterable[str | os.PathLike[str]],
+    vocab: Vocab,
+    cache_dir: str | os.PathLike[str],
+    errors: str = "strict",
+) -> TokenCache:
+    """Return the cached ids of ``paths`` under ``vocab``, encoding the corpus first when needed."""
+    if errors not in ERROR_MODES:
+        raise NceLmError(f"errors must be one of {', '.join(ERROR_MODES)}, got {errors!r}")
+    files = expand_inputs(paths)
+    folder = Path(cache_dir)
+    if folder.exists() and not folder.is_dir():
+        raise NceLmError(f"cache folder {folder} exists and is not a folder")
+    expected = _expected_manifest(files, vocab, errors)
+    found = _reusable(folder, expected)
+    if found is not None:
+        return TokenCache(found[0], True, found[1])
+
+    (folder / MANIFEST_FILE).unlink(missing_ok=True)
+    lines = 0
+    with atomic_path(folder / IDS_FILE) as tmp:
+        with open(tmp, "wb") as out:
+            out.write(_npy_header(0))
+            total = 0
+            eos = np.array([vocab.eos_id], dtype=np.int32)
+            for chunk in iter_chunks(files, vocab.tokenizer, errors):
+                ids = vocab.encode(chunk.tokens)  # (n,)
+                out.write(ids.tobytes())
+                total += len(ids)
+                if chunk.line_end:
+                    out.write(eos.tobytes())
+                    total += 1
+                    lines += 1
+            out.seek(0)
+            out.write(_npy_header(total))
+    if _source_records(files) != expected["sources"]:
+        raise NceLmError("a corpus file changed while it was being encoded; run again")
+    manifest = {**expected, "tokens": total, "lines": lines}
+    write_json_atomic(folder / MANIFEST_FILE, manifest)
+    return TokenCache(np.load(folder / IDS_FILE, mmap_mode="r"), False, manifest)
+
+
+def cached_token_ids(
+    paths: Iterable[str | os.PathLike[str]],
+    vocab: Vocab,
+    cache_dir: str | os.PathLike[str],
+    errors: str = "strict",
+) -> np.ndarray:
+    """Memory-mapped int32 ids of every line of ``paths`` followed by ``vocab.eos_id``.  # (N,)
+
+    Rebuilt when the sources (path, size, mtime), the vocabulary or the decoding mode change.
+    """
+    return load_or_build(paths, vocab, cache_dir, errors).ids

@@ -1,0 +1,216 @@
+"""The vocabulary: tokens, their corpus counts and their ids, with a JSON round trip.
+
+Ids follow the word2vec convention of sorting by frequency (Mikolov et al. 2013), after two special
+tokens: id 0 is ``<unk>`` (a corpus's own ``<unk>`` tokens, as in PTB and WikiText, plus every token the
+vocabulary leaves out) and id 1 is ``<eos>`` (one per input line, appended by the language-model data
+path). The rest is ordered by count descending, ties by the token string, so a corpus always gets the
+same ids. The counts feed the noise distribution q(w) ∝ count(w)^α, so they are the exact frequencies
+of the encoded stream: ``counts.sum()`` is the number of tokens plus the number of lines.
+
+Counting keeps every distinct token in a dict, so memory grows with the number of distinct tokens, not
+with the corpus. Past ``max_distinct`` distinct tokens, the rarest are pruned while counting, as in
+word2vec's ``ReduceVocab``: first every token seen once, then (if that was not enough, or the limit is
+hit again) every token seen at most twice, and so on. A pruned token's later occurrences start counting
+from zero again, so rare-word counts become undercounts (or the word is dropped); the occurrences lost
+that way are added to ``<unk>``, which keeps the total exact. Frequent words are exact as long as their
+count exceeds the final pruning threshold (saved as ``settings["prune_threshold"]``; 0 when no pruning
+happened).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter
+from collections.abc import Iterable
+from itertools import repeat
+from typing import Any
+
+import numpy as np
+
+from nce_lm.corpus import TokenizerConfig, expand_inputs, iter_chunks
+from nce_lm.errors import NceLmError
+from nce_lm.fileio import read_json, write_json_atomic
+
+FORMAT = "nce_lm.vocab"
+FORMAT_VERSION = 1
+DEFAULT_MAX_DISTINCT = 30_000_000  # word2vec's vocab_hash_size * 0.7 is of this order
+
+
+class Vocab:
+    """Tokens, counts (int64, same order) and the tokenizer settings that produced them."""
+
+    UNK = "<unk>"
+    EOS = "<eos>"
+    unk_id = 0
+    eos_id = 1
+
+    def __init__(
+        self,
+        tokens: list[str],
+        counts: np.ndarray | list[int],
+        tokenizer: TokenizerConfig = TokenizerConfig(),
+        settings: dict[str, Any] | None = None,
+    ) -> None:
+        """Check the invariants (specials first, no duplicates, counts non-negative) and build the index."""
+        self.tokens = list(tokens)
+        self.counts = np.asarray(counts, dtype=np.int64)  # (V,)
+        self.tokenizer = tokenizer
+        self.settings = dict(settings or {})
+        if self.counts.ndim != 1 or len(self.counts) != len(self.tokens):
+            raise NceLmError(
+                f"vocabulary has {len(self.tokens)} tokens but {self.counts.size} counts; the lengths must match"
+            )
+        if self.tokens[:2] != [self.UNK, self.EOS]:
+            raise NceLmError(f"vocabulary must start with the special tokens {self.UNK} and {self.EOS}")
+        if len(self.tokens) < 3:
+            raise NceLmError("vocabulary holds no tokens besides the special ones")
+        if (self.counts < 0).any():
+            bad = int(np.flatnonzero(self.counts < 0)[0])
+            raise NceLmError(f"vocabulary count of {self.tokens[bad]!r} is negative ({self.counts[bad]})")
+        self._index = {token: i for i, token in enumerate(self.tokens)}
+        if len(self._index) != len(self.tokens):
+            duplicate = next(t for t, n in Counter(self.tokens).items() if n > 1)
+            raise NceLmError(f"vocabulary lists the token {duplicate!r} twice")
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __contains__(self, token: object) -> bool:
+        return token in self._index
+
+    def index(self, token: str) -> int:
+        """Id of ``token``; ``unk_id`` when it is not in the vocabulary."""
+        return self._index.get(token, self.unk_id)
+
+    def encode(self, tokens: list[str]) -> np.ndarray:
+        """Ids of ``tokens`` as int32, out-of-vocabulary tokens mapped to ``unk_id``.  # (len(tokens),)"""
+        ids = list(map(self._index.get, tokens, repeat(self.unk_id, len(tokens))))
+        return np.array(ids, dtype=np.int32)
+
+    def fingerprint(self) -> str:
+        """sha256 of the tokens, counts and tokenizer settings: equal fingerprints encode identically."""
+        payload = json.dumps(
+            {"tokens": self.tokens, "counts": self.counts.tolist(), "tokenizer": self.tokenizer.to_dict()},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "tokenizer": self.tokenizer.to_dict(),
+            "settings": self.settings,
+            "tokens": self.tokens,
+            "counts": self.counts.tolist(),
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the vocabulary as JSON, atomically."""
+        write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Vocab:
+        """Read a vocabulary saved by :meth:`save`; anything malformed is an :class:`NceLmError` naming the file."""
+        data = read_json(path, "vocabulary")
+        try:
+            return cls._from_dict(data)
+        except NceLmError as err:
+            raise NceLmError(f"vocabulary file {path} is invalid: {err}") from None
+
+    @classmethod
+    def _from_dict(cls, data: Any) -> Vocab:
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise NceLmError(f"not an nce_lm vocabulary (expected \"format\": \"{FORMAT}\")")
+        if data.get("version") != FORMAT_VERSION:
+            raise NceLmError(f"unsupported version {data.get('version')!r} (this nce_lm reads {FORMAT_VERSION})")
+        tokens, counts = data.get("tokens"), data.get("counts")
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            raise NceLmError("\"tokens\" must be a list of strings")
+        if not isinstance(counts, list) or not all(type(c) is int for c in counts):
+            raise NceLmError("\"counts\" must be a list of integers")
+        settings = data.get("settings", {})
+        if not isinstance(settings, dict):
+            raise NceLmError("\"settings\" must be a JSON object")
+        return cls(tokens, counts, TokenizerConfig.from_dict(data.get("tokenizer")), settings)
+
+
+def count_tokens(
+    paths: Iterable[str | os.PathLike[str]],
+    tokenizer: TokenizerConfig = TokenizerConfig(),
+    errors: str = "strict",
+    max_distinct: int = DEFAULT_MAX_DISTINCT,
+) -> tuple[Counter[str], int, int, int]:
+    """Count every token of the corpus, pruning the rarest past ``max_distinct`` distinct tokens.
+
+    Returns ``(counts, lines, pruned_occurrences, prune_threshold)``: the token counter, the number of
+    input lines, how many occurrences pruning discarded, and the last threshold applied (0: exact counts).
+    """
+    if max_distinct < 1:
+        raise NceLmError(f"max_distinct must be at least 1, got {max_distinct}")
+    counter: Counter[str] = Counter()
+    lines = pruned = threshold = 0
+    for chunk in iter_chunks(paths, tokenizer, errors):
+        counter.update(chunk.tokens)
+        lines += chunk.line_end
+        while len(counter) > max_distinct:
+            threshold += 1
+            rare = [t for t, c in counter.items() if c <= threshold and t != Vocab.UNK]
+            for token in rare:
+                pruned += counter.pop(token)
+    return counter, lines, pruned, threshold
+
+
+def build_vocab(
+    paths: Iterable[str | os.PathLike[str]],
+    min_count: int = 1,
+    max_size: int | None = None,
+    tokenizer: TokenizerConfig = TokenizerConfig(),
+    errors: str = "strict",
+    max_distinct: int = DEFAULT_MAX_DISTINCT,
+) -> Vocab:
+    """Count the corpus and keep tokens with count >= ``min_count``, at most ``max_size`` entries in all.
+
+    ``max_size`` counts the two special tokens, so ``len(vocab) <= max_size``. Literal ``<unk>`` and
+    ``<eos>`` tokens of the corpus count towards the specials. A vocabulary left with no ordinary token
+    (empty input, ``min_count`` too high) is an :class:`NceLmError`.
+    """
+    if min_count < 1:
+        raise NceLmError(f"min_count must be at least 1, got {min_count}")
+    if max_size is not None and max_size < 3:
+        raise NceLmError(f"max_size must be at least 3 (two special tokens and one word), got {max_size}")
+    files = expand_inputs(paths)
+    counter, lines, pruned, threshold = count_tokens(files, tokenizer, errors, max_distinct)
+    unk_count = counter.pop(Vocab.UNK, 0) + pruned
+    eos_count = counter.pop(Vocab.EOS, 0) + lines
+    ranked = sorted(counter.items(), key=lambda item: (-item[1], item[0]))
+    kept = [item for item in ranked if item[1] >= min_count]
+    if max_size is not None:
+        kept = kept[: max_size - 2]
+    if not kept:
+        total = sum(counter.values())
+        raise NceLmError(
+            f"the vocabulary is empty: no token of the {total} in the corpus occurs at least "
+            f"min_count={min_count} times"
+        )
+    unk_count += sum(counter.values()) - sum(c for _, c in kept)
+    settings = {
+        "min_count": min_count,
+        "max_size": max_size,
+        "max_distinct": max_distinct,
+        "prune_threshold": threshold,
+        "errors": errors,
+        "sources": [{"path": str(f.resolve()), "bytes": f.stat().st_size} for f in files],
+    }
+    tokens = [Vocab.UNK, Vocab.EOS] + [t for t, _ in kept]
+    counts = [unk_count, eos_count] + [c for _, c in kept]
+    return Vocab(tokens, counts, tokenizer, settings)
+
+
+def coverage(vocab: Vocab) -> float:
+    """Fraction of the corpus's word tokens (not counting <eos>) that the vocabulary covers (not <unk>)."""
+    words = int(vocab.counts.sum() - vocab.counts[vocab.eos_id])
+    return float(vocab.counts[2:].sum()) / words if words else 0.0
