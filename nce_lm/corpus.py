@@ -35,6 +35,9 @@ from nce_lm.errors import NceLmError
 DEFAULT_BLOCK_SIZE = 1 << 20
 """Bytes read per block; also the length (in characters) above which an unfinished line is cut."""
 
+MAX_TOKEN_BLOCKS = 16
+"""A single token longer than this many blocks means the input is not text: it is an error."""
+
 ERROR_MODES = ("strict", "replace")
 
 # Characters Python's str.split treats as whitespace but Rust's char::is_whitespace (WhitespaceSplit) does not.
@@ -205,9 +208,11 @@ def iter_chunks(
             if len(unfinished) > block_size:
                 cut = _last_whitespace(unfinished)
                 if cut == -1:
-                    raise NceLmError(
-                        f"{path}: a token longer than {len(unfinished)} characters; is this a text file?"
-                    )
+                    if len(unfinished) > MAX_TOKEN_BLOCKS * block_size:
+                        raise NceLmError(
+                            f"{path}: a token longer than {len(unfinished)} characters; is this a text file?"
+                        )
+                    continue  # a long token: keep reading until it ends
                 (tokens,) = tokenizer.tokenize_lines(unfinished[:cut])
                 yield TokenChunk(tokens, False)
                 unfinished = unfinished[cut + 1 :]

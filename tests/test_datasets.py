@@ -1,0 +1,47 @@
+"""The dataset registry and local lookup (never the network)."""
+
+from __future__ import annotations
+
+import hashlib
+import gzip
+from pathlib import Path
+
+import pytest
+
+from nce_lm.datasets import DATA_ENV, REGISTRY, dataset_path, find_local, get_dataset
+from nce_lm.errors import NceLmError
+
+
+def test_registry_names_every_corpus_the_issue_asks_for() -> None:
+    assert set(REGISTRY) == {"ptb", "wikitext-2", "wikitext-103", "text8"}
+    for dataset in REGISTRY.values():
+        assert dataset.url.startswith("http") and dataset.license and "train" in dataset.splits
+    with pytest.raises(NceLmError, match="unknown dataset 'ptb2'; known: ptb"):
+        get_dataset("ptb2")
+
+
+@pytest.mark.parametrize("name", ["ptb", "wikitext-2"])
+def test_shared_copies_are_found_and_match_the_registry_checksums(
+    shared_data: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.setenv(DATA_ENV, str(shared_data))
+    for split, entry in REGISTRY[name].splits.items():
+        path = dataset_path(name, split)
+        assert path.parent == shared_data / name
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as handle:
+            assert hashlib.sha256(handle.read()).hexdigest() == entry.sha256
+
+
+def test_missing_local_copy_says_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(DATA_ENV, str(tmp_path))
+    assert find_local("text8", "train") is None or not str(find_local("text8", "train")).startswith(str(tmp_path))
+    (tmp_path / "text8").mkdir()
+    (tmp_path / "text8" / "text8").write_text("a b c")
+    assert find_local("text8", "train") == tmp_path / "text8" / "text8"
+    with pytest.raises(NceLmError, match="no split 'test'"):
+        dataset_path("text8", "test")
+    monkeypatch.setenv(DATA_ENV, str(tmp_path / "elsewhere"))
+    if find_local("wikitext-103", "train") is None:
+        with pytest.raises(NceLmError, match="nce-lm data fetch wikitext-103"):
+            dataset_path("wikitext-103", "train")
