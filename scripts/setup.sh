@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Create (or reuse) the project's virtual environment in .venv and install nce_lm into it.
 #
-# On a machine without an NVIDIA GPU it installs the CPU build of torch: it pins the release
-# that ships as a local CPU wheel on our build machines (pip's find-links), and honours
-# TORCH_INDEX_URL when you want pip to take torch from another index (a CPU-only one, say).
+# On a machine without an NVIDIA GPU it installs the CPU build of torch: the local CPU wheel of
+# torch 2.13.0 where pip's find-links has one (our build machines), else the newest release from
+# PyTorch's CPU-only index; never the multi-GB CUDA build. TORCH_INDEX_URL overrides the index.
 # Re-running is cheap: nothing is reinstalled unless pyproject.toml changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,9 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
     elif command -v nvidia-smi >/dev/null 2>&1; then
         "${pip[@]}" torch
     else
-        "${pip[@]}" "torch==2.13.0"
+        # A local CPU wheel (pip's find-links) when the machine has one, else PyTorch's CPU-only index.
+        "${pip[@]}" --no-index "torch==2.13.0" 2>/dev/null \
+            || "${pip[@]}" --index-url https://download.pytorch.org/whl/cpu torch
     fi
 fi
 "${pip[@]}" --no-build-isolation -e ".[dev]"
