@@ -45,3 +45,36 @@ def test_missing_local_copy_says_how_to_get_it(tmp_path: Path, monkeypatch: pyte
     if find_local("wikitext-103", "train") is None:
         with pytest.raises(NceLmError, match="nce-lm data fetch wikitext-103"):
             dataset_path("wikitext-103", "train")
+
+
+def _fake_dataset(tmp_path: Path, content: bytes, recorded: bytes):
+    """A one-split tgz dataset served from a file:// address; ``recorded`` is what the registry's sha256 hashes."""
+    import io
+    import tarfile
+
+    from nce_lm.datasets import Dataset, SplitFile
+
+    archive = tmp_path / "fake.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("./fake/train.txt")
+        info.size = len(content)
+        tar.addfile(info, io.BytesIO(content))
+    split = SplitFile("fake/train.txt", "train.txt", hashlib.sha256(recorded).hexdigest())
+    return Dataset("fake", archive.as_uri(), "tgz", None, "test only", {"train": split})
+
+
+def test_fetch_verifies_and_renames_into_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nce_lm import datasets
+
+    good = _fake_dataset(tmp_path, b"a b c\n", b"a b c\n")
+    monkeypatch.setitem(datasets.REGISTRY, "fake", good)
+    paths = datasets.fetch("fake", tmp_path / "data")
+    assert paths["train"].read_bytes() == b"a b c\n"
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["fake"]  # no temporary leftovers
+
+    bad = _fake_dataset(tmp_path, b"tampered\n", b"a b c\n")
+    monkeypatch.setitem(datasets.REGISTRY, "fake", bad)
+    with pytest.raises(NceLmError, match="checksum mismatch"):
+        datasets.fetch("fake", tmp_path / "other")
+    assert not (tmp_path / "other" / "fake" / "train.txt").exists()
+    assert [p.name for p in (tmp_path / "other").iterdir()] == []
