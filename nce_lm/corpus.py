@@ -196,6 +196,7 @@ def iter_chunks(
         raise NceLmError(f"block_size must be positive, got {block_size}")
     for path in expand_inputs(paths):
         unfinished = ""  # text of the current line not yet emitted
+        line_open = False  # part of the current line was already emitted
         for block in _decoded_blocks(path, errors, block_size):
             text = unfinished + block
             last_newline = text.rfind("\n")
@@ -203,6 +204,7 @@ def iter_chunks(
                 for tokens in tokenizer.tokenize_lines(text[:last_newline]):
                     yield TokenChunk(tokens, True)
                 unfinished = text[last_newline + 1 :]
+                line_open = False
             else:
                 unfinished = text
             if len(unfinished) > block_size:
@@ -216,7 +218,8 @@ def iter_chunks(
                 (tokens,) = tokenizer.tokenize_lines(unfinished[:cut])
                 yield TokenChunk(tokens, False)
                 unfinished = unfinished[cut + 1 :]
-        if unfinished:
+                line_open = True
+        if unfinished or line_open:
             (tokens,) = tokenizer.tokenize_lines(unfinished)
             yield TokenChunk(tokens, True)
 

@@ -117,3 +117,14 @@ def test_tokenizer_config_round_trip_and_validation() -> None:
         TokenizerConfig.from_dict({"lowercase": True, "stem": True})
     with pytest.raises(NceLmError, match="true or false"):
         TokenizerConfig.from_dict({"lowercase": "yes"})
+
+
+@pytest.mark.parametrize("ending", ["", " ", "\n", " \n"])
+def test_a_long_line_is_one_line_whatever_its_ending(tmp_path: Path, ending: str) -> None:
+    path = tmp_path / "long.txt"
+    path.write_text("a b c d e f g h " * 50 + "end" + ending + "next line\nx" * (ending == "\n"))
+    chunks = list(iter_chunks([path], block_size=16))
+    ends = [i for i, c in enumerate(chunks) if c.line_end]
+    first_line = [t for c in chunks[: ends[0] + 1] for t in c.tokens]
+    assert first_line == "a b c d e f g h".split() * 50 + ["end"]
+    assert len(ends) == (3 if ending == "\n" else 1)
