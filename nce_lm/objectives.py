@@ -1,0 +1,285 @@
+"""The noise-contrastive family of objectives behind one interface, next to the full softmax.
+
+A model scores a word w in a context c with s(w, c) = h_c · u_w + b_w. Learning p(w | c) = exp(s) / Z(c)
+by maximum likelihood needs Z(c) = Σ_w exp(s(w, c)), a sum over the whole vocabulary. Each objective here
+replaces it by a comparison between the observed word and k words drawn from a noise distribution q:
+
+* ``nce`` — binary ("local") NCE (Gutmann & Hyvärinen 2010; Mnih & Teh 2012). Density estimation becomes
+  classification: is this word from the data or from the noise? With Δ(w) = s(w, c) − log Z(c) − log(k q(w)),
+  the posterior that w came from the data is σ(Δ(w)), and the loss is
+  −log σ(Δ(w_0)) − Σ_j log σ(−Δ(w_j)). At the optimum s − log Z = log p(w | c) exactly; log Z(c) is fixed at
+  0 (self-normalized, Mnih & Teh's choice) or a learned scalar.
+* ``neg`` — negative sampling (Mikolov et al. 2013): the same classifier without the −log(k q) correction,
+  Δ = s. Its optimum is s = log p(w | c) − log(k q(w)), the shifted PMI of Levy & Goldberg (2014), not log p.
+* ``ranking`` (also ``sampled``) — ranking ("global") NCE (Jozefowicz et al. 2016; Ma & Collins 2018), which
+  is the importance-sampled softmax (Bengio & Senécal 2008; Jean et al. 2015): which of the k + 1 candidates
+  is the data? Loss −log softmax_0([s(w_0) − log q(w_0), s(w_1) − log q(w_1), …]). Its optimum is
+  s = log p(w | c) + const(c): consistent up to the normalizer, which it never pins down.
+* ``infonce`` — InfoNCE (van den Oord et al. 2018): −log softmax_0([s(w_0), s(w_1), …]) with negatives
+  from q or from the other examples of the batch. It is ranking NCE with the −log q correction folded into
+  the score: at the optimum s = log p(w | c) − log q(w) + const(c), the pointwise mutual information, and
+  log(k + 1) − loss is a lower bound on the mutual information. With q uniform the two coincide: ranking NCE
+  *is* InfoNCE whose critic is the model's score (tests show equal gradients).
+* ``full`` — the exact softmax cross-entropy log Z(c) − s(w_0, c), the reference all others approximate.
+
+Every sampled objective is a small pure function, :meth:`Objective.loss`, of the scores of the true words
+``s_true`` (B,), of the noise words ``s_noise`` (B, K), and their log noise-probabilities; noise is shared by
+the batch by default, which turns the scoring of the noise into one (B, d) × (d, K) matrix product.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nce_lm.errors import NceLmError
+from nce_lm.noise import NoiseDistribution
+
+
+class Objective(nn.Module):
+    """Base class: noise sampling and scoring; subclasses define :meth:`loss`.
+
+    Args:
+        noise: the noise distribution q (None only for objectives that draw no noise).
+        num_noise: k, the number of noise samples per example.
+        shared_noise: draw one set of k samples for the whole batch (K,) instead of k per example (B, K).
+        generator: the random generator for the noise; it must live on the device of the targets.
+    """
+
+    name: ClassVar[str]
+    needs_noise: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        noise: NoiseDistribution | None,
+        num_noise: int,
+        shared_noise: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        if self.needs_noise:
+            if noise is None:
+                raise NceLmError(f"objective {self.name!r} needs a noise distribution")
+            if num_noise < 1:
+                raise NceLmError(f"objective {self.name!r} needs at least one noise sample, got {num_noise}")
+        self.noise = noise
+        self.num_noise = int(num_noise)
+        self.shared_noise = shared_noise
+        self.generator = generator
+
+    def _noise_on(self, device: torch.device) -> NoiseDistribution:
+        assert self.noise is not None
+        if self.noise.device != device:
+            self.noise = self.noise.to(device)
+        return self.noise
+
+    def sample_noise(self, targets: torch.Tensor) -> torch.Tensor | None:
+        """Noise ids for a batch of targets (B,): (K,) when shared, else (B, K)."""
+        noise = self._noise_on(targets.device)
+        shape = (self.num_noise,) if self.shared_noise else (targets.shape[0], self.num_noise)
+        return noise.sample(shape, self.generator)
+
+    def loss(
+        self,
+        s_true: torch.Tensor,
+        s_noise: torch.Tensor,
+        logq_true: torch.Tensor,
+        logq_noise: torch.Tensor,
+        hits: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Loss per example (B,) from s_true (B,), s_noise (B, K), logq_true (B,), logq_noise (K,) or (B, K).
+
+        ``hits`` (B, K) marks noise samples equal to the example's target.
+        """
+        raise NotImplementedError
+
+    def forward(
+        self, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor
+    ) -> torch.Tensor:
+        """Sample noise, score it and the targets with ``hidden @ weight.T + bias``, and return the loss (B,).
+
+        hidden (B, d), weight (V, d), bias (V,) or None, targets (B,). Shared noise is scored with one
+        matrix product (B, d) × (d, K); per-example noise with a batched product over gathered rows.
+        """
+        noise_ids = self.sample_noise(targets)
+        assert noise_ids is not None
+        s_true = (hidden * weight[targets]).sum(-1)  # (B,)
+        if noise_ids.dim() == 1:
+            s_noise = hidden @ weight[noise_ids].T  # (B, K)
+            hits = targets[:, None] == noise_ids[None, :]  # (B, K)
+        else:
+            s_noise = torch.bmm(weight[noise_ids], hidden[:, :, None]).squeeze(-1)  # (B, K)
+            hits = targets[:, None] == noise_ids
+        if bias is not None:
+            s_true = s_true + bias[targets]
+            s_noise = s_noise + bias[noise_ids]
+        log_probs = self._noise_on(targets.device).log_probs
+        return self.loss(s_true.float(), s_noise.float(), log_probs[targets], log_probs[noise_ids], hits)
+
+
+def _expand(logq_noise: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Broadcast shared log-probabilities (K,) to the (B, K) shape of ``like``."""
+    return logq_noise.expand_as(like) if logq_noise.dim() == 1 else logq_noise
+
+
+class BinaryNCE(Objective):
+    """Binary ("local") NCE, Gutmann & Hyvärinen (2010), Mnih & Teh (2012).
+
+    Δ(w) = s(w, c) − log Z − log(k q(w)); loss = softplus(−Δ(w_0)) + Σ_j softplus(Δ(w_j)).
+    ``normalizer="self"`` fixes log Z = 0 (self-normalization); ``"learned"`` learns one scalar log Z.
+    """
+
+    name = "nce"
+
+    def __init__(self, noise: NoiseDistribution | None, num_noise: int, normalizer: str = "self", **kwargs: Any):
+        super().__init__(noise, num_noise, **kwargs)
+        if normalizer not in ("self", "learned"):
+            raise NceLmError(f"nce normalizer must be 'self' or 'learned', got {normalizer!r}")
+        self.normalizer = normalizer
+        self.log_z = nn.Parameter(torch.zeros(())) if normalizer == "learned" else None
+
+    def _log_z(self) -> torch.Tensor | float:
+        return self.log_z if self.log_z is not None else 0.0
+
+    def _logits(self, s: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
+        return s - self._log_z() - (logq + math.log(self.num_noise))
+
+    def loss(self, s_true, s_noise, logq_true, logq_noise, hits=None):
+        delta_true = self._logits(s_true, logq_true)  # (B,)
+        delta_noise = self._logits(s_noise, _expand(logq_noise, s_noise))  # (B, K)
+        return F.softplus(-delta_true) + F.softplus(delta_noise).sum(-1)
+
+
+class NegativeSampling(BinaryNCE):
+    """Negative sampling, Mikolov et al. (2013): binary NCE with Δ(w) = s(w, c), no log(k q) correction."""
+
+    name = "neg"
+
+    def __init__(self, noise: NoiseDistribution | None, num_noise: int, **kwargs: Any):
+        super().__init__(noise, num_noise, normalizer="self", **kwargs)
+
+    def _logits(self, s: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
+        return s
+
+
+class RankingNCE(Objective):
+    """Ranking ("global") NCE = importance-sampled softmax (Jean et al. 2015; Ma & Collins 2018).
+
+    loss = −log softmax_0([s(w_0) − log q(w_0), s(w_j) − log q(w_j) for j = 1..k]). With
+    ``remove_accidental_hits`` a noise sample equal to the target is dropped from the softmax (Jean et al.).
+    """
+
+    name = "ranking"
+
+    def __init__(
+        self, noise: NoiseDistribution | None, num_noise: int, remove_accidental_hits: bool = True, **kwargs: Any
+    ):
+        super().__init__(noise, num_noise, **kwargs)
+        self.remove_accidental_hits = remove_accidental_hits
+
+    def _corrected(self, s: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
+        return s - logq
+
+    def loss(self, s_true, s_noise, logq_true, logq_noise, hits=None):
+        true_logit = self._corrected(s_true, logq_true)  # (B,)
+        noise_logits = self._corrected(s_noise, _expand(logq_noise, s_noise))  # (B, K)
+        if self.remove_accidental_hits and hits is not None:
+            noise_logits = noise_logits.masked_fill(hits, float("-inf"))
+        logits = torch.cat([true_logit[:, None], noise_logits], dim=1)  # (B, 1 + K)
+        return torch.logsumexp(logits, dim=1) - true_logit
+
+
+class InfoNCE(RankingNCE):
+    """InfoNCE, van den Oord et al. (2018): −log softmax_0([s(w_0), s(w_1), …, s(w_k)]), no −log q correction.
+
+    ``negatives="noise"`` draws the k negatives from q; ``negatives="batch"`` uses the targets of the other
+    examples of the batch (K = B − 1 after removing the example's own target and any equal to it).
+    """
+
+    name = "infonce"
+
+    def __init__(
+        self,
+        noise: NoiseDistribution | None,
+        num_noise: int = 1,
+        negatives: str = "noise",
+        remove_accidental_hits: bool = True,
+        **kwargs: Any,
+    ):
+        if negatives not in ("noise", "batch"):
+            raise NceLmError(f"infonce negatives must be 'noise' or 'batch', got {negatives!r}")
+        self.needs_noise = negatives == "noise"
+        # In-batch negatives must drop the example's own target, so hits are always removed there.
+        super().__init__(noise, num_noise, remove_accidental_hits or negatives == "batch", **kwargs)
+        self.negatives = negatives
+
+    def sample_noise(self, targets: torch.Tensor) -> torch.Tensor | None:
+        if self.negatives == "batch":
+            return targets  # (B,) shared: every other example's target is a negative
+        return super().sample_noise(targets)
+
+    def _corrected(self, s: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
+        return s
+
+    def forward(self, hidden, weight, bias, targets):
+        if self.negatives == "noise":
+            return super().forward(hidden, weight, bias, targets)
+        s_all = hidden @ weight[targets].T  # (B, B): example i scored against every target of the batch
+        if bias is not None:
+            s_all = s_all + bias[targets][None, :]
+        s_all = s_all.float()
+        hits = targets[:, None] == targets[None, :]  # (B, B), the diagonal included
+        zeros = torch.zeros_like(s_all)
+        return self.loss(s_all.diagonal(), s_all, zeros.diagonal(), zeros, hits)
+
+
+class FullSoftmax(Objective):
+    """The exact softmax cross-entropy: log Σ_w exp(s(w, c)) − s(w_0, c). No noise.
+
+    :meth:`loss` takes the scores over the whole vocabulary (B, V) in place of ``s_noise``.
+    """
+
+    name = "full"
+    needs_noise = False
+
+    def __init__(self, noise: NoiseDistribution | None = None, num_noise: int = 0, **kwargs: Any):
+        super().__init__(noise, num_noise, **kwargs)
+
+    def sample_noise(self, targets: torch.Tensor) -> None:
+        return None
+
+    def loss(self, s_true, s_noise, logq_true=None, logq_noise=None, hits=None):
+        return torch.logsumexp(s_noise, dim=-1) - s_true
+
+    def forward(self, hidden, weight, bias, targets):
+        logits = F.linear(hidden, weight, bias).float()  # (B, V)
+        return F.cross_entropy(logits, targets, reduction="none")
+
+
+OBJECTIVES: dict[str, type[Objective]] = {
+    "nce": BinaryNCE,
+    "neg": NegativeSampling,
+    "ranking": RankingNCE,
+    "sampled": RankingNCE,
+    "infonce": InfoNCE,
+    "full": FullSoftmax,
+}
+
+
+def build_objective(name: str, noise: NoiseDistribution | None, num_noise: int, **options: Any) -> Objective:
+    """The objective registered as ``name`` (see :data:`OBJECTIVES`), with its options.
+
+    Unknown names and options are an :class:`NceLmError` that lists what is accepted.
+    """
+    try:
+        cls = OBJECTIVES[name]
+    except KeyError:
+        raise NceLmError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}") from None
+    try:
+        return cls(noise, num_noise, **options)
+    except TypeError as err:
+        raise NceLmError(f"bad option for objective {name!r}: {err}") from None
