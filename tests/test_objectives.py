@@ -1,0 +1,172 @@
+"""Each objective's loss and gradient against an independent float64 formula; the interface's invariants."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nce_lm.errors import NceLmError
+from nce_lm.noise import NoiseDistribution
+from nce_lm.objectives import OBJECTIVES, build_objective
+
+V, D, B, K = 40, 8, 6, 5
+
+
+def reference_loss(name: str, s_true, s_noise, logq_true, logq_noise, k: int, log_z: float = 0.0, hits=None):
+    """The textbook formula, written element by element in float64 (B,)."""
+    out = []
+    for i in range(s_true.shape[0]):
+        st, lqt = float(s_true[i]), float(logq_true[i])
+        sn = [float(x) for x in s_noise[i]]
+        lqn = [float(x) for x in (logq_noise if logq_noise.dim() == 1 else logq_noise[i])]
+        hit = [bool(x) for x in hits[i]] if hits is not None else [False] * len(sn)
+        if name in ("nce", "neg"):
+            shift = (lambda lq: log_z + math.log(k) + lq) if name == "nce" else (lambda lq: 0.0)
+            sig = lambda x: 1 / (1 + math.exp(-x))
+            value = -math.log(sig(st - shift(lqt))) - sum(math.log(1 - sig(s - shift(lq))) for s, lq in zip(sn, lqn))
+        else:
+            correct = (lambda s, lq: s - lq) if name == "ranking" else (lambda s, lq: s)
+            terms = [correct(st, lqt)] + [correct(s, lq) for s, lq, h in zip(sn, lqn, hit) if not h]
+            value = math.log(sum(math.exp(x) for x in terms)) - correct(st, lqt)
+        out.append(value)
+    return torch.tensor(out, dtype=torch.float64)
+
+
+def random_inputs(seed: int, shared: bool):
+    g = torch.Generator().manual_seed(seed)
+    s_true = torch.randn(B, generator=g, dtype=torch.float64) * 2
+    s_noise = torch.randn(B, K, generator=g, dtype=torch.float64) * 2
+    logq_true = -torch.rand(B, generator=g, dtype=torch.float64) * 5 - 1
+    logq_noise = -torch.rand((K,) if shared else (B, K), generator=g, dtype=torch.float64) * 5 - 1
+    hits = torch.rand(B, K, generator=g) < 0.2
+    return s_true, s_noise, logq_true, logq_noise, hits
+
+
+@pytest.fixture(scope="module")
+def noise() -> NoiseDistribution:
+    return NoiseDistribution(torch.arange(1, V + 1) ** 2)
+
+
+@pytest.mark.parametrize("name", ["nce", "neg", "ranking", "infonce"])
+@pytest.mark.parametrize("shared", [True, False])
+def test_loss_and_gradient_match_the_formula(noise, name: str, shared: bool) -> None:
+    objective = build_objective(name, noise, K).double()
+    s_true, s_noise, logq_true, logq_noise, hits = random_inputs(1, shared)
+    s_true.requires_grad_(True)
+    s_noise.requires_grad_(True)
+    loss = objective.loss(s_true, s_noise, logq_true, logq_noise, hits)
+    use_hits = hits if name in ("ranking", "infonce") else None
+    expected = reference_loss(name, s_true.detach(), s_noise.detach(), logq_true, logq_noise, K, hits=use_hits)
+    torch.testing.assert_close(loss, expected, rtol=1e-10, atol=1e-10)
+    grads = torch.autograd.grad(loss.sum(), [s_true, s_noise])
+    # The analytic gradients of the reference: binary NCE gives σ-residuals, the softmax ones softmax − one-hot.
+    if name in ("nce", "neg"):
+        shift_t = math.log(K) + logq_true if name == "nce" else 0.0
+        shift_n = math.log(K) + logq_noise if name == "nce" else 0.0
+        torch.testing.assert_close(grads[0], torch.sigmoid(s_true - shift_t) - 1)
+        torch.testing.assert_close(grads[1], torch.sigmoid(s_noise - shift_n).expand_as(s_noise))
+    else:
+        correction = name == "ranking"
+        logits = torch.cat(
+            [(s_true - logq_true * correction)[:, None], s_noise - logq_noise.expand_as(s_noise) * correction], 1
+        ).detach()
+        logits[:, 1:] = logits[:, 1:].masked_fill(hits, float("-inf"))
+        p = logits.softmax(1)
+        torch.testing.assert_close(grads[0], p[:, 0] - 1)
+        torch.testing.assert_close(grads[1], p[:, 1:])
+
+
+def test_learned_normalizer_enters_the_logit_and_gets_a_gradient(noise) -> None:
+    objective = build_objective("nce", noise, K, normalizer="learned").double()
+    with torch.no_grad():
+        objective.log_z.fill_(0.7)
+    s_true, s_noise, logq_true, logq_noise, _ = random_inputs(2, True)
+    loss = objective.loss(s_true, s_noise, logq_true, logq_noise)
+    torch.testing.assert_close(loss, reference_loss("nce", s_true, s_noise, logq_true, logq_noise, K, log_z=0.7))
+    loss.sum().backward()
+    assert objective.log_z.grad is not None and objective.log_z.grad.abs() > 0
+
+
+def test_full_softmax_is_cross_entropy() -> None:
+    g = torch.Generator().manual_seed(3)
+    hidden, weight, bias = torch.randn(B, D, generator=g), torch.randn(V, D, generator=g), torch.randn(V, generator=g)
+    targets = torch.randint(0, V, (B,), generator=g)
+    objective = build_objective("full", None, 0)
+    logits = hidden @ weight.T + bias
+    torch.testing.assert_close(objective(hidden, weight, bias, targets), F.cross_entropy(logits, targets, reduction="none"))
+    s_true = logits.gather(1, targets[:, None]).squeeze(1)
+    torch.testing.assert_close(objective.loss(s_true, logits, None, None), F.cross_entropy(logits, targets, reduction="none"))
+
+
+@pytest.mark.parametrize("name", ["nce", "neg", "ranking", "infonce"])
+def test_forward_scores_shared_and_per_example_noise_like_the_loss(noise, name: str) -> None:
+    """forward = loss(scores computed by hand) for the noise ids it drew (same generator seed)."""
+    g = torch.Generator().manual_seed(4)
+    hidden, weight, bias = torch.randn(B, D, generator=g), torch.randn(V, D, generator=g), torch.randn(V, generator=g)
+    targets = torch.randint(0, V, (B,), generator=g)
+    for shared in (True, False):
+        objective = build_objective(name, noise, K, shared_noise=shared, generator=torch.Generator().manual_seed(9))
+        got = objective(hidden, weight, bias, targets)
+        ids = noise.sample((K,) if shared else (B, K), torch.Generator().manual_seed(9))
+        ids_bk = ids.expand(B, K) if shared else ids
+        scores = hidden @ weight.T + bias  # (B, V)
+        s_noise = scores.gather(1, ids_bk)
+        s_true = scores.gather(1, targets[:, None]).squeeze(1)
+        expected = objective.loss(s_true, s_noise, noise.log_probs[targets], noise.log_probs[ids], targets[:, None] == ids_bk)
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_accidental_hits_are_removed_only_when_asked(noise) -> None:
+    s_true, s_noise, logq_true, logq_noise, hits = random_inputs(5, True)
+    hits[:] = False
+    hits[0, 0] = True
+    kept = build_objective("ranking", noise, K, remove_accidental_hits=False).loss(s_true, s_noise, logq_true, logq_noise, hits)
+    removed = build_objective("ranking", noise, K).loss(s_true, s_noise, logq_true, logq_noise, hits)
+    assert removed[0] < kept[0] and torch.equal(removed[1:], kept[1:])
+
+
+def test_in_batch_infonce_uses_the_other_targets_as_negatives() -> None:
+    g = torch.Generator().manual_seed(6)
+    hidden, weight = torch.randn(B, D, generator=g), torch.randn(V, D, generator=g)
+    targets = torch.tensor([3, 7, 3, 11, 20, 5])
+    loss = build_objective("infonce", None, 0, negatives="batch")(hidden, weight, None, targets)
+    scores = hidden @ weight[targets].T  # (B, B)
+    for i in range(B):
+        negatives = [j for j in range(B) if targets[j] != targets[i]]
+        expected = torch.logsumexp(torch.cat([scores[i, i : i + 1], scores[i, negatives]]), 0) - scores[i, i]
+        torch.testing.assert_close(loss[i], expected)
+
+
+def test_ranking_nce_and_infonce_coincide_under_uniform_noise() -> None:
+    """With q uniform, −log q is the same constant for every candidate: it cancels in the softmax."""
+    uniform = NoiseDistribution(torch.ones(V), power=0.0)
+    g = torch.Generator().manual_seed(7)
+    hidden = torch.randn(B, D, generator=g, requires_grad=True)
+    weight = torch.randn(V, D, generator=g, requires_grad=True)
+    targets = torch.randint(0, V, (B,), generator=g)
+    results = []
+    for name in ("ranking", "infonce"):
+        objective = build_objective(name, uniform, K, generator=torch.Generator().manual_seed(8))
+        loss = objective(hidden, weight, None, targets)
+        results.append((loss.detach(), torch.autograd.grad(loss.sum(), [hidden, weight])))
+    (loss_r, grads_r), (loss_i, grads_i) = results
+    torch.testing.assert_close(loss_r, loss_i)  # here the constant is exactly 0
+    for a, b in zip(grads_r, grads_i):
+        torch.testing.assert_close(a, b)
+
+
+def test_registry_and_option_errors(noise) -> None:
+    assert set(OBJECTIVES) == {"nce", "neg", "ranking", "sampled", "infonce", "full"}
+    with pytest.raises(NceLmError, match="unknown objective 'nec'; choose one of nce"):
+        build_objective("nec", noise, 5)
+    with pytest.raises(NceLmError, match="at least one noise sample"):
+        build_objective("nce", noise, 0)
+    with pytest.raises(NceLmError, match="needs a noise distribution"):
+        build_objective("ranking", None, 5)
+    with pytest.raises(NceLmError, match="normalizer"):
+        build_objective("nce", noise, 5, normalizer="per-context")
+    with pytest.raises(NceLmError, match="bad option"):
+        build_objective("neg", noise, 5, temperature=2.0)

@@ -1,0 +1,57 @@
+"""Exact log Z against torch.logsumexp; the importance-sampling estimate of Z is unbiased."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nce_lm.errors import NceLmError
+from nce_lm.noise import NoiseDistribution
+from nce_lm.partition import exact_log_z, importance_sampled_log_z, log_z_stats
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 100, 1000])
+def test_exact_log_z_in_chunks_equals_one_logsumexp(chunk_size: int) -> None:
+    g = torch.Generator().manual_seed(0)
+    hidden, weight, bias = torch.randn(5, 16, generator=g), torch.randn(333, 16, generator=g), torch.randn(333, generator=g)
+    expected = torch.logsumexp((hidden.double() @ weight.double().T + bias.double()), dim=1).float()
+    torch.testing.assert_close(exact_log_z(hidden, weight, bias, chunk_size), expected)
+    torch.testing.assert_close(exact_log_z(hidden, weight, None, chunk_size), torch.logsumexp(hidden @ weight.T, 1))
+    with pytest.raises(NceLmError, match="chunk_size"):
+        exact_log_z(hidden, weight, bias, 0)
+
+
+def test_importance_sampled_z_is_unbiased_within_three_standard_errors() -> None:
+    g = torch.Generator().manual_seed(1)
+    vocab = 200
+    hidden, weight = torch.randn(3, 8, generator=g) * 0.5, torch.randn(vocab, 8, generator=g)
+    bias = torch.randn(vocab, generator=g)
+    noise = NoiseDistribution(torch.arange(1, vocab + 1).float(), power=0.5)
+    true_z = exact_log_z(hidden, weight, bias).double().exp()  # (3,)
+    draws = 2000
+    sampler = torch.Generator().manual_seed(2)
+    z_hats = torch.stack(
+        [importance_sampled_log_z(hidden, weight, bias, noise, 16, sampler)[0].double().exp() for _ in range(draws)]
+    )  # (draws, 3)
+    mean, stderr = z_hats.mean(0), z_hats.std(0) / draws**0.5
+    assert ((mean - true_z).abs() < 3 * stderr).all(), (mean, true_z, stderr)
+    # log Ẑ is biased low (Jensen), visibly so with only 16 samples.
+    assert (z_hats.log().mean(0) < true_z.log()).all()
+
+
+def test_reported_standard_error_matches_the_spread_of_estimates() -> None:
+    g = torch.Generator().manual_seed(3)
+    hidden, weight = torch.randn(1, 8, generator=g) * 0.3, torch.randn(500, 8, generator=g)
+    noise = NoiseDistribution(torch.ones(500), power=0.0)
+    sampler = torch.Generator().manual_seed(4)
+    runs = [importance_sampled_log_z(hidden, weight, None, noise, 256, sampler) for _ in range(400)]
+    log_z_hats = torch.stack([r[0] for r in runs]).squeeze(1)
+    reported = torch.stack([r[1] for r in runs]).mean()
+    assert reported.item() == pytest.approx(log_z_hats.std().item(), rel=0.2)
+
+
+def test_log_z_stats() -> None:
+    stats = log_z_stats(torch.tensor([-1.0, 0.0, 3.0]))
+    assert stats["mean"] == pytest.approx(2 / 3) and stats["mean_abs"] == pytest.approx(4 / 3)
+    assert stats["std"] == pytest.approx(torch.tensor([-1.0, 0.0, 3.0]).std(unbiased=False).item())
+    assert (stats["min"], stats["max"], stats["count"]) == (-1.0, 3.0, 3)
