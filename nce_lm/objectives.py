@@ -170,13 +170,17 @@ class RankingNCE(Objective):
     """Ranking ("global") NCE = importance-sampled softmax (Jean et al. 2015; Ma & Collins 2018).
 
     loss = −log softmax_0([s(w_0) − log q(w_0), s(w_j) − log q(w_j) for j = 1..k]). With
-    ``remove_accidental_hits`` a noise sample equal to the target is dropped from the softmax (Jean et al.).
+    ``remove_accidental_hits`` a noise sample equal to the target is dropped from the softmax, as
+    TensorFlow's sampled softmax does by default. It is off by default here because it makes the estimator
+    inconsistent: the target then appears among the candidates less often than the derivation assumes,
+    so frequent words are underestimated, the more so as k q(w) grows (tests/test_objective_theory.py
+    measures it). On a large vocabulary with small k q(w) the difference is negligible.
     """
 
     name = "ranking"
 
     def __init__(
-        self, noise: NoiseDistribution | None, num_noise: int, remove_accidental_hits: bool = True, **kwargs: Any
+        self, noise: NoiseDistribution | None, num_noise: int, remove_accidental_hits: bool = False, **kwargs: Any
     ):
         super().__init__(noise, num_noise, **kwargs)
         self.remove_accidental_hits = remove_accidental_hits
@@ -207,7 +211,7 @@ class InfoNCE(RankingNCE):
         noise: NoiseDistribution | None,
         num_noise: int = 1,
         negatives: str = "noise",
-        remove_accidental_hits: bool = True,
+        remove_accidental_hits: bool = False,
         **kwargs: Any,
     ):
         if negatives not in ("noise", "batch"):
