@@ -1,0 +1,194 @@
+"""Trained word vectors as plain data, and their files: word2vec binary and text, and gensim's own format.
+
+:class:`WordVectors` is what a trainer exports (like gensim's ``KeyedVectors``, apart from the training
+state, which lives in the trainer's checkpoint). The word2vec formats are written by our own code, in
+our order (most frequent first), and read back by ``gensim.models.KeyedVectors.load_word2vec_format``
+exactly: binary vectors bit for bit, text vectors through ``%.9g``, which round-trips float32.
+
+word2vec binary: a header line ``"<count> <dim>\\n"``, then per word its UTF-8 bytes, one space, ``dim``
+little-endian float32 values and a newline. word2vec text: the same header, then per line the word and its
+values separated by spaces.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from nce_lm.errors import NceLmError
+from nce_lm.fileio import atomic_path
+
+if TYPE_CHECKING:
+    from gensim.models import KeyedVectors
+
+FORMATS = ("word2vec-bin", "word2vec-txt", "gensim")
+
+
+@dataclass
+class WordVectors:
+    """Words, their vectors (float32 (V, d), same order) and optionally their corpus counts (V,)."""
+
+    words: list[str]
+    vectors: np.ndarray
+    counts: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.vectors = np.ascontiguousarray(self.vectors, dtype=np.float32)
+        if self.vectors.ndim != 2 or self.vectors.shape[0] != len(self.words):
+            raise NceLmError(f"{len(self.words)} words but vectors of shape {self.vectors.shape}")
+        if self.counts is not None:
+            self.counts = np.asarray(self.counts, dtype=np.int64)
+            if self.counts.shape != (len(self.words),):
+                raise NceLmError(f"{len(self.words)} words but {self.counts.size} counts")
+        self._index = {word: i for i, word in enumerate(self.words)}
+        if len(self._index) != len(self.words):
+            raise NceLmError("a word appears twice in the word vectors")
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def __contains__(self, word: object) -> bool:
+        return word in self._index
+
+    def index(self, word: str) -> int:
+        """Row of ``word``; KeyError when absent."""
+        return self._index[word]
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def unit_vectors(self) -> np.ndarray:
+        """Rows scaled to unit length (zero rows stay zero), float32 (V, d)."""
+        norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
+        return self.vectors / np.where(norms > 0, norms, 1.0)
+
+
+def _check_words(words: list[str]) -> None:
+    for word in words:
+        if not word or any(ch.isspace() for ch in word):
+            raise NceLmError(f"word {word!r} is empty or holds whitespace: the word2vec formats cannot store it")
+
+
+def save_vectors(vectors: WordVectors, path: str | os.PathLike[str], format: str = "word2vec-bin") -> None:
+    """Write ``vectors`` to ``path`` in ``format`` (one of :data:`FORMATS`), atomically."""
+    if format not in FORMATS:
+        raise NceLmError(f"unknown vector format {format!r}; choose one of {', '.join(FORMATS)}")
+    if format == "gensim":
+        keyed = to_keyed_vectors(vectors)
+        with atomic_path(path) as tmp:
+            keyed.save(str(tmp))
+        return
+    _check_words(vectors.words)
+    header = f"{len(vectors)} {vectors.dim}\n".encode()
+    little_endian = vectors.vectors.astype("<f4", copy=False)
+    with atomic_path(path) as tmp, open(tmp, "wb") as out:
+        out.write(header)
+        if format == "word2vec-bin":
+            for word, row in zip(vectors.words, little_endian):
+                out.write(word.encode("utf-8") + b" " + row.tobytes() + b"\n")
+        else:
+            for word, row in zip(vectors.words, vectors.vectors):
+                out.write((word + " " + " ".join(f"{x:.9g}" for x in row.tolist()) + "\n").encode("utf-8"))
+
+
+def to_keyed_vectors(vectors: WordVectors) -> KeyedVectors:
+    """The same vectors as a gensim ``KeyedVectors``, in the same order, with counts when known."""
+    from gensim.models import KeyedVectors
+
+    keyed = KeyedVectors(vector_size=vectors.dim, dtype=np.float32)
+    keyed.add_vectors(vectors.words, vectors.vectors)
+    if vectors.counts is not None:
+        # gensim 4.4's add_vectors(extras=...) fails; per-word attributes work.
+        for word, count in zip(vectors.words, vectors.counts.tolist()):
+            keyed.set_vecattr(word, "count", count)
+    return keyed
+
+
+def _parse_header(line: bytes, path: Path) -> tuple[int, int]:
+    parts = line.split()
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise NceLmError(f"{path} is not a word2vec file: the first line must be '<count> <dim>'")
+    count, dim = int(parts[0]), int(parts[1])
+    if count < 1 or dim < 1:
+        raise NceLmError(f"{path} declares {count} vectors of dimension {dim}")
+    return count, dim
+
+
+def _load_binary(path: Path, handle, count: int, dim: int) -> WordVectors:
+    words, rows = [], np.empty((count, dim), dtype=np.float32)
+    row_bytes = 4 * dim
+    for i in range(count):
+        word = bytearray()
+        while True:
+            ch = handle.read(1)
+            if not ch:
+                raise NceLmError(f"{path} is truncated: {i} of {count} vectors read")
+            if ch == b" ":
+                break
+            if ch != b"\n" or word:  # gensim and word2vec tolerate a newline before the word
+                word += ch
+        data = handle.read(row_bytes)
+        if len(data) != row_bytes:
+            raise NceLmError(f"{path} is truncated: {i} of {count} vectors read")
+        try:
+            words.append(word.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise NceLmError(f"{path}: word {i + 1} is not valid UTF-8") from None
+        rows[i] = np.frombuffer(data, dtype="<f4")
+    return WordVectors(words, rows)
+
+
+def _load_text(path: Path, handle, count: int, dim: int) -> WordVectors:
+    words, rows = [], np.empty((count, dim), dtype=np.float32)
+    for i in range(count):
+        line = handle.readline()
+        if not line:
+            raise NceLmError(f"{path} is truncated: {i} of {count} vectors read")
+        try:
+            parts = line.decode("utf-8").rstrip("\n").rstrip(" ").split(" ")
+            values = [float(x) for x in parts[1:]]
+        except (UnicodeDecodeError, ValueError):
+            raise NceLmError(f"{path}: line {i + 2} is not '<word> <{dim} numbers>'") from None
+        if len(values) != dim:
+            raise NceLmError(f"{path}: line {i + 2} has {len(values)} values, expected {dim}")
+        words.append(parts[0])
+        rows[i] = values
+    return WordVectors(words, rows)
+
+
+def load_vectors(path: str | os.PathLike[str]) -> WordVectors:
+    """Read vectors written by :func:`save_vectors` (or by word2vec or gensim), detecting the format."""
+    path = Path(path)
+    if not path.is_file():
+        raise NceLmError(f"vector file not found: {path}")
+    with open(path, "rb") as handle:
+        first = handle.readline(256)
+        if first.startswith(b"\x80"):  # a pickle: gensim's native format
+            return _load_gensim(path)
+        count, dim = _parse_header(first, path)
+        start = handle.tell()
+        sample = handle.read(min(4 * dim + 256, 1 << 16))
+        handle.seek(start)
+        text = all(b == 0x0A or b == 0x0D or b >= 0x20 or b == 0x09 for b in sample)
+        return (_load_text if text else _load_binary)(path, handle, count, dim)
+
+
+def _load_gensim(path: Path) -> WordVectors:
+    from gensim.models import KeyedVectors
+
+    try:
+        keyed = KeyedVectors.load(str(path))
+    except Exception as err:  # a damaged pickle can raise anything
+        raise NceLmError(f"cannot load gensim vectors from {path}: {type(err).__name__}: {err}") from None
+    if not isinstance(keyed, KeyedVectors):
+        raise NceLmError(f"{path} holds a {type(keyed).__name__}, not gensim KeyedVectors")
+    words = list(keyed.index_to_key)
+    counts = None
+    if words and keyed.has_index_for(words[0]) and "count" in keyed.expandos:
+        counts = np.asarray(keyed.expandos["count"], dtype=np.int64)
+    return WordVectors(words, np.asarray(keyed.vectors), counts)

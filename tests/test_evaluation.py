@@ -1,0 +1,122 @@
+"""Analogy and similarity figures agree with gensim's own evaluators on the same vectors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nce_lm.errors import NceLmError
+from nce_lm.evaluation import (
+    default_evaluation_files,
+    evaluate_all,
+    evaluate_analogies,
+    evaluate_similarity,
+    nearest_neighbors,
+    read_analogies,
+    spearman,
+)
+from nce_lm.vectors import WordVectors, to_keyed_vectors
+
+
+@pytest.fixture(scope="module")
+def structured_vectors() -> WordVectors:
+    """Vectors in which many analogies of questions-words.txt hold approximately, some words mixed-case."""
+    (analogy_file,), _ = default_evaluation_files()
+    rng = np.random.default_rng(0)
+    sections = read_analogies(analogy_file)
+    words = sorted({w.lower() for _, qs in sections for q in qs for w in q})
+    rng.shuffle(words)
+    words = words[: int(len(words) * 0.8)]  # some questions have unknown words
+    words += [f"filler{i}" for i in range(300)] + ["Paris", "LONDON", "Tiger"]
+    dim = 32
+    vectors = {w: rng.normal(size=dim) for w in words}
+    for _, questions in sections:
+        offset = rng.normal(size=dim)
+        for a, b, _, _ in questions[::3]:
+            a, b = a.lower(), b.lower()
+            if a in vectors and b in vectors:
+                vectors[b] = vectors[a] + offset + rng.normal(scale=0.3, size=dim)
+    return WordVectors(words, np.stack([vectors[w] for w in words]), np.arange(len(words), 0, -1))
+
+
+@pytest.mark.parametrize("restrict_vocab", [300_000, 1500])
+def test_analogies_match_gensim(structured_vectors: WordVectors, restrict_vocab: int) -> None:
+    (analogy_file,), _ = default_evaluation_files()
+    ours = evaluate_analogies(structured_vectors, analogy_file, restrict_vocab)
+    score, sections = to_keyed_vectors(structured_vectors).evaluate_word_analogies(
+        str(analogy_file), restrict_vocab=restrict_vocab
+    )
+    assert 0.05 < ours.accuracy < 0.95  # the test can tell right from wrong
+    assert ours.accuracy == pytest.approx(score, abs=1e-12)
+    theirs = {s["section"]: s for s in sections}
+    assert ours.correct == len(theirs["Total accuracy"]["correct"])
+    for name, section in ours.sections.items():
+        assert section["correct"] == len(theirs[name]["correct"])
+        assert section["answered"] == len(theirs[name]["correct"]) + len(theirs[name]["incorrect"])
+    assert 0 < ours.skipped < 1
+
+
+def test_3cosmul_matches_gensim_most_similar_cosmul(structured_vectors: WordVectors, tmp_path: Path) -> None:
+    (analogy_file,), _ = default_evaluation_files()
+    keyed = to_keyed_vectors(structured_vectors)
+    known = [q for _, qs in read_analogies(analogy_file) for q in qs if all(w.lower() in keyed for w in q)][:200]
+    path = tmp_path / "q.txt"
+    path.write_text(": some\n" + "".join(" ".join(w.lower() for w in q) + "\n" for q in known))
+    ours = evaluate_analogies(structured_vectors, path, method="3cosmul")
+    expected = sum(
+        keyed.most_similar_cosmul(positive=[b.lower(), c.lower()], negative=[a.lower()], topn=1)[0][0] == d.lower()
+        for a, b, c, d in known
+    )
+    assert ours.correct == expected and ours.answered == len(known)
+
+
+def test_similarity_matches_gensim(structured_vectors: WordVectors, tmp_path: Path) -> None:
+    _, similarity_files = default_evaluation_files()
+    keyed = to_keyed_vectors(structured_vectors)
+    for path in similarity_files:
+        ours = evaluate_similarity(structured_vectors, path)
+        _, (rho, _), oov = keyed.evaluate_word_pairs(str(path))
+        assert ours.spearman == pytest.approx(rho, abs=1e-9)
+        assert ours.skipped * 100 == pytest.approx(oov)
+    # Space-separated pairs with a header line read the same as tab-separated ones.
+    spaced = tmp_path / "pairs.txt"
+    tabbed = tmp_path / "pairs.tsv"
+    pairs = [("paris", "london", 3.5), ("tiger", "paris", 1.0), ("london", "tiger", 2.0), ("filler1", "filler2", 2.0)]
+    spaced.write_text("word1 word2 score\n" + "".join(f"{a} {b} {s}\n" for a, b, s in pairs))
+    tabbed.write_text("".join(f"{a}\t{b}\t{s}\n" for a, b, s in pairs))
+    assert evaluate_similarity(structured_vectors, spaced) == evaluate_similarity(structured_vectors, tabbed)
+
+
+def test_spearman_with_ties_matches_the_rank_definition() -> None:
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 5, size=50).astype(float)
+    y = x + rng.integers(0, 3, size=50)
+    assert spearman(x, y) == pytest.approx(spearmanr(x, y).statistic, abs=1e-12)
+
+
+def test_neighbors_and_evaluate_all(structured_vectors: WordVectors) -> None:
+    neighbors = nearest_neighbors(structured_vectors, "Paris", 5)
+    unit = structured_vectors.unit_vectors()
+    sims = unit @ unit[structured_vectors.index("Paris")]
+    sims[structured_vectors.index("Paris")] = -np.inf
+    assert [w for w, _ in neighbors] == [structured_vectors.words[i] for i in np.argsort(-sims)[:5]]
+    with pytest.raises(NceLmError, match="not in the vectors"):
+        nearest_neighbors(structured_vectors, "atlantis")
+    metrics = evaluate_all(structured_vectors)
+    assert set(metrics) >= {"analogy", "analogy_3cosmul", "wordsim353.tsv", "simlex999.txt", "analogy_skipped"}
+
+
+def test_bad_evaluation_files(structured_vectors: WordVectors, tmp_path: Path) -> None:
+    with pytest.raises(NceLmError, match="not found"):
+        evaluate_similarity(structured_vectors, tmp_path / "absent.txt")
+    bad = tmp_path / "bad.txt"
+    bad.write_text(": s\na b c\n")
+    with pytest.raises(NceLmError, match="four words"):
+        evaluate_analogies(structured_vectors, bad)
+    bad.write_text("a b 1.0\nc d x\n")
+    with pytest.raises(NceLmError, match="word1 word2 score"):
+        evaluate_similarity(structured_vectors, bad)

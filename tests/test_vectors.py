@@ -1,0 +1,73 @@
+"""Exported vectors reload exactly, in our loader and in gensim's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gensim.models import KeyedVectors
+
+from nce_lm.errors import NceLmError
+from nce_lm.vectors import FORMATS, WordVectors, load_vectors, save_vectors
+
+
+@pytest.fixture
+def vectors() -> WordVectors:
+    rng = np.random.default_rng(0)
+    words = ["the", "naïve", "café", "東京", "Ärger", "x" * 40, "end"]
+    values = rng.normal(size=(len(words), 7)).astype(np.float32)
+    values[1] = [1e-38, -3.4e38, 0.1, 1 / 3, -0.0, 7e-45, 123456.789]  # extremes survive
+    return WordVectors(words, values, np.array([900, 50, 40, 30, 20, 10, 5]))
+
+
+@pytest.mark.parametrize("format", FORMATS)
+def test_every_format_round_trips_through_gensim(tmp_path: Path, vectors: WordVectors, format: str) -> None:
+    path = tmp_path / f"vectors.{format}"
+    save_vectors(vectors, path, format)
+    if format == "gensim":
+        keyed = KeyedVectors.load(str(path))
+        assert [keyed.get_vecattr(w, "count") for w in vectors.words] == vectors.counts.tolist()
+    else:
+        keyed = KeyedVectors.load_word2vec_format(str(path), binary=format == "word2vec-bin")
+    assert keyed.index_to_key == vectors.words  # our order, not re-sorted
+    np.testing.assert_array_equal(keyed.vectors, vectors.vectors)  # bit for bit, text included (%.9g)
+    ours = load_vectors(path)
+    assert ours.words == vectors.words
+    np.testing.assert_array_equal(ours.vectors, vectors.vectors)
+
+
+def test_gensim_written_word2vec_files_load(tmp_path: Path, vectors: WordVectors) -> None:
+    from nce_lm.vectors import to_keyed_vectors
+
+    keyed = to_keyed_vectors(vectors)
+    for binary in (True, False):
+        path = tmp_path / f"gensim.{binary}"
+        keyed.save_word2vec_format(str(path), binary=binary)
+        loaded = load_vectors(path)
+        reference = KeyedVectors.load_word2vec_format(str(path), binary=binary)
+        assert loaded.words == reference.index_to_key
+        np.testing.assert_array_equal(loaded.vectors, reference.vectors)
+
+
+def test_bad_vectors_and_files(tmp_path: Path, vectors: WordVectors) -> None:
+    with pytest.raises(NceLmError, match="whitespace"):
+        save_vectors(WordVectors(["a b"], np.zeros((1, 2))), tmp_path / "v.bin")
+    assert not (tmp_path / "v.bin").exists()
+    with pytest.raises(NceLmError, match="unknown vector format"):
+        save_vectors(vectors, tmp_path / "v.x", "glove")
+    path = tmp_path / "v.bin"
+    save_vectors(vectors, path, "word2vec-bin")
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(NceLmError, match="truncated"):
+        load_vectors(path)
+    path.write_text("not a header\n")
+    with pytest.raises(NceLmError, match="not a word2vec file"):
+        load_vectors(path)
+    with pytest.raises(NceLmError, match="not found"):
+        load_vectors(tmp_path / "absent")
+    path.write_bytes(b"\x80\x04garbage")
+    with pytest.raises(NceLmError, match="cannot load gensim vectors"):
+        load_vectors(path)
+    with pytest.raises(NceLmError, match="appears twice"):
+        WordVectors(["a", "a"], np.zeros((2, 3)))
