@@ -1,0 +1,88 @@
+"""``nce-lm skipgram``: train word vectors, export them, optionally evaluate and checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import fields
+
+from nce_lm.fileio import write_json_atomic
+from nce_lm.skipgram import SkipGramConfig, train_skipgram
+from nce_lm.vectors import FORMATS, save_vectors
+
+_DEFAULTS = SkipGramConfig()
+
+
+def config_from_args(args: argparse.Namespace) -> SkipGramConfig:
+    """The run's settings: every SkipGramConfig field the command line defines."""
+    return SkipGramConfig(**{f.name: getattr(args, f.name) for f in fields(SkipGramConfig) if hasattr(args, f.name)})
+
+
+def run_skipgram(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    result = train_skipgram(
+        args.corpus,
+        config,
+        progress=not args.quiet,
+        checkpoint=args.checkpoint,
+        resume=args.resume,
+        cache_dir=args.cache_dir,
+    )
+    save_vectors(result.vectors, args.output, args.format)
+    metrics = dict(result.metrics)
+    print(
+        f"trained {len(result.vectors):,} vectors of dimension {config.dim} on {metrics['corpus_words']:,} words "
+        f"× {metrics['epochs_run']} epochs: {metrics['words_per_s']:,.0f} words/s, final loss {metrics['final_loss']:.4f}"
+    )
+    print(f"wrote {args.output} ({args.format})")
+    if args.metrics:
+        write_json_atomic(args.metrics, {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()})
+    return 0
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """The skip-gram settings as options, with SkipGramConfig's defaults (shared with ``nce-lm demo``)."""
+    d = _DEFAULTS
+    parser.add_argument("--objective", choices=("neg", "nce", "ranking", "infonce"), default=d.objective,
+                        help=f"training objective (default {d.objective})")
+    parser.add_argument("--dim", type=int, default=d.dim, help=f"vector size (default {d.dim})")
+    parser.add_argument("--window", type=int, default=d.window, help=f"maximum window (default {d.window})")
+    parser.add_argument("--negatives", type=int, default=d.negatives, help=f"noise words per pair (default {d.negatives})")
+    parser.add_argument("--epochs", type=int, default=d.epochs, help=f"passes over the corpus (default {d.epochs})")
+    parser.add_argument("--min-count", dest="min_count", type=int, default=d.min_count,
+                        help=f"drop words seen fewer times (default {d.min_count})")
+    parser.add_argument("--sample", type=float, default=d.sample, help=f"subsampling threshold t (default {d.sample:g})")
+    parser.add_argument("--noise-power", dest="noise_power", type=float, default=d.noise_power,
+                        help=f"q ∝ count^power (default {d.noise_power})")
+    parser.add_argument("--lr", type=float, default=d.lr, help=f"starting learning rate (default {d.lr})")
+    parser.add_argument("--min-lr", dest="min_lr", type=float, default=d.min_lr,
+                        help=f"final learning rate (default {d.min_lr})")
+    parser.add_argument("--batch-size", dest="batch_size", type=int, default=d.batch_size,
+                        help=f"pairs per update (default {d.batch_size})")
+    parser.add_argument("--shared-noise", dest="shared_noise", action="store_true",
+                        help="one set of noise words per batch instead of per pair")
+    parser.add_argument("--device", default=d.device, help="cpu or cuda (default cpu)")
+    parser.add_argument("--threads", type=int, default=d.threads, help="CPU threads (default: torch's)")
+    parser.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+    parser.add_argument("--lowercase", action="store_true", help="lower-case the text")
+    parser.add_argument("--split-punctuation", dest="split_punctuation", action="store_true",
+                        help="split punctuation off words")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "skipgram",
+        help="train skip-gram word vectors (word2vec semantics) and export them",
+        description="Train skip-gram vectors with negative sampling or another noise-contrastive objective, "
+        "then write them in word2vec binary/text or gensim format. Defaults follow word2vec and gensim.",
+    )
+    parser.add_argument("corpus", nargs="+", help="corpus files or folders (.gz, .bz2, .xz read directly)")
+    parser.add_argument("-o", "--output", required=True, help="vector file to write")
+    parser.add_argument("--format", choices=FORMATS, default="word2vec-bin", help="vector format (default word2vec-bin)")
+    add_training_arguments(parser)
+    parser.add_argument("--metrics", help="write words_per_s, wall_s, epochs, vocab_size, final_loss... as JSON")
+    parser.add_argument("--checkpoint", help="rewrite this checkpoint after every epoch (for --resume)")
+    parser.add_argument("--resume", help="continue from this checkpoint up to --epochs epochs in all")
+    parser.add_argument("--cache-dir", help="keep the corpus's token ids here for later runs")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run_skipgram)

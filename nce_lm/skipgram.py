@@ -1,0 +1,392 @@
+"""Skip-gram word embeddings with word2vec's semantics, batched for torch on the CPU or a GPU.
+
+Skip-gram (Mikolov et al. 2013, "Efficient Estimation of Word Representations in Vector Space"; "Distributed
+Representations of Words and Phrases and their Compositionality") learns an input vector v_w and an output
+vector u_w per word, so that s(w, c) = v_c · u_w scores the words w seen within a window of each word c.
+The scores are trained with any objective of :mod:`nce_lm.objectives` (negative sampling by default), with
+word2vec's procedure, which gensim follows too:
+
+* words rarer than ``min_count`` are removed before the windows are formed; each line is a sentence (cut
+  every 10,000 words, as gensim's ``corpus_file`` does), and windows never cross sentences;
+* each occurrence of w is kept with probability min(1, (√(f/t) + 1)·t/f) (``noise.keep_probabilities``),
+  a fresh draw each epoch;
+* for each centre word the window is shrunk to b ~ U{1, …, window}, and every word within b positions
+  becomes a (context, centre) pair: the context word's input vector predicts the centre word's output
+  vector, as in word2vec.c;
+* the learning rate decays linearly from ``lr`` to ``min_lr`` over the words of all epochs;
+* v starts uniform in ±0.5/d, u at zero.
+
+Unlike word2vec's one-pair-at-a-time Hogwild updates, pairs are processed in batches of ``batch_size``:
+the scores of a batch are computed with one gather and one batched product, the objective gives
+∂loss/∂s, and the gradients of the touched rows are applied with ``index_add_`` by plain SGD. No autograd
+graph runs through the tables, so each update moves only the rows it touches (the bytes per pair are
+counted in docs/skipgram.md).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nce_lm.corpus import TokenizerConfig
+from nce_lm.errors import NceLmError
+from nce_lm.fileio import atomic_path
+from nce_lm.noise import NoiseDistribution, keep_probabilities
+from nce_lm.objectives import build_objective
+from nce_lm.token_cache import cached_token_ids
+from nce_lm.vectors import WordVectors
+from nce_lm.vocab import Vocab, build_vocab
+
+MAX_SENTENCE_WORDS = 10_000  # gensim's MAX_WORDS_IN_BATCH: longer lines are cut into sentences this long
+CHECKPOINT_FORMAT = "nce_lm.skipgram"
+_CHUNK_TOKENS = 1 << 20  # tokens turned into pairs at a time: bounds the memory of the pair arrays
+
+
+@dataclass(frozen=True)
+class SkipGramConfig:
+    """Settings of one skip-gram run; defaults are word2vec's and gensim's where they agree."""
+
+    dim: int = 100  # vector size (word2vec -size 100, gensim vector_size=100)
+    window: int = 5  # maximum distance between context and centre word (both: 5)
+    negatives: int = 5  # k noise words per pair (both: 5)
+    epochs: int = 5  # passes over the corpus (word2vec -iter 5, gensim epochs=5)
+    min_count: int = 5  # words seen fewer times are removed (both: 5)
+    sample: float = 1e-3  # subsampling threshold t (both: 1e-3; fastText uses 1e-4)
+    noise_power: float = 0.75  # q ∝ count^α (both: 0.75; fastText 0.5)
+    lr: float = 0.025  # starting learning rate for skip-gram (both: 0.025)
+    min_lr: float = 0.0001  # final learning rate (gensim min_alpha; word2vec uses lr · 1e-4)
+    batch_size: int = 1024  # (context, centre) pairs per update (word2vec: 1); smaller batches stay in cache
+    objective: str = "neg"  # any name of nce_lm.objectives.OBJECTIVES except "full"
+    shared_noise: bool = False  # one set of k noise words per batch instead of k per pair (word2vec: per pair)
+    device: str = "cpu"
+    threads: int | None = None  # CPU threads for torch (None: torch's default)
+    seed: int = 1  # seeds subsampling, windows, initialisation and noise
+    lowercase: bool = False  # tokenizer: lower-case the text (word2vec does not)
+    split_punctuation: bool = False  # tokenizer: split punctuation off words (word2vec does not)
+
+    def validate(self) -> None:
+        """Every setting in range, or an :class:`NceLmError` naming the first that is not."""
+        positive = ("dim", "window", "negatives", "epochs", "min_count", "batch_size")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise NceLmError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not (self.sample >= 0 and math.isfinite(self.sample)):
+            raise NceLmError(f"sample must be non-negative, got {self.sample}")
+        if not 0 <= self.noise_power <= 1:
+            raise NceLmError(f"noise_power must be between 0 and 1, got {self.noise_power}")
+        if not (0 < self.lr and 0 <= self.min_lr <= self.lr):
+            raise NceLmError(f"need 0 <= min_lr <= lr and lr > 0, got lr={self.lr}, min_lr={self.min_lr}")
+        if self.objective == "full":
+            raise NceLmError("the skip-gram trainer takes a sampled objective (nce, neg, ranking, infonce)")
+        if self.threads is not None and self.threads < 1:
+            raise NceLmError(f"threads must be at least 1, got {self.threads}")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise NceLmError("--device cuda asked for, but torch sees no CUDA device")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SkipGramConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise NceLmError(f"unknown skip-gram settings: {', '.join(unknown)}")
+        return cls(**data)
+
+
+@dataclass
+class SkipGramResult:
+    """What :func:`train_skipgram` returns: the exported vectors, the vocabulary, the run's figures."""
+
+    vectors: WordVectors
+    vocab: Vocab
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _State:
+    """The trainable tables and the position in the schedule: what a checkpoint holds."""
+
+    input_vectors: torch.Tensor  # (V, d)
+    output_vectors: torch.Tensor  # (V, d)
+    epochs_done: int = 0
+    loss_per_epoch: list[float] = field(default_factory=list)
+    noise_rng: torch.Tensor | None = None  # the noise generator's state, so a resumed run draws what it would have
+
+
+def sentence_ids(ids: np.ndarray, eos_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split a token stream (N,) at ``eos_id`` into words and the sentence each belongs to.
+
+    Returns ``(words, sentence)`` with the end-of-line markers removed: a new sentence starts after each
+    marker and every :data:`MAX_SENTENCE_WORDS` words within a line.
+    """
+    is_eos = ids == eos_id
+    line = np.cumsum(is_eos) - is_eos  # line number of every token
+    words = ids[~is_eos]
+    line = line[~is_eos]
+    if len(words) == 0:
+        return words, line
+    starts = np.flatnonzero(np.r_[True, line[1:] != line[:-1]])  # first word of each line
+    position = np.arange(len(words)) - np.repeat(starts, np.diff(np.r_[starts, len(words)]))
+    return words, line.astype(np.int64) * (1 + len(words) // MAX_SENTENCE_WORDS) + position // MAX_SENTENCE_WORDS
+
+
+def window_pairs(
+    words: np.ndarray, sentence: np.ndarray, window: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(context, centre) pairs of word2vec's shrunk windows, in corpus order of the centre word.
+
+    words, sentence: (n,). Each centre i draws b_i ~ U{1..window}; every j ≠ i with |i − j| ≤ b_i in the
+    same sentence gives the pair (words[j], words[i]). Returns two int64 arrays (P,).
+    """
+    n = len(words)
+    reach = rng.integers(1, window + 1, size=n)  # (n,) the shrunk window b_i
+    centres, contexts = [], []
+    for offset in range(1, window + 1):
+        for sign in (-1, 1):
+            i = np.arange(max(0, -sign * offset), min(n, n - sign * offset))
+            j = i + sign * offset
+            keep = (reach[i] >= offset) & (sentence[i] == sentence[j])
+            centres.append(i[keep])
+            contexts.append(j[keep])
+    centre = np.concatenate(centres)
+    context = np.concatenate(contexts)
+    order = np.argsort(centre, kind="stable")
+    return words[context[order]].astype(np.int64), words[centre[order]].astype(np.int64)
+
+
+class SkipGramTrainer:
+    """Runs the epochs of one skip-gram model: data preparation, SGD updates, checkpoints."""
+
+    def __init__(self, config: SkipGramConfig, vocab: Vocab, ids: np.ndarray, state: _State | None = None):
+        config.validate()
+        self.config = config
+        self.vocab = vocab
+        self.device = torch.device(config.device)
+        self.keep = keep_probabilities(vocab.counts, config.sample)  # (V,)
+        self.keep[[vocab.unk_id, vocab.eos_id]] = 1.0
+        # <unk> stands for every removed word: word2vec drops them before forming windows, so do we.
+        self.words_all, self.sentence_all = sentence_ids(ids[ids != vocab.unk_id], vocab.eos_id)
+        self.corpus_words = int(np.count_nonzero(ids != vocab.eos_id))  # every word, as gensim counts them
+        noise = NoiseDistribution(
+            vocab.counts, config.noise_power, exclude=[vocab.unk_id, vocab.eos_id], device=self.device
+        )
+        self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
+        if state is not None and state.noise_rng is not None:
+            self.generator.set_state(state.noise_rng)
+        self.objective = build_objective(
+            config.objective, noise, config.negatives, shared_noise=config.shared_noise, generator=self.generator
+        ).to(self.device)
+        self.log_probs = noise.log_probs
+        if state is None:
+            init = torch.Generator().manual_seed(config.seed)
+            bound = 0.5 / config.dim
+            state = _State(
+                (torch.rand(len(vocab), config.dim, generator=init) * 2 - 1) * bound,
+                torch.zeros(len(vocab), config.dim),
+            )
+        self.state = _State(
+            state.input_vectors.to(self.device), state.output_vectors.to(self.device), state.epochs_done,
+            list(state.loss_per_epoch),
+        )
+
+    def _pairs(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+        """Per chunk of the corpus: subsampled (context, centre) pairs and the number of corpus words covered."""
+        rng = np.random.default_rng([self.config.seed, epoch])
+        total = len(self.words_all)
+        for start in range(0, total, _CHUNK_TOKENS):
+            words = self.words_all[start : start + _CHUNK_TOKENS]
+            sentence = self.sentence_all[start : start + _CHUNK_TOKENS]
+            kept = rng.random(len(words)) < self.keep[words]
+            context, centre = window_pairs(words[kept], sentence[kept], self.config.window, rng)
+            yield context, centre, len(words)
+
+    def _update(self, context: torch.Tensor, centre: torch.Tensor, lr: float) -> float:
+        """One SGD step on a batch of pairs (B,); returns the summed loss.
+
+        Rows are read with ``index_select`` and written with ``scatter_add_`` over an expanded index:
+        on the CPU both are several times faster than fancy indexing and ``index_add_``, and the
+        scatter stays deterministic (it runs serially along the scattered dimension).
+        """
+        v_in, u_out = self.state.input_vectors, self.state.output_vectors
+        dim = v_in.shape[1]
+        h = v_in.index_select(0, context)  # (B, d)
+        noise_ids = self.objective.sample_noise(centre)  # (K,) or (B, K)
+        out_ids = torch.cat([centre, noise_ids.reshape(-1)])  # (B + K) or (B + B·K,)
+        u_rows = u_out.index_select(0, out_ids)
+        u_true, u_noise = u_rows[: len(centre)], u_rows[len(centre) :]  # (B, d), (K or B·K, d)
+        s_true = (h * u_true).sum(-1).requires_grad_(True)  # (B,)
+        if noise_ids.dim() == 1:
+            s_noise = (h @ u_noise.T).requires_grad_(True)  # (B, K)
+            hits = centre[:, None] == noise_ids[None, :]
+        else:
+            u_noise = u_noise.view(*noise_ids.shape, dim)  # (B, K, d)
+            s_noise = torch.bmm(u_noise, h[:, :, None]).squeeze(-1).requires_grad_(True)  # (B, K)
+            hits = centre[:, None] == noise_ids
+        loss = self.objective.loss(s_true, s_noise, self.log_probs[centre], self.log_probs[noise_ids], hits).sum()
+        g_true, g_noise = torch.autograd.grad(loss, (s_true, s_noise))  # ∂loss/∂s: (B,), (B, K)
+        with torch.no_grad():
+            g_true, g_noise = g_true * -lr, g_noise * -lr  # SGD steps, applied as additions
+            if noise_ids.dim() == 1:
+                step_h = g_true[:, None] * u_true + g_noise @ u_noise  # (B, d)
+                step_noise = g_noise.T @ h  # (K, d)
+            else:
+                step_h = g_true[:, None] * u_true + torch.bmm(g_noise[:, None, :], u_noise).squeeze(1)
+                step_noise = (g_noise[:, :, None] * h[:, None, :]).reshape(-1, dim)  # (B·K, d)
+            step_out = torch.cat([g_true[:, None] * h, step_noise])  # rows of out_ids
+            u_out.scatter_add_(0, out_ids[:, None].expand(-1, dim), step_out)
+            v_in.scatter_add_(0, context[:, None].expand(-1, dim), step_h)
+        return loss.item()
+
+    def train(self, progress: bool = True, on_epoch_end=None) -> dict[str, Any]:
+        """Run the remaining epochs; returns the figures of this call (``words_per_s`` etc.)."""
+        from tqdm import tqdm
+
+        config = self.config
+        if config.threads is not None:
+            torch.set_num_threads(config.threads)
+        total_words = self.corpus_words * config.epochs
+        words_done = self.corpus_words * self.state.epochs_done
+        start_epoch = self.state.epochs_done
+        started = time.perf_counter()
+        bar = tqdm(total=total_words, initial=words_done, unit="w", unit_scale=True, disable=not progress,
+                   desc="skip-gram")
+        for epoch in range(start_epoch, config.epochs):
+            loss_sum, pair_count = 0.0, 0
+            for context_np, centre_np, covered in self._pairs(epoch):
+                context = torch.from_numpy(context_np).to(self.device)
+                centre = torch.from_numpy(centre_np).to(self.device)
+                pairs = len(context)
+                scale = covered * self.corpus_words / max(len(self.words_all), 1)  # in corpus words
+                for first in range(0, pairs, config.batch_size):
+                    done = words_done + scale * first / max(pairs, 1)
+                    lr = max(config.min_lr, config.lr - (config.lr - config.min_lr) * done / total_words)
+                    last = min(first + config.batch_size, pairs)
+                    batch_loss = self._update(context[first:last], centre[first:last], lr)
+                    if not math.isfinite(batch_loss):
+                        raise NceLmError(
+                            f"the loss became {batch_loss} in epoch {epoch + 1}; lower --lr or --batch-size"
+                        )
+                    loss_sum += batch_loss
+                    pair_count += last - first
+                words_done += scale
+                bar.update(round(scale))
+                bar.set_postfix(loss=f"{loss_sum / max(pair_count, 1):.4f}", lr=f"{lr:.5f}")
+            epoch_loss = loss_sum / max(pair_count, 1)
+            self.state.loss_per_epoch.append(epoch_loss)
+            self.state.epochs_done = epoch + 1
+            bar.write(f"epoch {epoch + 1}/{config.epochs}: mean loss per pair {epoch_loss:.4f} over {pair_count:,} pairs")
+            if on_epoch_end is not None:
+                on_epoch_end(self)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        bar.close()
+        wall = time.perf_counter() - started
+        epochs_run = config.epochs - start_epoch
+        return {
+            "words_per_s": self.corpus_words * epochs_run / wall if wall > 0 else float("nan"),
+            "wall_s": wall,
+            "epochs": config.epochs,
+            "epochs_run": epochs_run,
+            "corpus_words": self.corpus_words,
+            "vocab_size": len(self.vocab) - 2,
+            "final_loss": self.state.loss_per_epoch[-1] if self.state.loss_per_epoch else float("nan"),
+            "loss_per_epoch": list(self.state.loss_per_epoch),
+            "objective": config.objective,
+            "device": str(self.device),
+            "threads": torch.get_num_threads(),
+        }
+
+    def word_vectors(self) -> WordVectors:
+        """The input vectors of the real words (the special tokens left out), most frequent first."""
+        rows = slice(2, len(self.vocab))
+        return WordVectors(
+            self.vocab.tokens[rows], self.state.input_vectors[rows].float().cpu().numpy(), self.vocab.counts[rows]
+        )
+
+    def save_checkpoint(self, path: str | os.PathLike[str]) -> None:
+        """Tables, schedule position, config and vocabulary in one torch file (loadable with weights_only)."""
+        payload = {
+            "format": CHECKPOINT_FORMAT,
+            "config": asdict(self.config),
+            "vocab": self.vocab.to_dict(),
+            "input_vectors": self.state.input_vectors.cpu(),
+            "output_vectors": self.state.output_vectors.cpu(),
+            "epochs_done": self.state.epochs_done,
+            "loss_per_epoch": list(self.state.loss_per_epoch),
+            "noise_rng": self.generator.get_state(),
+        }
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> tuple[SkipGramConfig, Vocab, _State]:
+    """Read a checkpoint written by :meth:`SkipGramTrainer.save_checkpoint`; damage is an :class:`NceLmError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise NceLmError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a damaged file
+        raise NceLmError(f"checkpoint {path} is corrupted or not a checkpoint ({type(err).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise NceLmError(f"{path} is not an nce_lm skip-gram checkpoint")
+    try:
+        vocab = Vocab._from_dict(payload["vocab"])
+        config = SkipGramConfig.from_dict(payload["config"])
+    except (NceLmError, KeyError, TypeError) as err:
+        raise NceLmError(f"checkpoint {path} is damaged: {err}") from None
+    try:
+        state = _State(payload["input_vectors"], payload["output_vectors"], int(payload["epochs_done"]),
+                       list(payload["loss_per_epoch"]), payload["noise_rng"])
+    except (KeyError, TypeError, ValueError):
+        raise NceLmError(f"checkpoint {path} is incomplete") from None
+    if state.input_vectors.shape != (len(vocab), config.dim) or state.output_vectors.shape != state.input_vectors.shape:
+        raise NceLmError(f"checkpoint {path} is inconsistent: tables do not match its vocabulary and dimension")
+    return config, vocab, state
+
+
+def train_skipgram(
+    corpus: Sequence[str | os.PathLike[str]],
+    config: SkipGramConfig = SkipGramConfig(),
+    vocab: Vocab | None = None,
+    progress: bool = True,
+    checkpoint: str | os.PathLike[str] | None = None,
+    resume: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> SkipGramResult:
+    """Train skip-gram vectors on ``corpus``; the Python entry point behind ``nce-lm skipgram``.
+
+    ``vocab`` defaults to the corpus's own (``config.min_count``, tokenizer settings of the config).
+    ``checkpoint`` is rewritten after every epoch; ``resume`` continues a checkpoint up to
+    ``config.epochs`` epochs in all (the tables, vocabulary and epochs done come from the checkpoint).
+    Token ids are cached in ``cache_dir`` when given, else in a temporary folder.
+    """
+    config.validate()
+    state = None
+    if resume is not None:
+        saved_config, vocab, state = load_checkpoint(resume)
+        if saved_config.dim != config.dim:
+            raise NceLmError(f"checkpoint has dimension {saved_config.dim}, the run asks for {config.dim}")
+        if state.epochs_done >= config.epochs:
+            raise NceLmError(
+                f"checkpoint already has {state.epochs_done} epochs; ask for more with --epochs"
+            )
+    if vocab is None:
+        tokenizer = TokenizerConfig(config.lowercase, config.split_punctuation)
+        vocab = build_vocab(corpus, min_count=config.min_count, tokenizer=tokenizer)
+    with tempfile.TemporaryDirectory(prefix="nce_lm-ids-") as tmp:
+        ids = np.asarray(cached_token_ids(corpus, vocab, cache_dir or tmp))
+        trainer = SkipGramTrainer(config, vocab, ids, state)
+        if not len(trainer.words_all):
+            raise NceLmError("the corpus holds no word of the vocabulary to train on")
+        save = (lambda t: t.save_checkpoint(checkpoint)) if checkpoint is not None else None
+        metrics = trainer.train(progress=progress, on_epoch_end=save)
+    return SkipGramResult(trainer.word_vectors(), vocab, metrics)

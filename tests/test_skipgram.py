@@ -1,0 +1,155 @@
+"""The skip-gram trainer: word2vec's windows and sentences, determinism, learning, checkpoints, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from gensim.models import KeyedVectors
+
+from nce_lm import skipgram
+from nce_lm.cli import main
+from nce_lm.errors import NceLmError
+from nce_lm.skipgram import SkipGramConfig, load_checkpoint, sentence_ids, train_skipgram, window_pairs
+
+
+def test_windows_match_a_direct_loop() -> None:
+    words = np.arange(100, 130)
+    sentence = np.repeat([0, 1, 2], [12, 3, 15])
+    pairs = window_pairs(words, sentence, 4, np.random.default_rng(7))
+    reach = np.random.default_rng(7).integers(1, 5, size=len(words))  # the same draws
+    expected = [
+        (words[j], words[i])
+        for i in range(len(words))
+        for j in range(len(words))
+        if j != i and abs(i - j) <= reach[i] and sentence[i] == sentence[j]
+    ]
+    assert sorted(zip(*(p.tolist() for p in pairs))) == sorted((int(a), int(b)) for a, b in expected)
+    assert (np.diff([b - 100 for b in pairs[1]]) >= 0).all()  # centre words in corpus order
+
+
+def test_lines_are_sentences_and_long_lines_are_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    eos = 1
+    ids = np.array([5, 6, eos, 7, eos, eos, 8, 9, 10, 11, 12, eos])
+    monkeypatch.setattr(skipgram, "MAX_SENTENCE_WORDS", 3)
+    words, sentence = sentence_ids(ids, eos)
+    assert words.tolist() == [5, 6, 7, 8, 9, 10, 11, 12]
+    groups = [words[sentence == s].tolist() for s in dict.fromkeys(sentence.tolist())]
+    assert groups == [[5, 6], [7], [8, 9, 10], [11, 12]]
+
+
+@pytest.fixture(scope="module")
+def topic_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two topics whose words only co-occur within their own topic."""
+    rng = np.random.default_rng(0)
+    topics = [[f"a{i}" for i in range(10)], [f"b{i}" for i in range(10)]]
+    lines = [" ".join(rng.choice(topics[t % 2], size=12)) for t in range(600)]
+    path = tmp_path_factory.mktemp("corpus") / "topics.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+SMALL = SkipGramConfig(dim=16, epochs=3, min_count=1, sample=0.0, batch_size=256, lr=0.05, threads=1)
+
+
+def test_vectors_learn_the_topics(topic_corpus: Path) -> None:
+    result = train_skipgram([topic_corpus], SMALL, progress=False)
+    unit = result.vectors.unit_vectors()
+    index = {w: i for i, w in enumerate(result.vectors.words)}
+    a = unit[[index[f"a{i}"] for i in range(10)]]
+    b = unit[[index[f"b{i}"] for i in range(10)]]
+    within = (a @ a.T)[~np.eye(10, dtype=bool)].mean()
+    across = (a @ b.T).mean()
+    assert within > across + 0.5
+    assert result.metrics["loss_per_epoch"][-1] < result.metrics["loss_per_epoch"][0]
+    assert set(result.metrics) >= {"words_per_s", "wall_s", "epochs", "vocab_size", "final_loss"}
+    assert result.metrics["vocab_size"] == 20 and result.metrics["corpus_words"] == 7200
+
+
+@pytest.mark.parametrize("objective", ["nce", "ranking", "infonce"])
+def test_every_sampled_objective_trains(topic_corpus: Path, objective: str) -> None:
+    config = SkipGramConfig(**{**SMALL.__dict__, "objective": objective, "epochs": 2})
+    result = train_skipgram([topic_corpus], config, progress=False)
+    unit = result.vectors.unit_vectors()
+    assert (unit[:10] @ unit[:10].T).mean() > (unit[:10] @ unit[10:].T).mean()
+
+
+def test_seeded_run_repeats_exactly(topic_corpus: Path) -> None:
+    first = train_skipgram([topic_corpus], SMALL, progress=False).vectors.vectors
+    again = train_skipgram([topic_corpus], SMALL, progress=False).vectors.vectors
+    np.testing.assert_array_equal(first, again)
+
+
+def test_learning_rate_decays_linearly(topic_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[float] = []
+    original = skipgram.SkipGramTrainer._update
+
+    def spy(self, context, centre, lr):
+        seen.append(lr)
+        return original(self, context, centre, lr)
+
+    monkeypatch.setattr(skipgram.SkipGramTrainer, "_update", spy)
+    train_skipgram([topic_corpus], SMALL, progress=False)
+    assert seen[0] == pytest.approx(SMALL.lr)
+    assert seen[-1] < SMALL.lr / SMALL.epochs and seen[-1] >= SMALL.min_lr
+    assert all(a >= b for a, b in zip(seen, seen[1:]))
+
+
+def test_resume_equals_an_uninterrupted_run(topic_corpus: Path, tmp_path: Path) -> None:
+    straight = train_skipgram([topic_corpus], SMALL, progress=False).vectors.vectors
+    checkpoint = tmp_path / "sg.ckpt"
+    two = SkipGramConfig(**{**SMALL.__dict__, "epochs": 2})
+    # Stop after epoch 2 of a 3-epoch run: train 3 epochs, interrupting from the epoch-end hook.
+    with pytest.raises(KeyboardInterrupt):
+        def stop_after_two(trainer):
+            trainer.save_checkpoint(checkpoint)
+            if trainer.state.epochs_done == 2:
+                raise KeyboardInterrupt
+
+        ids_run = skipgram.SkipGramTrainer
+        from nce_lm.token_cache import cached_token_ids
+        from nce_lm.vocab import build_vocab
+
+        vocab = build_vocab([topic_corpus], min_count=1)
+        ids = np.asarray(cached_token_ids([topic_corpus], vocab, tmp_path / "ids"))
+        ids_run(SMALL, vocab, ids).train(progress=False, on_epoch_end=stop_after_two)
+    config, _, state = load_checkpoint(checkpoint)
+    assert state.epochs_done == 2 and config == SMALL
+    resumed = train_skipgram([topic_corpus], SMALL, progress=False, resume=checkpoint).vectors.vectors
+    np.testing.assert_array_equal(resumed, straight)
+    with pytest.raises(NceLmError, match="already has 2 epochs"):
+        train_skipgram([topic_corpus], two, progress=False, resume=checkpoint)
+
+
+def test_cli_trains_exports_and_reports(topic_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, metrics = tmp_path / "v.bin", tmp_path / "m.json"
+    status = main(["skipgram", str(topic_corpus), "-o", str(out), "--dim", "8", "--epochs", "1", "--min-count", "1",
+                   "--metrics", str(metrics), "--quiet", "--checkpoint", str(tmp_path / "c.ckpt")])
+    assert status == 0
+    keyed = KeyedVectors.load_word2vec_format(str(out), binary=True)
+    assert len(keyed) == 20 and keyed.vector_size == 8
+    data = json.loads(metrics.read_text())
+    assert data["epochs"] == 1 and data["vocab_size"] == 20 and data["words_per_s"] > 0
+    assert "words/s" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--dim", "0"], "dim must be at least 1"),
+        (["--sample", "-1"], "sample must be non-negative"),
+        (["--min-count", "100000"], "vocabulary is empty"),
+        (["--resume", "CORRUPT"], "corrupted or not a checkpoint"),
+    ],
+)
+def test_cli_errors_are_one_line(topic_corpus: Path, tmp_path: Path, capsys, extra: list[str], message: str) -> None:
+    corrupt = tmp_path / "corrupt.ckpt"
+    corrupt.write_bytes(b"PK\x03\x04 not really a checkpoint")
+    extra = [str(corrupt) if x == "CORRUPT" else x for x in extra]
+    status = main(["skipgram", str(topic_corpus), "-o", str(tmp_path / "v.bin"), "--quiet", *extra])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and message in err
+    assert not (tmp_path / "v.bin").exists()
