@@ -1,0 +1,131 @@
+"""gensim's skip-gram and ours, same corpus, same settings, same threads, one table.
+
+    python scripts/bench_skipgram.py CORPUS [--threads 2] [--epochs 5] [--sample 1e-4]
+        [--objectives neg,nce] [--device cpu|cuda] [--restrict-vocab 30000] [--output FILE]
+
+gensim runs ``Word2Vec(corpus_file=..., sg=1, hs=0, negative=5, vector_size=100, window=5, min_count=5,
+sample=..., workers=threads)`` (the settings of ../shared/docs/ANCHORS.md), ours ``train_skipgram`` with the
+same values. Throughput is corpus words × epochs / wall seconds of training, vocabulary building excluded for
+both. Both sets of vectors are scored by nce_lm's evaluators (which agree with gensim's own, see
+tests/test_evaluation.py): Google analogies (3CosAdd, the 30,000 most frequent words as in ANCHORS.md), and
+Spearman ρ on WS-353 and SimLex-999 (gensim's bundled copies) and MEN (``$NCE_LM_DATA/eval/MEN``, when present).
+With ``--device cuda`` ours runs on the GPU and gensim on all CPU cores of the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from nce_lm.evaluation import default_evaluation_files, evaluate_all
+from nce_lm.skipgram import SkipGramConfig, train_skipgram
+from nce_lm.vectors import WordVectors
+
+MEN_FILE = Path("eval") / "MEN" / "MEN_dataset_natural_form_full"
+
+
+def plain_copy(corpus: Path, folder: str) -> Path:
+    """gensim's corpus_file needs an uncompressed file: decompress a .gz into ``folder``."""
+    if corpus.suffix != ".gz":
+        return corpus
+    target = Path(folder) / corpus.stem
+    with gzip.open(corpus, "rb") as source, open(target, "wb") as out:
+        shutil.copyfileobj(source, out)
+    return target
+
+
+def run_gensim(corpus: Path, args: argparse.Namespace, workers: int) -> tuple[WordVectors, float, int]:
+    from gensim.models import Word2Vec
+
+    model = Word2Vec(
+        sg=1, hs=0, negative=args.negatives, vector_size=args.dim, window=args.window, min_count=args.min_count,
+        sample=args.sample, workers=workers, seed=args.seed,
+    )
+    model.build_vocab(corpus_file=str(corpus))
+    started = time.perf_counter()
+    model.train(corpus_file=str(corpus), total_words=model.corpus_total_words, total_examples=model.corpus_count,
+                epochs=args.epochs)
+    wall = time.perf_counter() - started
+    keyed = model.wv
+    vectors = WordVectors(list(keyed.index_to_key), keyed.vectors)
+    return vectors, model.corpus_total_words * args.epochs / wall, len(keyed)
+
+
+def scores(vectors: WordVectors, similarity_files: list[Path], restrict_vocab: int) -> dict[str, float]:
+    analogy_files, _ = default_evaluation_files()
+    metrics = evaluate_all(vectors, analogy_files, similarity_files, restrict_vocab)
+    return {"analogy": metrics["analogy"], **{p.name: metrics[p.name] for p in similarity_files}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("corpus", type=Path)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--sample", type=float, default=1e-4)
+    parser.add_argument("--dim", type=int, default=100)
+    parser.add_argument("--window", type=int, default=5)
+    parser.add_argument("--negatives", type=int, default=5)
+    parser.add_argument("--min-count", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=SkipGramConfig.batch_size)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--objectives", default="neg,nce")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--restrict-vocab", type=int, default=30_000)
+    parser.add_argument("--skip-gensim", action="store_true")
+    parser.add_argument("--output", help="also write the table here")
+    args = parser.parse_args()
+
+    similarity_files = default_evaluation_files()[1]
+    data = os.environ.get("NCE_LM_DATA")
+    if data and (Path(data) / MEN_FILE).is_file():
+        similarity_files.append(Path(data) / MEN_FILE)
+    rows = []
+    gensim_speed = None
+    if not args.skip_gensim:
+        workers = os.cpu_count() or 1 if args.device.startswith("cuda") else args.threads
+        with tempfile.TemporaryDirectory() as tmp:
+            vectors, gensim_speed, vocab_size = run_gensim(plain_copy(args.corpus, tmp), args, workers)
+        rows.append((f"gensim {__import__('gensim').__version__} ({workers} threads)", "neg", gensim_speed,
+                     vocab_size, scores(vectors, similarity_files, args.restrict_vocab)))
+    for objective in args.objectives.split(","):
+        config = SkipGramConfig(
+            dim=args.dim, window=args.window, negatives=args.negatives, epochs=args.epochs, min_count=args.min_count,
+            sample=args.sample, batch_size=args.batch_size, objective=objective, device=args.device,
+            threads=args.threads if args.device == "cpu" else None, seed=args.seed,
+        )
+        result = train_skipgram([args.corpus], config, progress=False)
+        where = f"{args.threads} threads" if args.device == "cpu" else torch.cuda.get_device_name(args.device)
+        rows.append((f"nce_lm ({where})", objective, result.metrics["words_per_s"], len(result.vectors),
+                     scores(result.vectors, similarity_files, args.restrict_vocab)))
+
+    names = [p.name for p in similarity_files]
+    lines = [
+        f"corpus: {args.corpus.name}; dim {args.dim}, window {args.window}, negatives {args.negatives}, "
+        f"epochs {args.epochs}, min_count {args.min_count}, sample {args.sample:g}; analogy restricted to "
+        f"{args.restrict_vocab:,} words",
+        "",
+        "| tool | objective | vocab | words/s | vs gensim | analogy | " + " | ".join(names) + " |",
+        "|---|---|---|---|---|---|" + "---|" * len(names),
+    ]
+    for tool, objective, speed, vocab_size, figures in rows:
+        ratio = f"{speed / gensim_speed:.2f}" if gensim_speed else "–"
+        cells = " | ".join(f"{figures[n]:.3f}" for n in names)
+        lines.append(f"| {tool} | {objective} | {vocab_size:,} | {speed:,.0f} | {ratio} | {figures['analogy']:.3f} | {cells} |")
+    table = "\n".join(lines)
+    print(table)
+    if args.output:
+        from nce_lm.fileio import write_text_atomic
+
+        write_text_atomic(args.output, table + "\n")
+
+
+if __name__ == "__main__":
+    main()
