@@ -1,0 +1,11 @@
+"""Neural language models whose output layer is trained with any objective and evaluated exactly.
+
+``config`` (settings), ``batches`` (contiguous streams), ``model`` (LSTM, Transformer), ``checkpoint``
+(run folders), ``evaluate`` (exact perplexity and self-normalization), ``distributed`` (torchrun), ``train``.
+"""
+
+from nce_lm.lm.config import LMConfig
+from nce_lm.lm.evaluate import evaluate_lm
+from nce_lm.lm.train import train_lm
+
+__all__ = ["LMConfig", "evaluate_lm", "train_lm"]

@@ -1,0 +1,80 @@
+"""Run folders: configuration and vocabulary as JSON, model and training state as tensors.
+
+A run folder holds ``config.json``, ``vocab.json``, ``last.pt`` (model, optimizer, learning rate, epoch,
+history and every random state: enough to continue exactly) and ``best.pt`` (the model with the best
+validation perplexity). Every file is written to a temporary name and renamed; ``.pt`` files hold only
+tensors and plain containers and are read with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nce_lm.errors import NceLmError
+from nce_lm.fileio import atomic_path, read_json, write_json_atomic
+from nce_lm.lm.config import LMConfig
+from nce_lm.lm.model import LanguageModel, build_model
+from nce_lm.noise import NoiseDistribution
+from nce_lm.vocab import Vocab
+
+FORMAT = "nce_lm.lm"
+
+
+def save_payload(path: Path, payload: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, **payload}, tmp)
+
+
+def load_payload(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise NceLmError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a damaged file can raise many types
+        raise NceLmError(f"checkpoint {path} is corrupted ({type(err).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise NceLmError(f"{path} is not an nce_lm language-model checkpoint")
+    return payload
+
+
+def write_run_files(run_dir: Path, config: LMConfig, vocab: Vocab) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(run_dir / "config.json", config.to_dict())
+    vocab.save(run_dir / "vocab.json")
+
+
+def noise_for(config: LMConfig, vocab: Vocab, device: torch.device | str = "cpu") -> NoiseDistribution:
+    """The run's noise distribution q ∝ count^α over its vocabulary (every id that occurs in training)."""
+    return NoiseDistribution(vocab.counts, config.noise_power, device=device)
+
+
+@dataclass
+class Run:
+    config: LMConfig
+    vocab: Vocab
+    model: LanguageModel
+    noise: NoiseDistribution
+    payload: dict[str, Any]
+
+
+def load_run(run_dir: Path, which: str = "best", device: str | None = None) -> Run:
+    """Rebuild the model of a run folder from ``best.pt`` or ``last.pt``; mismatches are an NceLmError."""
+    if not run_dir.is_dir():
+        raise NceLmError(f"run folder not found: {run_dir}")
+    config = LMConfig.from_dict(read_json(run_dir / "config.json", "run config"))
+    if device is not None:
+        config = config.with_changes(device=device)
+    vocab = Vocab.load(run_dir / "vocab.json")
+    payload = load_payload(run_dir / f"{which}.pt")
+    noise = noise_for(config, vocab, config.device)
+    model = build_model(config, len(vocab), noise.log_probs.cpu())
+    try:
+        model.load_state_dict(payload["model"])
+    except (KeyError, RuntimeError) as err:
+        raise NceLmError(f"{run_dir / (which + '.pt')} does not match the run's config or vocabulary: "
+                         f"{str(err).splitlines()[0]}") from None
+    return Run(config, vocab, model.to(config.device), noise, payload)

@@ -1,0 +1,100 @@
+"""The settings of one language-model run, saved as JSON beside its checkpoints."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from nce_lm.errors import NceLmError
+from nce_lm.objectives import OBJECTIVES
+
+MODELS = ("lstm", "transformer")
+OPTIMIZERS = ("sgd", "adam")
+# Settings a resumed run may change: how long, where, and how chatty; everything else must match.
+RESUMABLE_CHANGES = ("epochs", "max_tokens", "device", "progress")
+
+
+@dataclass(frozen=True)
+class LMConfig:
+    """One language-model run. Defaults: a small Zaremba-style LSTM trained with self-normalized NCE."""
+
+    train: str = ""  # training text, or a registered dataset name ("ptb", "wikitext-2") for all three splits
+    valid: str = ""  # validation text (defaults to the dataset's when ``train`` names one)
+    test: str = ""  # test text, optional
+    model: str = "lstm"  # lstm (Zaremba et al. 2014) or transformer (causal, pre-norm)
+    dim: int = 200  # embedding and hidden size
+    layers: int = 2  # LSTM layers or Transformer blocks
+    heads: int = 4  # attention heads (transformer)
+    dropout: float = 0.2  # on embeddings and between layers
+    tie_weights: bool = False  # output weight = input embedding (Press & Wolf 2017)
+    objective: str = "nce"  # training objective: nce (self-normalized), ranking, neg, infonce, full
+    noise_samples: int = 64  # k, shared across the batch
+    noise_power: float = 0.75  # q ∝ count^α over the training text
+    seq_len: int = 35  # truncated back-propagation length (tokens)
+    batch_size: int = 20  # parallel streams (the global batch under torchrun)
+    epochs: int = 4  # passes over the training text
+    max_tokens: int | None = None  # stop after this many training tokens instead (whole steps)
+    optimizer: str = "sgd"  # sgd (Zaremba: lr 20, /4 on a plateau) or adam
+    lr: float | None = None  # None: 20 for sgd, 1e-3 for adam
+    lr_decay: float = 4.0  # divide the learning rate by this when validation perplexity does not improve
+    clip: float = 0.25  # gradient-norm clipping
+    device: str = "cpu"
+    seed: int = 1
+    eval_batch_size: int = 10
+    is_samples: int = 1024  # samples for the importance-sampling estimate of log Z in evaluation
+    progress: bool = True
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else (20.0 if self.optimizer == "sgd" else 1e-3)
+
+    def validate(self) -> None:
+        if self.model not in MODELS:
+            raise NceLmError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        if self.objective not in OBJECTIVES:
+            raise NceLmError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise NceLmError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        for name in ("dim", "layers", "heads", "noise_samples", "seq_len", "batch_size", "epochs", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise NceLmError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise NceLmError(f"max_tokens must be at least 1, got {self.max_tokens}")
+        if not 0 <= self.dropout < 1:
+            raise NceLmError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0 <= self.noise_power <= 1:
+            raise NceLmError(f"noise_power must be between 0 and 1, got {self.noise_power}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise NceLmError(f"lr must be positive, got {self.learning_rate}")
+        if self.lr_decay < 1 or self.clip <= 0:
+            raise NceLmError("lr_decay must be at least 1 and clip positive")
+        if self.model == "transformer" and self.dim % self.heads:
+            raise NceLmError(f"dim {self.dim} is not divisible by heads {self.heads}")
+        if self.is_samples < 2:
+            raise NceLmError(f"is_samples must be at least 2, got {self.is_samples}")
+        if not self.train:
+            raise NceLmError("no training data: give --train FILE or --data NAME")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> LMConfig:
+        if not isinstance(data, dict):
+            raise NceLmError("the run's config must be a JSON object")
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise NceLmError(f"unknown language-model settings: {', '.join(unknown)}")
+        return cls(**data)
+
+    def differences(self, other: LMConfig) -> list[str]:
+        """Settings that differ from ``other`` and may not change on resume."""
+        return [
+            f.name
+            for f in fields(self)
+            if f.name not in RESUMABLE_CHANGES and getattr(self, f.name) != getattr(other, f.name)
+        ]
+
+    def with_changes(self, **changes: Any) -> LMConfig:
+        return replace(self, **changes)

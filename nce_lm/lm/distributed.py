@@ -1,0 +1,81 @@
+"""Data-parallel training under ``torchrun``: process group, ranks, and the few collectives the trainer needs.
+
+``torchrun --nproc_per_node N -m nce_lm lm train ...`` sets RANK, WORLD_SIZE and LOCAL_RANK; the trainer then
+wraps its model in DistributedDataParallel (NCCL on GPUs, gloo on CPUs), which averages gradients across
+ranks after every backward pass. Each rank trains on its own B / N of the batch's streams and draws its own
+noise from a rank-specific seed; only rank 0 writes files. Without those variables everything runs in one
+process and no process group is created.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from nce_lm.errors import NceLmError
+
+
+@dataclass
+class DistributedContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    backend: str = "gloo"
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+    @classmethod
+    def from_environment(cls, device: str) -> DistributedContext:
+        """Join the process group that torchrun describes, or run alone when it describes none."""
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        if world_size == 1:
+            return cls()
+        rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+        backend = "nccl" if device.startswith("cuda") else "gloo"
+        if not dist.is_initialized():
+            try:
+                dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
+            except (RuntimeError, ValueError) as err:
+                raise NceLmError(f"cannot join the {backend} process group: {err}") from None
+        return cls(rank, world_size, local_rank, backend)
+
+    def device(self, requested: str) -> torch.device:
+        """cuda:LOCAL_RANK for a CUDA run under torchrun, else the requested device."""
+        if requested.startswith("cuda") and self.active:
+            return torch.device("cuda", self.local_rank)
+        return torch.device(requested)
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank when ``flag`` is true on any rank."""
+        if not self.active:
+            return flag
+        value = torch.tensor([float(flag)], device=self._collective_device())
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item())
+
+    def sum(self, value: float) -> float:
+        if not self.active:
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64, device=self._collective_device())
+        dist.all_reduce(tensor)
+        return float(tensor.item())
+
+    def _collective_device(self) -> torch.device:
+        return torch.device("cuda", self.local_rank) if self.backend == "nccl" else torch.device("cpu")
+
+    def barrier(self) -> None:
+        if self.active:
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.active and dist.is_initialized():
+            dist.destroy_process_group()

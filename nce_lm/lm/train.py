@@ -1,0 +1,239 @@
+"""Training a language model with any objective: the loop, validation by exact perplexity, checkpoints.
+
+The loop (one screen): for each window of the contiguous streams, the model turns inputs (B, T) into
+hidden states (B·T, d); the objective scores them against the output layer — for the sampled objectives
+with k noise words shared by the whole batch, one (B·T, d) × (d, k) product — and returns the loss per
+token; the mean is back-propagated, gradients are clipped, the optimizer steps. After every epoch the
+model is evaluated exactly on the validation text (full softmax), the learning rate is divided by
+``lr_decay`` when validation perplexity did not improve (Zaremba et al. 2014), and ``last.pt`` (and
+``best.pt`` when it improved) are written. Random streams are re-seeded from (seed, epoch, rank) at every
+epoch, so a run resumed from an epoch boundary, on any number of ranks, repeats the draws exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from nce_lm.datasets import REGISTRY, dataset_path
+from nce_lm.errors import NceLmError
+from nce_lm.fileio import read_json, write_json_atomic
+from nce_lm.lm.batches import batchify, num_windows, rank_rows, windows
+from nce_lm.lm.checkpoint import load_payload, noise_for, save_payload, write_run_files
+from nce_lm.lm.config import LMConfig
+from nce_lm.lm.distributed import DistributedContext
+from nce_lm.lm.evaluate import evaluate_model
+from nce_lm.lm.model import LanguageModel, build_model
+from nce_lm.objectives import Objective, build_objective
+from nce_lm.token_cache import cached_token_ids
+from nce_lm.vocab import Vocab, build_vocab
+
+
+def resolve_path(name_or_path: str, split: str) -> Path:
+    """A registered dataset name becomes its local split file; anything else is a path."""
+    if name_or_path in REGISTRY:
+        return dataset_path(name_or_path, split)
+    return Path(name_or_path)
+
+
+def token_ids(path: Path, vocab: Vocab, cache_dir: Path) -> np.ndarray:
+    """Token ids of one text (with <eos> per line), cached under ``cache_dir``/<file name>."""
+    return np.asarray(cached_token_ids([path], vocab, cache_dir / path.name))
+
+
+class TrainingModule(nn.Module):
+    """Model and objective as one module, so DistributedDataParallel synchronises both (a learned log Z too)."""
+
+    def __init__(self, model: LanguageModel, objective: Objective) -> None:
+        super().__init__()
+        self.model, self.objective = model, objective
+
+    def forward(self, inputs: torch.Tensor, targets: torch.Tensor, state):
+        """inputs, targets (B, T) → (mean loss per token, next state)."""
+        hidden, state = self.model(inputs, state)
+        hidden = hidden.reshape(-1, hidden.shape[-1])  # (B·T, d)
+        loss = self.objective(hidden, self.model.output_weight, self.model.output_bias, targets.reshape(-1))
+        return loss.float().mean(), state
+
+
+def _seed_epoch(config: LMConfig, epoch: int, rank: int, generator: torch.Generator) -> None:
+    torch.manual_seed(config.seed * 1_000_003 + epoch * 1009 + rank)  # dropout
+    generator.manual_seed(config.seed * 7_919 + epoch * 104_729 + rank * 13 + 1)  # noise
+
+
+def _peak_memory_gib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux reports KiB
+
+
+def _split_paths(config: LMConfig) -> dict[str, Path | None]:
+    named = config.train in REGISTRY
+    paths: dict[str, Path | None] = {"train": resolve_path(config.train, "train")}
+    for split in ("valid", "test"):
+        given = getattr(config, split)
+        paths[split] = resolve_path(given or config.train, split) if (given or named) else None
+    if paths["valid"] is None:
+        raise NceLmError("no validation data: give --valid FILE or --data NAME")
+    for split, path in paths.items():
+        if path is not None and not path.is_file():
+            raise NceLmError(f"{split} file not found: {path}")
+    return paths
+
+
+def train_lm(config: LMConfig, run_dir: str | os.PathLike[str], resume: bool = False) -> dict[str, Any]:
+    """Train (or, with ``resume``, continue) the run in ``run_dir``; returns its metrics.
+
+    Under torchrun every rank calls this; rank 0 alone writes files.
+    """
+    config.validate()
+    run_dir = Path(run_dir)
+    ctx = DistributedContext.from_environment(config.device)
+    try:
+        return _train(config, run_dir, resume, ctx)
+    finally:
+        ctx.close()
+
+
+def _train(config: LMConfig, run_dir: Path, resume: bool, ctx: DistributedContext) -> dict[str, Any]:
+    device = ctx.device(config.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise NceLmError("--device cuda asked for, but torch sees no CUDA device")
+    paths = _split_paths(config)
+    payload = None
+    if resume:
+        saved = LMConfig.from_dict(read_json(run_dir / "config.json", "run config"))
+        changed = config.differences(saved)
+        if changed:
+            raise NceLmError(f"cannot resume {run_dir}: settings differ from the run's ({', '.join(changed)})")
+        vocab = Vocab.load(run_dir / "vocab.json")
+        payload = load_payload(run_dir / "last.pt")
+    else:
+        if (run_dir / "last.pt").exists():
+            raise NceLmError(f"{run_dir} already holds a run; use --resume to continue it or pick another folder")
+        vocab = build_vocab([paths["train"]], min_count=1)
+    if ctx.is_main:
+        write_run_files(run_dir, config, vocab)
+        ids = {split: token_ids(p, vocab, run_dir / "cache") for split, p in paths.items() if p is not None}
+    ctx.barrier()
+    if not ctx.is_main:
+        ids = {split: token_ids(p, vocab, run_dir / "cache") for split, p in paths.items() if p is not None}
+
+    noise = noise_for(config, vocab, device)
+    torch.manual_seed(config.seed)
+    model = build_model(config, len(vocab), noise.log_probs.cpu()).to(device)
+    generator = torch.Generator(device=device)
+    objective = build_objective(config.objective, noise, config.noise_samples, generator=generator) \
+        if config.objective != "full" else build_objective("full", None, 0)
+    module = TrainingModule(model, objective).to(device)
+    trained = nn.parallel.DistributedDataParallel(module) if ctx.active else module
+    lr = config.learning_rate
+    optimizer = (torch.optim.SGD(module.parameters(), lr=lr) if config.optimizer == "sgd"
+                 else torch.optim.Adam(module.parameters(), lr=lr))
+    history: list[dict[str, Any]] = []
+    start_epoch, tokens_seen, best_ppl = 0, 0, math.inf
+    if payload is not None:
+        try:
+            module.load_state_dict(payload["module"])
+            optimizer.load_state_dict(payload["optimizer"])
+            start_epoch, tokens_seen = int(payload["epoch"]), int(payload["tokens_seen"])
+            lr, best_ppl, history = float(payload["lr"]), float(payload["best_ppl"]), list(payload["history"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as err:
+            raise NceLmError(f"{run_dir / 'last.pt'} does not match the run: {str(err).splitlines()[0]}") from None
+
+    streams = rank_rows(batchify(ids["train"], config.batch_size), ctx.rank, ctx.world_size).to(device)
+    steps_per_epoch = num_windows(streams, config.seq_len)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext)
+    done = config.max_tokens is not None and tokens_seen >= config.max_tokens
+    for epoch in range(start_epoch, config.epochs):
+        if done:
+            break
+        _seed_epoch(config, epoch, ctx.rank, generator)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        module.train()
+        state = model.initial_state(streams.shape[0], device)
+        loss_sum = steps = epoch_tokens = 0.0
+        started = time.perf_counter()
+        bar = _progress(config, ctx, steps_per_epoch, epoch)
+        for _, inputs, targets in windows(streams, config.seq_len):
+            state = model.detach_state(state) if state is not None else None
+            with autocast():
+                loss, state = trained(inputs, targets, state)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            norm = nn.utils.clip_grad_norm_(module.parameters(), config.clip)
+            if ctx.any(not (math.isfinite(loss.item()) and math.isfinite(norm.item()))):
+                raise NceLmError(
+                    f"the training loss became {loss.item()} in epoch {epoch + 1}: stopped, the last good "
+                    f"checkpoint in {run_dir} is intact; lower --lr"
+                )
+            optimizer.step()
+            loss_sum += loss.item()
+            steps += 1
+            tokens_seen += targets.numel() * ctx.world_size
+            epoch_tokens += targets.numel() * ctx.world_size
+            if bar is not None:
+                bar.update(1)
+                rate = epoch_tokens / (time.perf_counter() - started)
+                bar.set_postfix(loss=f"{loss_sum / steps:.3f}", lr=f"{lr:g}", tokens_s=f"{rate:,.0f}")
+            if config.max_tokens is not None and tokens_seen >= config.max_tokens:
+                done = True
+                break
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - started
+        if bar is not None:
+            bar.close()
+        valid = evaluate_model(model, ids["valid"], config.eval_batch_size, config.seq_len, noise,
+                               config.is_samples, config.seed)
+        improved = valid["ppl"] < best_ppl
+        record = {
+            "epoch": epoch + 1, "lr": lr, "train_objective_loss": ctx.sum(loss_sum) / ctx.sum(steps),
+            "tokens_per_s": epoch_tokens / seconds, "valid": valid, "tokens_seen": tokens_seen,
+        }
+        history.append(record)
+        if improved:
+            best_ppl = valid["ppl"]
+        else:
+            lr /= config.lr_decay
+        if ctx.is_main:
+            if improved:
+                save_payload(run_dir / "best.pt", {"model": model.state_dict(), "epoch": epoch + 1})
+            save_payload(run_dir / "last.pt", {
+                "module": module.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
+                "tokens_seen": tokens_seen, "lr": lr, "best_ppl": best_ppl, "history": history,
+            })
+            print(f"epoch {epoch + 1}: valid ppl {valid['ppl']:.2f} (self-normalized {valid['self_normalized_ppl']:.2f}, "
+                  f"mean log Z {valid['mean_log_z']:+.3f} ± {valid['std_log_z']:.3f}), "
+                  f"{record['tokens_per_s']:,.0f} tokens/s", flush=True)
+    metrics: dict[str, Any] = {
+        "config": config.to_dict(), "vocab_size": len(vocab), "history": history,
+        "valid": history[-1]["valid"] if history else None, "peak_memory_gib": _peak_memory_gib(device),
+        "tokens_per_s": (sum(h["tokens_per_s"] for h in history) / len(history)) if history else None,
+    }
+    if paths["test"] is not None and ctx.is_main and (run_dir / "best.pt").exists():
+        best = build_model(config, len(vocab), noise.log_probs.cpu()).to(device)
+        best.load_state_dict(load_payload(run_dir / "best.pt")["model"])
+        metrics["test"] = evaluate_model(best, ids["test"], config.eval_batch_size, config.seq_len, noise,
+                                         config.is_samples, config.seed)
+    if ctx.is_main:
+        write_json_atomic(run_dir / "metrics.json", metrics)
+    return metrics
+
+
+def _progress(config: LMConfig, ctx: DistributedContext, total: int, epoch: int):
+    if not (config.progress and ctx.is_main):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=f"epoch {epoch + 1}/{config.epochs}", unit="step", leave=False)
