@@ -1,0 +1,184 @@
+"""The language model: exact evaluation against brute force, training with every objective, resume, failures."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nce_lm.cli import main
+from nce_lm.errors import NceLmError
+from nce_lm.lm import LMConfig, evaluate_lm, train_lm
+from nce_lm.lm.batches import batchify, windows
+from nce_lm.lm.checkpoint import load_run
+from nce_lm.lm.evaluate import evaluate_model
+from nce_lm.lm.model import build_model
+from nce_lm.noise import NoiseDistribution
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Text from a sparse random bigram model over 30 words: learnable, so perplexity can fall."""
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(30)]
+    successors = [rng.choice(30, size=3, replace=False) for _ in range(30)]
+    folder = tmp_path_factory.mktemp("lm")
+    paths = {}
+    for split, lines in (("train", 300), ("valid", 40), ("test", 40)):
+        text = []
+        for _ in range(lines):
+            w = rng.integers(30)
+            line = []
+            for _ in range(rng.integers(4, 12)):
+                line.append(words[w])
+                w = rng.choice(successors[w])
+            text.append(" ".join(line))
+        paths[split] = folder / f"{split}.txt"
+        paths[split].write_text("\n".join(text) + "\n")
+    return paths
+
+
+def tiny(corpus: dict[str, Path], **changes) -> LMConfig:
+    base = dict(train=str(corpus["train"]), valid=str(corpus["valid"]), test=str(corpus["test"]), dim=16, layers=1,
+                dropout=0.0, seq_len=10, batch_size=8, epochs=2, noise_samples=8, progress=False, is_samples=16,
+                eval_batch_size=4)
+    return LMConfig(**{**base, **changes})
+
+
+def test_exact_perplexity_equals_brute_force(corpus) -> None:
+    config = tiny(corpus)
+    torch.manual_seed(0)
+    log_q = torch.log(torch.full((32,), 1 / 32))
+    model = build_model(config, 32, log_q)
+    with torch.no_grad():
+        model.output_bias.normal_()
+    ids = np.random.default_rng(1).integers(0, 32, size=203).astype(np.int32)
+    got = evaluate_model(model, ids, batch_size=4, seq_len=7, noise=NoiseDistribution(np.ones(32)), is_samples=64)
+    model.eval()
+    nll = scores = 0.0
+    log_zs = []
+    streams = batchify(ids, 4)
+    state = model.initial_state(4, torch.device("cpu"))
+    with torch.no_grad():
+        for _, inputs, targets in windows(streams, 7):
+            hidden, state = model(inputs, state)
+            logits = (hidden @ model.output_weight.T + model.output_bias).double()  # (B, T, V)
+            log_probs = torch.log_softmax(logits, dim=-1)
+            nll -= log_probs.gather(-1, targets[..., None]).sum().item()
+            scores -= logits.gather(-1, targets[..., None]).sum().item()
+            log_zs.append(torch.logsumexp(logits, dim=-1).flatten())
+    tokens = streams.shape[0] * (streams.shape[1] - 1)
+    log_z = torch.cat(log_zs)
+    assert got["tokens"] == tokens
+    assert got["ppl"] == pytest.approx(math.exp(nll / tokens), rel=1e-6)
+    assert got["self_normalized_ppl"] == pytest.approx(math.exp(scores / tokens), rel=1e-6)
+    assert got["mean_log_z"] == pytest.approx(log_z.mean().item(), abs=1e-5)
+    assert got["std_log_z"] == pytest.approx(log_z.std(unbiased=False).item(), abs=1e-4)
+    assert 0 <= got["is_log_z_error"] < 0.5
+
+
+def test_all_zero_scores_give_perplexity_equal_to_the_vocabulary_size(corpus) -> None:
+    model = build_model(tiny(corpus, tie_weights=False), 50, torch.zeros(50))
+    with torch.no_grad():
+        model.output_weight.zero_()
+        model.output_bias.zero_()
+    ids = np.random.default_rng(2).integers(0, 50, size=101).astype(np.int32)
+    got = evaluate_model(model, ids, batch_size=4, seq_len=5)
+    assert got["ppl"] == pytest.approx(50, rel=1e-6)
+    assert got["mean_log_z"] == pytest.approx(math.log(50), rel=1e-6) and got["std_log_z"] < 1e-5
+    assert got["self_normalized_ppl"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("objective", ["nce", "neg", "ranking", "infonce", "full"])
+def test_every_objective_lowers_the_exact_perplexity(corpus, tmp_path: Path, objective: str) -> None:
+    config = tiny(corpus, objective=objective, epochs=3, optimizer="adam", lr=0.02)
+    metrics = train_lm(config, tmp_path / "run")
+    vocab_size = metrics["vocab_size"]
+    first, last = metrics["history"][0]["valid"]["ppl"], metrics["history"][-1]["valid"]["ppl"]
+    assert last < first
+    if objective in ("nce", "ranking", "full"):  # these estimate log p; neg and infonce estimate PMI-like scores
+        assert last < vocab_size / 2 and metrics["test"]["ppl"] < vocab_size / 2
+    if objective == "nce":  # self-normalized: log Z stays near 0
+        assert abs(metrics["test"]["mean_log_z"]) < 0.5
+
+
+def test_untrained_model_starts_self_normalized(corpus) -> None:
+    config = tiny(corpus)
+    counts = np.arange(1, 41)
+    noise = NoiseDistribution(counts, config.noise_power)
+    model = build_model(config, 40, noise.log_probs)
+    ids = np.random.default_rng(3).integers(0, 40, size=201).astype(np.int32)
+    got = evaluate_model(model, ids, batch_size=4, seq_len=10)
+    assert abs(got["mean_log_z"]) < 0.05  # bias = log q and small weights: Z(c) ≈ Σ q = 1
+
+
+def test_transformer_trains(corpus, tmp_path: Path) -> None:
+    metrics = train_lm(tiny(corpus, model="transformer", optimizer="adam", lr=1e-2, heads=2), tmp_path / "run")
+    assert metrics["history"][-1]["valid"]["ppl"] < metrics["history"][0]["valid"]["ppl"] * 1.05
+    assert metrics["test"]["ppl"] < metrics["vocab_size"] / 2
+
+
+def test_resumed_run_ends_where_an_uninterrupted_one_does(corpus, tmp_path: Path) -> None:
+    config = tiny(corpus, epochs=3, dropout=0.3, tie_weights=True)
+    straight = train_lm(config, tmp_path / "straight")
+    train_lm(config.with_changes(epochs=1), tmp_path / "stopped")
+    resumed = train_lm(config, tmp_path / "stopped", resume=True)
+    assert [h["valid"]["ppl"] for h in resumed["history"]] == [h["valid"]["ppl"] for h in straight["history"]]
+    assert resumed["test"]["ppl"] == straight["test"]["ppl"]
+    assert evaluate_lm(tmp_path / "stopped", corpus["test"])["ppl"] == pytest.approx(straight["test"]["ppl"])
+
+
+def test_nan_loss_stops_with_an_error_and_keeps_the_last_checkpoint(corpus, tmp_path: Path, monkeypatch) -> None:
+    from nce_lm.lm import train as train_module
+
+    run = tmp_path / "run"
+    train_lm(tiny(corpus, epochs=1), run)
+    before = (run / "last.pt").read_bytes()
+    monkeypatch.setattr(train_module.TrainingModule, "forward",
+                        lambda self, inputs, targets, state: (torch.tensor(float("nan"), requires_grad=True), state))
+    with pytest.raises(NceLmError, match="loss became nan.*checkpoint .* is intact"):
+        train_lm(tiny(corpus, epochs=2), run, resume=True)
+    assert (run / "last.pt").read_bytes() == before
+
+
+def test_corrupted_and_mismatched_checkpoints(corpus, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train_lm(tiny(corpus, epochs=1), run)
+    other = tmp_path / "other"
+    train_lm(tiny(corpus, epochs=1, dim=8), other)
+    (run / "best.pt").write_bytes((other / "best.pt").read_bytes())
+    with pytest.raises(NceLmError, match="does not match the run's config"):
+        load_run(run)
+    (run / "best.pt").write_bytes(b"garbage")
+    with pytest.raises(NceLmError, match="corrupted"):
+        load_run(run)
+    with pytest.raises(NceLmError, match="settings differ.*dim"):
+        train_lm(tiny(corpus, epochs=2, dim=32), other, resume=True)
+    with pytest.raises(NceLmError, match="already holds a run"):
+        train_lm(tiny(corpus, epochs=1), other)
+
+
+def test_cli_train_eval_and_errors(corpus, tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    common = ["--train", str(corpus["train"]), "--valid", str(corpus["valid"]), "--dim", "8", "--layers", "1",
+              "--batch-size", "4", "--seq-len", "8", "--noise-samples", "4", "--quiet"]
+    assert main(["lm", "train", *common, "-o", str(run), "--epochs", "1"]) == 0
+    assert main(["lm", "eval", str(run), "--data", str(corpus["test"]), "--metrics", str(tmp_path / "m.json")]) == 0
+    out = capsys.readouterr().out
+    for key in ("ppl", "mean_log_z", "std_log_z", "self_normalized_ppl", "is_log_z_error", "tokens"):
+        assert f'"{key}"' in out
+    assert main(["lm", "train", "--resume", str(run), "--epochs", "2", "--quiet"]) == 0
+    for argv, message in [
+        (["lm", "train", "--resume", str(run), "--dim", "32"], "only epochs, max_tokens, device may change"),
+        (["lm", "train", "--train", str(tmp_path / "absent.txt"), "--valid", str(corpus["valid"]), "-o",
+          str(tmp_path / "x")], "train file not found"),
+        (["lm", "eval", str(tmp_path / "absent"), "--data", str(corpus["test"])], "run folder not found"),
+        (["lm", "train", *common, "-o", str(tmp_path / "y"), "--dropout", "1.5"], "dropout must be in"),
+    ]:
+        capsys.readouterr()
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
