@@ -1,14 +1,15 @@
 """Time forward + backward of every objective against the full softmax on the same inputs.
 
     python scripts/bench_objectives.py [--device cpu|cuda] [--batch 4096] [--dim 256]
-        [--vocab-sizes 10000,100000,1000000] [--noise 64,1024] [--repeats 3] [--output FILE]
+        [--vocab-sizes 10000,100000,1000000] [--noise 64,1024] [--repeats 3] [--quick] [--output FILE]
 
 For each vocabulary size V: hidden (B, d) and an output layer weight (V, d) + bias (V,) that require
 gradients, targets drawn from the unigram-like noise, and each objective's loss summed and
 back-propagated. Sampled objectives share their k noise samples across the batch (one matrix product).
 The time is the median of ``--repeats`` runs after one warm-up; on CUDA the device is synchronised and
-the peak memory is reported. The full softmax is skipped (and says so) when its (B, V) logits and their
-gradient would not fit in ``--max-full-gib``.
+the peak memory is reported. The full softmax is skipped (and says so) when its (B, V) logits, their log
+softmax and their gradient would not fit in ``--max-full-gib`` (default: 8 on CPU, half the GPU's memory on
+CUDA). ``--quick`` is a smoke run: V = 10,000 only, k = 64, one repeat.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 
 import torch
 
+from nce_lm.fileio import write_text_atomic
 from nce_lm.noise import NoiseDistribution
 from nce_lm.objectives import build_objective
 
@@ -57,11 +59,21 @@ def main() -> None:
     parser.add_argument("--vocab-sizes", default="10000,100000,1000000")
     parser.add_argument("--noise", default="64,1024", help="values of k")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--max-full-gib", type=float, default=8.0, help="skip the full softmax above this")
+    parser.add_argument("--max-full-gib", type=float, help="skip the full softmax above this (GiB)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: V=10000, k=64, one repeat")
     parser.add_argument("--output", help="also write the table to this file")
     args = parser.parse_args()
+    if args.quick:
+        args.vocab_sizes, args.noise, args.repeats = "10000", "64", 1
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
 
     device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda but no GPU is visible")
+    if args.max_full_gib is None:
+        total = torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else 16 * 2**30
+        args.max_full_gib = total / 2 / 2**30
     ks = [int(k) for k in args.noise.split(",")]
     lines = [
         f"device: {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}; "
@@ -80,7 +92,7 @@ def main() -> None:
         bias = noise.log_probs.clamp(min=-30).clone().requires_grad_(True)
         targets = noise.sample((args.batch,), torch.Generator(device=device).manual_seed(1))
 
-        full_gib = 2 * args.batch * vocab_size * 4 / 2**30  # logits and their gradient, float32
+        full_gib = 3 * args.batch * vocab_size * 4 / 2**30  # logits, log softmax, gradient: float32
         full_ms = None
         if full_gib <= args.max_full_gib:
             seconds, peak = time_objective(build_objective("full", None, 0), hidden, weight, bias, targets, args.repeats)
@@ -88,7 +100,7 @@ def main() -> None:
             lines.append(f"| {vocab_size:,} | full | – | {full_ms:.1f} | 1.0 | {peak:.2f} |" if peak is not None
                          else f"| {vocab_size:,} | full | – | {full_ms:.1f} | 1.0 | – |")
         else:
-            lines.append(f"| {vocab_size:,} | full | – | skipped: logits + grad {full_gib:.0f} GiB | – | – |")
+            lines.append(f"| {vocab_size:,} | full | – | skipped: memory, needs {full_gib:.0f} GiB | – | – |")
         for k in ks:
             for name in SAMPLED:
                 objective = build_objective(name, noise, k, generator=torch.Generator(device=device).manual_seed(2))
@@ -100,8 +112,6 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     if args.output:
-        from nce_lm.fileio import write_text_atomic
-
         write_text_atomic(args.output, table + "\n")
 
 
