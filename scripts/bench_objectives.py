@@ -94,13 +94,20 @@ def main() -> None:
 
         full_gib = 3 * args.batch * vocab_size * 4 / 2**30  # logits, log softmax, gradient: float32
         full_ms = None
+        full_text = f"skipped: memory, needs {full_gib:.0f} GiB"
         if full_gib <= args.max_full_gib:
-            seconds, peak = time_objective(build_objective("full", None, 0), hidden, weight, bias, targets, args.repeats)
-            full_ms = seconds * 1000
-            lines.append(f"| {vocab_size:,} | full | – | {full_ms:.1f} | 1.0 | {peak:.2f} |" if peak is not None
-                         else f"| {vocab_size:,} | full | – | {full_ms:.1f} | 1.0 | – |")
+            try:
+                seconds, peak = time_objective(
+                    build_objective("full", None, 0), hidden, weight, bias, targets, args.repeats
+                )
+                full_ms = seconds * 1000
+            except torch.OutOfMemoryError:
+                full_text = "skipped: out of memory"
+        if full_ms is None:
+            lines.append(f"| {vocab_size:,} | full | – | {full_text} | – | – |")
         else:
-            lines.append(f"| {vocab_size:,} | full | – | skipped: memory, needs {full_gib:.0f} GiB | – | – |")
+            peak_text = f"{peak:.2f}" if peak is not None else "–"
+            lines.append(f"| {vocab_size:,} | full | – | {full_ms:.1f} | 1.0 | {peak_text} |")
         for k in ks:
             for name in SAMPLED:
                 objective = build_objective(name, noise, k, generator=torch.Generator(device=device).manual_seed(2))
