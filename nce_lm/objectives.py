@@ -48,6 +48,7 @@ class Objective(nn.Module):
         num_noise: k, the number of noise samples per example.
         shared_noise: draw one set of k samples for the whole batch (K,) instead of k per example (B, K).
         generator: the random generator for the noise; it must live on the device of the targets.
+        seed: instead of ``generator``, a seed for one made on the targets' device at the first draw.
     """
 
     name: ClassVar[str]
@@ -59,8 +60,11 @@ class Objective(nn.Module):
         num_noise: int,
         shared_noise: bool = True,
         generator: torch.Generator | None = None,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
+        if generator is not None and seed is not None:
+            raise NceLmError(f"objective {self.name!r} takes a generator or a seed, not both")
         if self.needs_noise:
             if noise is None:
                 raise NceLmError(f"objective {self.name!r} needs a noise distribution")
@@ -70,6 +74,7 @@ class Objective(nn.Module):
         self.num_noise = int(num_noise)
         self.shared_noise = shared_noise
         self.generator = generator
+        self.seed = seed
 
     def _noise_on(self, device: torch.device) -> NoiseDistribution:
         assert self.noise is not None
@@ -80,6 +85,8 @@ class Objective(nn.Module):
     def sample_noise(self, targets: torch.Tensor) -> torch.Tensor | None:
         """Noise ids for a batch of targets (B,): (K,) when shared, else (B, K)."""
         noise = self._noise_on(targets.device)
+        if self.generator is None and self.seed is not None:
+            self.generator = torch.Generator(device=targets.device).manual_seed(self.seed)
         shape = (self.num_noise,) if self.shared_noise else (targets.shape[0], self.num_noise)
         return noise.sample(shape, self.generator)
 

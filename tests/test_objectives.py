@@ -171,3 +171,53 @@ def test_registry_and_option_errors(noise) -> None:
         build_objective("nce", noise, 5, normalizer="per-context")
     with pytest.raises(NceLmError, match="bad option"):
         build_objective("neg", noise, 5, temperature=2.0)
+
+
+@pytest.mark.parametrize("name", ["nce", "neg", "ranking", "infonce"])
+def test_shared_noise_path_equals_per_example_path_on_the_same_samples(noise, name: str) -> None:
+    """One (B, d) × (d, K) product for shared noise gives what B gathered rows give for the same ids."""
+    g = torch.Generator().manual_seed(10)
+    hidden, weight, bias = torch.randn(B, D, generator=g), torch.randn(V, D, generator=g), torch.randn(V, generator=g)
+    targets = torch.randint(0, V, (B,), generator=g)
+    ids = noise.sample((K,), torch.Generator().manual_seed(11))  # (K,)
+    shared = build_objective(name, noise, K, shared_noise=True)
+    per_example = build_objective(name, noise, K, shared_noise=False)
+    shared.sample_noise = lambda t: ids
+    per_example.sample_noise = lambda t: ids.expand(t.shape[0], K)  # (B, K), every row the same
+    torch.testing.assert_close(shared(hidden, weight, bias, targets), per_example(hidden, weight, bias, targets))
+
+
+def test_seed_makes_the_noise_reproducible(noise) -> None:
+    targets = torch.arange(B)
+    draws = [build_objective("nce", noise, K, seed=3).sample_noise(targets) for _ in range(2)]
+    assert torch.equal(draws[0], draws[1])
+    expected = noise.sample((K,), torch.Generator().manual_seed(3))
+    assert torch.equal(draws[0], expected)
+    with pytest.raises(NceLmError, match="generator or a seed"):
+        build_objective("nce", noise, K, seed=3, generator=torch.Generator())
+
+
+@pytest.mark.parametrize("name", ["nce", "neg", "ranking", "infonce", "full"])
+def test_extreme_scores_give_finite_losses_and_gradients(noise, name: str) -> None:
+    """Scores of ±1000 overflow exp in any precision: the losses go through logsigmoid / logsumexp."""
+    s_true = torch.tensor([1000.0, -1000.0, 0.0], requires_grad=True)
+    s_noise = torch.tensor([[-1000.0, 1000.0], [1000.0, 0.0], [-1000.0, -1000.0]], requires_grad=True)
+    logq_true, logq_noise = torch.full((3,), -3.0), torch.full((2,), -2.0)
+    loss = build_objective(name, noise if name != "full" else None, 2).loss(s_true, s_noise, logq_true, logq_noise)
+    loss.sum().backward()
+    assert torch.isfinite(loss).all() and torch.isfinite(s_true.grad).all() and torch.isfinite(s_noise.grad).all()
+
+
+@pytest.mark.parametrize("name", ["nce", "ranking", "full"])
+def test_bf16_autocast_computes_the_loss_in_float32(noise, name: str) -> None:
+    g = torch.Generator().manual_seed(12)
+    hidden, weight, bias = torch.randn(B, D, generator=g), torch.randn(V, D, generator=g), torch.randn(V, generator=g)
+    targets = torch.randint(0, V, (B,), generator=g)
+    objective = build_objective(name, noise if name != "full" else None, K, seed=13)
+    exact = objective(hidden, weight, bias, targets)
+    objective = build_objective(name, noise if name != "full" else None, K, seed=13)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = objective(hidden, weight, bias, targets)
+    assert mixed.dtype == torch.float32
+    # bf16 keeps 8 bits of mantissa: scores of size ~3 are off by ~0.02, and so is the loss.
+    torch.testing.assert_close(mixed, exact, rtol=0.05, atol=0.1)
