@@ -179,9 +179,10 @@ class RankingNCE(Objective):
     loss = −log softmax_0([s(w_0) − log q(w_0), s(w_j) − log q(w_j) for j = 1..k]). With
     ``remove_accidental_hits`` a noise sample equal to the target is dropped from the softmax, as
     TensorFlow's sampled softmax does by default. It is off by default here because it makes the estimator
-    inconsistent: the target then appears among the candidates less often than the derivation assumes,
-    so frequent words are underestimated, the more so as k q(w) grows (tests/test_objective_theory.py
-    measures it). On a large vocabulary with small k q(w) the difference is negligible.
+    inconsistent: noise copies of the target push its score down in the softmax, a push the derivation
+    counts on; without it, words with a large k q(w) end up overestimated and the rest, through the
+    normalization, underestimated (tests/test_objective_theory.py measures it). On a large vocabulary with
+    small k q(w) the difference is negligible.
     """
 
     name = "ranking"
