@@ -1,0 +1,57 @@
+"""torchrun with 2 CPU processes (gloo) gives the same model as one process with the whole batch.
+
+Each rank trains on half of the batch's streams and DistributedDataParallel averages the two ranks'
+gradients, which equals the gradient of the mean loss over the whole batch. The comparison uses the full
+softmax and no dropout, so that nothing random differs between the runs (sampled objectives draw
+rank-specific noise by design); what is left is the order of floating-point sums, hence the tolerance
+of 1e-5 on parameters after a dozen SGD steps.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nce_lm.cli import main
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    rng = np.random.default_rng(0)
+    folder = tmp_path_factory.mktemp("ddp")
+    for name, lines in (("train.txt", 200), ("valid.txt", 30)):
+        (folder / name).write_text("\n".join(" ".join(f"w{w}" for w in rng.integers(0, 25, size=8)) for _ in range(lines)) + "\n")
+    return folder / "train.txt", folder / "valid.txt"
+
+
+def test_two_gloo_ranks_match_one_process(corpus, tmp_path: Path) -> None:
+    train, valid = corpus
+    settings = ["--train", str(train), "--valid", str(valid), "--objective", "full", "--dropout", "0", "--dim", "8",
+                "--layers", "1", "--batch-size", "8", "--seq-len", "10", "--epochs", "1", "--lr", "1", "--quiet"]
+    assert main(["lm", "train", *settings, "-o", str(tmp_path / "one")]) == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
+               "-m", "nce_lm", "lm", "train", *settings, "-o", str(tmp_path / "two")]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    one = torch.load(tmp_path / "one" / "last.pt", weights_only=True)
+    two = torch.load(tmp_path / "two" / "last.pt", weights_only=True)
+    assert one["module"].keys() == two["module"].keys()
+    for name, tensor in one["module"].items():
+        torch.testing.assert_close(two["module"][name], tensor, rtol=1e-5, atol=1e-5, msg=name)
+    assert two["history"][0]["valid"]["ppl"] == pytest.approx(one["history"][0]["valid"]["ppl"], rel=1e-5)
+    # A run written by 2 ranks resumes in one process.
+    assert main(["lm", "train", "--resume", str(tmp_path / "two"), "--epochs", "2", "--quiet"]) == 0
