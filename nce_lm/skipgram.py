@@ -21,6 +21,11 @@ the scores of a batch are computed with one gather and one batched product, the 
 ∂loss/∂s, and the gradients of the touched rows are applied with ``index_add_`` by plain SGD. No autograd
 graph runs through the tables, so each update moves only the rows it touches (the bytes per pair are
 counted in docs/skipgram.md).
+
+Under ``torchrun`` every rank forms the same pairs (the subsampling and window draws are seeded by epoch),
+takes every N-th batch of them, draws its own noise, and every ``sync_every`` batches per rank the two
+tables are averaged across ranks with one all-reduce each (model averaging): 2 · V · d floats per rank and
+synchronisation, 19 MB for V = 23,379 and d = 100.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import numpy as np
 import torch
 
 from nce_lm.corpus import TokenizerConfig
+from nce_lm.distributed import DistributedContext
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import atomic_path
 from nce_lm.noise import NoiseDistribution, keep_probabilities
@@ -67,6 +73,7 @@ class SkipGramConfig:
     batch_size: int = 1024  # (context, centre) pairs per update (word2vec: 1); smaller batches stay in cache
     objective: str = "neg"  # any name of nce_lm.objectives.OBJECTIVES except "full"
     shared_noise: bool = False  # one set of k noise words per batch instead of k per pair (word2vec: per pair)
+    sync_every: int = 64  # under torchrun: average the tables across ranks every this many batches per rank
     device: str = "cpu"
     threads: int | None = None  # CPU threads for torch (None: torch's default)
     seed: int = 1  # seeds subsampling, windows, initialisation and noise
@@ -75,7 +82,7 @@ class SkipGramConfig:
 
     def validate(self) -> None:
         """Every setting in range, or an :class:`NceLmError` naming the first that is not."""
-        positive = ("dim", "window", "negatives", "epochs", "min_count", "batch_size")
+        positive = ("dim", "window", "negatives", "epochs", "min_count", "batch_size", "sync_every")
         for name in positive:
             if getattr(self, name) < 1:
                 raise NceLmError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -165,11 +172,19 @@ def window_pairs(
 class SkipGramTrainer:
     """Runs the epochs of one skip-gram model: data preparation, SGD updates, checkpoints."""
 
-    def __init__(self, config: SkipGramConfig, vocab: Vocab, ids: np.ndarray, state: _State | None = None):
+    def __init__(
+        self,
+        config: SkipGramConfig,
+        vocab: Vocab,
+        ids: np.ndarray,
+        state: _State | None = None,
+        ctx: DistributedContext | None = None,
+    ):
         config.validate()
         self.config = config
         self.vocab = vocab
-        self.device = torch.device(config.device)
+        self.ctx = ctx or DistributedContext()
+        self.device = self.ctx.device(config.device)
         self.keep = keep_probabilities(vocab.counts, config.sample)  # (V,)
         self.keep[[vocab.unk_id, vocab.eos_id]] = 1.0
         # <unk> stands for every removed word: word2vec drops them before forming windows, so do we.
@@ -178,7 +193,7 @@ class SkipGramTrainer:
         noise = NoiseDistribution(
             vocab.counts, config.noise_power, exclude=[vocab.unk_id, vocab.eos_id], device=self.device
         )
-        self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
+        self.generator = torch.Generator(device=self.device).manual_seed(config.seed + 7919 * self.ctx.rank)
         if state is not None and state.noise_rng is not None:
             self.generator.set_state(state.noise_rng)
         self.objective = build_objective(
@@ -249,15 +264,15 @@ class SkipGramTrainer:
         """Run the remaining epochs; returns the figures of this call (``words_per_s`` etc.)."""
         from tqdm import tqdm
 
-        config = self.config
+        config, ctx = self.config, self.ctx
         if config.threads is not None:
             torch.set_num_threads(config.threads)
         total_words = self.corpus_words * config.epochs
         words_done = self.corpus_words * self.state.epochs_done
         start_epoch = self.state.epochs_done
         started = time.perf_counter()
-        bar = tqdm(total=total_words, initial=words_done, unit="w", unit_scale=True, disable=not progress,
-                   desc="skip-gram")
+        bar = tqdm(total=total_words, initial=words_done, unit="w", unit_scale=True,
+                   disable=not (progress and ctx.is_main), desc="skip-gram")
         for epoch in range(start_epoch, config.epochs):
             loss_sum, pair_count = 0.0, 0
             for context_np, centre_np, covered in self._pairs(epoch):
@@ -265,7 +280,13 @@ class SkipGramTrainer:
                 centre = torch.from_numpy(centre_np).to(self.device)
                 pairs = len(context)
                 scale = covered * self.corpus_words / max(len(self.words_all), 1)  # in corpus words
-                for first in range(0, pairs, config.batch_size):
+                for index, first in enumerate(range(0, pairs, config.batch_size)):
+                    # Under torchrun rank r takes batches r, r + N, ...; every rank counts every batch, so the
+                    # collective calls line up whatever share each rank gets.
+                    if (index + 1) % (config.sync_every * ctx.world_size) == 0:
+                        self._average_tables()
+                    if index % ctx.world_size != ctx.rank:
+                        continue
                     done = words_done + scale * first / max(pairs, 1)
                     lr = max(config.min_lr, config.lr - (config.lr - config.min_lr) * done / total_words)
                     last = min(first + config.batch_size, pairs)
@@ -279,10 +300,13 @@ class SkipGramTrainer:
                 words_done += scale
                 bar.update(round(scale))
                 bar.set_postfix(loss=f"{loss_sum / max(pair_count, 1):.4f}", lr=f"{lr:.5f}")
+            self._average_tables()
+            loss_sum, pair_count = ctx.sum(loss_sum), int(ctx.sum(pair_count))
             epoch_loss = loss_sum / max(pair_count, 1)
             self.state.loss_per_epoch.append(epoch_loss)
             self.state.epochs_done = epoch + 1
-            bar.write(f"epoch {epoch + 1}/{config.epochs}: mean loss per pair {epoch_loss:.4f} over {pair_count:,} pairs")
+            if ctx.is_main:
+                bar.write(f"epoch {epoch + 1}/{config.epochs}: mean loss per pair {epoch_loss:.4f} over {pair_count:,} pairs")
             if on_epoch_end is not None:
                 on_epoch_end(self)
         if self.device.type == "cuda":
@@ -302,7 +326,14 @@ class SkipGramTrainer:
             "objective": config.objective,
             "device": str(self.device),
             "threads": torch.get_num_threads(),
+            "rank": ctx.rank,
+            "world_size": ctx.world_size,
         }
+
+    def _average_tables(self) -> None:
+        """Model averaging under torchrun: each table becomes its mean over the ranks (2·V·d floats each way)."""
+        self.ctx.average_(self.state.input_vectors)
+        self.ctx.average_(self.state.output_vectors)
 
     def word_vectors(self) -> WordVectors:
         """The input vectors of the real words (the special tokens left out), most frequent first."""
@@ -382,11 +413,15 @@ def train_skipgram(
     if vocab is None:
         tokenizer = TokenizerConfig(config.lowercase, config.split_punctuation)
         vocab = build_vocab(corpus, min_count=config.min_count, tokenizer=tokenizer)
-    with tempfile.TemporaryDirectory(prefix="nce_lm-ids-") as tmp:
-        ids = np.asarray(cached_token_ids(corpus, vocab, cache_dir or tmp))
-        trainer = SkipGramTrainer(config, vocab, ids, state)
-        if not len(trainer.words_all):
-            raise NceLmError("the corpus holds no word of the vocabulary to train on")
-        save = (lambda t: t.save_checkpoint(checkpoint)) if checkpoint is not None else None
-        metrics = trainer.train(progress=progress, on_epoch_end=save)
+    ctx = DistributedContext.from_environment(config.device)
+    try:
+        with tempfile.TemporaryDirectory(prefix="nce_lm-ids-") as tmp:
+            ids = np.asarray(cached_token_ids(corpus, vocab, tmp if cache_dir is None or ctx.active else cache_dir))
+            trainer = SkipGramTrainer(config, vocab, ids, state, ctx)
+            if not len(trainer.words_all):
+                raise NceLmError("the corpus holds no word of the vocabulary to train on")
+            save = (lambda t: t.save_checkpoint(checkpoint)) if checkpoint is not None and ctx.is_main else None
+            metrics = trainer.train(progress=progress, on_epoch_end=save)
+    finally:
+        ctx.close()
     return SkipGramResult(trainer.word_vectors(), vocab, metrics)

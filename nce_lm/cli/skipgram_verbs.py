@@ -28,8 +28,10 @@ def run_skipgram(args: argparse.Namespace) -> int:
         resume=args.resume,
         cache_dir=args.cache_dir,
     )
-    save_vectors(result.vectors, args.output, args.format)
     metrics = dict(result.metrics)
+    if metrics["rank"] != 0:  # under torchrun, rank 0 writes the files
+        return 0
+    save_vectors(result.vectors, args.output, args.format)
     print(
         f"trained {len(result.vectors):,} vectors of dimension {config.dim} on {metrics['corpus_words']:,} words "
         f"× {metrics['epochs_run']} epochs: {metrics['words_per_s']:,.0f} words/s, final loss {metrics['final_loss']:.4f}"

@@ -1,7 +1,8 @@
 """Neural language models whose output layer is trained with any objective and evaluated exactly.
 
 ``config`` (settings), ``batches`` (contiguous streams), ``model`` (LSTM, Transformer), ``checkpoint``
-(run folders), ``evaluate`` (exact perplexity and self-normalization), ``distributed`` (torchrun), ``train``.
+(run folders), ``evaluate`` (exact perplexity and self-normalization), ``train`` (the loop; data-parallel
+under torchrun through :mod:`nce_lm.distributed`).
 """
 
 from nce_lm.lm.config import LMConfig

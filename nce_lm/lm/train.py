@@ -30,7 +30,7 @@ from nce_lm.fileio import read_json, write_json_atomic
 from nce_lm.lm.batches import batchify, num_windows, rank_rows, windows
 from nce_lm.lm.checkpoint import load_payload, noise_for, save_payload, write_run_files
 from nce_lm.lm.config import LMConfig
-from nce_lm.lm.distributed import DistributedContext
+from nce_lm.distributed import DistributedContext
 from nce_lm.lm.evaluate import evaluate_model
 from nce_lm.lm.model import LanguageModel, build_model
 from nce_lm.objectives import Objective, build_objective

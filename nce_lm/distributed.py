@@ -1,10 +1,11 @@
-"""Data-parallel training under ``torchrun``: process group, ranks, and the few collectives the trainer needs.
+"""Data-parallel training under ``torchrun``: process group, ranks, and the few collectives the trainers need.
 
-``torchrun --nproc_per_node N -m nce_lm lm train ...`` sets RANK, WORLD_SIZE and LOCAL_RANK; the trainer then
-wraps its model in DistributedDataParallel (NCCL on GPUs, gloo on CPUs), which averages gradients across
-ranks after every backward pass. Each rank trains on its own B / N of the batch's streams and draws its own
-noise from a rank-specific seed; only rank 0 writes files. Without those variables everything runs in one
-process and no process group is created.
+``torchrun --nproc_per_node N -m nce_lm lm train ...`` (or ``... skipgram ...``) sets RANK, WORLD_SIZE and
+LOCAL_RANK. The language model then wraps its model in DistributedDataParallel (NCCL on GPUs, gloo on
+CPUs), which averages gradients after every backward pass; the skip-gram trainer averages its two tables
+across ranks every few batches (model averaging). Each rank draws its own noise from a rank-specific seed;
+only rank 0 writes files. Without those variables everything runs in one process and no process group is
+created.
 """
 
 from __future__ import annotations
@@ -71,6 +72,12 @@ class DistributedContext:
 
     def _collective_device(self) -> torch.device:
         return torch.device("cuda", self.local_rank) if self.backend == "nccl" else torch.device("cpu")
+
+    def average_(self, tensor: torch.Tensor) -> None:
+        """Replace ``tensor`` in place by its mean over the ranks."""
+        if self.active:
+            dist.all_reduce(tensor)
+            tensor /= self.world_size
 
     def barrier(self) -> None:
         if self.active:
