@@ -273,6 +273,7 @@ class SkipGramTrainer:
         started = time.perf_counter()
         bar = tqdm(total=total_words, initial=words_done, unit="w", unit_scale=True,
                    disable=not (progress and ctx.is_main), desc="skip-gram")
+        lr = config.lr
         for epoch in range(start_epoch, config.epochs):
             loss_sum, pair_count = 0.0, 0
             for context_np, centre_np, covered in self._pairs(epoch):
@@ -302,6 +303,11 @@ class SkipGramTrainer:
                 bar.set_postfix(loss=f"{loss_sum / max(pair_count, 1):.4f}", lr=f"{lr:.5f}")
             self._average_tables()
             loss_sum, pair_count = ctx.sum(loss_sum), int(ctx.sum(pair_count))
+            if pair_count == 0:
+                raise NceLmError(
+                    f"epoch {epoch + 1} formed no (context, centre) pairs: the corpus is too small for --window "
+                    f"{config.window} after subsampling (--sample {config.sample:g}; 0 turns it off)"
+                )
             epoch_loss = loss_sum / max(pair_count, 1)
             self.state.loss_per_epoch.append(epoch_loss)
             self.state.epochs_done = epoch + 1

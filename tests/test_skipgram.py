@@ -153,3 +153,10 @@ def test_cli_errors_are_one_line(topic_corpus: Path, tmp_path: Path, capsys, ext
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and message in err
     assert not (tmp_path / "v.bin").exists()
+
+
+def test_a_corpus_that_forms_no_pairs_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "tiny.txt"
+    path.write_text("a b c\n")
+    with pytest.raises(NceLmError, match="formed no .* pairs"):
+        train_skipgram([path], SkipGramConfig(min_count=1, epochs=1), progress=False)
