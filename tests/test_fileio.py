@@ -34,3 +34,12 @@ def test_read_json_reports_missing_and_corrupted_files_in_one_line(tmp_path):
     with pytest.raises(NceLmError, match="corrupted") as info:
         read_json(bad, "vocabulary")
     assert "\n" not in str(info.value)
+
+
+def test_json_has_no_nan(tmp_path) -> None:
+    import json
+
+    from nce_lm.fileio import write_json_atomic
+
+    write_json_atomic(tmp_path / "m.json", {"a": float("nan"), "b": [1.5, float("inf")], "c": {"d": 2}})
+    assert json.loads((tmp_path / "m.json").read_text()) == {"a": None, "b": [1.5, None], "c": {"d": 2}}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 from dataclasses import fields
 
 from nce_lm.fileio import write_json_atomic
@@ -38,7 +37,7 @@ def run_skipgram(args: argparse.Namespace) -> int:
     )
     print(f"wrote {args.output} ({args.format})")
     if args.metrics:
-        write_json_atomic(args.metrics, {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()})
+        write_json_atomic(args.metrics, metrics)
     return 0
 
 

@@ -36,7 +36,7 @@ def run_eval_vectors(args: argparse.Namespace) -> int:
     metrics = evaluate_all(vectors, args.analogies, args.similarity, args.restrict_vocab)
     print_metrics(metrics)
     if args.metrics:
-        write_json_atomic(args.metrics, {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()})
+        write_json_atomic(args.metrics, metrics)
     return 0
 
 
