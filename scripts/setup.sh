@@ -18,15 +18,24 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     exit 0
 fi
 pip=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
+# True when one of pip's find-links folders holds the CPU wheel of torch 2.13.0 for this machine.
+local_cpu_wheel() {
+    local links="${PIP_FIND_LINKS:-$("$VENV/bin/python" -m pip config get global.find-links 2>/dev/null || true)}"
+    local folder
+    for folder in $links; do
+        compgen -G "${folder#file://}/torch-2.13.0+cpu-*.whl" >/dev/null && return 0
+    done
+    return 1
+}
 if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
     if [ -n "${TORCH_INDEX_URL:-}" ]; then
         "${pip[@]}" --index-url "$TORCH_INDEX_URL" torch
     elif command -v nvidia-smi >/dev/null 2>&1; then
         "${pip[@]}" torch
+    elif local_cpu_wheel; then
+        "${pip[@]}" "torch==2.13.0"
     else
-        # A local CPU wheel (pip's find-links) when the machine has one, else PyTorch's CPU-only index.
-        "${pip[@]}" --no-index "torch==2.13.0" 2>/dev/null \
-            || "${pip[@]}" --index-url https://download.pytorch.org/whl/cpu torch
+        "${pip[@]}" --index-url https://download.pytorch.org/whl/cpu torch
     fi
 fi
 "${pip[@]}" --no-build-isolation -e ".[dev]"
