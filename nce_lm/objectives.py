@@ -53,6 +53,9 @@ class Objective(nn.Module):
 
     name: ClassVar[str]
     needs_noise: ClassVar[bool] = True
+    # True when the optimal score is log p(w | c) up to a constant (not a PMI-like ratio): such a score needs
+    # a per-word bias to carry the unigram part, which trainers without one (skip-gram) then add.
+    models_log_probability: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -165,6 +168,7 @@ class NegativeSampling(BinaryNCE):
     """Negative sampling, Mikolov et al. (2013): binary NCE with Δ(w) = s(w, c), no log(k q) correction."""
 
     name = "neg"
+    models_log_probability = False
 
     def __init__(self, noise: NoiseDistribution | None, num_noise: int, **kwargs: Any):
         super().__init__(noise, num_noise, normalizer="self", **kwargs)
@@ -213,6 +217,7 @@ class InfoNCE(RankingNCE):
     """
 
     name = "infonce"
+    models_log_probability = False
 
     def __init__(
         self,

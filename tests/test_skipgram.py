@@ -160,3 +160,20 @@ def test_a_corpus_that_forms_no_pairs_is_an_error(tmp_path: Path) -> None:
     path.write_text("a b c\n")
     with pytest.raises(NceLmError, match="formed no .* pairs"):
         train_skipgram([path], SkipGramConfig(min_count=1, epochs=1), progress=False)
+
+
+def test_output_bias_follows_the_objective_and_survives_a_checkpoint(topic_corpus: Path, tmp_path: Path) -> None:
+    from nce_lm.token_cache import cached_token_ids
+    from nce_lm.vocab import build_vocab
+
+    vocab = build_vocab([topic_corpus], min_count=1)
+    ids = np.asarray(cached_token_ids([topic_corpus], vocab, tmp_path / "ids"))
+    assert skipgram.SkipGramTrainer(SMALL, vocab, ids).state.output_bias is None  # neg: word2vec's model
+    config = SkipGramConfig(**{**SMALL.__dict__, "objective": "nce", "epochs": 1})
+    trainer = skipgram.SkipGramTrainer(config, vocab, ids)
+    start = trainer.state.output_bias.clone()
+    torch.testing.assert_close(start[2:], trainer.log_probs[2:])  # b starts at log q
+    trainer.train(progress=False)
+    assert not torch.equal(trainer.state.output_bias, start)
+    trainer.save_checkpoint(tmp_path / "c.ckpt")
+    torch.testing.assert_close(load_checkpoint(tmp_path / "c.ckpt")[2].output_bias, trainer.state.output_bias)

@@ -62,6 +62,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"pairs per update (default {d.batch_size})")
     parser.add_argument("--shared-noise", dest="shared_noise", action="store_true",
                         help="one set of noise words per batch instead of per pair")
+    parser.add_argument("--output-bias", dest="output_bias", action=argparse.BooleanOptionalAction, default=None,
+                        help="learn a per-word output bias started at log q (default: on for nce and ranking, "
+                        "whose scores estimate log p; off for neg and infonce, as in word2vec)")
     parser.add_argument("--device", default=d.device, help="cpu or cuda (default cpu)")
     parser.add_argument("--threads", type=int, default=d.threads, help="CPU threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
