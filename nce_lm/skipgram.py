@@ -399,7 +399,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[SkipGramConfig, Vocab
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise NceLmError(f"{path} is not an nce_lm skip-gram checkpoint")
     try:
-        vocab = Vocab._from_dict(payload["vocab"])
+        vocab = Vocab.from_dict(payload["vocab"])
         config = SkipGramConfig.from_dict(payload["config"])
     except (NceLmError, KeyError, TypeError) as err:
         raise NceLmError(f"checkpoint {path} is damaged: {err}") from None

@@ -117,12 +117,13 @@ class Vocab:
         """Read a vocabulary saved by :meth:`save`; anything malformed is an :class:`NceLmError` naming the file."""
         data = read_json(path, "vocabulary")
         try:
-            return cls._from_dict(data)
+            return cls.from_dict(data)
         except NceLmError as err:
             raise NceLmError(f"vocabulary file {path} is invalid: {err}") from None
 
     @classmethod
-    def _from_dict(cls, data: Any) -> Vocab:
+    def from_dict(cls, data: Any) -> Vocab:
+        """Rebuild a vocabulary from :meth:`to_dict` output, checking its format; errors are NceLmError."""
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise NceLmError(f"not an nce_lm vocabulary (expected \"format\": \"{FORMAT}\")")
         if data.get("version") != FORMAT_VERSION:
