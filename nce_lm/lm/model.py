@@ -20,6 +20,7 @@ from torch import nn
 from nce_lm.lm.config import LMConfig
 
 LOG_Q_FLOOR = -30.0  # bias for words the noise never draws (log q = −inf)
+State = tuple[torch.Tensor, torch.Tensor] | None  # the LSTM's (h, c), each (layers, B, d); None for a Transformer
 
 
 class LanguageModel(nn.Module):
@@ -36,13 +37,13 @@ class LanguageModel(nn.Module):
             self.output_weight = nn.Parameter(torch.empty(vocab_size, config.dim).uniform_(-0.1, 0.1))
         self.output_bias = nn.Parameter(log_q.detach().float().clamp(min=LOG_Q_FLOOR).clone())  # (V,)
 
-    def initial_state(self, batch_size: int, device: torch.device):
+    def initial_state(self, batch_size: int, device: torch.device) -> State:
         return None
 
-    def detach_state(self, state):
+    def detach_state(self, state: State) -> State:
         return state
 
-    def forward(self, inputs: torch.Tensor, state=None):
+    def forward(self, inputs: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
         """inputs (B, T) → (hidden (B, T, d), next state)."""
         raise NotImplementedError
 
@@ -56,14 +57,14 @@ class LSTMLanguageModel(LanguageModel):
             nn.init.uniform_(parameter, -0.1, 0.1) if "weight" in name else nn.init.zeros_(parameter)
         self.layers, self.dim = config.layers, config.dim
 
-    def initial_state(self, batch_size: int, device: torch.device):
+    def initial_state(self, batch_size: int, device: torch.device) -> State:
         zeros = torch.zeros(self.layers, batch_size, self.dim, device=device)
         return zeros, zeros.clone()
 
-    def detach_state(self, state):
-        return tuple(s.detach() for s in state)
+    def detach_state(self, state: State) -> State:
+        return None if state is None else (state[0].detach(), state[1].detach())
 
-    def forward(self, inputs, state=None):
+    def forward(self, inputs: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
         output, state = self.lstm(self.drop(self.embedding(inputs)), state)
         return self.drop(output), state
 
@@ -99,7 +100,7 @@ class TransformerLanguageModel(LanguageModel):
         self.blocks = nn.ModuleList(_Block(config.dim, config.heads, config.dropout) for _ in range(config.layers))
         self.norm = nn.LayerNorm(config.dim)
 
-    def forward(self, inputs, state=None):
+    def forward(self, inputs: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
         x = self.drop(self.embedding(inputs) + self.positions[: inputs.shape[1]])
         for block in self.blocks:
             x = block(x)

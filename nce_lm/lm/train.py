@@ -32,7 +32,7 @@ from nce_lm.lm.checkpoint import load_payload, noise_for, save_payload, write_ru
 from nce_lm.lm.config import LMConfig
 from nce_lm.distributed import DistributedContext
 from nce_lm.lm.evaluate import evaluate_model
-from nce_lm.lm.model import LanguageModel, build_model
+from nce_lm.lm.model import LanguageModel, State, build_model
 from nce_lm.objectives import Objective, build_objective
 from nce_lm.token_cache import cached_token_ids
 from nce_lm.vocab import Vocab, build_vocab
@@ -57,7 +57,7 @@ class TrainingModule(nn.Module):
         super().__init__()
         self.model, self.objective = model, objective
 
-    def forward(self, inputs: torch.Tensor, targets: torch.Tensor, state):
+    def forward(self, inputs: torch.Tensor, targets: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """inputs, targets (B, T) → (mean loss per token, next state)."""
         hidden, state = self.model(inputs, state)
         hidden = hidden.reshape(-1, hidden.shape[-1])  # (B·T, d)
@@ -166,7 +166,7 @@ def _train(config: LMConfig, run_dir: Path, resume: bool, ctx: DistributedContex
         started = time.perf_counter()
         bar = _progress(config, ctx, steps_per_epoch, epoch)
         for _, inputs, targets in windows(streams, config.seq_len):
-            state = model.detach_state(state) if state is not None else None
+            state = model.detach_state(state)
             with autocast():
                 loss, state = trained(inputs, targets, state)
             optimizer.zero_grad(set_to_none=True)
