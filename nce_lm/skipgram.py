@@ -235,8 +235,8 @@ class SkipGramTrainer:
             context, centre = window_pairs(words[kept], sentence[kept], self.config.window, rng)
             yield context, centre, len(words)
 
-    def _update(self, context: torch.Tensor, centre: torch.Tensor, lr: float) -> float:
-        """One SGD step on a batch of pairs (B,); returns the summed loss.
+    def _update(self, context: torch.Tensor, centre: torch.Tensor, lr: float) -> torch.Tensor:
+        """One SGD step on a batch of pairs (B,); returns the summed loss as a 0-d tensor on the device.
 
         Rows are read with ``index_select`` and written with ``scatter_add_`` over an expanded index:
         on the CPU both are several times faster than fancy indexing and ``index_add_``, and the
@@ -278,7 +278,7 @@ class SkipGramTrainer:
             if bias is not None:  # ∂s/∂b = 1: the score gradients themselves, summed over all pairs of a batch
                 noise_steps = g_noise.sum(0) if noise_ids.dim() == 1 else g_noise.reshape(-1)
                 bias.scatter_add_(0, out_ids, torch.cat([g_true, noise_steps]))
-        return loss.item()
+        return loss.detach().double()
 
     def train(self, progress: bool = True, on_epoch_end=None) -> dict[str, Any]:
         """Run the remaining epochs; returns the figures of this call (``words_per_s`` etc.)."""
@@ -301,6 +301,7 @@ class SkipGramTrainer:
                 centre = torch.from_numpy(centre_np).to(self.device)
                 pairs = len(context)
                 scale = covered * self.corpus_words / max(len(self.words_all), 1)  # in corpus words
+                chunk_loss = torch.zeros((), dtype=torch.float64, device=self.device)  # one sync per chunk
                 for index, first in enumerate(range(0, pairs, config.batch_size)):
                     # Under torchrun rank r takes batches r, r + N, ...; every rank counts every batch, so the
                     # collective calls line up whatever share each rank gets.
@@ -311,13 +312,13 @@ class SkipGramTrainer:
                     done = words_done + scale * first / max(pairs, 1)
                     lr = max(config.min_lr, config.lr - (config.lr - config.min_lr) * done / total_words)
                     last = min(first + config.batch_size, pairs)
-                    batch_loss = self._update(context[first:last], centre[first:last], lr)
-                    if not math.isfinite(batch_loss):
-                        raise NceLmError(
-                            f"the loss became {batch_loss} in epoch {epoch + 1}; lower --lr or --batch-size"
-                        )
-                    loss_sum += batch_loss
+                    chunk_loss += self._update(context[first:last], centre[first:last], lr)
                     pair_count += last - first
+                if not math.isfinite(chunk_loss.item()):
+                    raise NceLmError(
+                        f"the loss became {chunk_loss.item()} in epoch {epoch + 1}; lower --lr or --batch-size"
+                    )
+                loss_sum += chunk_loss.item()
                 words_done += scale
                 bar.update(round(scale))
                 bar.set_postfix(loss=f"{loss_sum / max(pair_count, 1):.4f}", lr=f"{lr:.5f}")
