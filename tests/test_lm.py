@@ -139,7 +139,7 @@ def test_nan_loss_stops_with_an_error_and_keeps_the_last_checkpoint(corpus, tmp_
     before = (run / "last.pt").read_bytes()
     monkeypatch.setattr(train_module.TrainingModule, "forward",
                         lambda self, inputs, targets, state: (torch.tensor(float("nan"), requires_grad=True), state))
-    with pytest.raises(NceLmError, match="loss became nan.*checkpoint .* is intact"):
+    with pytest.raises(NceLmError, match="loss became non-finite.*checkpoint .* is intact"):
         train_lm(tiny(corpus, epochs=2), run, resume=True)
     assert (run / "last.pt").read_bytes() == before
 

@@ -38,6 +38,9 @@ from nce_lm.token_cache import cached_token_ids
 from nce_lm.vocab import Vocab, build_vocab
 
 
+CHECK_EVERY = 50  # steps between host-side checks of the loss (each one a sync, and an all-reduce under torchrun)
+
+
 def resolve_path(name_or_path: str, split: str) -> Path:
     """A registered dataset name becomes its local split file; anything else is a path."""
     if name_or_path in REGISTRY:
@@ -162,9 +165,20 @@ def _train(config: LMConfig, run_dir: Path, resume: bool, ctx: DistributedContex
             group["lr"] = lr
         module.train()
         state = model.initial_state(streams.shape[0], device)
-        loss_sum = steps = epoch_tokens = 0.0
+        steps = epoch_tokens = 0
         started = time.perf_counter()
         bar = _progress(config, ctx, steps_per_epoch, epoch)
+        loss_total = torch.zeros((), dtype=torch.float64, device=device)  # summed on the device
+        non_finite = torch.zeros((), dtype=torch.bool, device=device)
+
+        def stop_if_non_finite() -> None:
+            """One host sync (and one all-reduce under torchrun) per check, not per step."""
+            if ctx.any(bool(non_finite.item())):
+                raise NceLmError(
+                    f"the training loss became non-finite in epoch {epoch + 1}: stopped, the last good "
+                    f"checkpoint in {run_dir} is intact; lower --lr"
+                )
+
         for _, inputs, targets in windows(streams, config.seq_len):
             state = model.detach_state(state)
             with autocast():
@@ -172,23 +186,24 @@ def _train(config: LMConfig, run_dir: Path, resume: bool, ctx: DistributedContex
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             norm = nn.utils.clip_grad_norm_(module.parameters(), config.clip)
-            if ctx.any(not (math.isfinite(loss.item()) and math.isfinite(norm.item()))):
-                raise NceLmError(
-                    f"the training loss became {loss.item()} in epoch {epoch + 1}: stopped, the last good "
-                    f"checkpoint in {run_dir} is intact; lower --lr"
-                )
+            non_finite |= ~(torch.isfinite(loss.detach()) & torch.isfinite(norm))
             optimizer.step()
-            loss_sum += loss.item()
+            loss_total += loss.detach().double()
             steps += 1
             tokens_seen += targets.numel() * ctx.world_size
             epoch_tokens += targets.numel() * ctx.world_size
+            if steps % CHECK_EVERY == 0:
+                stop_if_non_finite()
+                if bar is not None:
+                    rate = epoch_tokens / (time.perf_counter() - started)
+                    bar.set_postfix(loss=f"{loss_total.item() / steps:.3f}", lr=f"{lr:g}", tokens_s=f"{rate:,.0f}")
             if bar is not None:
                 bar.update(1)
-                rate = epoch_tokens / (time.perf_counter() - started)
-                bar.set_postfix(loss=f"{loss_sum / steps:.3f}", lr=f"{lr:g}", tokens_s=f"{rate:,.0f}")
             if config.max_tokens is not None and tokens_seen >= config.max_tokens:
                 done = True
                 break
+        stop_if_non_finite()
+        loss_sum = loss_total.item()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - started
