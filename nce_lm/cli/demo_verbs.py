@@ -63,6 +63,10 @@ def run_demo(args: argparse.Namespace) -> int:
 
     scores = evaluate_all(result.vectors)
     print_metrics(scores)
+    words = int(vocab.counts.sum() - vocab.counts[vocab.eos_id])
+    if words < 1_000_000:
+        print(f"  (a {words:,}-word corpus is far too small for these figures to mean much: most test words are "
+              "unknown; BENCHMARKS.md has them on WikiText-2 next to gensim's)")
     vectors_path = output / "vectors.bin"
     save_vectors(result.vectors, vectors_path, "word2vec-bin")
     reloaded = KeyedVectors.load_word2vec_format(str(vectors_path), binary=True)
