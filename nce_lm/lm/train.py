@@ -102,7 +102,9 @@ def train_lm(config: LMConfig, run_dir: str | os.PathLike[str], resume: bool = F
     run_dir = Path(run_dir)
     ctx = DistributedContext.from_environment(config.device)
     try:
-        return _train(config, run_dir, resume, ctx)
+        metrics = _train(config, run_dir, resume, ctx)
+        ctx.barrier()  # ranks leave together: one tearing its gloo group down while rank 0 still writes can abort
+        return metrics
     finally:
         ctx.close()
 
