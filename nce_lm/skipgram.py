@@ -452,6 +452,7 @@ def train_skipgram(
                 raise NceLmError("the corpus holds no word of the vocabulary to train on")
             save = (lambda t: t.save_checkpoint(checkpoint)) if checkpoint is not None and ctx.is_main else None
             metrics = trainer.train(progress=progress, on_epoch_end=save)
+            ctx.barrier()  # ranks leave together, not while rank 0 still writes its checkpoint
     finally:
         ctx.close()
     return SkipGramResult(trainer.word_vectors(), vocab, metrics)
