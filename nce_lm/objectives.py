@@ -25,12 +25,18 @@ replaces it by a comparison between the observed word and k words drawn from a n
 Every sampled objective is a small pure function, :meth:`Objective.loss`, of the scores of the true words
 ``s_true`` (B,), of the noise words ``s_noise`` (B, K), and their log noise-probabilities; noise is shared by
 the batch by default, which turns the scoring of the noise into one (B, d) × (d, K) matrix product.
+
+Seen as classifiers, the four sampled objectives are two: a binary classifier of each word as data or noise
+(nce, neg) and a (k + 1)-way classifier of which candidate is the data (ranking, infonce), each on logits
+z(w) = s(w, c) − offset(w). :meth:`Objective.classifier` returns that form, which is all a fused kernel
+(``nce_lm/_skipgram_kernel.c``) needs to train with any of them.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +44,19 @@ from torch import nn
 
 from nce_lm.errors import NceLmError
 from nce_lm.noise import NoiseDistribution
+
+
+@dataclass(frozen=True)
+class NoiseClassifier:
+    """A sampled objective as a classification of the data word against k noise words.
+
+    ``kind`` "binary": loss = softplus(−z(w_0)) + Σ_j softplus(z(w_j)), each word classified as data or noise
+    (binary NCE, negative sampling). ``kind`` "ranking": loss = logsumexp(z) − z(w_0), which of the k + 1
+    candidates is the data (ranking NCE, InfoNCE). In both, z(w) = s(w, c) − offsets[w]; offsets (V,).
+    """
+
+    kind: Literal["binary", "ranking"]
+    offsets: torch.Tensor
 
 
 class Objective(nn.Module):
@@ -107,6 +126,14 @@ class Objective(nn.Module):
         """
         raise NotImplementedError
 
+    def classifier(self, log_probs: torch.Tensor) -> NoiseClassifier | None:
+        """This objective as a :class:`NoiseClassifier` over words with log q = ``log_probs`` (V,).
+
+        None where it has no such per-example form: the full softmax, shared or in-batch negatives, removed
+        accidental hits.
+        """
+        return None
+
     def forward(
         self, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor
     ) -> torch.Tensor:
@@ -158,6 +185,12 @@ class BinaryNCE(Objective):
     def _logits(self, s: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
         return s - self._log_z() - (logq + math.log(self.num_noise))
 
+    def classifier(self, log_probs: torch.Tensor) -> NoiseClassifier | None:
+        if self.shared_noise:
+            return None
+        with torch.no_grad():  # z = s − offset, so the offset is minus the logit of a zero score
+            return NoiseClassifier("binary", -self._logits(torch.zeros_like(log_probs), log_probs))
+
     def loss(self, s_true, s_noise, logq_true, logq_noise, hits=None):
         delta_true = self._logits(s_true, logq_true)  # (B,)
         delta_noise = self._logits(s_noise, _expand(logq_noise, s_noise))  # (B, K)
@@ -199,6 +232,11 @@ class RankingNCE(Objective):
 
     def _corrected(self, s: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
         return s - logq
+
+    def classifier(self, log_probs: torch.Tensor) -> NoiseClassifier | None:
+        if self.shared_noise or self.remove_accidental_hits or not self.needs_noise:
+            return None
+        return NoiseClassifier("ranking", -self._corrected(torch.zeros_like(log_probs), log_probs))
 
     def loss(self, s_true, s_noise, logq_true, logq_noise, hits=None):
         true_logit = self._corrected(s_true, logq_true)  # (B,)

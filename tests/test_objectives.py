@@ -221,3 +221,32 @@ def test_bf16_autocast_computes_the_loss_in_float32(noise, name: str) -> None:
     assert mixed.dtype == torch.float32
     # bf16 keeps 8 bits of mantissa: scores of size ~3 are off by ~0.02, and so is the loss.
     torch.testing.assert_close(mixed, exact, rtol=0.05, atol=0.1)
+
+
+@pytest.mark.parametrize("name", ["nce", "neg", "ranking", "infonce"])
+def test_classifier_form_gives_the_same_loss(noise, name: str) -> None:
+    """z = s − offset classified binary (nce, neg) or (k + 1)-way (ranking, infonce) reproduces loss()."""
+    objective = build_objective(name, noise, K, shared_noise=False).double()
+    classifier = objective.classifier(noise.log_probs.double())
+    assert classifier.kind == ("binary" if name in ("nce", "neg") else "ranking")
+    g = torch.Generator().manual_seed(3)
+    targets, noise_ids = torch.randint(V, (B,), generator=g), torch.randint(V, (B, K), generator=g)
+    s_true = torch.randn(B, generator=g, dtype=torch.float64)
+    s_noise = torch.randn(B, K, generator=g, dtype=torch.float64)
+    z_true = s_true - classifier.offsets[targets]  # (B,)
+    z_noise = s_noise - classifier.offsets[noise_ids]  # (B, K)
+    if classifier.kind == "binary":
+        expected = F.softplus(-z_true) + F.softplus(z_noise).sum(-1)
+    else:
+        expected = torch.logsumexp(torch.cat([z_true[:, None], z_noise], 1), 1) - z_true
+    log_probs = noise.log_probs.double()
+    actual = objective.loss(s_true, s_noise, log_probs[targets], log_probs[noise_ids])
+    torch.testing.assert_close(actual, expected)
+
+
+def test_no_classifier_form_where_the_options_forbid_one(noise) -> None:
+    log_probs = noise.log_probs
+    assert build_objective("nce", noise, K, shared_noise=True).classifier(log_probs) is None
+    assert build_objective("ranking", noise, K, shared_noise=False, remove_accidental_hits=True).classifier(log_probs) is None
+    assert build_objective("infonce", noise, K, negatives="batch", shared_noise=False).classifier(log_probs) is None
+    assert build_objective("full", None, 0).classifier(log_probs) is None
