@@ -122,6 +122,10 @@ class NoiseDistribution:
         moved._set_tensors(self.probs, self._accept, self._alias, device)
         return moved
 
+    def alias_table(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Walker's table on the CPU: ``(accept, alias)``, float32 and int64 (V,), as :meth:`sample` uses them."""
+        return self._accept.cpu(), self._alias.cpu()
+
     def sample(self, shape: Sequence[int] | torch.Size, generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw ids from q, int64 of ``shape``, on this distribution's device, in O(1) each.
 

@@ -22,10 +22,15 @@ have to carry the unigram part of log p (−5 to −15 nats), and binary NCE's v
 (WS-353 0.24 against 0.36 with the bias on WikiText-2). Negative sampling keeps word2vec's bias-free model.
 
 Unlike word2vec's one-pair-at-a-time Hogwild updates, pairs are processed in batches of ``batch_size``:
-the scores of a batch are computed with one gather and one batched product, the objective gives
-∂loss/∂s, and the gradients of the touched rows are applied with ``index_add_`` by plain SGD. No autograd
-graph runs through the tables, so each update moves only the rows it touches (the bytes per pair are
-counted in docs/skipgram.md).
+every pair of a batch is scored against the tables as they stand at the batch's start, and the SGD steps of
+all its pairs are then added into the rows they touch. Two implementations compute that same update:
+
+* the torch path (any device, any objective): one gather and one batched product score a batch, the
+  objective gives ∂loss/∂s, and ``scatter_add_`` applies the row steps. No autograd graph runs through the
+  tables, so each update moves only the rows it touches (the bytes per pair are counted in docs/skipgram.md);
+* the fused CPU kernel (:mod:`nce_lm.skipgram_kernel`), used by default where it applies (one process on the
+  CPU, an objective with a per-pair :class:`~nce_lm.objectives.NoiseClassifier` form): one pass per pair
+  with the pair's rows in cache, and tables that come out the same for any number of threads.
 
 Under ``torchrun`` every rank forms the same pairs (the subsampling and window draws are seeded by epoch),
 takes every N-th batch of them, draws its own noise, and every ``sync_every`` batches per rank the two
@@ -49,6 +54,7 @@ import torch
 
 from nce_lm.corpus import TokenizerConfig
 from nce_lm.distributed import DistributedContext
+from nce_lm import skipgram_kernel
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import atomic_path
 from nce_lm.noise import NoiseDistribution, keep_probabilities
@@ -82,7 +88,8 @@ class SkipGramConfig:
     output_bias: bool | None = None  # a learned per-word bias b_w in s = v·u + b_w, started at log q(w); None:
     # on for objectives whose optimum is log p (nce, ranking), off for neg and infonce (word2vec has none)
     device: str = "cpu"
-    threads: int | None = None  # CPU threads for torch (None: torch's default)
+    threads: int | None = None  # CPU threads for torch and the fused kernel (None: torch's default)
+    kernel: str = "auto"  # "fused": the C kernel (CPU, one process); "torch": the torch path; "auto": fused where it applies
     seed: int = 1  # seeds subsampling, windows, initialisation and noise
     lowercase: bool = False  # tokenizer: lower-case the text (word2vec does not)
     split_punctuation: bool = False  # tokenizer: split punctuation off words (word2vec does not)
@@ -101,6 +108,8 @@ class SkipGramConfig:
             raise NceLmError(f"need 0 <= min_lr <= lr and lr > 0, got lr={self.lr}, min_lr={self.min_lr}")
         if self.objective == "full":
             raise NceLmError("the skip-gram trainer takes a sampled objective (nce, neg, ranking, infonce)")
+        if self.kernel not in ("auto", "fused", "torch"):
+            raise NceLmError(f"kernel must be auto, fused or torch, got {self.kernel!r}")
         if self.threads is not None and self.threads < 1:
             raise NceLmError(f"threads must be at least 1, got {self.threads}")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
@@ -156,25 +165,28 @@ def sentence_ids(ids: np.ndarray, eos_id: int) -> tuple[np.ndarray, np.ndarray]:
 def window_pairs(
     words: np.ndarray, sentence: np.ndarray, window: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(context, centre) pairs of word2vec's shrunk windows, in corpus order of the centre word.
+    """(context, centre) pairs of word2vec's shrunk windows, in word2vec's order.
 
     words, sentence: (n,). Each centre i draws b_i ~ U{1..window}; every j ≠ i with |i − j| ≤ b_i in the
-    same sentence gives the pair (words[j], words[i]). Returns two int64 arrays (P,).
+    same sentence gives the pair (words[j], words[i]). Pairs come centre by centre in corpus order, and within
+    a centre from the leftmost context word to the rightmost, as word2vec.c visits them. Returns two int32
+    arrays (P,).
     """
     n = len(words)
+    words = words.astype(np.int32, copy=False)
     reach = rng.integers(1, window + 1, size=n)  # (n,) the shrunk window b_i
-    centres, contexts = [], []
-    for offset in range(1, window + 1):
-        for sign in (-1, 1):
-            i = np.arange(max(0, -sign * offset), min(n, n - sign * offset))
-            j = i + sign * offset
-            keep = (reach[i] >= offset) & (sentence[i] == sentence[j])
-            centres.append(i[keep])
-            contexts.append(j[keep])
-    centre = np.concatenate(centres)
-    context = np.concatenate(contexts)
-    order = np.argsort(centre, kind="stable")
-    return words[context[order]].astype(np.int64), words[centre[order]].astype(np.int64)
+    offsets = [*range(-window, 0), *range(1, window + 1)]  # left to right
+    within = np.zeros((n, len(offsets)), dtype=bool)  # (n, 2·window): is word i + offset a context of i?
+    context = np.zeros((n, len(offsets)), dtype=np.int32)  # (n, 2·window): that word
+    for column, offset in enumerate(offsets):
+        distance = abs(offset)
+        if distance >= n:
+            continue
+        centres = slice(distance, n) if offset < 0 else slice(0, n - distance)
+        contexts = slice(0, n - distance) if offset < 0 else slice(distance, n)
+        within[centres, column] = (reach[centres] >= distance) & (sentence[centres] == sentence[contexts])
+        context[centres, column] = words[contexts]
+    return context[within], np.repeat(words, within.sum(axis=1))  # row-major: centre order, then offset order
 
 
 class SkipGramTrainer:
@@ -207,7 +219,13 @@ class SkipGramTrainer:
         self.objective = build_objective(
             config.objective, noise, config.negatives, shared_noise=config.shared_noise, generator=self.generator
         ).to(self.device)
+        self.noise = noise
         self.log_probs = noise.log_probs
+        self.classifier = self.objective.classifier(self.log_probs)
+        reason = skipgram_kernel.unavailable_reason(self.device, self.ctx.world_size, self.classifier)
+        if config.kernel == "fused" and reason is not None:
+            raise NceLmError(f"the fused kernel cannot run this training: {reason}")
+        self.use_kernel = config.kernel != "torch" and reason is None
         use_bias = config.output_bias if config.output_bias is not None else self.objective.models_log_probability
         if state is None:
             init = torch.Generator().manual_seed(config.seed)
@@ -280,6 +298,39 @@ class SkipGramTrainer:
                 bias.scatter_add_(0, out_ids, torch.cat([g_true, noise_steps]))
         return loss.detach().double()
 
+    def _train_chunk_fused(
+        self, tables: skipgram_kernel.KernelTables, context: np.ndarray, centre: np.ndarray, epoch: int,
+        first_pair: int, lr_begin: float, lr_end: float,
+    ) -> float:
+        """All pairs of one chunk through the fused kernel; returns their summed loss."""
+        config = self.config
+        return skipgram_kernel.train_pairs(
+            tables, context, centre, self.classifier, self.noise, config.negatives, config.batch_size, torch.get_num_threads(),
+            skipgram_kernel.noise_seed(config.seed, epoch), first_pair, lr_begin, lr_end,
+        )
+
+    def _train_chunk_torch(self, context_np: np.ndarray, centre_np: np.ndarray, lr_at) -> tuple[torch.Tensor, int]:
+        """All pairs of one chunk through :meth:`_update`, batch by batch; returns the summed loss and pairs.
+
+        ``lr_at(fraction)`` is the learning rate after that fraction of the chunk's words. Under torchrun rank r
+        takes batches r, r + N, ...; every rank counts every batch, so the collective calls line up whatever
+        share each rank gets.
+        """
+        config, ctx = self.config, self.ctx
+        context = torch.from_numpy(context_np).to(self.device, torch.int64)
+        centre = torch.from_numpy(centre_np).to(self.device, torch.int64)
+        pairs, trained = len(context), 0
+        chunk_loss = torch.zeros((), dtype=torch.float64, device=self.device)  # one sync per chunk
+        for index, first in enumerate(range(0, pairs, config.batch_size)):
+            if (index + 1) % (config.sync_every * ctx.world_size) == 0:
+                self._average_tables()
+            if index % ctx.world_size != ctx.rank:
+                continue
+            last = min(first + config.batch_size, pairs)
+            chunk_loss += self._update(context[first:last], centre[first:last], lr_at(first / pairs))
+            trained += last - first
+        return chunk_loss, trained
+
     def train(self, progress: bool = True, on_epoch_end=None) -> dict[str, Any]:
         """Run the remaining epochs; returns the figures of this call (``words_per_s`` etc.)."""
         from tqdm import tqdm
@@ -294,34 +345,41 @@ class SkipGramTrainer:
         bar = tqdm(total=total_words, initial=words_done, unit="w", unit_scale=True,
                    disable=not (progress and ctx.is_main), desc="skip-gram")
         lr = config.lr
+        tables = None
+        if self.use_kernel:
+            tables = skipgram_kernel.KernelTables(
+                self.state.input_vectors, self.state.output_vectors, self.state.output_bias
+            )
         for epoch in range(start_epoch, config.epochs):
             loss_sum, pair_count = 0.0, 0
             for context_np, centre_np, covered in self._pairs(epoch):
-                context = torch.from_numpy(context_np).to(self.device)
-                centre = torch.from_numpy(centre_np).to(self.device)
-                pairs = len(context)
                 scale = covered * self.corpus_words / max(len(self.words_all), 1)  # in corpus words
-                chunk_loss = torch.zeros((), dtype=torch.float64, device=self.device)  # one sync per chunk
-                for index, first in enumerate(range(0, pairs, config.batch_size)):
-                    # Under torchrun rank r takes batches r, r + N, ...; every rank counts every batch, so the
-                    # collective calls line up whatever share each rank gets.
-                    if (index + 1) % (config.sync_every * ctx.world_size) == 0:
-                        self._average_tables()
-                    if index % ctx.world_size != ctx.rank:
-                        continue
-                    done = words_done + scale * first / max(pairs, 1)
-                    lr = max(config.min_lr, config.lr - (config.lr - config.min_lr) * done / total_words)
-                    last = min(first + config.batch_size, pairs)
-                    chunk_loss += self._update(context[first:last], centre[first:last], lr)
-                    pair_count += last - first
-                if not math.isfinite(chunk_loss.item()):
-                    raise NceLmError(
-                        f"the loss became {chunk_loss.item()} in epoch {epoch + 1}; lower --lr or --batch-size"
+
+                def lr_at(fraction: float, start: float = words_done, scale: float = scale) -> float:
+                    """Linear decay over all words of all epochs, after ``fraction`` of this chunk."""
+                    done = start + scale * fraction
+                    return max(config.min_lr, config.lr - (config.lr - config.min_lr) * done / total_words)
+
+                if tables is not None:
+                    chunk_loss = self._train_chunk_fused(
+                        tables, context_np, centre_np, epoch, pair_count, lr_at(0), lr_at(1)
                     )
-                loss_sum += chunk_loss.item()
+                    pair_count += len(context_np)
+                else:
+                    chunk_loss, trained = self._train_chunk_torch(context_np, centre_np, lr_at)
+                    chunk_loss = chunk_loss.item()
+                    pair_count += trained
+                if not math.isfinite(chunk_loss):
+                    raise NceLmError(
+                        f"the loss became {chunk_loss} in epoch {epoch + 1}; lower --lr or --batch-size"
+                    )
+                lr = lr_at(1)
+                loss_sum += chunk_loss
                 words_done += scale
                 bar.update(round(scale))
                 bar.set_postfix(loss=f"{loss_sum / max(pair_count, 1):.4f}", lr=f"{lr:.5f}")
+            if tables is not None:
+                tables.write_back()
             self._average_tables()
             loss_sum, pair_count = ctx.sum(loss_sum), int(ctx.sum(pair_count))
             if pair_count == 0:
@@ -352,6 +410,7 @@ class SkipGramTrainer:
             "loss_per_epoch": list(self.state.loss_per_epoch),
             "objective": config.objective,
             "device": str(self.device),
+            "kernel": "fused" if self.use_kernel else "torch",
             "threads": torch.get_num_threads(),
             "rank": ctx.rank,
             "world_size": ctx.world_size,

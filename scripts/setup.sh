@@ -4,7 +4,8 @@
 # On a machine without an NVIDIA GPU it installs the CPU build of torch: the local CPU wheel of
 # torch 2.13.0 where pip's find-links has one (our build machines), else the newest release from
 # PyTorch's CPU-only index; never the multi-GB CUDA build. TORCH_INDEX_URL overrides the index.
-# Re-running is cheap: nothing is reinstalled unless pyproject.toml changed.
+# The install compiles the optional C kernel of the CPU skip-gram trainer (setup.py) where a C compiler is
+# found. Re-running is cheap: nothing is reinstalled unless pyproject.toml, setup.py or the kernel changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -13,7 +14,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 stamp="$VENV/.nce_lm-installed"
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want=$(cat pyproject.toml setup.py nce_lm/_skipgram_kernel.c | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     exit 0
 fi

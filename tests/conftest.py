@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 
@@ -20,3 +21,14 @@ def shared_data() -> Path:
     if not folder or not Path(folder).is_dir():
         pytest.skip("NCE_LM_DATA does not name a folder holding the shared corpora")
     return Path(folder)
+
+
+@pytest.fixture(scope="session")
+def topic_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two topics of ten words each, whose words only co-occur within their own topic (600 lines of 12)."""
+    rng = np.random.default_rng(0)
+    topics = [[f"a{i}" for i in range(10)], [f"b{i}" for i in range(10)]]
+    lines = [" ".join(rng.choice(topics[t % 2], size=12)) for t in range(600)]
+    path = tmp_path_factory.mktemp("corpus") / "topics.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path

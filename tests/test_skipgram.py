@@ -41,17 +41,6 @@ def test_lines_are_sentences_and_long_lines_are_cut(monkeypatch: pytest.MonkeyPa
     assert groups == [[5, 6], [7], [8, 9, 10], [11, 12]]
 
 
-@pytest.fixture(scope="module")
-def topic_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two topics whose words only co-occur within their own topic."""
-    rng = np.random.default_rng(0)
-    topics = [[f"a{i}" for i in range(10)], [f"b{i}" for i in range(10)]]
-    lines = [" ".join(rng.choice(topics[t % 2], size=12)) for t in range(600)]
-    path = tmp_path_factory.mktemp("corpus") / "topics.txt"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 SMALL = SkipGramConfig(dim=16, epochs=3, min_count=1, sample=0.0, batch_size=256, lr=0.05, threads=1)
 
 
@@ -84,6 +73,8 @@ def test_seeded_run_repeats_exactly(topic_corpus: Path) -> None:
 
 
 def test_learning_rate_decays_linearly(topic_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the torch path, which calls _update per batch; the kernel is held to the same schedule by
+    tests/test_skipgram_kernel.py."""
     seen: list[float] = []
     original = skipgram.SkipGramTrainer._update
 
@@ -92,7 +83,7 @@ def test_learning_rate_decays_linearly(topic_corpus: Path, monkeypatch: pytest.M
         return original(self, context, centre, lr)
 
     monkeypatch.setattr(skipgram.SkipGramTrainer, "_update", spy)
-    train_skipgram([topic_corpus], SMALL, progress=False)
+    train_skipgram([topic_corpus], SkipGramConfig(**{**SMALL.__dict__, "kernel": "torch"}), progress=False)
     assert seen[0] == pytest.approx(SMALL.lr)
     assert seen[-1] < SMALL.lr / SMALL.epochs and seen[-1] >= SMALL.min_lr
     assert all(a >= b for a, b in zip(seen, seen[1:]))

@@ -1,0 +1,398 @@
+/* The skip-gram update fused into one pass per pair, for the CPU.
+ *
+ * It computes exactly the update of nce_lm.skipgram.SkipGramTrainer._update (the torch path): a batch of
+ * (context, centre) pairs is scored against the tables as they stand at the start of the batch, and the SGD
+ * steps of all its pairs are then added into the touched rows. What the torch path does in a dozen kernels
+ * that each stream (B, 1 + k, d) tensors through memory, this does in three passes over the batch that keep
+ * every row in cache:
+ *
+ *   1. per pair, in parallel over pairs: draw k noise words (Walker's alias method, counter-based random
+ *      numbers), the 1 + k scores s_j = v_context . u_j + b_j, the logits z_j = s_j - offset_j, the gradient
+ *      of the objective with respect to them, and the pair's step for the context row;
+ *   2. in parallel over output rows (each row has one owning thread, see owner()): add every pair's step
+ *      into the rows of u and b it owns, in pair order;
+ *   3. the same for the rows of v.
+ *
+ * Every addition into a row happens in pair order whatever the thread count, and every random number is a
+ * function of (seed, pair index, sample index): a run gives the same tables bit for bit with 1 or 16 threads.
+ *
+ * The objective enters only through how the scores become a classification of the data word against the
+ * noise words (docs/objectives.md): binary (nce, neg), loss = softplus(-z_0) + sum_j softplus(z_j), or
+ * (1 + k)-way (ranking, infonce), loss = logsumexp(z) - z_0, with a per-word logit offset (log k q(w) for nce,
+ * log q(w) for ranking, 0 for neg and infonce).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+/* Copies of the hot loop for CPUs with AVX-512, with AVX2 and FMA, and for any x86-64, chosen at load time. */
+#define HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define HOT
+#endif
+/* Everything the hot loop calls is inlined into it, so that each copy is compiled for its instruction set. */
+#define INLINE static inline __attribute__((always_inline))
+
+/* A barrier for the team of threads: spin briefly, then yield (the machine may have fewer free cores). */
+typedef struct {
+    atomic_int waiting;
+    atomic_int generation;
+    int size;
+} Barrier;
+
+static void barrier_wait(Barrier *barrier) {
+    int generation = atomic_load_explicit(&barrier->generation, memory_order_acquire);
+    if (atomic_fetch_add_explicit(&barrier->waiting, 1, memory_order_acq_rel) == barrier->size - 1) {
+        atomic_store_explicit(&barrier->waiting, 0, memory_order_relaxed);
+        atomic_fetch_add_explicit(&barrier->generation, 1, memory_order_acq_rel);
+        return;
+    }
+    for (long spins = 0; atomic_load_explicit(&barrier->generation, memory_order_acquire) == generation; spins++) {
+        if (spins > 2000) sched_yield();
+    }
+}
+
+#define PREFETCH_DISTANCE 2 /* pairs ahead whose rows are prefetched */
+
+typedef struct {
+    /* Tables, updated in place: row w starts at w * stride; the first dim floats of it are used. */
+    float *input;        /* (V, stride) v */
+    float *output;       /* (V, stride) u */
+    float *bias;         /* (V,) b, or NULL */
+    int64_t stride;
+    /* The pairs and the objective. */
+    const int32_t *context; /* (P,) */
+    const int32_t *centre;  /* (P,) */
+    int64_t pairs;
+    const float *offset;    /* (V,) logit offset per word */
+    int softmax;            /* 0: binary classification, 1: (1 + k)-way */
+    /* The noise: Walker's alias table. */
+    const float *accept;    /* (V,) */
+    const int64_t *alias;   /* (V,) */
+    int64_t vocab;
+    int dim, negatives, batch, threads;
+    uint64_t seed;
+    int64_t first_pair;     /* index of pair 0 within the epoch: keys the random numbers */
+    double lr_begin, lr_end; /* learning rate at the first pair and after the last, linear in between */
+    /* Work space for one batch. */
+    int64_t *candidates;    /* (batch, 1 + k): the centre word, then the noise words */
+    float *steps;           /* (batch, 1 + k): -lr * d loss / d z */
+    float *context_steps;   /* (batch, d) */
+    float *losses;          /* (batch,) */
+    double loss_sum;
+    Barrier barrier;
+    atomic_int gate;        /* set once every thread of the team has been started */
+} Job;
+
+typedef struct {
+    Job *job;
+    int thread;
+} Worker;
+
+INLINE uint64_t splitmix64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ULL;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+
+/* Draw from q with one 64-bit random number: the high half picks a column, 24 low bits the coin. */
+INLINE int64_t draw_noise(const Job *job, uint64_t counter) {
+    uint64_t bits = splitmix64(job->seed ^ splitmix64(counter));
+    int64_t column = (int64_t)(((bits >> 32) * (uint64_t)job->vocab) >> 32);
+    float coin = (float)(bits & 0xFFFFFF) * (1.0f / 16777216.0f);
+    return coin < job->accept[column] ? column : job->alias[column];
+}
+
+INLINE float dot(const float *restrict a, const float *restrict b, int n) {
+    float partial[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) partial[j] += a[i + j] * b[i + j];
+    float sum = ((partial[0] + partial[4]) + (partial[1] + partial[5])) +
+                ((partial[2] + partial[6]) + (partial[3] + partial[7]));
+    for (; i < n; i++) sum += a[i] * b[i];
+    return sum;
+}
+
+INLINE void axpy(float alpha, const float *restrict x, float *restrict y, int n) {
+    for (int i = 0; i < n; i++) y[i] += alpha * x[i];
+}
+
+/* The binary classifier's loss softplus(x) = -log sigmoid(-x) and gradient sigmoid(x), from one exponential. */
+INLINE float softplus_and_sigmoid(float x, float *sigmoid) {
+    float e = expf(-fabsf(x));
+    *sigmoid = x >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
+    return (x > 0 ? x : 0.0f) + log1pf(e);
+}
+
+/* Which thread adds into row w: a multiplicative hash, so that the frequent words (small ids) spread out. */
+INLINE int owner(int64_t w, int threads) {
+    return (int)(((uint64_t)((uint32_t)w * 0x9E3779B1u) * (uint64_t)threads) >> 32);
+}
+
+/* Ask for a row's cache lines ahead of its use: the rows of a pair are scattered over tables larger than L2. */
+INLINE void prefetch_row(const float *row, int d, int for_writing) {
+    for (int offset = 0; offset < d; offset += 16) {
+        if (for_writing) __builtin_prefetch(row + offset, 1, 3);
+        else __builtin_prefetch(row + offset, 0, 3);
+    }
+}
+
+/* The candidates of pair p (slot i of the batch): its centre word, then k words drawn from q. */
+INLINE void draw_candidates(Job *job, int64_t p, int64_t i) {
+    const int width = 1 + job->negatives;
+    int64_t *candidates = job->candidates + i * width;
+    candidates[0] = job->centre[p];
+    for (int j = 1; j < width; j++)
+        candidates[j] = draw_noise(job, (uint64_t)(job->first_pair + p) * (uint64_t)job->negatives + (j - 1));
+}
+
+/* Phase 1 for pair p (slot i of the batch): scores, gradients, the context row's step. */
+INLINE void score_pair(Job *job, int64_t p, int64_t i, float lr) {
+    const int d = job->dim, width = 1 + job->negatives;
+    const int64_t *candidates = job->candidates + i * width;
+    float *steps = job->steps + i * width;
+    float *context_step = job->context_steps + i * d;
+    const float *v = job->input + job->context[p] * job->stride;
+    float logits[width];
+    for (int j = 0; j < width; j++) {
+        int64_t w = candidates[j];
+        float score = dot(v, job->output + w * job->stride, d) + (job->bias ? job->bias[w] : 0.0f);
+        logits[j] = score - job->offset[w];
+    }
+    float loss = 0.0f;
+    if (job->softmax) {
+        float top = logits[0];
+        for (int j = 1; j < width; j++) top = logits[j] > top ? logits[j] : top;
+        float total = 0.0f;
+        for (int j = 0; j < width; j++) total += expf(logits[j] - top);
+        float log_total = top + logf(total);
+        loss = log_total - logits[0];
+        for (int j = 0; j < width; j++) steps[j] = -lr * (expf(logits[j] - log_total) - (j == 0));
+    } else {
+        float sigmoid;
+        loss = softplus_and_sigmoid(-logits[0], &sigmoid); /* d/dz_0 softplus(-z_0) = -sigmoid(-z_0) */
+        steps[0] = lr * sigmoid;
+        for (int j = 1; j < width; j++) {
+            loss += softplus_and_sigmoid(logits[j], &sigmoid);
+            steps[j] = -lr * sigmoid;
+        }
+    }
+    job->losses[i] = loss;
+    memset(context_step, 0, sizeof(float) * d);
+    for (int j = 0; j < width; j++) axpy(steps[j], job->output + candidates[j] * job->stride, context_step, d);
+}
+
+HOT static void run_worker(Job *job, int thread) {
+    const int d = job->dim, width = 1 + job->negatives, threads = job->threads;
+    const int64_t stride = job->stride;
+    for (int64_t first = 0; first < job->pairs; first += job->batch) {
+        const int64_t count = job->pairs - first < job->batch ? job->pairs - first : job->batch;
+        const float lr = (float)(job->lr_begin + (job->lr_end - job->lr_begin) * (double)first / (double)job->pairs);
+        /* 1. score the pairs: a contiguous share per thread. */
+        const int64_t from = count * thread / threads, to = count * (thread + 1) / threads;
+        for (int64_t i = from; i < to; i++) draw_candidates(job, first + i, i);
+        for (int64_t i = from; i < to; i++) {
+            if (i + PREFETCH_DISTANCE < to) {
+                const int64_t *ahead = job->candidates + (i + PREFETCH_DISTANCE) * width;
+                prefetch_row(job->input + job->context[first + i + PREFETCH_DISTANCE] * stride, d, 0);
+                for (int j = 0; j < width; j++) prefetch_row(job->output + ahead[j] * stride, d, 0);
+            }
+            score_pair(job, first + i, i, lr);
+        }
+        barrier_wait(&job->barrier);
+        /* 2. output rows and biases, each by its owner, in pair order (v still as at the batch's start). */
+        for (int64_t i = 0; i < count; i++) {
+            if (i + PREFETCH_DISTANCE < count) {
+                const int64_t *ahead = job->candidates + (i + PREFETCH_DISTANCE) * width;
+                for (int j = 0; j < width; j++)
+                    if (owner(ahead[j], threads) == thread) prefetch_row(job->output + ahead[j] * stride, d, 1);
+            }
+            const int64_t *candidates = job->candidates + i * width;
+            const float *steps = job->steps + i * width;
+            const float *v = job->input + job->context[first + i] * stride;
+            for (int j = 0; j < width; j++) {
+                int64_t w = candidates[j];
+                if (owner(w, threads) != thread) continue;
+                axpy(steps[j], v, job->output + w * stride, d);
+                if (job->bias) job->bias[w] += steps[j];
+            }
+        }
+        if (thread == 0)
+            for (int64_t i = 0; i < count; i++) job->loss_sum += job->losses[i];
+        barrier_wait(&job->barrier);
+        /* 3. input rows, each by its owner, in pair order. */
+        for (int64_t i = 0; i < count; i++) {
+            int64_t c = job->context[first + i];
+            if (owner(c, threads) == thread) axpy(1.0f, job->context_steps + i * d, job->input + c * stride, d);
+        }
+        barrier_wait(&job->barrier);
+    }
+}
+
+static void *worker_main(void *arg) {
+    Worker *worker = arg;
+    while (!atomic_load_explicit(&worker->job->gate, memory_order_acquire)) sched_yield();
+    run_worker(worker->job, worker->thread);
+    return NULL;
+}
+
+/* Start the team and train. Threads wait at a gate until the team is complete; if the system refuses a
+ * thread, the team is simply smaller, which changes the speed and nothing else. */
+static void run_team(Job *job) {
+    int wanted = job->threads, started = 1;
+    pthread_t handles[wanted];
+    Worker workers[wanted];
+    atomic_init(&job->gate, 0);
+    atomic_init(&job->barrier.waiting, 0);
+    atomic_init(&job->barrier.generation, 0);
+    for (int t = 1; t < wanted; t++) {
+        workers[t] = (Worker){job, t};
+        if (pthread_create(&handles[t], NULL, worker_main, &workers[t]) != 0) break;
+        started++;
+    }
+    job->threads = started;
+    job->barrier.size = started;
+    atomic_store_explicit(&job->gate, 1, memory_order_release);
+    run_worker(job, 0);
+    for (int t = 1; t < started; t++) pthread_join(handles[t], NULL);
+}
+
+static int check_size(const Py_buffer *buffer, Py_ssize_t items, Py_ssize_t item_size, const char *name) {
+    if (buffer->len != items * item_size) {
+        PyErr_Format(PyExc_ValueError, "%s holds %zd bytes, expected %zd", name, buffer->len, items * item_size);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *train_pairs(PyObject *self, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"input", "output", "bias", "dim", "context", "centre", "offset", "accept", "alias",
+                               "softmax", "negatives", "batch", "threads", "seed", "first_pair", "lr_begin",
+                               "lr_end", NULL};
+    Py_buffer input, output, bias = {0}, context, centre, offset, accept, alias;
+    PyObject *bias_object;
+    int dim, softmax, negatives, batch, threads;
+    unsigned long long seed;
+    long long first_pair;
+    double lr_begin, lr_end;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "w*w*Oiy*y*y*y*y*piiiKLdd", keywords, &input, &output,
+                                     &bias_object, &dim, &context, &centre, &offset, &accept, &alias, &softmax,
+                                     &negatives, &batch, &threads, &seed, &first_pair, &lr_begin, &lr_end))
+        return NULL;
+    PyObject *result = NULL;
+    int have_bias = bias_object != Py_None;
+    if (have_bias && PyObject_GetBuffer(bias_object, &bias, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) != 0) goto release;
+    Py_ssize_t vocab = offset.len / (Py_ssize_t)sizeof(float);
+    Py_ssize_t pairs = context.len / (Py_ssize_t)sizeof(int32_t);
+    if (vocab < 1 || dim < 1 || negatives < 1 || negatives > 4096 || batch < 1 || threads < 1 || threads > 1024) {
+        PyErr_SetString(PyExc_ValueError, "train_pairs: a size or count out of range");
+        goto release;
+    }
+    Py_ssize_t stride = input.len / ((Py_ssize_t)sizeof(float) * vocab);
+    if (stride < dim) {
+        PyErr_SetString(PyExc_ValueError, "train_pairs: rows shorter than dim");
+        goto release;
+    }
+    if (check_size(&input, vocab * stride, sizeof(float), "input") ||
+        check_size(&output, vocab * stride, sizeof(float), "output") ||
+        check_size(&context, pairs, sizeof(int32_t), "context") ||
+        (have_bias && check_size(&bias, vocab, sizeof(float), "bias")) ||
+        check_size(&centre, pairs, sizeof(int32_t), "centre") || check_size(&accept, vocab, sizeof(float), "accept") ||
+        check_size(&alias, vocab, sizeof(int64_t), "alias"))
+        goto release;
+    /* Ids index the tables directly: check them all before any thread runs. */
+    const int32_t *pair_ids[2] = {context.buf, centre.buf};
+    for (int a = 0; a < 2; a++)
+        for (Py_ssize_t i = 0; i < pairs; i++)
+            if (pair_ids[a][i] < 0 || pair_ids[a][i] >= vocab) {
+                PyErr_Format(PyExc_ValueError, "train_pairs: word id %d outside the vocabulary of %zd",
+                             pair_ids[a][i], vocab);
+                goto release;
+            }
+    for (Py_ssize_t i = 0; i < vocab; i++)
+        if (((const int64_t *)alias.buf)[i] < 0 || ((const int64_t *)alias.buf)[i] >= vocab) {
+            PyErr_SetString(PyExc_ValueError, "train_pairs: the alias table points outside the vocabulary");
+            goto release;
+        }
+    if (batch > pairs && pairs > 0) batch = (int)pairs;
+    Job job = {
+        .input = input.buf, .output = output.buf, .bias = have_bias ? bias.buf : NULL, .stride = stride,
+        .context = context.buf, .centre = centre.buf, .pairs = pairs, .offset = offset.buf, .softmax = softmax,
+        .accept = accept.buf, .alias = alias.buf, .vocab = vocab, .dim = (int)dim, .negatives = negatives,
+        .batch = batch, .threads = threads, .seed = seed, .first_pair = first_pair, .lr_begin = lr_begin,
+        .lr_end = lr_end, .loss_sum = 0.0,
+    };
+    size_t width = 1 + (size_t)negatives;
+    job.candidates = malloc(sizeof(int64_t) * batch * width);
+    job.steps = malloc(sizeof(float) * batch * width);
+    job.context_steps = malloc(sizeof(float) * batch * dim);
+    job.losses = malloc(sizeof(float) * batch);
+    if (job.candidates && job.steps && job.context_steps && job.losses) {
+        Py_BEGIN_ALLOW_THREADS
+        if (pairs > 0) run_team(&job);
+        Py_END_ALLOW_THREADS
+        result = PyFloat_FromDouble(job.loss_sum);
+    } else {
+        PyErr_NoMemory();
+    }
+    free(job.candidates);
+    free(job.steps);
+    free(job.context_steps);
+    free(job.losses);
+release:
+    PyBuffer_Release(&input);
+    PyBuffer_Release(&output);
+    if (have_bias && bias.obj) PyBuffer_Release(&bias);
+    PyBuffer_Release(&context);
+    PyBuffer_Release(&centre);
+    PyBuffer_Release(&offset);
+    PyBuffer_Release(&accept);
+    PyBuffer_Release(&alias);
+    return result;
+}
+
+static PyObject *draw_noise_ids(PyObject *self, PyObject *args) {
+    /* The noise words train_pairs draws for pairs first_pair .. first_pair + count - 1 (count, negatives). */
+    Py_buffer accept, alias, out;
+    unsigned long long seed;
+    long long first_pair;
+    int negatives;
+    if (!PyArg_ParseTuple(args, "y*y*w*KLi", &accept, &alias, &out, &seed, &first_pair, &negatives)) return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t vocab = accept.len / (Py_ssize_t)sizeof(float);
+    if (negatives < 1 || vocab < 1 || alias.len != vocab * (Py_ssize_t)sizeof(int64_t) ||
+        out.len % ((Py_ssize_t)sizeof(int64_t) * negatives) != 0) {
+        PyErr_SetString(PyExc_ValueError, "draw_noise_ids: sizes do not match");
+    } else {
+        Job job = {.accept = accept.buf, .alias = alias.buf, .vocab = vocab, .seed = seed};
+        int64_t *ids = out.buf;
+        Py_ssize_t total = out.len / (Py_ssize_t)sizeof(int64_t);
+        for (Py_ssize_t n = 0; n < total; n++) ids[n] = draw_noise(&job, (uint64_t)first_pair * negatives + n);
+        result = Py_NewRef(Py_None);
+    }
+    PyBuffer_Release(&accept);
+    PyBuffer_Release(&alias);
+    PyBuffer_Release(&out);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"train_pairs", (PyCFunction)(void (*)(void))train_pairs, METH_VARARGS | METH_KEYWORDS,
+     "Train on (context, centre) pairs in batches; returns the summed loss."},
+    {"draw_noise_ids", draw_noise_ids, METH_VARARGS, "The noise words train_pairs draws, for tests."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_skipgram_kernel", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__skipgram_kernel(void) { return PyModule_Create(&module); }

@@ -1,0 +1,106 @@
+"""The fused CPU kernel computes the torch path's update, is deterministic across threads, and samples q."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nce_lm import skipgram, skipgram_kernel
+from nce_lm.errors import NceLmError
+from nce_lm.noise import NoiseDistribution
+from nce_lm.objectives import build_objective
+from nce_lm.skipgram import SkipGramConfig, SkipGramTrainer, train_skipgram
+from nce_lm.token_cache import cached_token_ids
+from nce_lm.vocab import build_vocab
+
+pytestmark = pytest.mark.skipif(
+    skipgram_kernel._kernel is None, reason="the C extension was not built (no compiler at install time)"
+)
+
+CONFIG = SkipGramConfig(dim=16, epochs=1, min_count=1, sample=0.0, batch_size=64, lr=0.05, threads=1)
+
+
+def make_trainer(corpus: Path, config: SkipGramConfig, tmp_path: Path) -> SkipGramTrainer:
+    vocab = build_vocab([corpus], min_count=1)
+    return SkipGramTrainer(config, vocab, np.asarray(cached_token_ids([corpus], vocab, tmp_path / "ids")))
+
+
+@pytest.mark.parametrize("objective", ["neg", "nce", "ranking", "infonce"])
+def test_kernel_trains_what_the_torch_path_trains(
+    topic_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, objective: str
+) -> None:
+    """One epoch over several chunks and many batches, the torch path fed the kernel's noise words."""
+    monkeypatch.setattr(skipgram, "_CHUNK_TOKENS", 1000)
+    config = replace(CONFIG, objective=objective)
+    fused = make_trainer(topic_corpus, replace(config, kernel="fused"), tmp_path)
+    reference = make_trainer(topic_corpus, replace(config, kernel="torch"), tmp_path)
+    assert fused.use_kernel and not reference.use_kernel
+    drawn = 0
+
+    def kernel_noise(centre: torch.Tensor) -> torch.Tensor:
+        nonlocal drawn
+        seed = skipgram_kernel.noise_seed(config.seed, 0)
+        ids = skipgram_kernel.draw_noise(reference.noise, seed, drawn, len(centre), config.negatives)
+        drawn += len(centre)
+        return torch.from_numpy(ids)
+
+    monkeypatch.setattr(reference.objective, "sample_noise", kernel_noise)
+    fused_metrics, reference_metrics = fused.train(progress=False), reference.train(progress=False)
+    assert drawn > 20_000  # every pair went through the patched sampler
+    for ours, theirs in [
+        (fused.state.input_vectors, reference.state.input_vectors),
+        (fused.state.output_vectors, reference.state.output_vectors),
+        (fused.state.output_bias, reference.state.output_bias),
+    ]:
+        if theirs is None:
+            assert ours is None
+            continue
+        assert not torch.equal(theirs, torch.zeros_like(theirs))
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
+    assert fused_metrics["final_loss"] == pytest.approx(reference_metrics["final_loss"], rel=1e-5)
+    assert fused_metrics["kernel"] == "fused" and reference_metrics["kernel"] == "torch"
+
+
+def test_thread_count_does_not_change_the_vectors(topic_corpus: Path) -> None:
+    config = replace(CONFIG, epochs=2, objective="nce", kernel="fused")
+    one = train_skipgram([topic_corpus], replace(config, threads=1), progress=False)
+    three = train_skipgram([topic_corpus], replace(config, threads=3), progress=False)
+    np.testing.assert_array_equal(one.vectors.vectors, three.vectors.vectors)
+    assert one.metrics["loss_per_epoch"] == three.metrics["loss_per_epoch"]
+
+
+def test_kernel_noise_follows_q() -> None:
+    counts = np.r_[50, 0, np.arange(1, 29) ** 2]  # id 0 excluded, id 1 never seen
+    noise = NoiseDistribution(counts, 0.75, exclude=[0])
+    draws = skipgram_kernel.draw_noise(noise, seed=12345, first_pair=0, pairs=100_000, negatives=3).ravel()
+    observed = np.bincount(draws, minlength=len(counts))
+    assert observed[0] == 0 and observed[1] == 0
+    expected = noise.probs.double().numpy() * len(draws)
+    support = expected > 0
+    chi2 = (((observed - expected)[support]) ** 2 / expected[support]).sum()
+    df = support.sum() - 1
+    assert chi2 < df + 6 * np.sqrt(2 * df)  # far beyond the 99.9th percentile of chi-square(df)
+    again = skipgram_kernel.draw_noise(noise, seed=12345, first_pair=40_000, pairs=10, negatives=3)
+    np.testing.assert_array_equal(again.ravel(), draws[120_000:120_030])  # pair i's draws depend on i alone
+
+
+def test_fused_kernel_refuses_what_it_cannot_run(topic_corpus: Path, tmp_path: Path) -> None:
+    with pytest.raises(NceLmError, match="fused kernel cannot run.*shared noise"):
+        make_trainer(topic_corpus, replace(CONFIG, kernel="fused", shared_noise=True), tmp_path)
+    assert not make_trainer(topic_corpus, replace(CONFIG, shared_noise=True), tmp_path).use_kernel  # auto
+    with pytest.raises(NceLmError, match="kernel must be"):
+        SkipGramConfig(kernel="gpu").validate()
+
+
+def test_kernel_rejects_ids_outside_the_vocabulary() -> None:
+    noise = NoiseDistribution(np.arange(1, 11))
+    tables = skipgram_kernel.KernelTables(torch.zeros(10, 4), torch.zeros(10, 4), None)
+    classifier = build_objective("neg", noise, 2, shared_noise=False).classifier(noise.log_probs)
+    bad = np.array([3, 10], dtype=np.int32)
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        skipgram_kernel.train_pairs(tables, bad, bad, classifier, noise, 2, 4, 1, 0, 0, 0.1, 0.1)
+    assert torch.equal(tables.input, torch.zeros(10, 16))
