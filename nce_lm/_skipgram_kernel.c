@@ -63,10 +63,11 @@ static void barrier_wait(Barrier *barrier) {
 #define PREFETCH_DISTANCE 2 /* pairs ahead whose rows are prefetched */
 
 typedef struct {
-    /* Tables, updated in place: row w starts at w * stride; the first dim floats of it are used. */
+    /* Tables, updated in place: row w starts at w * stride and holds dim floats; with has_bias, the output
+     * row holds the word's bias b_w after them, so that the bias is written by the row's owner alone. */
     float *input;        /* (V, stride) v */
-    float *output;       /* (V, stride) u */
-    float *bias;         /* (V,) b, or NULL */
+    float *output;       /* (V, stride) u, then b */
+    int has_bias;
     int64_t stride;
     /* The pairs and the objective. */
     const int32_t *context; /* (P,) */
@@ -127,11 +128,14 @@ INLINE void axpy(float alpha, const float *restrict x, float *restrict y, int n)
     for (int i = 0; i < n; i++) y[i] += alpha * x[i];
 }
 
-/* The binary classifier's loss softplus(x) = -log sigmoid(-x) and gradient sigmoid(x), from one exponential. */
-INLINE float softplus_and_sigmoid(float x, float *sigmoid) {
+/* The binary classifier's loss on logit x is softplus(x) = max(x, 0) + log(1 + e), e = exp(-|x|), and its
+ * gradient sigmoid(x). sigmoid_and_loss_terms returns sigmoid(x), adds max(x, 0) to *linear and multiplies
+ * *product by 1 + e: a pair's loss is then sum(linear) + log(prod(1 + e)), one logarithm per pair. */
+INLINE float sigmoid_and_loss_terms(float x, float *linear, double *product) {
     float e = expf(-fabsf(x));
-    *sigmoid = x >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
-    return (x > 0 ? x : 0.0f) + log1pf(e);
+    *linear += x > 0 ? x : 0.0f;
+    *product *= 1.0 + (double)e;
+    return x >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
 }
 
 /* Which thread adds into row w: a multiplicative hash, so that the frequent words (small ids) spread out. */
@@ -166,26 +170,29 @@ INLINE void score_pair(Job *job, int64_t p, int64_t i, float lr) {
     float logits[width];
     for (int j = 0; j < width; j++) {
         int64_t w = candidates[j];
-        float score = dot(v, job->output + w * job->stride, d) + (job->bias ? job->bias[w] : 0.0f);
+        const float *u = job->output + w * job->stride;
+        float score = dot(v, u, d) + (job->has_bias ? u[d] : 0.0f);
         logits[j] = score - job->offset[w];
     }
-    float loss = 0.0f;
-    if (job->softmax) {
-        float top = logits[0];
+    float loss;
+    if (job->softmax) { /* loss = logsumexp(z) - z_0; d loss / d z_j = softmax_j - [j = 0] */
+        float top = logits[0], total = 0.0f;
         for (int j = 1; j < width; j++) top = logits[j] > top ? logits[j] : top;
-        float total = 0.0f;
-        for (int j = 0; j < width; j++) total += expf(logits[j] - top);
-        float log_total = top + logf(total);
-        loss = log_total - logits[0];
-        for (int j = 0; j < width; j++) steps[j] = -lr * (expf(logits[j] - log_total) - (j == 0));
-    } else {
-        float sigmoid;
-        loss = softplus_and_sigmoid(-logits[0], &sigmoid); /* d/dz_0 softplus(-z_0) = -sigmoid(-z_0) */
-        steps[0] = lr * sigmoid;
+        for (int j = 0; j < width; j++) total += (steps[j] = expf(logits[j] - top));
+        for (int j = 0; j < width; j++) steps[j] = -lr * (steps[j] / total - (j == 0));
+        loss = top + logf(total) - logits[0];
+    } else { /* loss = softplus(-z_0) + sum_j softplus(z_j); d/dz_0 = -sigmoid(-z_0), d/dz_j = sigmoid(z_j) */
+        float linear = 0.0f;
+        double product = 1.0, log_products = 0.0;
+        steps[0] = lr * sigmoid_and_loss_terms(-logits[0], &linear, &product);
         for (int j = 1; j < width; j++) {
-            loss += softplus_and_sigmoid(logits[j], &sigmoid);
-            steps[j] = -lr * sigmoid;
+            steps[j] = -lr * sigmoid_and_loss_terms(logits[j], &linear, &product);
+            if (product > 0x1p512) { /* each factor is at most 2: keep the product far from overflow */
+                log_products += log(product);
+                product = 1.0;
+            }
         }
+        loss = linear + (float)(log_products + log(product));
     }
     job->losses[i] = loss;
     memset(context_step, 0, sizeof(float) * d);
@@ -224,7 +231,7 @@ HOT static void run_worker(Job *job, int thread) {
                 int64_t w = candidates[j];
                 if (owner(w, threads) != thread) continue;
                 axpy(steps[j], v, job->output + w * stride, d);
-                if (job->bias) job->bias[w] += steps[j];
+                if (job->has_bias) job->output[w * stride + d] += steps[j];
             }
         }
         if (thread == 0)
@@ -276,22 +283,20 @@ static int check_size(const Py_buffer *buffer, Py_ssize_t items, Py_ssize_t item
 }
 
 static PyObject *train_pairs(PyObject *self, PyObject *args, PyObject *kwargs) {
-    static char *keywords[] = {"input", "output", "bias", "dim", "context", "centre", "offset", "accept", "alias",
+    static char *keywords[] = {"input", "output", "has_bias", "dim", "context", "centre", "offset", "accept", "alias",
                                "softmax", "negatives", "batch", "threads", "seed", "first_pair", "lr_begin",
                                "lr_end", NULL};
-    Py_buffer input, output, bias = {0}, context, centre, offset, accept, alias;
-    PyObject *bias_object;
+    Py_buffer input, output, context, centre, offset, accept, alias;
+    int has_bias;
     int dim, softmax, negatives, batch, threads;
     unsigned long long seed;
     long long first_pair;
     double lr_begin, lr_end;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "w*w*Oiy*y*y*y*y*piiiKLdd", keywords, &input, &output,
-                                     &bias_object, &dim, &context, &centre, &offset, &accept, &alias, &softmax,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "w*w*piy*y*y*y*y*piiiKLdd", keywords, &input, &output,
+                                     &has_bias, &dim, &context, &centre, &offset, &accept, &alias, &softmax,
                                      &negatives, &batch, &threads, &seed, &first_pair, &lr_begin, &lr_end))
         return NULL;
     PyObject *result = NULL;
-    int have_bias = bias_object != Py_None;
-    if (have_bias && PyObject_GetBuffer(bias_object, &bias, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) != 0) goto release;
     Py_ssize_t vocab = offset.len / (Py_ssize_t)sizeof(float);
     Py_ssize_t pairs = context.len / (Py_ssize_t)sizeof(int32_t);
     if (vocab < 1 || dim < 1 || negatives < 1 || negatives > 4096 || batch < 1 || threads < 1 || threads > 1024) {
@@ -299,14 +304,13 @@ static PyObject *train_pairs(PyObject *self, PyObject *args, PyObject *kwargs) {
         goto release;
     }
     Py_ssize_t stride = input.len / ((Py_ssize_t)sizeof(float) * vocab);
-    if (stride < dim) {
-        PyErr_SetString(PyExc_ValueError, "train_pairs: rows shorter than dim");
+    if (stride < dim + (has_bias != 0)) {
+        PyErr_SetString(PyExc_ValueError, "train_pairs: rows too short for dim (and the bias)");
         goto release;
     }
     if (check_size(&input, vocab * stride, sizeof(float), "input") ||
         check_size(&output, vocab * stride, sizeof(float), "output") ||
         check_size(&context, pairs, sizeof(int32_t), "context") ||
-        (have_bias && check_size(&bias, vocab, sizeof(float), "bias")) ||
         check_size(&centre, pairs, sizeof(int32_t), "centre") || check_size(&accept, vocab, sizeof(float), "accept") ||
         check_size(&alias, vocab, sizeof(int64_t), "alias"))
         goto release;
@@ -326,7 +330,7 @@ static PyObject *train_pairs(PyObject *self, PyObject *args, PyObject *kwargs) {
         }
     if (batch > pairs && pairs > 0) batch = (int)pairs;
     Job job = {
-        .input = input.buf, .output = output.buf, .bias = have_bias ? bias.buf : NULL, .stride = stride,
+        .input = input.buf, .output = output.buf, .has_bias = has_bias, .stride = stride,
         .context = context.buf, .centre = centre.buf, .pairs = pairs, .offset = offset.buf, .softmax = softmax,
         .accept = accept.buf, .alias = alias.buf, .vocab = vocab, .dim = (int)dim, .negatives = negatives,
         .batch = batch, .threads = threads, .seed = seed, .first_pair = first_pair, .lr_begin = lr_begin,
@@ -352,7 +356,6 @@ static PyObject *train_pairs(PyObject *self, PyObject *args, PyObject *kwargs) {
 release:
     PyBuffer_Release(&input);
     PyBuffer_Release(&output);
-    if (have_bias && bias.obj) PyBuffer_Release(&bias);
     PyBuffer_Release(&context);
     PyBuffer_Release(&centre);
     PyBuffer_Release(&offset);

@@ -53,29 +53,36 @@ def noise_seed(seed: int, epoch: int) -> int:
 
 
 class KernelTables:
-    """The two tables copied into rows padded to whole 64-byte cache lines, the layout the kernel runs on.
+    """The tables copied into the layout the kernel runs on: rows padded to whole 64-byte cache lines, the
+    output bias b_w stored in the padding of u_w's row.
 
-    A row of d = 100 floats is 400 bytes: unpadded, most rows share a cache line with a neighbour, which the
+    A row of d = 100 floats is 400 bytes: unpadded, most rows share a cache line with a neighbour that the
     other thread may be writing. Padded to 448 bytes, the kernel ran 10–15 % faster on WikiText-2 (2-core
-    CI machine, 2026-11-25). The bias (V,) is used in place. :meth:`write_back` copies the rows back.
+    CI machine, 2026-11-25). A separate bias array shares each line among 16 words written by different
+    threads; inside the row, the row's owner alone writes it. :meth:`write_back` copies everything back.
     """
 
     ROW_ALIGN = 16  # floats per 64-byte cache line
 
     def __init__(self, input_vectors: torch.Tensor, output_vectors: torch.Tensor, output_bias: torch.Tensor | None):
         vocab, self.dim = input_vectors.shape
-        stride = -(-self.dim // self.ROW_ALIGN) * self.ROW_ALIGN
-        self._targets = (input_vectors, output_vectors)
-        self.input = torch.zeros(vocab, stride)  # (V, stride)
-        self.output = torch.zeros(vocab, stride)  # (V, stride)
+        self.has_bias = output_bias is not None
+        stride = -(-(self.dim + self.has_bias) // self.ROW_ALIGN) * self.ROW_ALIGN
+        self._targets = (input_vectors, output_vectors, output_bias)
+        self.input = torch.zeros(vocab, stride)  # (V, stride): v
+        self.output = torch.zeros(vocab, stride)  # (V, stride): u, then b
         self.input[:, : self.dim] = input_vectors
         self.output[:, : self.dim] = output_vectors
-        self.bias = output_bias  # (V,) or None
+        if output_bias is not None:
+            self.output[:, self.dim] = output_bias
 
     def write_back(self) -> None:
-        """Copy the trained rows into the (V, d) tables this was made from."""
-        self._targets[0].copy_(self.input[:, : self.dim])
-        self._targets[1].copy_(self.output[:, : self.dim])
+        """Copy the trained rows (and bias) into the tables this was made from."""
+        input_vectors, output_vectors, output_bias = self._targets
+        input_vectors.copy_(self.input[:, : self.dim])
+        output_vectors.copy_(self.output[:, : self.dim])
+        if output_bias is not None:
+            output_bias.copy_(self.output[:, self.dim])
 
 
 def train_pairs(
@@ -102,7 +109,7 @@ def train_pairs(
     return _kernel.train_pairs(
         input=_numpy(tables.input, np.float32),
         output=_numpy(tables.output, np.float32),
-        bias=None if tables.bias is None else _numpy(tables.bias, np.float32),
+        has_bias=tables.has_bias,
         dim=tables.dim,
         context=np.ascontiguousarray(context, dtype=np.int32),
         centre=np.ascontiguousarray(centre, dtype=np.int32),

@@ -1,7 +1,8 @@
 """gensim's skip-gram and ours, same corpus, same settings, same threads, one table.
 
     python scripts/bench_skipgram.py CORPUS [--threads 2] [--epochs 5] [--sample 1e-4]
-        [--objectives neg,nce] [--device cpu|cuda] [--restrict-vocab 30000] [--output FILE]
+        [--objectives neg,nce] [--kernels auto] [--repeats 1] [--device cpu|cuda] [--restrict-vocab 30000]
+        [--output FILE]
 
 gensim runs ``Word2Vec(corpus_file=..., sg=1, hs=0, negative=5, vector_size=100, window=5, min_count=5,
 sample=..., workers=threads)`` (the settings of ../shared/docs/ANCHORS.md), ours ``train_skipgram`` with the
@@ -10,6 +11,12 @@ both. Both sets of vectors are scored by nce_lm's evaluators (which agree with g
 tests/test_evaluation.py): Google analogies (3CosAdd, the 30,000 most frequent words as in ANCHORS.md), and
 Spearman ρ on WS-353 and SimLex-999 (gensim's bundled copies) and MEN (``$NCE_LM_DATA/eval/MEN``, when present).
 With ``--device cuda`` ours runs on the GPU and gensim on all CPU cores of the machine.
+
+``--repeats N`` trains every row N times, the rows taking turns (gensim, ours, ..., gensim, ours, ...), and
+reports the median words/s with the range, and the median over the rounds of each row's speed divided by
+gensim's in the same round: on a shared machine whose speed changes from minute to minute, that ratio of
+neighbouring runs is steadier than either speed. The quality figures are those of the first round. ``--kernels fused,torch`` adds a row per CPU update
+path of ours (``auto``: the fused kernel where it applies).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import argparse
 import gzip
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -64,6 +72,12 @@ def scores(vectors: WordVectors, similarity_files: list[Path], restrict_vocab: i
     return {"analogy": metrics["analogy"], **{p.name: metrics[p.name] for p in similarity_files}}
 
 
+def speed_cell(speeds: list[float]) -> str:
+    """The median words/s, with the range when there are several runs."""
+    median = statistics.median(speeds)
+    return f"{median:,.0f}" if len(speeds) == 1 else f"{median:,.0f} ({min(speeds):,.0f}–{max(speeds):,.0f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("corpus", type=Path)
@@ -77,6 +91,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=SkipGramConfig.batch_size)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--objectives", default="neg,nce")
+    parser.add_argument("--kernels", default="auto", help="comma-separated: auto, fused, torch")
+    parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--restrict-vocab", type=int, default=30_000)
     parser.add_argument("--skip-gensim", action="store_true")
@@ -87,38 +103,56 @@ def main() -> None:
     data = os.environ.get("NCE_LM_DATA")
     if data and (Path(data) / MEN_FILE).is_file():
         similarity_files.append(Path(data) / MEN_FILE)
+    workers = os.cpu_count() or 1 if args.device.startswith("cuda") else args.threads
+    where = f"{args.threads} threads" if args.device == "cpu" else torch.cuda.get_device_name(args.device)
+    # Each row: (tool, objective, run) where run() returns (vectors, words/s, vocabulary size).
     rows = []
-    gensim_speed = None
     if not args.skip_gensim:
-        workers = os.cpu_count() or 1 if args.device.startswith("cuda") else args.threads
-        with tempfile.TemporaryDirectory() as tmp:
-            vectors, gensim_speed, vocab_size = run_gensim(plain_copy(args.corpus, tmp), args, workers)
-        rows.append((f"gensim {__import__('gensim').__version__} ({workers} threads)", "neg", gensim_speed,
-                     vocab_size, scores(vectors, similarity_files, args.restrict_vocab)))
-    for objective in args.objectives.split(","):
-        config = SkipGramConfig(
-            dim=args.dim, window=args.window, negatives=args.negatives, epochs=args.epochs, min_count=args.min_count,
-            sample=args.sample, batch_size=args.batch_size, objective=objective, device=args.device,
-            threads=args.threads if args.device == "cpu" else None, seed=args.seed,
-        )
-        result = train_skipgram([args.corpus], config, progress=False)
-        where = f"{args.threads} threads" if args.device == "cpu" else torch.cuda.get_device_name(args.device)
-        rows.append((f"nce_lm ({where})", objective, result.metrics["words_per_s"], len(result.vectors),
-                     scores(result.vectors, similarity_files, args.restrict_vocab)))
+        tool = f"gensim {__import__('gensim').__version__} ({workers} threads)"
+        rows.append((tool, "neg", lambda: run_gensim(plain_copy(args.corpus, tmp), args, workers)))
+    for kernel in args.kernels.split(","):
+        for objective in args.objectives.split(","):
+            config = SkipGramConfig(
+                dim=args.dim, window=args.window, negatives=args.negatives, epochs=args.epochs,
+                min_count=args.min_count, sample=args.sample, batch_size=args.batch_size, objective=objective,
+                device=args.device, threads=args.threads if args.device == "cpu" else None, seed=args.seed,
+                kernel=kernel,
+            )
+
+            def run_ours(config: SkipGramConfig = config) -> tuple[WordVectors, float, int]:
+                result = train_skipgram([args.corpus], config, progress=False)
+                return result.vectors, result.metrics["words_per_s"], len(result.vectors)
+
+            label = f"nce_lm ({where})" if args.kernels == "auto" else f"nce_lm {kernel} ({where})"
+            rows.append((label, objective, run_ours))
+
+    speeds: list[list[float]] = [[] for _ in rows]
+    firsts: list[tuple[WordVectors, int]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for repeat in range(args.repeats):
+            for index, (_, _, run) in enumerate(rows):
+                vectors, speed, vocab_size = run()
+                speeds[index].append(speed)
+                if repeat == 0:
+                    firsts.append((vectors, vocab_size))
 
     names = [p.name for p in similarity_files]
     lines = [
         f"corpus: {args.corpus.name}; dim {args.dim}, window {args.window}, negatives {args.negatives}, "
         f"epochs {args.epochs}, min_count {args.min_count}, sample {args.sample:g}; analogy restricted to "
-        f"{args.restrict_vocab:,} words",
+        f"{args.restrict_vocab:,} words; words/s: median (range) of {args.repeats} run(s) taking turns; "
+        "vs gensim: median of the per-round ratios",
         "",
         "| tool | objective | vocab | words/s | vs gensim | analogy | " + " | ".join(names) + " |",
         "|---|---|---|---|---|---|" + "---|" * len(names),
     ]
-    for tool, objective, speed, vocab_size, figures in rows:
-        ratio = f"{speed / gensim_speed:.2f}" if gensim_speed else "–"
+    for (tool, objective, _), runs, (vectors, vocab_size) in zip(rows, speeds, firsts):
+        figures = scores(vectors, similarity_files, args.restrict_vocab)
+        ratios = [] if args.skip_gensim else [ours / theirs for ours, theirs in zip(runs, speeds[0])]
+        ratio = f"{statistics.median(ratios):.2f}" if ratios else "–"
         cells = " | ".join(f"{figures[n]:.3f}" for n in names)
-        lines.append(f"| {tool} | {objective} | {vocab_size:,} | {speed:,.0f} | {ratio} | {figures['analogy']:.3f} | {cells} |")
+        lines.append(f"| {tool} | {objective} | {vocab_size:,} | {speed_cell(runs)} | {ratio} | "
+                     f"{figures['analogy']:.3f} | {cells} |")
     table = "\n".join(lines)
     print(table)
     if args.output:

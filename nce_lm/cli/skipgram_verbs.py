@@ -67,6 +67,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
                         "whose scores estimate log p; off for neg and infonce, as in word2vec)")
     parser.add_argument("--device", default=d.device, help="cpu or cuda (default cpu)")
     parser.add_argument("--threads", type=int, default=d.threads, help="CPU threads (default: torch's)")
+    parser.add_argument("--kernel", choices=("auto", "fused", "torch"), default=d.kernel,
+                        help="CPU update: the fused C kernel or the torch path; auto uses the kernel where it "
+                        "applies (one process on the CPU, per-pair noise) (default auto)")
     parser.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
     parser.add_argument("--lowercase", action="store_true", help="lower-case the text")
     parser.add_argument("--split-punctuation", dest="split_punctuation", action="store_true",
