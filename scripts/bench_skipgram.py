@@ -1,8 +1,8 @@
 """gensim's skip-gram and ours, same corpus, same settings, same threads, one table.
 
     python scripts/bench_skipgram.py CORPUS [--threads 2] [--epochs 5] [--sample 1e-4]
-        [--objectives neg,nce] [--kernels auto] [--repeats 1] [--device cpu|cuda] [--restrict-vocab 30000]
-        [--output FILE]
+        [--objectives neg,nce] [--kernels auto] [--repeats 1] [--gensim-threads N,...] [--device cpu|cuda]
+        [--restrict-vocab 30000] [--output FILE]
 
 gensim runs ``Word2Vec(corpus_file=..., sg=1, hs=0, negative=5, vector_size=100, window=5, min_count=5,
 sample=..., workers=threads)`` (the settings of ../shared/docs/ANCHORS.md), ours ``train_skipgram`` with the
@@ -12,10 +12,18 @@ tests/test_evaluation.py): Google analogies (3CosAdd, the 30,000 most frequent w
 Spearman ρ on WS-353 and SimLex-999 (gensim's bundled copies) and MEN (``$NCE_LM_DATA/eval/MEN``, when present).
 With ``--device cuda`` ours runs on the GPU and gensim on all CPU cores of the machine.
 
-``--repeats N`` trains every row N times, the rows taking turns (gensim, ours, ..., gensim, ours, ...), and
-reports the median words/s with the range, and the median over the rounds of each row's speed divided by
-gensim's in the same round: on a shared machine whose speed changes from minute to minute, that ratio of
-neighbouring runs is steadier than either speed. The quality figures are those of the first round. ``--kernels fused,torch`` adds a row per CPU update
+``--repeats N`` trains every row N times, the rows taking turns (gensim, ours, ..., gensim, ours, ...), round
+r with seed ``--seed`` + r for every tool. It reports the median words/s with the range, the median over the
+rounds of each row's speed divided by gensim's in the same round (on a shared machine whose speed changes
+from minute to minute, that ratio of neighbouring runs is steadier than either speed), and every quality
+figure as its mean over the rounds: on PTB one seed moves WS-353 by ±0.02.
+
+``--gensim-threads 2,1`` adds gensim rows with other worker counts (the first is the reference of "vs
+gensim"). With ``corpus_file``, gensim's learning rate decays more slowly with more workers: each worker
+measures its progress through an epoch as its own sentences over all of the corpus's
+(``get_next_alpha`` in gensim 4.4's ``word2vec_corpusfile.pyx``), so with two workers the rate falls within
+each epoch only half as far as the nominal schedule says; one worker follows the nominal schedule, as
+nce_lm does. ``--kernels fused,torch`` adds a row per CPU update
 path of ours (``auto``: the fused kernel where it applies).
 """
 
@@ -28,6 +36,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -49,12 +58,12 @@ def plain_copy(corpus: Path, folder: str) -> Path:
     return target
 
 
-def run_gensim(corpus: Path, args: argparse.Namespace, workers: int) -> tuple[WordVectors, float, int]:
+def run_gensim(corpus: Path, args: argparse.Namespace, workers: int, seed: int) -> tuple[WordVectors, float, int]:
     from gensim.models import Word2Vec
 
     model = Word2Vec(
         sg=1, hs=0, negative=args.negatives, vector_size=args.dim, window=args.window, min_count=args.min_count,
-        sample=args.sample, workers=workers, seed=args.seed,
+        sample=args.sample, workers=workers, seed=seed,
     )
     model.build_vocab(corpus_file=str(corpus))
     started = time.perf_counter()
@@ -92,7 +101,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--objectives", default="neg,nce")
     parser.add_argument("--kernels", default="auto", help="comma-separated: auto, fused, torch")
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=1, help="rounds, each with its own seed")
+    parser.add_argument("--gensim-threads", help="gensim worker counts, comma-separated (default: --threads)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--restrict-vocab", type=int, default=30_000)
     parser.add_argument("--skip-gensim", action="store_true")
@@ -103,56 +113,59 @@ def main() -> None:
     data = os.environ.get("NCE_LM_DATA")
     if data and (Path(data) / MEN_FILE).is_file():
         similarity_files.append(Path(data) / MEN_FILE)
-    workers = os.cpu_count() or 1 if args.device.startswith("cuda") else args.threads
+    default_workers = os.cpu_count() or 1 if args.device.startswith("cuda") else args.threads
+    gensim_workers = [int(n) for n in args.gensim_threads.split(",")] if args.gensim_threads else [default_workers]
     where = f"{args.threads} threads" if args.device == "cpu" else torch.cuda.get_device_name(args.device)
-    # Each row: (tool, objective, run) where run() returns (vectors, words/s, vocabulary size).
+    # Each row: (tool, objective, run) where run(seed) returns (vectors, words/s, vocabulary size).
     rows = []
-    if not args.skip_gensim:
-        tool = f"gensim {__import__('gensim').__version__} ({workers} threads)"
-        rows.append((tool, "neg", lambda: run_gensim(plain_copy(args.corpus, tmp), args, workers)))
-    for kernel in args.kernels.split(","):
-        for objective in args.objectives.split(","):
-            config = SkipGramConfig(
-                dim=args.dim, window=args.window, negatives=args.negatives, epochs=args.epochs,
-                min_count=args.min_count, sample=args.sample, batch_size=args.batch_size, objective=objective,
-                device=args.device, threads=args.threads if args.device == "cpu" else None, seed=args.seed,
-                kernel=kernel,
-            )
-
-            def run_ours(config: SkipGramConfig = config) -> tuple[WordVectors, float, int]:
-                result = train_skipgram([args.corpus], config, progress=False)
-                return result.vectors, result.metrics["words_per_s"], len(result.vectors)
-
-            label = f"nce_lm ({where})" if args.kernels == "auto" else f"nce_lm {kernel} ({where})"
-            rows.append((label, objective, run_ours))
-
-    speeds: list[list[float]] = [[] for _ in rows]
-    firsts: list[tuple[WordVectors, int]] = []
     with tempfile.TemporaryDirectory() as tmp:
+        if not args.skip_gensim:
+            corpus = plain_copy(args.corpus, tmp)
+            for workers in gensim_workers:
+                tool = f"gensim {__import__('gensim').__version__} ({workers} threads)"
+                rows.append((tool, "neg", lambda seed, w=workers: run_gensim(corpus, args, w, seed)))
+        for kernel in args.kernels.split(","):
+            for objective in args.objectives.split(","):
+                config = SkipGramConfig(
+                    dim=args.dim, window=args.window, negatives=args.negatives, epochs=args.epochs,
+                    min_count=args.min_count, sample=args.sample, batch_size=args.batch_size, objective=objective,
+                    device=args.device, threads=args.threads if args.device == "cpu" else None, kernel=kernel,
+                )
+
+                def run_ours(seed: int, config: SkipGramConfig = config) -> tuple[WordVectors, float, int]:
+                    result = train_skipgram([args.corpus], replace(config, seed=seed), progress=False)
+                    return result.vectors, result.metrics["words_per_s"], len(result.vectors)
+
+                label = f"nce_lm ({where})" if args.kernels == "auto" else f"nce_lm {kernel} ({where})"
+                rows.append((label, objective, run_ours))
+
+        names = [p.name for p in similarity_files]
+        speeds: list[list[float]] = [[] for _ in rows]
+        figures: list[list[dict[str, float]]] = [[] for _ in rows]
+        vocab_sizes = [0] * len(rows)
         for repeat in range(args.repeats):
             for index, (_, _, run) in enumerate(rows):
-                vectors, speed, vocab_size = run()
+                vectors, speed, vocab_sizes[index] = run(args.seed + repeat)
                 speeds[index].append(speed)
-                if repeat == 0:
-                    firsts.append((vectors, vocab_size))
+                figures[index].append(scores(vectors, similarity_files, args.restrict_vocab))
 
-    names = [p.name for p in similarity_files]
+    seeds = f"seed {args.seed}" if args.repeats == 1 else f"seeds {args.seed}–{args.seed + args.repeats - 1}"
     lines = [
         f"corpus: {args.corpus.name}; dim {args.dim}, window {args.window}, negatives {args.negatives}, "
         f"epochs {args.epochs}, min_count {args.min_count}, sample {args.sample:g}; analogy restricted to "
-        f"{args.restrict_vocab:,} words; words/s: median (range) of {args.repeats} run(s) taking turns; "
-        "vs gensim: median of the per-round ratios",
+        f"{args.restrict_vocab:,} words; {args.repeats} round(s) taking turns ({seeds}): words/s median (range), "
+        "vs gensim the median of the per-round ratios, quality the mean over the rounds",
         "",
         "| tool | objective | vocab | words/s | vs gensim | analogy | " + " | ".join(names) + " |",
         "|---|---|---|---|---|---|" + "---|" * len(names),
     ]
-    for (tool, objective, _), runs, (vectors, vocab_size) in zip(rows, speeds, firsts):
-        figures = scores(vectors, similarity_files, args.restrict_vocab)
+    for (tool, objective, _), runs, row_figures, vocab_size in zip(rows, speeds, figures, vocab_sizes):
         ratios = [] if args.skip_gensim else [ours / theirs for ours, theirs in zip(runs, speeds[0])]
         ratio = f"{statistics.median(ratios):.2f}" if ratios else "–"
-        cells = " | ".join(f"{figures[n]:.3f}" for n in names)
+        means = {key: statistics.mean(f[key] for f in row_figures) for key in ["analogy", *names]}
+        cells = " | ".join(f"{means[n]:.3f}" for n in names)
         lines.append(f"| {tool} | {objective} | {vocab_size:,} | {speed_cell(runs)} | {ratio} | "
-                     f"{figures['analogy']:.3f} | {cells} |")
+                     f"{means['analogy']:.3f} | {cells} |")
     table = "\n".join(lines)
     print(table)
     if args.output:
