@@ -67,7 +67,7 @@ typedef struct {
      * row holds the word's bias b_w after them, so that the bias is written by the row's owner alone. */
     float *input;        /* (V, stride) v */
     float *output;       /* (V, stride) u, then b */
-    int has_bias;
+    int has_bias, train_bias; /* a bias in the score; whether SGD updates it */
     int64_t stride;
     /* The pairs and the objective. */
     const int32_t *context; /* (P,) */
@@ -231,7 +231,7 @@ HOT static void run_worker(Job *job, int thread) {
                 int64_t w = candidates[j];
                 if (owner(w, threads) != thread) continue;
                 axpy(steps[j], v, job->output + w * stride, d);
-                if (job->has_bias) job->output[w * stride + d] += steps[j];
+                if (job->train_bias) job->output[w * stride + d] += steps[j];
             }
         }
         if (thread == 0)
@@ -283,17 +283,17 @@ static int check_size(const Py_buffer *buffer, Py_ssize_t items, Py_ssize_t item
 }
 
 static PyObject *train_pairs(PyObject *self, PyObject *args, PyObject *kwargs) {
-    static char *keywords[] = {"input", "output", "has_bias", "dim", "context", "centre", "offset", "accept", "alias",
+    static char *keywords[] = {"input", "output", "has_bias", "train_bias", "dim", "context", "centre", "offset", "accept", "alias",
                                "softmax", "negatives", "batch", "threads", "seed", "first_pair", "lr_begin",
                                "lr_end", NULL};
     Py_buffer input, output, context, centre, offset, accept, alias;
-    int has_bias;
+    int has_bias, train_bias;
     int dim, softmax, negatives, batch, threads;
     unsigned long long seed;
     long long first_pair;
     double lr_begin, lr_end;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "w*w*piy*y*y*y*y*piiiKLdd", keywords, &input, &output,
-                                     &has_bias, &dim, &context, &centre, &offset, &accept, &alias, &softmax,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "w*w*ppiy*y*y*y*y*piiiKLdd", keywords, &input, &output,
+                                     &has_bias, &train_bias, &dim, &context, &centre, &offset, &accept, &alias, &softmax,
                                      &negatives, &batch, &threads, &seed, &first_pair, &lr_begin, &lr_end))
         return NULL;
     PyObject *result = NULL;
@@ -330,7 +330,7 @@ static PyObject *train_pairs(PyObject *self, PyObject *args, PyObject *kwargs) {
         }
     if (batch > pairs && pairs > 0) batch = (int)pairs;
     Job job = {
-        .input = input.buf, .output = output.buf, .has_bias = has_bias, .stride = stride,
+        .input = input.buf, .output = output.buf, .has_bias = has_bias, .train_bias = has_bias && train_bias, .stride = stride,
         .context = context.buf, .centre = centre.buf, .pairs = pairs, .offset = offset.buf, .softmax = softmax,
         .accept = accept.buf, .alias = alias.buf, .vocab = vocab, .dim = (int)dim, .negatives = negatives,
         .batch = batch, .threads = threads, .seed = seed, .first_pair = first_pair, .lr_begin = lr_begin,

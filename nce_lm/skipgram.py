@@ -16,10 +16,15 @@ word2vec's procedure, which gensim follows too:
 * the learning rate decays linearly from ``lr`` to ``min_lr`` over the words of all epochs;
 * v starts uniform in ±0.5/d, u at zero.
 
-Objectives whose optimal score is log p(w | c) itself (``nce``, ``ranking``) get a learned per-word output
-bias, s(w, c) = v_c · u_w + b_w with b started at log q(w): without it the dot product of small vectors would
-have to carry the unigram part of log p (−5 to −15 nats), and binary NCE's vectors came out far worse
-(WS-353 0.24 against 0.36 with the bias on WikiText-2). Negative sampling keeps word2vec's bias-free model.
+Objectives whose optimal score is log p(w | c) itself (``nce``, ``ranking``) get a per-word output bias,
+s(w, c) = v_c · u_w + b_w with b_w = log q(w): without it the dot product of small vectors would have to carry
+the unigram part of log p (−5 to −15 nats), and binary NCE's vectors came out far worse (WS-353 0.24 against
+0.36 with the bias on WikiText-2). The bias is fixed by default (``output_bias="fixed"``): learned, it takes
+on word-frequency information that the vectors then lack, and NCE's vectors were worse on every figure on
+WikiText-2 (SimLex-999 0.166 against 0.176, mean of 4 seeds; docs/skipgram.md). With b fixed at log q,
+binary NCE's logit is v·u − log k and ranking NCE's is v·u: the corrections for q cancel, which is the
+sense in which negative sampling and InfoNCE are NCE and ranking NCE with the noise's log-probability
+folded into the model. Negative sampling and InfoNCE keep word2vec's bias-free model.
 
 Unlike word2vec's one-pair-at-a-time Hogwild updates, pairs are processed in batches of ``batch_size``:
 every pair of a batch is scored against the tables as they stand at the batch's start, and the SGD steps of
@@ -63,6 +68,7 @@ from nce_lm.token_cache import cached_token_ids
 from nce_lm.vectors import WordVectors
 from nce_lm.vocab import Vocab, build_vocab
 
+OUTPUT_BIAS = ("fixed", "learned", "none")
 MAX_SENTENCE_WORDS = 10_000  # gensim's MAX_WORDS_IN_BATCH: longer lines are cut into sentences this long
 CHECKPOINT_FORMAT = "nce_lm.skipgram"
 _CHUNK_TOKENS = 1 << 20  # tokens turned into pairs at a time: bounds the memory of the pair arrays
@@ -85,8 +91,9 @@ class SkipGramConfig:
     objective: str = "neg"  # any name of nce_lm.objectives.OBJECTIVES except "full"
     shared_noise: bool = False  # one set of k noise words per batch instead of k per pair (word2vec: per pair)
     sync_every: int = 64  # under torchrun: average the tables across ranks every this many batches per rank
-    output_bias: bool | None = None  # a learned per-word bias b_w in s = v·u + b_w, started at log q(w); None:
-    # on for objectives whose optimum is log p (nce, ranking), off for neg and infonce (word2vec has none)
+    output_bias: str | None = None  # a per-word bias b_w in s = v·u + b_w, starting at log q(w): "fixed" (not
+    # trained), "learned" or "none"; None: fixed for objectives whose optimum is log p (nce, ranking), none for
+    # neg and infonce (word2vec has none)
     device: str = "cpu"
     threads: int | None = None  # CPU threads for torch and the fused kernel (None: torch's default)
     kernel: str = "auto"  # "fused": the C kernel (CPU, one process); "torch": the torch path; "auto": fused where it applies
@@ -108,6 +115,8 @@ class SkipGramConfig:
             raise NceLmError(f"need 0 <= min_lr <= lr and lr > 0, got lr={self.lr}, min_lr={self.min_lr}")
         if self.objective == "full":
             raise NceLmError("the skip-gram trainer takes a sampled objective (nce, neg, ranking, infonce)")
+        if self.output_bias not in (None, *OUTPUT_BIAS):
+            raise NceLmError(f"output_bias must be one of {', '.join(OUTPUT_BIAS)}, got {self.output_bias!r}")
         if self.kernel not in ("auto", "fused", "torch"):
             raise NceLmError(f"kernel must be auto, fused or torch, got {self.kernel!r}")
         if self.threads is not None and self.threads < 1:
@@ -115,12 +124,20 @@ class SkipGramConfig:
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise NceLmError("--device cuda asked for, but torch sees no CUDA device")
 
+    def bias_mode(self, models_log_probability: bool) -> str:
+        """The output bias this run uses: the setting, or its default for the objective."""
+        if self.output_bias is not None:
+            return self.output_bias
+        return "fixed" if models_log_probability else "none"
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SkipGramConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise NceLmError(f"unknown skip-gram settings: {', '.join(unknown)}")
+        if isinstance(data.get("output_bias"), bool):  # checkpoints before the fixed bias: True meant learned
+            data = {**data, "output_bias": "learned" if data["output_bias"] else "none"}
         return cls(**data)
 
 
@@ -226,7 +243,7 @@ class SkipGramTrainer:
         if config.kernel == "fused" and reason is not None:
             raise NceLmError(f"the fused kernel cannot run this training: {reason}")
         self.use_kernel = config.kernel != "torch" and reason is None
-        use_bias = config.output_bias if config.output_bias is not None else self.objective.models_log_probability
+        self.bias_mode = config.bias_mode(self.objective.models_log_probability)
         if state is None:
             init = torch.Generator().manual_seed(config.seed)
             bound = 0.5 / config.dim
@@ -234,7 +251,7 @@ class SkipGramTrainer:
                 (torch.rand(len(vocab), config.dim, generator=init) * 2 - 1) * bound,
                 torch.zeros(len(vocab), config.dim),
                 # Starting at log q puts s = log q: NCE's logit starts at −log k for every word.
-                output_bias=noise.log_probs.cpu().clamp(min=-30.0) if use_bias else None,
+                output_bias=noise.log_probs.cpu().clamp(min=-30.0) if self.bias_mode != "none" else None,
             )
         bias = state.output_bias.to(self.device) if state.output_bias is not None else None
         self.state = _State(
@@ -293,7 +310,7 @@ class SkipGramTrainer:
             step_out = torch.cat([g_true[:, None] * h, step_noise])  # rows of out_ids
             u_out.scatter_add_(0, out_ids[:, None].expand(-1, dim), step_out)
             v_in.scatter_add_(0, context[:, None].expand(-1, dim), step_h)
-            if bias is not None:  # ∂s/∂b = 1: the score gradients themselves, summed over all pairs of a batch
+            if self.bias_mode == "learned":  # ∂s/∂b = 1: the score gradients themselves, summed over the batch
                 noise_steps = g_noise.sum(0) if noise_ids.dim() == 1 else g_noise.reshape(-1)
                 bias.scatter_add_(0, out_ids, torch.cat([g_true, noise_steps]))
         return loss.detach().double()
@@ -348,7 +365,8 @@ class SkipGramTrainer:
         tables = None
         if self.use_kernel:
             tables = skipgram_kernel.KernelTables(
-                self.state.input_vectors, self.state.output_vectors, self.state.output_bias
+                self.state.input_vectors, self.state.output_vectors, self.state.output_bias,
+                train_bias=self.bias_mode == "learned",
             )
         for epoch in range(start_epoch, config.epochs):
             loss_sum, pair_count = 0.0, 0

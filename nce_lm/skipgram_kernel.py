@@ -60,13 +60,21 @@ class KernelTables:
     other thread may be writing. Padded to 448 bytes, the kernel ran 10–15 % faster on WikiText-2 (2-core
     CI machine, 2026-11-25). A separate bias array shares each line among 16 words written by different
     threads; inside the row, the row's owner alone writes it. :meth:`write_back` copies everything back.
+    With ``train_bias`` False the bias is part of the score but not trained.
     """
 
     ROW_ALIGN = 16  # floats per 64-byte cache line
 
-    def __init__(self, input_vectors: torch.Tensor, output_vectors: torch.Tensor, output_bias: torch.Tensor | None):
+    def __init__(
+        self,
+        input_vectors: torch.Tensor,
+        output_vectors: torch.Tensor,
+        output_bias: torch.Tensor | None,
+        train_bias: bool = True,
+    ):
         vocab, self.dim = input_vectors.shape
         self.has_bias = output_bias is not None
+        self.train_bias = self.has_bias and train_bias
         stride = -(-(self.dim + self.has_bias) // self.ROW_ALIGN) * self.ROW_ALIGN
         self._targets = (input_vectors, output_vectors, output_bias)
         self.input = torch.zeros(vocab, stride)  # (V, stride): v
@@ -110,6 +118,7 @@ def train_pairs(
         input=_numpy(tables.input, np.float32),
         output=_numpy(tables.output, np.float32),
         has_bias=tables.has_bias,
+        train_bias=tables.train_bias,
         dim=tables.dim,
         context=np.ascontiguousarray(context, dtype=np.int32),
         centre=np.ascontiguousarray(centre, dtype=np.int32),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -160,11 +161,21 @@ def test_output_bias_follows_the_objective_and_survives_a_checkpoint(topic_corpu
     vocab = build_vocab([topic_corpus], min_count=1)
     ids = np.asarray(cached_token_ids([topic_corpus], vocab, tmp_path / "ids"))
     assert skipgram.SkipGramTrainer(SMALL, vocab, ids).state.output_bias is None  # neg: word2vec's model
-    config = SkipGramConfig(**{**SMALL.__dict__, "objective": "nce", "epochs": 1})
-    trainer = skipgram.SkipGramTrainer(config, vocab, ids)
-    start = trainer.state.output_bias.clone()
-    torch.testing.assert_close(start[2:], trainer.log_probs[2:])  # b starts at log q
-    trainer.train(progress=False)
-    assert not torch.equal(trainer.state.output_bias, start)
-    trainer.save_checkpoint(tmp_path / "c.ckpt")
-    torch.testing.assert_close(load_checkpoint(tmp_path / "c.ckpt")[2].output_bias, trainer.state.output_bias)
+    for kernel in ("fused", "torch"):
+        nce = SkipGramConfig(**{**SMALL.__dict__, "objective": "nce", "epochs": 1, "kernel": kernel})
+        fixed = skipgram.SkipGramTrainer(nce, vocab, ids)  # nce: b = log q, not trained
+        torch.testing.assert_close(fixed.state.output_bias[2:], fixed.log_probs[2:])
+        fixed.train(progress=False)
+        torch.testing.assert_close(fixed.state.output_bias[2:], fixed.log_probs[2:])
+        learned = skipgram.SkipGramTrainer(replace(nce, output_bias="learned"), vocab, ids)
+        learned.train(progress=False)
+        assert not torch.equal(learned.state.output_bias, fixed.state.output_bias)
+    learned.save_checkpoint(tmp_path / "c.ckpt")
+    torch.testing.assert_close(load_checkpoint(tmp_path / "c.ckpt")[2].output_bias, learned.state.output_bias)
+
+
+def test_a_checkpoint_from_before_the_fixed_bias_reads_true_as_learned() -> None:
+    assert SkipGramConfig.from_dict({"output_bias": True}).output_bias == "learned"
+    assert SkipGramConfig.from_dict({"output_bias": False}).output_bias == "none"
+    with pytest.raises(NceLmError, match="output_bias must be one of"):
+        SkipGramConfig(output_bias="sometimes").validate()

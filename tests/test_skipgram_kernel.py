@@ -29,13 +29,15 @@ def make_trainer(corpus: Path, config: SkipGramConfig, tmp_path: Path) -> SkipGr
     return SkipGramTrainer(config, vocab, np.asarray(cached_token_ids([corpus], vocab, tmp_path / "ids")))
 
 
-@pytest.mark.parametrize("objective", ["neg", "nce", "ranking", "infonce"])
+@pytest.mark.parametrize(
+    "objective, bias", [("neg", None), ("nce", None), ("nce", "learned"), ("ranking", "learned"), ("infonce", None)]
+)
 def test_kernel_trains_what_the_torch_path_trains(
-    topic_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, objective: str
+    topic_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, objective: str, bias: str | None
 ) -> None:
     """One epoch over several chunks and many batches, the torch path fed the kernel's noise words."""
     monkeypatch.setattr(skipgram, "_CHUNK_TOKENS", 1000)
-    config = replace(CONFIG, objective=objective)
+    config = replace(CONFIG, objective=objective, output_bias=bias)
     fused = make_trainer(topic_corpus, replace(config, kernel="fused"), tmp_path)
     reference = make_trainer(topic_corpus, replace(config, kernel="torch"), tmp_path)
     assert fused.use_kernel and not reference.use_kernel
@@ -66,7 +68,7 @@ def test_kernel_trains_what_the_torch_path_trains(
 
 
 def test_thread_count_does_not_change_the_vectors(topic_corpus: Path) -> None:
-    config = replace(CONFIG, epochs=2, objective="nce", kernel="fused")
+    config = replace(CONFIG, epochs=2, objective="nce", kernel="fused", output_bias="learned")
     one = train_skipgram([topic_corpus], replace(config, threads=1), progress=False)
     three = train_skipgram([topic_corpus], replace(config, threads=3), progress=False)
     np.testing.assert_array_equal(one.vectors.vectors, three.vectors.vectors)

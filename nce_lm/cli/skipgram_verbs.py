@@ -6,7 +6,7 @@ import argparse
 from dataclasses import fields
 
 from nce_lm.fileio import write_json_atomic
-from nce_lm.skipgram import SkipGramConfig, train_skipgram
+from nce_lm.skipgram import OUTPUT_BIAS, SkipGramConfig, train_skipgram
 from nce_lm.vectors import FORMATS, save_vectors
 
 _DEFAULTS = SkipGramConfig()
@@ -62,9 +62,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"pairs per update (default {d.batch_size})")
     parser.add_argument("--shared-noise", dest="shared_noise", action="store_true",
                         help="one set of noise words per batch instead of per pair")
-    parser.add_argument("--output-bias", dest="output_bias", action=argparse.BooleanOptionalAction, default=None,
-                        help="learn a per-word output bias started at log q (default: on for nce and ranking, "
-                        "whose scores estimate log p; off for neg and infonce, as in word2vec)")
+    parser.add_argument("--output-bias", dest="output_bias", choices=OUTPUT_BIAS, default=None,
+                        help="a per-word output bias b_w = log q(w) in the score, fixed or learned (default: fixed "
+                        "for nce and ranking, whose scores estimate log p; none for neg and infonce, as in word2vec)")
     parser.add_argument("--device", default=d.device, help="cpu or cuda (default cpu)")
     parser.add_argument("--threads", type=int, default=d.threads, help="CPU threads (default: torch's)")
     parser.add_argument("--kernel", choices=("auto", "fused", "torch"), default=d.kernel,
