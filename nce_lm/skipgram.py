@@ -64,11 +64,13 @@ from nce_lm.errors import NceLmError
 from nce_lm.fileio import atomic_path
 from nce_lm.noise import NoiseDistribution, keep_probabilities
 from nce_lm.objectives import build_objective
+from nce_lm.rowwise_adagrad import RowwiseAdagrad
 from nce_lm.token_cache import cached_token_ids
 from nce_lm.vectors import WordVectors
 from nce_lm.vocab import Vocab, build_vocab
 
 OUTPUT_BIAS = ("fixed", "learned", "none")
+OPTIMIZERS = {"sgd": 0.025, "rowwise-adagrad": 0.1}  # and their default learning rates
 MAX_SENTENCE_WORDS = 10_000  # gensim's MAX_WORDS_IN_BATCH: longer lines are cut into sentences this long
 CHECKPOINT_FORMAT = "nce_lm.skipgram"
 _CHUNK_TOKENS = 1 << 20  # tokens turned into pairs at a time: bounds the memory of the pair arrays
@@ -85,8 +87,9 @@ class SkipGramConfig:
     min_count: int = 5  # words seen fewer times are removed (both: 5)
     sample: float = 1e-3  # subsampling threshold t (both: 1e-3; fastText uses 1e-4)
     noise_power: float = 0.75  # q ∝ count^α (both: 0.75; fastText 0.5)
-    lr: float = 0.025  # starting learning rate for skip-gram (both: 0.025)
-    min_lr: float = 0.0001  # final learning rate (gensim min_alpha; word2vec uses lr · 1e-4)
+    optimizer: str = "sgd"  # "sgd" (word2vec's) or "rowwise-adagrad" (for the large batches of a GPU)
+    lr: float | None = None  # SGD: the starting rate (both: 0.025); row-wise Adagrad: the constant rate (0.1)
+    min_lr: float = 0.0001  # SGD's final learning rate (gensim min_alpha; word2vec uses lr · 1e-4)
     batch_size: int = 1024  # (context, centre) pairs per update (word2vec: 1); smaller batches stay in cache
     objective: str = "neg"  # any name of nce_lm.objectives.OBJECTIVES except "full"
     shared_noise: bool = False  # one set of k noise words per batch instead of k per pair (word2vec: per pair)
@@ -111,8 +114,11 @@ class SkipGramConfig:
             raise NceLmError(f"sample must be non-negative, got {self.sample}")
         if not 0 <= self.noise_power <= 1:
             raise NceLmError(f"noise_power must be between 0 and 1, got {self.noise_power}")
-        if not (0 < self.lr and 0 <= self.min_lr <= self.lr):
-            raise NceLmError(f"need 0 <= min_lr <= lr and lr > 0, got lr={self.lr}, min_lr={self.min_lr}")
+        if self.optimizer not in OPTIMIZERS:
+            raise NceLmError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        lr = self.start_lr()
+        if not (0 < lr < math.inf and 0 <= self.min_lr <= lr):
+            raise NceLmError(f"need 0 <= min_lr <= lr and lr > 0, got lr={lr}, min_lr={self.min_lr}")
         if self.objective == "full":
             raise NceLmError("the skip-gram trainer takes a sampled objective (nce, neg, ranking, infonce)")
         if self.output_bias not in (None, *OUTPUT_BIAS):
@@ -123,6 +129,10 @@ class SkipGramConfig:
             raise NceLmError(f"threads must be at least 1, got {self.threads}")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise NceLmError("--device cuda asked for, but torch sees no CUDA device")
+
+    def start_lr(self) -> float:
+        """The learning rate at the start: the setting, or the optimizer's default."""
+        return self.lr if self.lr is not None else OPTIMIZERS[self.optimizer]
 
     def bias_mode(self, models_log_probability: bool) -> str:
         """The output bias this run uses: the setting, or its default for the objective."""
@@ -160,6 +170,7 @@ class _State:
     loss_per_epoch: list[float] = field(default_factory=list)
     noise_rng: torch.Tensor | None = None  # the noise generator's state, so a resumed run draws what it would have
     output_bias: torch.Tensor | None = None  # (V,), when the model has one
+    optimizer_state: dict[str, torch.Tensor] | None = None  # row-wise Adagrad's accumulators, by table
 
 
 def sentence_ids(ids: np.ndarray, eos_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -239,7 +250,9 @@ class SkipGramTrainer:
         self.noise = noise
         self.log_probs = noise.log_probs
         self.classifier = self.objective.classifier(self.log_probs)
-        reason = skipgram_kernel.unavailable_reason(self.device, self.ctx.world_size, self.classifier)
+        reason = skipgram_kernel.unavailable_reason(
+            self.device, self.ctx.world_size, self.classifier, config.optimizer
+        )
         if config.kernel == "fused" and reason is not None:
             raise NceLmError(f"the fused kernel cannot run this training: {reason}")
         self.use_kernel = config.kernel != "torch" and reason is None
@@ -258,6 +271,13 @@ class SkipGramTrainer:
             state.input_vectors.to(self.device), state.output_vectors.to(self.device), state.epochs_done,
             list(state.loss_per_epoch), output_bias=bias,
         )
+        self.optimizer = None  # None: SGD, applied by hand
+        if config.optimizer == "rowwise-adagrad":
+            tables = {"input": len(vocab), "output": len(vocab), **({"bias": len(vocab)} if self.bias_mode == "learned" else {})}
+            try:
+                self.optimizer = RowwiseAdagrad(tables, self.device, state.optimizer_state)
+            except ValueError as err:
+                raise NceLmError(f"cannot resume the optimizer: {err}") from None
 
     def _pairs(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
         """Per chunk of the corpus: subsampled (context, centre) pairs and the number of corpus words covered."""
@@ -300,7 +320,9 @@ class SkipGramTrainer:
         loss = self.objective.loss(s_true, s_noise, self.log_probs[centre], self.log_probs[noise_ids], hits).sum()
         g_true, g_noise = torch.autograd.grad(loss, (s_true, s_noise))  # ∂loss/∂s: (B,), (B, K)
         with torch.no_grad():
-            g_true, g_noise = g_true * -lr, g_noise * -lr  # SGD steps, applied as additions
+            # Steps applied as additions: SGD's are −lr × gradient; Adagrad scales the descent direction itself.
+            scale = -lr if self.optimizer is None else -1.0
+            g_true, g_noise = g_true * scale, g_noise * scale
             if noise_ids.dim() == 1:
                 step_h = g_true[:, None] * u_true + g_noise @ u_noise  # (B, d)
                 step_noise = g_noise.T @ h  # (K, d)
@@ -308,11 +330,19 @@ class SkipGramTrainer:
                 step_h = g_true[:, None] * u_true + torch.bmm(g_noise[:, None, :], u_noise).squeeze(1)
                 step_noise = (g_noise[:, :, None] * h[:, None, :]).reshape(-1, dim)  # (B·K, d)
             step_out = torch.cat([g_true[:, None] * h, step_noise])  # rows of out_ids
-            u_out.scatter_add_(0, out_ids[:, None].expand(-1, dim), step_out)
-            v_in.scatter_add_(0, context[:, None].expand(-1, dim), step_h)
-            if self.bias_mode == "learned":  # ∂s/∂b = 1: the score gradients themselves, summed over the batch
-                noise_steps = g_noise.sum(0) if noise_ids.dim() == 1 else g_noise.reshape(-1)
-                bias.scatter_add_(0, out_ids, torch.cat([g_true, noise_steps]))
+            # ∂s/∂b = 1: the bias steps are the score steps themselves
+            noise_steps = g_noise.sum(0) if noise_ids.dim() == 1 else g_noise.reshape(-1)
+            step_bias = torch.cat([g_true, noise_steps]) if self.bias_mode == "learned" else None
+            if self.optimizer is None:
+                u_out.scatter_add_(0, out_ids[:, None].expand(-1, dim), step_out)
+                v_in.scatter_add_(0, context[:, None].expand(-1, dim), step_h)
+                if step_bias is not None:
+                    bias.scatter_add_(0, out_ids, step_bias)
+            else:
+                self.optimizer.step_("output", u_out, out_ids, step_out, lr)
+                self.optimizer.step_("input", v_in, context, step_h, lr)
+                if step_bias is not None:
+                    self.optimizer.step_("bias", bias, out_ids, step_bias, lr)
         return loss.detach().double()
 
     def _train_chunk_fused(
@@ -361,7 +391,7 @@ class SkipGramTrainer:
         started = time.perf_counter()
         bar = tqdm(total=total_words, initial=words_done, unit="w", unit_scale=True,
                    disable=not (progress and ctx.is_main), desc="skip-gram")
-        lr = config.lr
+        lr = lr0 = config.start_lr()
         tables = None
         if self.use_kernel:
             tables = skipgram_kernel.KernelTables(
@@ -374,9 +404,12 @@ class SkipGramTrainer:
                 scale = covered * self.corpus_words / max(len(self.words_all), 1)  # in corpus words
 
                 def lr_at(fraction: float, start: float = words_done, scale: float = scale) -> float:
-                    """Linear decay over all words of all epochs, after ``fraction`` of this chunk."""
+                    """SGD: linear decay over all words of all epochs, after ``fraction`` of this chunk; Adagrad:
+                    constant (it decays each row's steps itself)."""
+                    if self.optimizer is not None:
+                        return lr0
                     done = start + scale * fraction
-                    return max(config.min_lr, config.lr - (config.lr - config.min_lr) * done / total_words)
+                    return max(config.min_lr, lr0 - (lr0 - config.min_lr) * done / total_words)
 
                 if tables is not None:
                     chunk_loss = self._train_chunk_fused(
@@ -429,6 +462,7 @@ class SkipGramTrainer:
             "objective": config.objective,
             "device": str(self.device),
             "kernel": "fused" if self.use_kernel else "torch",
+            "optimizer": config.optimizer,
             "threads": torch.get_num_threads(),
             "rank": ctx.rank,
             "world_size": ctx.world_size,
@@ -440,6 +474,9 @@ class SkipGramTrainer:
         self.ctx.average_(self.state.output_vectors)
         if self.state.output_bias is not None:
             self.ctx.average_(self.state.output_bias)
+        if self.optimizer is not None:
+            for accumulator in self.optimizer.accumulators.values():
+                self.ctx.average_(accumulator)
 
     def word_vectors(self) -> WordVectors:
         """The input vectors of the real words (the special tokens left out), most frequent first."""
@@ -460,6 +497,7 @@ class SkipGramTrainer:
             "loss_per_epoch": list(self.state.loss_per_epoch),
             "noise_rng": self.generator.get_state(),
             "output_bias": self.state.output_bias.cpu() if self.state.output_bias is not None else None,
+            "optimizer_state": self.optimizer.state() if self.optimizer is not None else None,
         }
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
@@ -483,7 +521,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[SkipGramConfig, Vocab
         raise NceLmError(f"checkpoint {path} is damaged: {err}") from None
     try:
         state = _State(payload["input_vectors"], payload["output_vectors"], int(payload["epochs_done"]),
-                       list(payload["loss_per_epoch"]), payload["noise_rng"], payload["output_bias"])
+                       list(payload["loss_per_epoch"]), payload["noise_rng"], payload["output_bias"],
+                       payload.get("optimizer_state"))
     except (KeyError, TypeError, ValueError):
         raise NceLmError(f"checkpoint {path} is incomplete") from None
     if state.input_vectors.shape != (len(vocab), config.dim) or state.output_vectors.shape != state.input_vectors.shape:

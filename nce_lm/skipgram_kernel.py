@@ -26,7 +26,9 @@ except ImportError:  # built without a C compiler
     _kernel = None
 
 
-def unavailable_reason(device: torch.device, world_size: int, classifier: NoiseClassifier | None) -> str | None:
+def unavailable_reason(
+    device: torch.device, world_size: int, classifier: NoiseClassifier | None, optimizer: str = "sgd"
+) -> str | None:
     """Why the fused kernel cannot run this training, or None when it can."""
     if _kernel is None:
         return "the C extension nce_lm._skipgram_kernel was not built (no C compiler at install time)"
@@ -36,6 +38,8 @@ def unavailable_reason(device: torch.device, world_size: int, classifier: NoiseC
         return "it trains in one process; under torchrun the torch path averages the ranks' tables"
     if classifier is None:
         return "the objective's options (shared noise, removed accidental hits) have no per-pair form"
+    if optimizer != "sgd":
+        return f"it applies SGD's steps; {optimizer} runs on the torch path"
     return None
 
 

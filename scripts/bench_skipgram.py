@@ -2,7 +2,7 @@
 
     python scripts/bench_skipgram.py CORPUS [--threads 2] [--epochs 5] [--sample 1e-4]
         [--objectives neg,nce] [--kernels auto] [--repeats 1] [--gensim-threads N,...] [--device cpu|cuda]
-        [--restrict-vocab 30000] [--output FILE]
+        [--batch-size 1024] [--optimizer sgd|rowwise-adagrad] [--lr RATE] [--restrict-vocab 30000] [--output FILE]
 
 gensim runs ``Word2Vec(corpus_file=..., sg=1, hs=0, negative=5, vector_size=100, window=5, min_count=5,
 sample=..., workers=threads)`` (the settings of ../shared/docs/ANCHORS.md), ours ``train_skipgram`` with the
@@ -10,7 +10,8 @@ same values. Throughput is corpus words × epochs / wall seconds of training, vo
 both. Both sets of vectors are scored by nce_lm's evaluators (which agree with gensim's own, see
 tests/test_evaluation.py): Google analogies (3CosAdd, the 30,000 most frequent words as in ANCHORS.md), and
 Spearman ρ on WS-353 and SimLex-999 (gensim's bundled copies) and MEN (``$NCE_LM_DATA/eval/MEN``, when present).
-With ``--device cuda`` ours runs on the GPU and gensim on all CPU cores of the machine.
+With ``--device cuda`` ours runs on the GPU and gensim on all CPU cores of the machine; a GPU wants batches of
+tens of thousands of pairs, which need ``--optimizer rowwise-adagrad`` (SGD diverges there, docs/skipgram.md).
 
 ``--repeats N`` trains every row N times, the rows taking turns (gensim, ours, ..., gensim, ours, ...), round
 r with seed ``--seed`` + r for every tool. It reports the median words/s with the range, the median over the
@@ -98,6 +99,8 @@ def main() -> None:
     parser.add_argument("--negatives", type=int, default=5)
     parser.add_argument("--min-count", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=SkipGramConfig.batch_size)
+    parser.add_argument("--optimizer", default=SkipGramConfig.optimizer)
+    parser.add_argument("--lr", type=float, default=None, help="default: the optimizer's")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--objectives", default="neg,nce")
     parser.add_argument("--kernels", default="auto", help="comma-separated: auto, fused, torch")
@@ -130,6 +133,7 @@ def main() -> None:
                     dim=args.dim, window=args.window, negatives=args.negatives, epochs=args.epochs,
                     min_count=args.min_count, sample=args.sample, batch_size=args.batch_size, objective=objective,
                     device=args.device, threads=args.threads if args.device == "cpu" else None, kernel=kernel,
+                    optimizer=args.optimizer, lr=args.lr,
                 )
 
                 def run_ours(seed: int, config: SkipGramConfig = config) -> tuple[WordVectors, float, int]:
@@ -152,7 +156,8 @@ def main() -> None:
     seeds = f"seed {args.seed}" if args.repeats == 1 else f"seeds {args.seed}–{args.seed + args.repeats - 1}"
     lines = [
         f"corpus: {args.corpus.name}; dim {args.dim}, window {args.window}, negatives {args.negatives}, "
-        f"epochs {args.epochs}, min_count {args.min_count}, sample {args.sample:g}; analogy restricted to "
+        f"epochs {args.epochs}, min_count {args.min_count}, sample {args.sample:g}; ours: batch {args.batch_size:,}, "
+        f"{args.optimizer}; analogy restricted to "
         f"{args.restrict_vocab:,} words; {args.repeats} round(s) taking turns ({seeds}): words/s median (range), "
         "vs gensim the median of the per-round ratios, quality the mean over the rounds",
         "",

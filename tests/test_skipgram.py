@@ -90,10 +90,14 @@ def test_learning_rate_decays_linearly(topic_corpus: Path, monkeypatch: pytest.M
     assert all(a >= b for a, b in zip(seen, seen[1:]))
 
 
-def test_resume_equals_an_uninterrupted_run(topic_corpus: Path, tmp_path: Path) -> None:
-    straight = train_skipgram([topic_corpus], SMALL, progress=False).vectors.vectors
+ADAGRAD = replace(SMALL, optimizer="rowwise-adagrad", objective="nce", output_bias="learned")
+
+
+@pytest.mark.parametrize("config", [SMALL, ADAGRAD], ids=["sgd", "rowwise-adagrad"])
+def test_resume_equals_an_uninterrupted_run(topic_corpus: Path, tmp_path: Path, config: SkipGramConfig) -> None:
+    straight = train_skipgram([topic_corpus], config, progress=False).vectors.vectors
     checkpoint = tmp_path / "sg.ckpt"
-    two = SkipGramConfig(**{**SMALL.__dict__, "epochs": 2})
+    two = replace(config, epochs=2)
     # Stop after epoch 2 of a 3-epoch run: train 3 epochs, interrupting from the epoch-end hook.
     with pytest.raises(KeyboardInterrupt):
         def stop_after_two(trainer):
@@ -107,10 +111,11 @@ def test_resume_equals_an_uninterrupted_run(topic_corpus: Path, tmp_path: Path) 
 
         vocab = build_vocab([topic_corpus], min_count=1)
         ids = np.asarray(cached_token_ids([topic_corpus], vocab, tmp_path / "ids"))
-        ids_run(SMALL, vocab, ids).train(progress=False, on_epoch_end=stop_after_two)
-    config, _, state = load_checkpoint(checkpoint)
-    assert state.epochs_done == 2 and config == SMALL
-    resumed = train_skipgram([topic_corpus], SMALL, progress=False, resume=checkpoint).vectors.vectors
+        ids_run(config, vocab, ids).train(progress=False, on_epoch_end=stop_after_two)
+    saved, _, state = load_checkpoint(checkpoint)
+    assert state.epochs_done == 2 and saved == config
+    assert (state.optimizer_state is not None) == (config.optimizer == "rowwise-adagrad")
+    resumed = train_skipgram([topic_corpus], config, progress=False, resume=checkpoint).vectors.vectors
     np.testing.assert_array_equal(resumed, straight)
     with pytest.raises(NceLmError, match="already has 2 epochs"):
         train_skipgram([topic_corpus], two, progress=False, resume=checkpoint)
@@ -179,3 +184,19 @@ def test_a_checkpoint_from_before_the_fixed_bias_reads_true_as_learned() -> None
     assert SkipGramConfig.from_dict({"output_bias": False}).output_bias == "none"
     with pytest.raises(NceLmError, match="output_bias must be one of"):
         SkipGramConfig(output_bias="sometimes").validate()
+
+
+def test_rowwise_adagrad_learns_with_batches_that_break_sgd(topic_corpus: Path) -> None:
+    """A batch of 2,048 pairs sums ~100 steps into each of these 20 words' rows: SGD diverges, while Adagrad's
+    per-row normalisation learns the topics."""
+    large = replace(SMALL, batch_size=2048, lr=None)
+    with pytest.raises(NceLmError, match="the loss became nan"):
+        train_skipgram([topic_corpus], large, progress=False)
+    result = train_skipgram([topic_corpus], replace(large, optimizer="rowwise-adagrad"), progress=False)
+    unit, index = result.vectors.unit_vectors(), {w: i for i, w in enumerate(result.vectors.words)}
+    a = unit[[index[f"a{i}"] for i in range(10)]]
+    b = unit[[index[f"b{i}"] for i in range(10)]]
+    assert (a @ a.T)[~np.eye(10, dtype=bool)].mean() > (a @ b.T).mean() + 0.5
+    assert result.metrics["optimizer"] == "rowwise-adagrad" and result.metrics["kernel"] == "torch"
+    with pytest.raises(NceLmError, match="fused kernel cannot run.*rowwise-adagrad runs on the torch path"):
+        train_skipgram([topic_corpus], replace(large, optimizer="rowwise-adagrad", kernel="fused"), progress=False)

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import fields
 
 from nce_lm.fileio import write_json_atomic
-from nce_lm.skipgram import OUTPUT_BIAS, SkipGramConfig, train_skipgram
+from nce_lm.skipgram import OPTIMIZERS, OUTPUT_BIAS, SkipGramConfig, train_skipgram
 from nce_lm.vectors import FORMATS, save_vectors
 
 _DEFAULTS = SkipGramConfig()
@@ -55,9 +55,13 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample", type=float, default=d.sample, help=f"subsampling threshold t (default {d.sample:g})")
     parser.add_argument("--noise-power", dest="noise_power", type=float, default=d.noise_power,
                         help=f"q ∝ count^power (default {d.noise_power})")
-    parser.add_argument("--lr", type=float, default=d.lr, help=f"starting learning rate (default {d.lr})")
+    parser.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default=d.optimizer,
+                        help="sgd: word2vec's, the rate decaying linearly; rowwise-adagrad: one Adagrad accumulator "
+                        "per row, for batches of tens of thousands of pairs (GPU) (default sgd)")
+    parser.add_argument("--lr", type=float, default=d.lr,
+                        help="learning rate: SGD's starting rate (default 0.025) or Adagrad's constant rate (0.1)")
     parser.add_argument("--min-lr", dest="min_lr", type=float, default=d.min_lr,
-                        help=f"final learning rate (default {d.min_lr})")
+                        help=f"SGD's final learning rate (default {d.min_lr})")
     parser.add_argument("--batch-size", dest="batch_size", type=int, default=d.batch_size,
                         help=f"pairs per update (default {d.batch_size})")
     parser.add_argument("--shared-noise", dest="shared_noise", action="store_true",
