@@ -200,3 +200,13 @@ def test_rowwise_adagrad_learns_with_batches_that_break_sgd(topic_corpus: Path) 
     assert result.metrics["optimizer"] == "rowwise-adagrad" and result.metrics["kernel"] == "torch"
     with pytest.raises(NceLmError, match="fused kernel cannot run.*rowwise-adagrad runs on the torch path"):
         train_skipgram([topic_corpus], replace(large, optimizer="rowwise-adagrad", kernel="fused"), progress=False)
+
+
+def test_without_the_c_extension_the_torch_path_trains(topic_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nce_lm import skipgram_kernel
+
+    monkeypatch.setattr(skipgram_kernel, "_kernel", None)  # as when installed without a C compiler
+    result = train_skipgram([topic_corpus], replace(SMALL, epochs=1), progress=False)
+    assert result.metrics["kernel"] == "torch"
+    with pytest.raises(NceLmError, match="was not built"):
+        train_skipgram([topic_corpus], replace(SMALL, kernel="fused"), progress=False)

@@ -33,7 +33,8 @@ def run_skipgram(args: argparse.Namespace) -> int:
     save_vectors(result.vectors, args.output, args.format)
     print(
         f"trained {len(result.vectors):,} vectors of dimension {config.dim} on {metrics['corpus_words']:,} words "
-        f"× {metrics['epochs_run']} epochs: {metrics['words_per_s']:,.0f} words/s, final loss {metrics['final_loss']:.4f}"
+        f"× {metrics['epochs_run']} epochs: {metrics['words_per_s']:,.0f} words/s ({metrics['kernel']} update on "
+        f"{metrics['device']}), final loss {metrics['final_loss']:.4f}"
     )
     print(f"wrote {args.output} ({args.format})")
     if args.metrics:
