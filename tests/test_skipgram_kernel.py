@@ -30,14 +30,24 @@ def make_trainer(corpus: Path, config: SkipGramConfig, tmp_path: Path) -> SkipGr
 
 
 @pytest.mark.parametrize(
-    "objective, bias", [("neg", None), ("nce", None), ("nce", "learned"), ("ranking", "learned"), ("infonce", None)]
+    "objective, bias, dim, negatives",
+    [
+        ("neg", None, 16, 5),
+        ("nce", None, 16, 5),
+        ("nce", "learned", 16, 5),
+        ("ranking", "learned", 16, 5),
+        ("infonce", None, 16, 5),
+        ("neg", None, 7, 12),  # rows shorter than a vector register, and their padding
+        ("nce", "learned", 37, 1),  # a vector tail after whole registers; the bias in the padding
+    ],
 )
 def test_kernel_trains_what_the_torch_path_trains(
-    topic_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, objective: str, bias: str | None
+    topic_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, objective: str, bias: str | None,
+    dim: int, negatives: int,
 ) -> None:
     """One epoch over several chunks and many batches, the torch path fed the kernel's noise words."""
     monkeypatch.setattr(skipgram, "_CHUNK_TOKENS", 1000)
-    config = replace(CONFIG, objective=objective, output_bias=bias)
+    config = replace(CONFIG, objective=objective, output_bias=bias, dim=dim, negatives=negatives)
     fused = make_trainer(topic_corpus, replace(config, kernel="fused"), tmp_path)
     reference = make_trainer(topic_corpus, replace(config, kernel="torch"), tmp_path)
     assert fused.use_kernel and not reference.use_kernel
