@@ -345,6 +345,14 @@ class SkipGramTrainer:
                     self.optimizer.step_("bias", bias, out_ids, step_bias, lr)
         return loss.detach().double()
 
+    def _threads(self) -> int:
+        """The kernel's team: ``--threads``, else torch's count capped by the CPUs this process may run on (the
+        kernel's threads wait for each other at every batch, so one more thread than CPUs costs dearly)."""
+        if self.config.threads is not None:
+            return self.config.threads
+        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return max(1, min(torch.get_num_threads(), usable))
+
     def _train_chunk_fused(
         self, tables: skipgram_kernel.KernelTables, context: np.ndarray, centre: np.ndarray, epoch: int,
         first_pair: int, lr_begin: float, lr_end: float,
@@ -352,7 +360,7 @@ class SkipGramTrainer:
         """All pairs of one chunk through the fused kernel; returns their summed loss."""
         config = self.config
         return skipgram_kernel.train_pairs(
-            tables, context, centre, self.classifier, self.noise, config.negatives, config.batch_size, torch.get_num_threads(),
+            tables, context, centre, self.classifier, self.noise, config.negatives, config.batch_size, self._threads(),
             skipgram_kernel.noise_seed(config.seed, epoch), first_pair, lr_begin, lr_end,
         )
 
@@ -463,7 +471,7 @@ class SkipGramTrainer:
             "device": str(self.device),
             "kernel": "fused" if self.use_kernel else "torch",
             "optimizer": config.optimizer,
-            "threads": torch.get_num_threads(),
+            "threads": self._threads() if self.use_kernel else torch.get_num_threads(),
             "rank": ctx.rank,
             "world_size": ctx.world_size,
         }

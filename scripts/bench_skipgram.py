@@ -118,14 +118,14 @@ def main() -> None:
         similarity_files.append(Path(data) / MEN_FILE)
     default_workers = os.cpu_count() or 1 if args.device.startswith("cuda") else args.threads
     gensim_workers = [int(n) for n in args.gensim_threads.split(",")] if args.gensim_threads else [default_workers]
-    where = f"{args.threads} threads" if args.device == "cpu" else torch.cuda.get_device_name(args.device)
+    where = f"{args.threads} thread{'s' * (args.threads != 1)}" if args.device == "cpu" else torch.cuda.get_device_name(args.device)
     # Each row: (tool, objective, run) where run(seed) returns (vectors, words/s, vocabulary size).
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_gensim:
             corpus = plain_copy(args.corpus, tmp)
             for workers in gensim_workers:
-                tool = f"gensim {__import__('gensim').__version__} ({workers} threads)"
+                tool = f"gensim {__import__('gensim').__version__} ({workers} thread{'s' * (workers != 1)})"
                 rows.append((tool, "neg", lambda seed, w=workers: run_gensim(corpus, args, w, seed)))
         for kernel in args.kernels.split(","):
             for objective in args.objectives.split(","):
