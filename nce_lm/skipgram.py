@@ -99,7 +99,8 @@ class SkipGramConfig:
     # neg and infonce (word2vec has none)
     device: str = "cpu"
     threads: int | None = None  # CPU threads for torch and the fused kernel (None: torch's default)
-    kernel: str = "auto"  # "fused": the C kernel (CPU, one process); "torch": the torch path; "auto": fused where it applies
+    kernel: str = "auto"  # "fused": the C kernel (CPU, one process); "torch": the torch path; "auto": fused
+    # where it applies
     seed: int = 1  # seeds subsampling, windows, initialisation and noise
     lowercase: bool = False  # tokenizer: lower-case the text (word2vec does not)
     split_punctuation: bool = False  # tokenizer: split punctuation off words (word2vec does not)
@@ -273,7 +274,9 @@ class SkipGramTrainer:
         )
         self.optimizer = None  # None: SGD, applied by hand
         if config.optimizer == "rowwise-adagrad":
-            tables = {"input": len(vocab), "output": len(vocab), **({"bias": len(vocab)} if self.bias_mode == "learned" else {})}
+            tables = {"input": len(vocab), "output": len(vocab)}
+            if self.bias_mode == "learned":
+                tables["bias"] = len(vocab)
             try:
                 self.optimizer = RowwiseAdagrad(tables, self.device, state.optimizer_state)
             except ValueError as err:

@@ -118,7 +118,10 @@ def main() -> None:
         similarity_files.append(Path(data) / MEN_FILE)
     default_workers = os.cpu_count() or 1 if args.device.startswith("cuda") else args.threads
     gensim_workers = [int(n) for n in args.gensim_threads.split(",")] if args.gensim_threads else [default_workers]
-    where = f"{args.threads} thread{'s' * (args.threads != 1)}" if args.device == "cpu" else torch.cuda.get_device_name(args.device)
+    if args.device == "cpu":
+        where = f"{args.threads} thread{'s' * (args.threads != 1)}"
+    else:
+        where = torch.cuda.get_device_name(args.device)
     # Each row: (tool, objective, run) where run(seed) returns (vectors, words/s, vocabulary size).
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
