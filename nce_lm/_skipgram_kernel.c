@@ -14,7 +14,8 @@
  *   3. the same for the rows of v.
  *
  * Every addition into a row happens in pair order whatever the thread count, and every random number is a
- * function of (seed, pair index, sample index): a run gives the same tables bit for bit with 1 or 16 threads.
+ * function of (seed, pair index, sample index): a run gives the same tables bit for bit with any number of
+ * threads.
  *
  * The objective enters only through how the scores become a classification of the data word against the
  * noise words (docs/objectives.md): binary (nce, neg), loss = softplus(-z_0) + sum_j softplus(z_j), or

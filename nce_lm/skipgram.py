@@ -57,9 +57,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from nce_lm import skipgram_kernel
 from nce_lm.corpus import TokenizerConfig
 from nce_lm.distributed import DistributedContext
-from nce_lm import skipgram_kernel
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import atomic_path
 from nce_lm.noise import NoiseDistribution, keep_probabilities

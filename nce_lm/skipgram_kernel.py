@@ -51,6 +51,12 @@ def _numpy(tensor: torch.Tensor, dtype: type) -> np.ndarray:
     return array
 
 
+def _alias_arrays(noise: NoiseDistribution) -> tuple[np.ndarray, np.ndarray]:
+    """Walker's table of q as the kernel reads it: accept (V,) float32, alias (V,) int64."""
+    accept, alias = noise.alias_table()
+    return _numpy(accept, np.float32), _numpy(alias, np.int64)
+
+
 def noise_seed(seed: int, epoch: int) -> int:
     """The kernel's 64-bit noise seed for one epoch of a run seeded ``seed``."""
     return int(np.random.SeedSequence([seed, epoch, 0x6E6F6973]).generate_state(1, np.uint64)[0])
@@ -117,7 +123,7 @@ def train_pairs(
     ``lr_end`` after the last, constant within a batch. Pair i draws its k noise words from counter
     ``first_pair + i`` under ``seed``.
     """
-    accept, alias = noise.alias_table()
+    accept, alias = _alias_arrays(noise)
     return _kernel.train_pairs(
         input=_numpy(tables.input, np.float32),
         output=_numpy(tables.output, np.float32),
@@ -127,8 +133,8 @@ def train_pairs(
         context=np.ascontiguousarray(context, dtype=np.int32),
         centre=np.ascontiguousarray(centre, dtype=np.int32),
         offset=np.ascontiguousarray(classifier.offsets.cpu().numpy(), dtype=np.float32),
-        accept=_numpy(accept.contiguous(), np.float32),
-        alias=_numpy(alias.contiguous(), np.int64),
+        accept=accept,
+        alias=alias,
         softmax=classifier.kind == "ranking",
         negatives=negatives,
         batch=batch_size,
@@ -142,8 +148,7 @@ def train_pairs(
 
 def draw_noise(noise: NoiseDistribution, seed: int, first_pair: int, pairs: int, negatives: int) -> np.ndarray:
     """The noise words (pairs, negatives) that :func:`train_pairs` draws for pairs ``first_pair`` onwards."""
-    accept, alias = noise.alias_table()
+    accept, alias = _alias_arrays(noise)
     out = np.empty((pairs, negatives), dtype=np.int64)
-    _kernel.draw_noise_ids(_numpy(accept.contiguous(), np.float32), _numpy(alias.contiguous(), np.int64), out,
-                           seed, first_pair, negatives)
+    _kernel.draw_noise_ids(accept, alias, out, seed, first_pair, negatives)
     return out
