@@ -11,6 +11,15 @@ each row, so a frequent word's row moves by (its count in the batch) × lr at on
 keep that sum small; the batches a GPU needs (tens of thousands of pairs) make it diverge (docs/skipgram.md).
 Dividing by √G_w bounds the step of a frequent row whatever its count, while a rare row, seen once, gets a
 full step.
+
+The update never waits for the host: summing each row's entries first needs the rows grouped, and
+``torch.unique`` (a sort, and a host sync to size its output) would do it at the cost of a round trip per
+call on a GPU. Instead each row elects one of its entries as its slot: ``slot[ids] = arange(N)`` in a (V,)
+scratch table (of duplicates, one write wins, whichever), then ``slot[ids[i]]`` names the same entry for
+every i of a row. Sums go into that entry of an (N, d) buffer with ``index_add_``; the other entries stay 0
+and add exactly nothing to the accumulator and the table. That is O(N·d) work and memory on fixed shapes,
+where a dense (V, d) scratch would cost O(V·d) per call and a sort O(N log N) plus the sync. On the CPU the
+sums are formed in entry order, as with ``torch.unique``, so the results are the same bit for bit.
 """
 
 from __future__ import annotations
@@ -31,6 +40,8 @@ class RowwiseAdagrad:
 
     def __init__(self, sizes: dict[str, int], device: torch.device, state: dict[str, torch.Tensor] | None = None):
         self.accumulators = {name: torch.zeros(rows, device=device) for name, rows in sizes.items()}
+        # (V,) scratch for the slot of each row named in a call; every call writes before it reads.
+        self._slot = torch.zeros(max(sizes.values(), default=0), dtype=torch.int64, device=device)
         for name, saved in (state or {}).items():
             if name not in self.accumulators or saved.shape != self.accumulators[name].shape:
                 raise ValueError(f"optimizer state {name!r} does not match the tables")
@@ -44,13 +55,14 @@ class RowwiseAdagrad:
         """Apply one batch's steps to ``table`` (V, d) or (V,) in place.
 
         ``descent`` holds one row per entry of ``ids`` (N,): the negative gradient of the loss with respect to
-        row ``ids[i]`` from one example, (N, d) or (N,). Rows named several times are summed first.
+        row ``ids[i]`` from one example, (N, d) or (N,). Rows named several times are summed first. No host
+        sync: every shape is N or the table's (see the module docstring).
         """
-        unique, inverse = torch.unique(ids, return_inverse=True)  # (U,), (N,)
         rows = descent if descent.dim() == 2 else descent[:, None]  # (N, d)
-        summed = torch.zeros(len(unique), rows.shape[1], device=rows.device, dtype=rows.dtype)
-        summed.scatter_add_(0, inverse[:, None].expand(-1, rows.shape[1]), rows)  # (U, d)
+        self._slot.scatter_(0, ids, torch.arange(len(ids), device=ids.device))
+        slot = self._slot[ids]  # (N,): the entry that holds row ids[i]'s sum
+        summed = torch.zeros_like(rows).index_add_(0, slot, rows)  # (N, d): a row's sum at its slot, else 0
         accumulator = self.accumulators[name]
-        accumulator.index_add_(0, unique, summed.square().mean(1))
-        update = summed * (lr / (accumulator[unique].sqrt() + EPSILON))[:, None]  # (U, d)
-        table.index_add_(0, unique, update if table.dim() == 2 else update[:, 0])
+        accumulator.index_add_(0, ids, summed.square().mean(1))
+        update = summed * (lr / (accumulator[ids].sqrt() + EPSILON))[:, None]  # (N, d), 0 outside the slots
+        table.index_add_(0, ids, update if table.dim() == 2 else update[:, 0])
