@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nce_lm.chunked_softmax import DEFAULT_CHUNK_SIZE, chunked_cross_entropy
 from nce_lm.errors import NceLmError
 from nce_lm.noise import NoiseDistribution
 
@@ -295,14 +296,26 @@ class InfoNCE(RankingNCE):
 class FullSoftmax(Objective):
     """The exact softmax cross-entropy: log Σ_w exp(s(w, c)) − s(w_0, c). No noise.
 
-    :meth:`loss` takes the scores over the whole vocabulary (B, V) in place of ``s_noise``.
+    :meth:`forward` never forms the (B, V) logits: :func:`nce_lm.chunked_softmax.chunked_cross_entropy`
+    streams the vocabulary ``chunk_size`` rows at a time in forward and backward, in float32 (float64 for
+    float64 inputs) even under autocast, so memory is O(B · chunk_size) beyond the output layer and its
+    gradient. :meth:`loss` takes the scores over the whole vocabulary (B, V) in place of ``s_noise``.
     """
 
     name = "full"
     needs_noise = False
 
-    def __init__(self, noise: NoiseDistribution | None = None, num_noise: int = 0, **kwargs: Any):
+    def __init__(
+        self,
+        noise: NoiseDistribution | None = None,
+        num_noise: int = 0,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        **kwargs: Any,
+    ):
         super().__init__(noise, num_noise, **kwargs)
+        if chunk_size < 1:
+            raise NceLmError(f"full softmax chunk_size must be positive, got {chunk_size}")
+        self.chunk_size = int(chunk_size)
 
     def sample_noise(self, targets: torch.Tensor) -> None:
         return None
@@ -311,8 +324,7 @@ class FullSoftmax(Objective):
         return torch.logsumexp(s_noise, dim=-1) - s_true
 
     def forward(self, hidden, weight, bias, targets):
-        logits = F.linear(hidden, weight, bias).float()  # (B, V)
-        return F.cross_entropy(logits, targets, reduction="none")
+        return chunked_cross_entropy(hidden, weight, bias, targets, self.chunk_size)  # (B,)
 
 
 OBJECTIVES: dict[str, type[Objective]] = {

@@ -2,7 +2,9 @@
 
 A self-normalized model (NCE with log Z fixed at 0; Mnih & Teh 2012) is only as good as its claim that
 log Z(c) ≈ 0, so it has to be checked. :func:`exact_log_z` computes log Z(c) by log-sum-exp over the whole
-vocabulary, chunk by chunk, so that a (B, V) score matrix never exists: memory is (B, chunk_size).
+vocabulary, chunk by chunk, so that a (B, V) score matrix never exists: memory is (B, chunk_size). Scores are
+computed in float32 whatever the inputs (bf16 hidden states from autocast included), in float64 for float64
+inputs; the full softmax (:mod:`nce_lm.chunked_softmax`) uses the same :func:`scores` and :func:`exact_log_z`.
 
 :func:`importance_sampled_log_z` estimates it from k samples w_j ~ q, the estimator behind the
 importance-sampled softmax (Bengio & Senécal 2008):
@@ -26,12 +28,23 @@ from nce_lm.noise import NoiseDistribution
 DEFAULT_CHUNK_SIZE = 32_768
 
 
-def _scores(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """s = hidden @ weight.T + bias in float32: (B, d) × (n, d) → (B, n)."""
-    scores = hidden @ weight.T
-    if bias is not None:
-        scores = scores + bias
-    return scores.float()
+def compute_dtype(*tensors: torch.Tensor | None) -> torch.dtype:
+    """float32, or float64 when any input is float64: the precision of scores and log-sum-exps."""
+    return torch.float64 if any(t is not None and t.dtype == torch.float64 for t in tensors) else torch.float32
+
+
+def scores(
+    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """s = hidden @ weight.T + bias computed in ``dtype``, autocast off: (B, d) × (n, d) + (n,) → (B, n).
+
+    Only the (n, d) rows given are cast, so a vocabulary chunk costs O(n · d) beyond the (B, n) result.
+    """
+    with torch.autocast(hidden.device.type, enabled=False):
+        result = hidden.to(dtype) @ weight.to(dtype).T
+        if bias is not None:
+            result = result + bias.to(dtype)
+    return result
 
 
 @torch.no_grad()
@@ -43,16 +56,19 @@ def exact_log_z(
 ) -> torch.Tensor:
     """log Z(c) = log Σ_w exp(h_c · u_w + b_w) for each row of hidden (B, d); weight (V, d), bias (V,).
 
-    Returns float32 (B,). Streams the vocabulary in chunks of ``chunk_size`` rows, combining partial sums
-    with log-add-exp, so memory is O(B · chunk_size) whatever V is.
+    Returns (B,) in float32 (float64 for float64 inputs; see :func:`compute_dtype`). Streams the vocabulary
+    in chunks of ``chunk_size`` rows, combining partial sums with log-add-exp, so memory is
+    O(B · chunk_size) whatever V is.
     """
     if chunk_size < 1:
         raise NceLmError(f"chunk_size must be positive, got {chunk_size}")
-    log_z = torch.full((hidden.shape[0],), float("-inf"), device=hidden.device)  # (B,)
+    dtype = compute_dtype(hidden, weight, bias)
+    log_z = torch.full((hidden.shape[0],), float("-inf"), dtype=dtype, device=hidden.device)  # (B,)
     for start in range(0, weight.shape[0], chunk_size):
         end = start + chunk_size
         chunk_bias = bias[start:end] if bias is not None else None
-        log_z = torch.logaddexp(log_z, torch.logsumexp(_scores(hidden, weight[start:end], chunk_bias), dim=1))
+        chunk_scores = scores(hidden, weight[start:end], chunk_bias, dtype)  # (B, chunk)
+        log_z = torch.logaddexp(log_z, torch.logsumexp(chunk_scores, dim=1))
     return log_z
 
 
@@ -75,7 +91,7 @@ def importance_sampled_log_z(
     noise = noise.to(hidden.device)
     samples = noise.sample((num_samples,), generator)  # (K,)
     bias_k = bias[samples] if bias is not None else None
-    log_ratio = _scores(hidden, weight[samples], bias_k) - noise.log_probs[samples]  # (B, K)
+    log_ratio = scores(hidden, weight[samples], bias_k) - noise.log_probs[samples]  # (B, K)
     log_z_hat = torch.logsumexp(log_ratio, dim=1) - math.log(num_samples)  # (B,)
     relative = torch.exp(log_ratio - log_z_hat[:, None])  # (B, K): ratio / Ẑ, mean 1
     stderr = relative.std(dim=1, unbiased=True) / math.sqrt(num_samples)

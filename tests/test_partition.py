@@ -55,3 +55,19 @@ def test_log_z_stats() -> None:
     assert stats["mean"] == pytest.approx(2 / 3) and stats["mean_abs"] == pytest.approx(4 / 3)
     assert stats["std"] == pytest.approx(torch.tensor([-1.0, 0.0, 3.0]).std(unbiased=False).item())
     assert (stats["min"], stats["max"], stats["count"]) == (-1.0, 3.0, 3)
+
+
+def test_exact_log_z_keeps_float64_and_ignores_autocast() -> None:
+    """float64 inputs stay float64 (gradcheck of the full softmax relies on it); under bf16 autocast the
+    scores of a bf16 hidden state are still computed in float32, not rounded to bf16 by the matmul."""
+    g = torch.Generator().manual_seed(5)
+    hidden, weight, bias = torch.randn(4, 32, generator=g), torch.randn(300, 32, generator=g), torch.randn(300, generator=g)
+    exact = torch.logsumexp(hidden.double() @ weight.double().T + bias.double(), dim=1)
+    got = exact_log_z(hidden.double(), weight.double(), bias.double(), chunk_size=64)
+    assert got.dtype == torch.float64
+    torch.testing.assert_close(got, exact, rtol=1e-12, atol=1e-12)
+    low = hidden.bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = exact_log_z(low, weight, bias, chunk_size=64)
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed, torch.logsumexp(low.float() @ weight.T + bias, dim=1))
