@@ -59,6 +59,7 @@ class RowwiseAdagrad:
         sync: every shape is N or the table's (see the module docstring).
         """
         rows = descent if descent.dim() == 2 else descent[:, None]  # (N, d)
+        ids = ids.to(torch.int64)  # scatter_ takes no int32 index; a no-op for int64
         self._slot.scatter_(0, ids, torch.arange(len(ids), device=ids.device))
         slot = self._slot[ids]  # (N,): the entry that holds row ids[i]'s sum
         summed = torch.zeros_like(rows).index_add_(0, slot, rows)  # (N, d): a row's sum at its slot, else 0

@@ -28,14 +28,16 @@ folded into the model. Negative sampling and InfoNCE keep word2vec's bias-free m
 
 Unlike word2vec's one-pair-at-a-time Hogwild updates, pairs are processed in batches of ``batch_size``:
 every pair of a batch is scored against the tables as they stand at the batch's start, and the SGD steps of
-all its pairs are then added into the rows they touch. Two implementations compute that same update:
+all its pairs are then added into the rows they touch. Three implementations compute that same update:
 
 * the torch path (any device, any objective): one gather and one batched product score a batch, the
   objective gives ∂loss/∂s, and ``scatter_add_`` applies the row steps. No autograd graph runs through the
   tables, so each update moves only the rows it touches (the bytes per pair are counted in docs/skipgram.md);
 * the fused CPU kernel (:mod:`nce_lm.skipgram_kernel`), used by default where it applies (one process on the
   CPU, an objective with a per-pair :class:`~nce_lm.objectives.NoiseClassifier` form): one pass per pair
-  with the pair's rows in cache, and tables that come out the same for any number of threads.
+  with the pair's rows in cache, and tables that come out the same for any number of threads;
+* the device update (:mod:`nce_lm.skipgram_device`), used by default on a GPU where it applies (a per-pair
+  classifier form): the corpus, the pairs and the noise stay on the device and no batch waits for the host.
 
 Under ``torchrun`` every rank forms the same pairs (the subsampling and window draws are seeded by epoch),
 takes every N-th batch of them, draws its own noise, and every ``sync_every`` batches per rank the two
@@ -57,7 +59,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nce_lm import skipgram_kernel
+from nce_lm import skipgram_device, skipgram_kernel
 from nce_lm.corpus import TokenizerConfig
 from nce_lm.distributed import DistributedContext
 from nce_lm.errors import NceLmError
@@ -71,6 +73,7 @@ from nce_lm.vocab import Vocab, build_vocab
 
 OUTPUT_BIAS = ("fixed", "learned", "none")
 OPTIMIZERS = {"sgd": 0.025, "rowwise-adagrad": 0.1}  # and their default learning rates
+KERNELS = ("auto", "fused", "device", "torch")  # the implementations of the update (SkipGramConfig.kernel)
 MAX_SENTENCE_WORDS = 10_000  # gensim's MAX_WORDS_IN_BATCH: longer lines are cut into sentences this long
 CHECKPOINT_FORMAT = "nce_lm.skipgram"
 _CHUNK_TOKENS = 1 << 20  # tokens turned into pairs at a time: bounds the memory of the pair arrays
@@ -99,8 +102,8 @@ class SkipGramConfig:
     # neg and infonce (word2vec has none)
     device: str = "cpu"
     threads: int | None = None  # CPU threads for torch and the fused kernel (None: torch's default)
-    kernel: str = "auto"  # "fused": the C kernel (CPU, one process); "torch": the torch path; "auto": fused
-    # where it applies
+    kernel: str = "auto"  # "fused": the C kernel (CPU, one process); "device": pairs and update on the device
+    # (for a GPU; runs on the CPU too); "torch": the torch path; "auto": fused where it applies, else device on CUDA
     seed: int = 1  # seeds subsampling, windows, initialisation and noise
     lowercase: bool = False  # tokenizer: lower-case the text (word2vec does not)
     split_punctuation: bool = False  # tokenizer: split punctuation off words (word2vec does not)
@@ -124,8 +127,8 @@ class SkipGramConfig:
             raise NceLmError("the skip-gram trainer takes a sampled objective (nce, neg, ranking, infonce)")
         if self.output_bias not in (None, *OUTPUT_BIAS):
             raise NceLmError(f"output_bias must be one of {', '.join(OUTPUT_BIAS)}, got {self.output_bias!r}")
-        if self.kernel not in ("auto", "fused", "torch"):
-            raise NceLmError(f"kernel must be auto, fused or torch, got {self.kernel!r}")
+        if self.kernel not in KERNELS:
+            raise NceLmError(f"kernel must be one of {', '.join(KERNELS)}, got {self.kernel!r}")
         if self.threads is not None and self.threads < 1:
             raise NceLmError(f"threads must be at least 1, got {self.threads}")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
@@ -251,12 +254,12 @@ class SkipGramTrainer:
         self.noise = noise
         self.log_probs = noise.log_probs
         self.classifier = self.objective.classifier(self.log_probs)
-        reason = skipgram_kernel.unavailable_reason(
-            self.device, self.ctx.world_size, self.classifier, config.optimizer
-        )
-        if config.kernel == "fused" and reason is not None:
-            raise NceLmError(f"the fused kernel cannot run this training: {reason}")
-        self.use_kernel = config.kernel != "torch" and reason is None
+        self.kernel = self._choose_kernel()  # "fused", "device" or "torch"
+        self.use_kernel = self.kernel == "fused"
+        if self.kernel == "device":  # the corpus on the device for the whole run: 16 bytes per word
+            self.device_words = torch.from_numpy(self.words_all.astype(np.int64)).to(self.device)
+            self.device_sentence = torch.from_numpy(self.sentence_all.astype(np.int64)).to(self.device)
+            self.device_keep = torch.from_numpy(self.keep).to(self.device)
         self.bias_mode = config.bias_mode(self.objective.models_log_probability)
         if state is None:
             init = torch.Generator().manual_seed(config.seed)
@@ -282,8 +285,36 @@ class SkipGramTrainer:
             except ValueError as err:
                 raise NceLmError(f"cannot resume the optimizer: {err}") from None
 
-    def _pairs(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
-        """Per chunk of the corpus: subsampled (context, centre) pairs and the number of corpus words covered."""
+    def _choose_kernel(self) -> str:
+        """The update this run uses: ``config.kernel``, or for "auto" the fused kernel where it applies, else the
+        device update on CUDA where it applies, else the torch path; asking for one that cannot run is an error."""
+        config = self.config
+        reasons = {
+            "fused": skipgram_kernel.unavailable_reason(
+                self.device, self.ctx.world_size, self.classifier, config.optimizer
+            ),
+            "device": skipgram_device.unavailable_reason(self.classifier),
+            "torch": None,
+        }
+        if config.kernel == "auto":
+            usable = ["fused", "device", "torch"] if self.device.type == "cuda" else ["fused", "torch"]
+            return next(kernel for kernel in usable if reasons[kernel] is None)
+        if reasons[config.kernel] is not None:
+            name = "fused kernel" if config.kernel == "fused" else "device update"
+            raise NceLmError(f"the {name} cannot run this training: {reasons[config.kernel]}")
+        return config.kernel
+
+    def _pairs(self, epoch: int) -> Iterator[tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor, int]]:
+        """Per chunk of the corpus: subsampled (context, centre) pairs and the number of corpus words covered;
+        numpy arrays on the host, or for the device update int64 tensors on the device."""
+        if self.kernel == "device":
+            generator = skipgram_device.pair_generator(self.device, self.config.seed, epoch)
+            for start in range(0, len(self.device_words), _CHUNK_TOKENS):
+                words = self.device_words[start : start + _CHUNK_TOKENS]
+                sentence = self.device_sentence[start : start + _CHUNK_TOKENS]
+                yield (*skipgram_device.chunk_pairs(words, sentence, self.device_keep, self.config.window, generator),
+                       len(words))
+            return
         rng = np.random.default_rng([self.config.seed, epoch])
         total = len(self.words_all)
         for start in range(0, total, _CHUNK_TOKENS):
@@ -348,6 +379,13 @@ class SkipGramTrainer:
                     self.optimizer.step_("bias", bias, out_ids, step_bias, lr)
         return loss.detach().double()
 
+    def _update_device(self, context: torch.Tensor, centre: torch.Tensor, lr: float) -> torch.Tensor:
+        """:meth:`_update`'s step by :func:`nce_lm.skipgram_device.update_`, on per-pair noise drawn on the device."""
+        return skipgram_device.update_(
+            self.state.input_vectors, self.state.output_vectors, self.state.output_bias, context, centre,
+            self.objective.sample_noise(centre), self.classifier, lr, self.optimizer, self.bias_mode == "learned",
+        )
+
     def _threads(self) -> int:
         """The kernel's team: ``--threads``, else torch's count capped by the CPUs this process may run on (the
         kernel's threads wait for each other at every batch, so one more thread than CPUs costs dearly)."""
@@ -367,16 +405,29 @@ class SkipGramTrainer:
             skipgram_kernel.noise_seed(config.seed, epoch), first_pair, lr_begin, lr_end,
         )
 
-    def _train_chunk_torch(self, context_np: np.ndarray, centre_np: np.ndarray, lr_at) -> tuple[torch.Tensor, int]:
-        """All pairs of one chunk through :meth:`_update`, batch by batch; returns the summed loss and pairs.
+    def _on_device(self, ids: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Pair ids as int64 on the device. From the host to a GPU they go through pinned memory, so that the copy
+        is asynchronous: the host goes on queueing the chunk's batches instead of waiting for it."""
+        if isinstance(ids, torch.Tensor):
+            return ids
+        tensor = torch.from_numpy(ids)
+        if self.device.type == "cuda":
+            tensor = tensor.pin_memory()
+        return tensor.to(self.device, non_blocking=True).long()  # int32 over the bus, widened on the device
+
+    def _train_chunk_torch(
+        self, context: np.ndarray | torch.Tensor, centre: np.ndarray | torch.Tensor, lr_at
+    ) -> tuple[torch.Tensor, int]:
+        """All pairs of one chunk through :meth:`_update` (or :meth:`_update_device`), batch by batch; returns
+        the summed loss and pairs.
 
         ``lr_at(fraction)`` is the learning rate after that fraction of the chunk's words. Under torchrun rank r
         takes batches r, r + N, ...; every rank counts every batch, so the collective calls line up whatever
         share each rank gets.
         """
         config, ctx = self.config, self.ctx
-        context = torch.from_numpy(context_np).to(self.device, torch.int64)
-        centre = torch.from_numpy(centre_np).to(self.device, torch.int64)
+        update = self._update_device if self.kernel == "device" else self._update
+        context, centre = self._on_device(context), self._on_device(centre)
         pairs, trained = len(context), 0
         chunk_loss = torch.zeros((), dtype=torch.float64, device=self.device)  # one sync per chunk
         for index, first in enumerate(range(0, pairs, config.batch_size)):
@@ -385,7 +436,7 @@ class SkipGramTrainer:
             if index % ctx.world_size != ctx.rank:
                 continue
             last = min(first + config.batch_size, pairs)
-            chunk_loss += self._update(context[first:last], centre[first:last], lr_at(first / pairs))
+            chunk_loss += update(context[first:last], centre[first:last], lr_at(first / pairs))
             trained += last - first
         return chunk_loss, trained
 
@@ -411,7 +462,7 @@ class SkipGramTrainer:
             )
         for epoch in range(start_epoch, config.epochs):
             loss_sum, pair_count = 0.0, 0
-            for context_np, centre_np, covered in self._pairs(epoch):
+            for context, centre, covered in self._pairs(epoch):
                 scale = covered * self.corpus_words / max(len(self.words_all), 1)  # in corpus words
 
                 def lr_at(fraction: float, start: float = words_done, scale: float = scale) -> float:
@@ -424,11 +475,11 @@ class SkipGramTrainer:
 
                 if tables is not None:
                     chunk_loss = self._train_chunk_fused(
-                        tables, context_np, centre_np, epoch, pair_count, lr_at(0), lr_at(1)
+                        tables, context, centre, epoch, pair_count, lr_at(0), lr_at(1)
                     )
-                    pair_count += len(context_np)
+                    pair_count += len(context)
                 else:
-                    chunk_loss, trained = self._train_chunk_torch(context_np, centre_np, lr_at)
+                    chunk_loss, trained = self._train_chunk_torch(context, centre, lr_at)
                     chunk_loss = chunk_loss.item()
                     pair_count += trained
                 if not math.isfinite(chunk_loss):
@@ -472,7 +523,7 @@ class SkipGramTrainer:
             "loss_per_epoch": list(self.state.loss_per_epoch),
             "objective": config.objective,
             "device": str(self.device),
-            "kernel": "fused" if self.use_kernel else "torch",
+            "kernel": self.kernel,
             "optimizer": config.optimizer,
             "threads": self._threads() if self.use_kernel else torch.get_num_threads(),
             "rank": ctx.rank,

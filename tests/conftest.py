@@ -2,7 +2,8 @@
 
 Tests read the shared copies of PTB, WikiText-2 and the evaluation sets through ``NCE_LM_DATA`` (``.ci/run``
 points it at ``../shared/data``); a test that needs them is skipped when the variable is unset, and never
-touches the network.
+touches the network. Tests marked ``cuda`` need a GPU: without one they are skipped, and say so
+(``pytest -m cuda`` runs them alone, as ``scripts/gpu_check.sh`` does).
 """
 
 from __future__ import annotations
@@ -12,6 +13,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the ``cuda`` tests, with the reason, where torch sees no GPU."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device; torch sees none")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

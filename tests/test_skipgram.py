@@ -91,9 +91,10 @@ def test_learning_rate_decays_linearly(topic_corpus: Path, monkeypatch: pytest.M
 
 
 ADAGRAD = replace(SMALL, optimizer="rowwise-adagrad", objective="nce", output_bias="learned")
+DEVICE = replace(ADAGRAD, kernel="device", sample=1e-3)  # its pair draws must be a function of (seed, epoch)
 
 
-@pytest.mark.parametrize("config", [SMALL, ADAGRAD], ids=["sgd", "rowwise-adagrad"])
+@pytest.mark.parametrize("config", [SMALL, ADAGRAD, DEVICE], ids=["sgd", "rowwise-adagrad", "device"])
 def test_resume_equals_an_uninterrupted_run(topic_corpus: Path, tmp_path: Path, config: SkipGramConfig) -> None:
     straight = train_skipgram([topic_corpus], config, progress=False).vectors.vectors
     checkpoint = tmp_path / "sg.ckpt"
