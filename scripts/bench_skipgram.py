@@ -24,8 +24,8 @@ gensim"). With ``corpus_file``, gensim's learning rate decays more slowly with m
 measures its progress through an epoch as its own sentences over all of the corpus's
 (``get_next_alpha`` in gensim 4.4's ``word2vec_corpusfile.pyx``), so with two workers the rate falls within
 each epoch only half as far as the nominal schedule says; one worker follows the nominal schedule, as
-nce_lm does. ``--kernels fused,torch`` adds a row per CPU update
-path of ours (``auto``: the fused kernel where it applies).
+nce_lm does. ``--kernels fused,device,torch`` adds a row per update
+path of ours (``auto``: the fused kernel where it applies on the CPU, the device update on CUDA).
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=None, help="default: the optimizer's")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--objectives", default="neg,nce")
-    parser.add_argument("--kernels", default="auto", help="comma-separated: auto, fused, torch")
+    parser.add_argument("--kernels", default="auto", help="comma-separated: auto, fused, device, torch")
     parser.add_argument("--repeats", type=int, default=1, help="rounds, each with its own seed")
     parser.add_argument("--gensim-threads", help="gensim worker counts, comma-separated (default: --threads)")
     parser.add_argument("--device", default="cpu")
