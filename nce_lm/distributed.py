@@ -86,3 +86,9 @@ class DistributedContext:
     def close(self) -> None:
         if self.active and dist.is_initialized():
             dist.destroy_process_group()
+
+    def all_reduce_sum_(self, tensor: torch.Tensor) -> None:
+        """Replace ``tensor`` in place by its sum over the ranks (on its own device: CPU for gloo, the rank's GPU
+        for NCCL); nothing to do in a single process."""
+        if self.active:
+            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)

@@ -1,4 +1,7 @@
-"""The language model: exact evaluation against brute force, training with every objective, resume, failures."""
+"""The language model: perplexity bounds, training with every objective, resume, failures.
+
+Exact evaluation against brute force is in test_lm_evaluate.py.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,6 @@ import torch
 from nce_lm.cli import main
 from nce_lm.errors import NceLmError
 from nce_lm.lm import LMConfig, evaluate_lm, train_lm
-from nce_lm.lm.batches import batchify, windows
 from nce_lm.lm.checkpoint import load_run
 from nce_lm.lm.evaluate import evaluate_model
 from nce_lm.lm.model import build_model
@@ -46,38 +48,6 @@ def tiny(corpus: dict[str, Path], **changes) -> LMConfig:
                 dropout=0.0, seq_len=10, batch_size=8, epochs=2, noise_samples=8, progress=False, is_samples=16,
                 eval_batch_size=4)
     return LMConfig(**{**base, **changes})
-
-
-def test_exact_perplexity_equals_brute_force(corpus) -> None:
-    config = tiny(corpus)
-    torch.manual_seed(0)
-    log_q = torch.log(torch.full((32,), 1 / 32))
-    model = build_model(config, 32, log_q)
-    with torch.no_grad():
-        model.output_bias.normal_()
-    ids = np.random.default_rng(1).integers(0, 32, size=203).astype(np.int32)
-    got = evaluate_model(model, ids, batch_size=4, seq_len=7, noise=NoiseDistribution(np.ones(32)), is_samples=64)
-    model.eval()
-    nll = scores = 0.0
-    log_zs = []
-    streams = batchify(ids, 4)
-    state = model.initial_state(4, torch.device("cpu"))
-    with torch.no_grad():
-        for _, inputs, targets in windows(streams, 7):
-            hidden, state = model(inputs, state)
-            logits = (hidden @ model.output_weight.T + model.output_bias).double()  # (B, T, V)
-            log_probs = torch.log_softmax(logits, dim=-1)
-            nll -= log_probs.gather(-1, targets[..., None]).sum().item()
-            scores -= logits.gather(-1, targets[..., None]).sum().item()
-            log_zs.append(torch.logsumexp(logits, dim=-1).flatten())
-    tokens = streams.shape[0] * (streams.shape[1] - 1)
-    log_z = torch.cat(log_zs)
-    assert got["tokens"] == tokens
-    assert got["ppl"] == pytest.approx(math.exp(nll / tokens), rel=1e-6)
-    assert got["self_normalized_ppl"] == pytest.approx(math.exp(scores / tokens), rel=1e-6)
-    assert got["mean_log_z"] == pytest.approx(log_z.mean().item(), abs=1e-5)
-    assert got["std_log_z"] == pytest.approx(log_z.std(unbiased=False).item(), abs=1e-4)
-    assert 0 <= got["is_log_z_error"] < 0.5
 
 
 def test_all_zero_scores_give_perplexity_equal_to_the_vocabulary_size(corpus) -> None:

@@ -5,6 +5,23 @@ with log p(w | c) = s(w, c) − log Z(c) and log Z(c) computed exactly over the 
 (:func:`nce_lm.partition.exact_log_z`). The training objective's own loss is never reported as a
 perplexity: for NCE it is not a likelihood at all.
 
+Which tokens, with which context. Every token that has a predecessor is scored exactly once, so ``tokens``
+is len(ids) − 1 whatever ``batch_size`` and ``seq_len`` are (the first token has nothing to be predicted
+from). What is conventional is the context, as in every published PTB/WikiText-2 figure (Zaremba et al.
+2014): the stream is cut into B rows evaluated side by side, each starting from the model's initial state,
+so the first tokens of rows 2..B see a shorter history than one long stream would give them, and a
+Transformer sees only its current window anyway. The rows overlap by one token — row r ends on the token
+that row r + 1 starts from — so the token at each cut is predicted by row r with its whole history; and
+the remainder left after cutting N − 1 targets into B equal rows (fewer than B tokens) continues the last
+row from its final state, exactly as if that row were longer. With B = 1 an LSTM's figure is the
+likelihood of the whole text as one stream. Earlier versions dropped the B − 1 cut tokens and the
+remainder (PTB test: 82,420 of 82,429 tokens scored); the tokens added are scored with long histories, so
+the perplexity moves by a hair, not by a convention.
+
+Sums stay on the device in float64 and are read once per call; under torchrun (``ctx``) each rank
+evaluates a contiguous share of the rows (the rank with the last row also the remainder) and the sums are
+all-reduced, so every rank returns the same figures as one process, up to the order of float64 additions.
+
 Self-normalization diagnostics (Mnih & Teh 2012; Devlin et al. 2014):
 
 * ``mean_log_z``, ``std_log_z``: statistics of the exact log Z(c) over the evaluated contexts;
@@ -12,7 +29,8 @@ Self-normalization diagnostics (Mnih & Teh 2012; Devlin et al. 2014):
   exp(s) to be a probability (log Z = 0) and never computed Z — equal to ``ppl`` exactly when
   mean log Z = 0 (it is exp(mean(−s)) = ppl · exp(−mean log Z));
 * ``is_log_z_error``: mean |log Ẑ(c) − log Z(c)| of the importance-sampling estimate with the training
-  noise distribution (:func:`nce_lm.partition.importance_sampled_log_z`).
+  noise distribution (:func:`nce_lm.partition.importance_sampled_log_z`). Its k samples are drawn per
+  window from a generator seeded with ``seed`` and shared by the window's rows, on every rank alike.
 """
 
 from __future__ import annotations
@@ -25,10 +43,37 @@ from typing import Any
 import numpy as np
 import torch
 
-from nce_lm.lm.batches import batchify, windows
-from nce_lm.lm.model import LanguageModel
+from nce_lm.distributed import DistributedContext
+from nce_lm.errors import NceLmError
+from nce_lm.lm.batches import windows
+from nce_lm.lm.model import LanguageModel, State
 from nce_lm.noise import NoiseDistribution
 from nce_lm.partition import exact_log_z, importance_sampled_log_z
+
+# Positions in the float64 vector of sums.
+_NLL, _NEG_SCORE, _LOG_Z, _LOG_Z_SQ, _IS_ERROR, _TOKENS = range(6)
+
+
+def eval_streams(ids: np.ndarray, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids (N,) → ``(streams (B, L + 1), tail (R + 1,))``, int64, covering all N − 1 targets once.
+
+    B = min(batch_size, N − 1) rows of L = (N − 1) // B targets; row r is ids[r·L : (r + 1)·L + 1], so it
+    ends on the token row r + 1 starts from. The tail ids[B·L :] continues the last row: its R = N − 1 − B·L
+    < B targets (R = 0: the tail is one token and predicts nothing).
+    """
+    targets = len(ids) - 1
+    if targets < 1 or batch_size < 1:
+        raise NceLmError(f"{len(ids)} tokens in {batch_size} streams: nothing to evaluate")
+    rows = min(batch_size, targets)
+    length = targets // rows
+    all_ids = torch.from_numpy(np.asarray(ids, dtype=np.int64))
+    streams = all_ids[: rows * length + 1].unfold(0, length + 1, length).contiguous()  # (B, L + 1)
+    return streams, all_ids[rows * length :]
+
+
+def _last_row(state: State) -> State:
+    """The state (each (layers, 1, d)) of the last of a batch of rows; None stays None."""
+    return None if state is None else (state[0][:, -1:].contiguous(), state[1][:, -1:].contiguous())
 
 
 @torch.no_grad()
@@ -40,32 +85,64 @@ def evaluate_model(
     noise: NoiseDistribution | None = None,
     is_samples: int = 1024,
     seed: int = 0,
+    progress: bool = False,
+    label: str = "eval",
+    ctx: DistributedContext | None = None,
 ) -> dict[str, Any]:
-    """Exact perplexity and log Z statistics of ``model`` on the token ids (N,)."""
+    """Exact perplexity and log Z statistics of ``model`` on the token ids (N,), over all N − 1 targets.
+
+    ``batch_size`` rows read ``seq_len`` tokens at a time (see the module docstring for what that means for
+    the context). ``noise`` adds the importance-sampling error of log Z with ``is_samples`` samples.
+    ``progress`` shows a tqdm bar described as ``label`` (on rank 0 only). Under torchrun, ``ctx`` splits
+    the rows among the ranks and all-reduces the sums: every rank calls this and gets the same dict.
+    """
     device = model.output_bias.device
-    was_training = model.training
-    model.eval()
-    streams = batchify(ids, min(batch_size, max(1, len(ids) // 2))).to(device)
-    state = model.initial_state(streams.shape[0], device)
-    nll = neg_score = log_z_sum = log_z_sq = is_error = 0.0
-    tokens = 0
+    rank, world_size = (ctx.rank, ctx.world_size) if ctx is not None else (0, 1)
+    streams, tail = eval_streams(ids, batch_size)
+    rows = streams.shape[0]
+    first, last = rows * rank // world_size, rows * (rank + 1) // world_size  # this rank's rows
+    parts = [streams[first:last]] if last > first else []
+    if last == rows and len(tail) > 1:
+        parts.append(tail[None])  # continues the last row, which this rank holds
+    total = sum(-(-(part.shape[1] - 1) // seq_len) for part in parts)
+    bar = None
+    if progress and rank == 0:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc=label, unit="window", leave=False)
+    sums = torch.zeros(6, dtype=torch.float64, device=device)
     generator = torch.Generator(device=device).manual_seed(seed)
     weight, bias = model.output_weight, model.output_bias
-    for _, inputs, targets in windows(streams, seq_len):
-        hidden, state = model(inputs, state)
-        hidden = hidden.reshape(-1, hidden.shape[-1]).float()  # (B·T, d)
-        flat_targets = targets.reshape(-1)
-        s_true = (hidden * weight[flat_targets].float()).sum(-1) + bias[flat_targets].float()  # (B·T,)
-        log_z = exact_log_z(hidden, weight.float(), bias.float()).double()  # (B·T,)
-        nll += (log_z - s_true.double()).sum().item()
-        neg_score += (-s_true.double()).sum().item()
-        log_z_sum += log_z.sum().item()
-        log_z_sq += (log_z * log_z).sum().item()
-        if noise is not None:
-            estimate, _ = importance_sampled_log_z(hidden, weight.float(), bias.float(), noise, is_samples, generator)
-            is_error += (estimate.double() - log_z).abs().sum().item()
-        tokens += flat_targets.numel()
-    model.train(was_training)
+    was_training = model.training
+    model.eval()
+    try:
+        state = model.initial_state(last - first, device)
+        for index, part in enumerate(parts):
+            if index == 1:
+                state = _last_row(state)
+            for _, inputs, targets in windows(part.to(device), seq_len):
+                hidden, state = model(inputs, state)
+                hidden = hidden.reshape(-1, hidden.shape[-1])  # (B·T, d)
+                flat = targets.reshape(-1)  # (B·T,)
+                s_true = (hidden.double() * weight[flat].double()).sum(-1) + bias[flat].double()  # (B·T,)
+                log_z = exact_log_z(hidden, weight, bias).double()  # (B·T,)
+                sums[_NLL] += (log_z - s_true).sum()
+                sums[_NEG_SCORE] -= s_true.sum()
+                sums[_LOG_Z] += log_z.sum()
+                sums[_LOG_Z_SQ] += (log_z * log_z).sum()
+                if noise is not None:
+                    estimate, _ = importance_sampled_log_z(hidden, weight, bias, noise, is_samples, generator)
+                    sums[_IS_ERROR] += (estimate.double() - log_z).abs().sum()
+                sums[_TOKENS] += flat.numel()
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        model.train(was_training)
+        if bar is not None:
+            bar.close()
+    if ctx is not None:
+        ctx.all_reduce_sum_(sums)
+    nll, neg_score, log_z_sum, log_z_sq, is_error, tokens = sums.tolist()  # the one host sync
     mean_log_z = log_z_sum / tokens
     return {
         "ppl": math.exp(nll / tokens),
@@ -74,7 +151,7 @@ def evaluate_model(
         "std_log_z": math.sqrt(max(log_z_sq / tokens - mean_log_z**2, 0.0)),
         "self_normalized_ppl": math.exp(neg_score / tokens),
         "is_log_z_error": is_error / tokens if noise is not None else None,
-        "tokens": tokens,
+        "tokens": int(tokens),
     }
 
 
