@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from nce_lm.devices import resolve_device
 from nce_lm.errors import NceLmError
 
 
@@ -36,24 +37,36 @@ class DistributedContext:
 
     @classmethod
     def from_environment(cls, device: str) -> DistributedContext:
-        """Join the process group that torchrun describes, or run alone when it describes none."""
+        """Join the process group that torchrun describes, or run alone when it describes none.
+
+        On CUDA each rank takes GPU LOCAL_RANK (``torch.cuda.set_device``) and binds its NCCL group to it.
+        """
         world_size = int(os.environ.get("WORLD_SIZE", "1"))
         if world_size == 1:
             return cls()
         rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-        backend = "nccl" if device.startswith("cuda") else "gloo"
+        on_cuda = resolve_device(device).type == "cuda"
+        backend = "nccl" if on_cuda else "gloo"
+        bound: torch.device | None = None
+        if on_cuda:
+            if local_rank >= torch.cuda.device_count():
+                raise NceLmError(f"local rank {local_rank} has no GPU: torch sees {torch.cuda.device_count()}")
+            bound = torch.device("cuda", local_rank)
+            torch.cuda.set_device(bound)
         if not dist.is_initialized():
             try:
-                dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
+                dist.init_process_group(backend=backend, rank=rank, world_size=world_size, device_id=bound)
             except (RuntimeError, ValueError) as err:
                 raise NceLmError(f"cannot join the {backend} process group: {err}") from None
         return cls(rank, world_size, local_rank, backend)
 
     def device(self, requested: str) -> torch.device:
-        """cuda:LOCAL_RANK for a CUDA run under torchrun, else the requested device."""
-        if requested.startswith("cuda") and self.active:
+        """The device of this rank: cuda:LOCAL_RANK for a CUDA run under torchrun, else ``requested`` resolved
+        (auto → cuda when visible)."""
+        device = resolve_device(requested)
+        if device.type == "cuda" and self.active:
             return torch.device("cuda", self.local_rank)
-        return torch.device(requested)
+        return device
 
     def any(self, flag: bool) -> bool:
         """True on every rank when ``flag`` is true on any rank."""

@@ -45,6 +45,7 @@ from torch import nn
 from nce_lm.chunked_softmax import DEFAULT_CHUNK_SIZE, chunked_cross_entropy
 from nce_lm.errors import NceLmError
 from nce_lm.noise import NoiseDistribution
+from nce_lm.sparse_rows import gather_rows
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ class Objective(nn.Module):
         shared_noise: draw one set of k samples for the whole batch (K,) instead of k per example (B, K).
         generator: the random generator for the noise; it must live on the device of the targets.
         seed: instead of ``generator``, a seed for one made on the targets' device at the first draw.
+        sparse_gradients: gather the rows of ``weight`` and ``bias`` so that their gradients are row-sparse
+            (:func:`nce_lm.sparse_rows.gather_rows`): only the targets' and noise words' rows, not (V, d).
     """
 
     name: ClassVar[str]
@@ -84,6 +87,7 @@ class Objective(nn.Module):
         shared_noise: bool = True,
         generator: torch.Generator | None = None,
         seed: int | None = None,
+        sparse_gradients: bool = False,
     ) -> None:
         super().__init__()
         if generator is not None and seed is not None:
@@ -98,6 +102,7 @@ class Objective(nn.Module):
         self.shared_noise = shared_noise
         self.generator = generator
         self.seed = seed
+        self.sparse_gradients = sparse_gradients
 
     def _noise_on(self, device: torch.device) -> NoiseDistribution:
         assert self.noise is not None
@@ -135,6 +140,10 @@ class Objective(nn.Module):
         """
         return None
 
+    def _rows(self, table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """``table[ids]``, with a row-sparse gradient when the objective was asked for sparse gradients."""
+        return gather_rows(table, ids, self.sparse_gradients)
+
     def forward(
         self, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor
     ) -> torch.Tensor:
@@ -145,16 +154,17 @@ class Objective(nn.Module):
         """
         noise_ids = self.sample_noise(targets)
         assert noise_ids is not None
-        s_true = (hidden * weight[targets]).sum(-1)  # (B,)
+        rows = self._rows
+        s_true = (hidden * rows(weight, targets)).sum(-1)  # (B,)
         if noise_ids.dim() == 1:
-            s_noise = hidden @ weight[noise_ids].T  # (B, K)
+            s_noise = hidden @ rows(weight, noise_ids).T  # (B, K)
             hits = targets[:, None] == noise_ids[None, :]  # (B, K)
         else:
-            s_noise = torch.bmm(weight[noise_ids], hidden[:, :, None]).squeeze(-1)  # (B, K)
+            s_noise = torch.bmm(rows(weight, noise_ids), hidden[:, :, None]).squeeze(-1)  # (B, K)
             hits = targets[:, None] == noise_ids
         if bias is not None:
-            s_true = s_true + bias[targets]
-            s_noise = s_noise + bias[noise_ids]
+            s_true = s_true + rows(bias, targets)
+            s_noise = s_noise + rows(bias, noise_ids)
         log_probs = self._noise_on(targets.device).log_probs
         return self.loss(s_true.float(), s_noise.float(), log_probs[targets], log_probs[noise_ids], hits)
 
@@ -284,9 +294,9 @@ class InfoNCE(RankingNCE):
     def forward(self, hidden, weight, bias, targets):
         if self.negatives == "noise":
             return super().forward(hidden, weight, bias, targets)
-        s_all = hidden @ weight[targets].T  # (B, B): example i scored against every target of the batch
+        s_all = hidden @ self._rows(weight, targets).T  # (B, B): example i scored against every target of the batch
         if bias is not None:
-            s_all = s_all + bias[targets][None, :]
+            s_all = s_all + self._rows(bias, targets)[None, :]
         s_all = s_all.float()
         hits = targets[:, None] == targets[None, :]  # (B, B), the diagonal included
         zeros = torch.zeros_like(s_all)

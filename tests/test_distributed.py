@@ -1,10 +1,11 @@
 """torchrun with 2 CPU processes (gloo): the language model matches one process; skip-gram trains data-parallel.
 
-Each rank trains on half of the batch's streams and DistributedDataParallel averages the two ranks'
-gradients, which equals the gradient of the mean loss over the whole batch. The comparison uses the full
-softmax and no dropout, so that nothing random differs between the runs (sampled objectives draw
-rank-specific noise by design); what is left is the order of floating-point sums, hence the tolerance
-of 1e-5 on parameters after a dozen SGD steps.
+Each rank trains on half of the batch's streams. DistributedDataParallel averages the dense gradients, and
+the row-sparse gradients of the tables of a sampled objective are averaged by exchanging their rows
+(nce_lm.sparse_rows); together that is the gradient of the mean loss over the whole batch. The noise is
+shared by the global batch (the same draws on every rank), so with no dropout nothing random differs between
+the runs; what is left is the order of floating-point sums, hence the tolerance of 1e-5 on parameters after
+a dozen steps.
 """
 
 from __future__ import annotations
@@ -37,10 +38,13 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return folder / "train.txt", folder / "valid.txt"
 
 
-def test_two_gloo_ranks_match_one_process(corpus, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("objective", "optimizer", "lr"), [("full", "sgd", "1"), ("nce", "sgd", "1"),
+                                                      ("ranking", "lazy-adam", "0.01")])
+def test_two_gloo_ranks_match_one_process(corpus, tmp_path: Path, objective: str, optimizer: str, lr: str) -> None:
     train, valid = corpus
-    settings = ["--train", str(train), "--valid", str(valid), "--objective", "full", "--dropout", "0", "--dim", "8",
-                "--layers", "1", "--batch-size", "8", "--seq-len", "10", "--epochs", "1", "--lr", "1", "--quiet"]
+    settings = ["--train", str(train), "--valid", str(valid), "--objective", objective, "--optimizer", optimizer,
+                "--noise-samples", "6", "--dropout", "0", "--dim", "8", "--layers", "1", "--batch-size", "8",
+                "--seq-len", "10", "--epochs", "1", "--lr", lr, "--device", "cpu", "--quiet"]
     assert main(["lm", "train", *settings, "-o", str(tmp_path / "one")]) == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",

@@ -142,7 +142,7 @@ def test_cli_train_eval_and_errors(corpus, tmp_path: Path, capsys) -> None:
         assert f'"{key}"' in out
     assert main(["lm", "train", "--resume", str(run), "--epochs", "2", "--quiet"]) == 0
     for argv, message in [
-        (["lm", "train", "--resume", str(run), "--dim", "32"], "only epochs, max_tokens, device may change"),
+        (["lm", "train", "--resume", str(run), "--dim", "32"], "only epochs, max_tokens, device, precision may change"),
         (["lm", "train", "--train", str(tmp_path / "absent.txt"), "--valid", str(corpus["valid"]), "-o",
           str(tmp_path / "x")], "train file not found"),
         (["lm", "eval", str(tmp_path / "absent"), "--data", str(corpus["test"])], "run folder not found"),

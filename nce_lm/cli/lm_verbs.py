@@ -9,12 +9,14 @@ from pathlib import Path
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import read_json, write_json_atomic
 from nce_lm.lm import LMConfig, evaluate_lm, train_lm
-from nce_lm.lm.config import MODELS, OPTIMIZERS
+from nce_lm.devices import PRECISIONS
+from nce_lm.lm.config import MODELS
+from nce_lm.lm.optim import DEFAULT_LR, OPTIMIZERS
 from nce_lm.objectives import OBJECTIVES
 
 _D = LMConfig()
 # Options a resumed run may set; the rest come from the run folder.
-_RESUME_OPTIONS = ("epochs", "max_tokens", "device")
+_RESUME_OPTIONS = ("epochs", "max_tokens", "device", "precision")
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -45,7 +47,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    metrics = evaluate_lm(args.run_dir, args.data, device=args.device)
+    metrics = evaluate_lm(args.run_dir, args.data, device=args.device, progress=args.progress)
     print(json.dumps(metrics, indent=2))
     if args.metrics:
         write_json_atomic(args.metrics, metrics)
@@ -82,10 +84,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--epochs", type=int, help=f"default {_D.epochs}")
     train.add_argument("--max-tokens", dest="max_tokens", type=int, help="stop after this many training tokens")
     train.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default {_D.optimizer}")
-    train.add_argument("--lr", type=float, help="default 20 (sgd) or 1e-3 (adam)")
+    train.add_argument("--lr", type=float, help="default: " + ", ".join(f"{v:g} ({k})" for k, v in DEFAULT_LR.items()))
     train.add_argument("--lr-decay", dest="lr_decay", type=float, help=f"default {_D.lr_decay}")
     train.add_argument("--clip", type=float, help=f"default {_D.clip}")
-    train.add_argument("--device", help="cpu or cuda (default cpu)")
+    train.add_argument("--device", help=f"auto, cpu, cuda or cuda:N (default {_D.device}: cuda when visible)")
+    train.add_argument("--precision", choices=PRECISIONS,
+                       help=f"fp32 or bf16 autocast (default {_D.precision}: bf16 on CUDA, fp32 on the CPU)")
     train.add_argument("--seed", type=int, help=f"default {_D.seed}")
     train.add_argument("--quiet", dest="progress", action="store_false", help="no progress bar")
     train.add_argument("--metrics", help="also write the metrics JSON here")
@@ -99,4 +103,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--data", required=True, help="text file or dataset name")
     evaluate.add_argument("--device", help="override the run's device")
     evaluate.add_argument("--metrics", help="also write the figures as JSON here")
+    evaluate.add_argument("--quiet", dest="progress", action="store_false", help="no progress bar")
     evaluate.set_defaults(func=run_eval)

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from nce_lm.devices import resolve_device
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import atomic_path, read_json, write_json_atomic
 from nce_lm.lm.config import LMConfig
@@ -70,11 +71,12 @@ def load_run(run_dir: Path, which: str = "best", device: str | None = None) -> R
         config = config.with_changes(device=device)
     vocab = Vocab.load(run_dir / "vocab.json")
     payload = load_payload(run_dir / f"{which}.pt")
-    noise = noise_for(config, vocab, config.device)
+    target = resolve_device(config.device)
+    noise = noise_for(config, vocab, target)
     model = build_model(config, len(vocab), noise.log_probs.cpu())
     try:
         model.load_state_dict(payload["model"])
     except (KeyError, RuntimeError) as err:
         raise NceLmError(f"{run_dir / (which + '.pt')} does not match the run's config or vocabulary: "
                          f"{str(err).splitlines()[0]}") from None
-    return Run(config, vocab, model.to(config.device), noise, payload)
+    return Run(config, vocab, model.to(target), noise, payload)

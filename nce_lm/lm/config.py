@@ -6,13 +6,14 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from nce_lm.devices import PRECISIONS, check_device_name
 from nce_lm.errors import NceLmError
+from nce_lm.lm.optim import DEFAULT_LR, OPTIMIZERS, sparse_tables
 from nce_lm.objectives import OBJECTIVES
 
 MODELS = ("lstm", "transformer")
-OPTIMIZERS = ("sgd", "adam")
-# Settings a resumed run may change: how long, where, and how chatty; everything else must match.
-RESUMABLE_CHANGES = ("epochs", "max_tokens", "device", "progress")
+# Settings a resumed run may change: how long, where, in what precision, and how chatty; the rest must match.
+RESUMABLE_CHANGES = ("epochs", "max_tokens", "device", "precision", "progress")
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,12 @@ class LMConfig:
     batch_size: int = 20  # parallel streams (the global batch under torchrun)
     epochs: int = 4  # passes over the training text
     max_tokens: int | None = None  # stop after this many training tokens instead (whole steps)
-    optimizer: str = "sgd"  # sgd (Zaremba: lr 20, /4 on a plateau) or adam
-    lr: float | None = None  # None: 20 for sgd, 1e-3 for adam
+    optimizer: str = "sgd"  # sgd (Zaremba: lr 20, /4 on a plateau), adam, lazy-adam, rowwise-adagrad (lm/optim.py)
+    lr: float | None = None  # None: the optimizer's default (lm/optim.py DEFAULT_LR)
     lr_decay: float = 4.0  # divide the learning rate by this when validation perplexity does not improve
     clip: float = 0.25  # gradient-norm clipping
-    device: str = "cpu"
+    device: str = "auto"  # auto (cuda when visible), cpu, cuda, cuda:N
+    precision: str = "auto"  # fp32, bf16 (autocast), auto: bf16 on CUDA, fp32 on the CPU
     seed: int = 1
     eval_batch_size: int = 10
     is_samples: int = 1024  # samples for the importance-sampling estimate of log Z in evaluation
@@ -47,7 +49,12 @@ class LMConfig:
 
     @property
     def learning_rate(self) -> float:
-        return self.lr if self.lr is not None else (20.0 if self.optimizer == "sgd" else 1e-3)
+        return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
+
+    @property
+    def sparse_tables(self) -> bool:
+        """Whether the embedding tables train with row-sparse gradients (a sampled objective, not dense Adam)."""
+        return sparse_tables(self.optimizer, self.objective != "full")
 
     def validate(self) -> None:
         if self.model not in MODELS:
@@ -56,6 +63,9 @@ class LMConfig:
             raise NceLmError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         if self.optimizer not in OPTIMIZERS:
             raise NceLmError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        check_device_name(self.device)
+        if self.precision not in PRECISIONS:
+            raise NceLmError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         for name in ("dim", "layers", "heads", "noise_samples", "seq_len", "batch_size", "epochs", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise NceLmError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -156,7 +156,7 @@ def evaluate_model(
 
 
 def evaluate_lm(
-    run_dir: str | os.PathLike[str], data: str | os.PathLike[str], device: str | None = None
+    run_dir: str | os.PathLike[str], data: str | os.PathLike[str], device: str | None = None, progress: bool = False
 ) -> dict[str, Any]:
     """Evaluate the best model of a run folder on a text file (or a dataset name's test split)."""
     from nce_lm.lm.checkpoint import load_run
@@ -166,4 +166,5 @@ def evaluate_lm(
     path = resolve_path(str(data), "test")
     ids = token_ids(path, run.vocab, Path(run_dir) / "cache")
     config = run.config
-    return evaluate_model(run.model, ids, config.eval_batch_size, config.seq_len, run.noise, config.is_samples, config.seed)
+    return evaluate_model(run.model, ids, config.eval_batch_size, config.seq_len, run.noise, config.is_samples,
+                          config.seed, progress=progress, label="eval")

@@ -28,7 +28,7 @@ class LanguageModel(nn.Module):
 
     def __init__(self, vocab_size: int, config: LMConfig, log_q: torch.Tensor) -> None:
         super().__init__()
-        self.embedding = nn.Embedding(vocab_size, config.dim)
+        self.embedding = nn.Embedding(vocab_size, config.dim, sparse=config.sparse_tables)
         nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
         self.drop = nn.Dropout(config.dropout)
         if config.tie_weights:
@@ -36,6 +36,13 @@ class LanguageModel(nn.Module):
         else:
             self.output_weight = nn.Parameter(torch.empty(vocab_size, config.dim).uniform_(-0.1, 0.1))
         self.output_bias = nn.Parameter(log_q.detach().float().clamp(min=LOG_Q_FLOOR).clone())  # (V,)
+
+    def tables(self) -> dict[str, nn.Parameter]:
+        """The (V, ·) parameters by name: input embedding, output weight (unless tied to it), output bias."""
+        tables = {"embedding.weight": self.embedding.weight, "output_bias": self.output_bias}
+        if self.output_weight is not self.embedding.weight:
+            tables["output_weight"] = self.output_weight
+        return tables
 
     def initial_state(self, batch_size: int, device: torch.device) -> State:
         return None

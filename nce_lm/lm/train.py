@@ -12,12 +12,12 @@ epoch, so a run resumed from an epoch boundary, on any number of ranks, repeats 
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import resource
 import time
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,10 +30,14 @@ from nce_lm.fileio import read_json, write_json_atomic
 from nce_lm.lm.batches import batchify, num_windows, rank_rows, windows
 from nce_lm.lm.checkpoint import load_payload, noise_for, save_payload, write_run_files
 from nce_lm.lm.config import LMConfig
+from nce_lm.devices import autocast, resolve_precision
 from nce_lm.distributed import DistributedContext
 from nce_lm.lm.evaluate import evaluate_model
 from nce_lm.lm.model import LanguageModel, State, build_model
+from nce_lm.lm.optim import LMOptimizer
+from nce_lm.noise import NoiseDistribution
 from nce_lm.objectives import Objective, build_objective
+from nce_lm.sparse_rows import average_sparse_grads_, clip_grad_norm_
 from nce_lm.token_cache import cached_token_ids
 from nce_lm.vocab import Vocab, build_vocab
 
@@ -68,9 +72,62 @@ class TrainingModule(nn.Module):
         return loss.float().mean(), state
 
 
+@dataclass
+class Trainer:
+    """What a run trains: the model, the model and objective as one module (``trained`` wraps it in
+    DistributedDataParallel under torchrun), the optimizer and the noise generator."""
+
+    model: LanguageModel
+    module: TrainingModule
+    trained: nn.Module
+    optimizer: LMOptimizer
+    generator: torch.Generator
+
+
+def build_trainer(config: LMConfig, noise: NoiseDistribution, ctx: DistributedContext) -> Trainer:
+    """The model (seeded by ``config.seed``), objective and optimizer of a run, on ``noise``'s device."""
+    device = noise.device
+    torch.manual_seed(config.seed)
+    model = build_model(config, len(noise), noise.log_probs.cpu()).to(device)
+    generator = torch.Generator(device=device)
+    sparse = config.sparse_tables
+    objective = build_objective(config.objective, noise, config.noise_samples, generator=generator,
+                                sparse_gradients=sparse) \
+        if config.objective != "full" else build_objective("full", None, 0)
+    module = TrainingModule(model, objective).to(device)
+    tables = model.tables()
+    table_ids = {id(p) for p in tables.values()}
+    dense = [p for p in module.parameters() if id(p) not in table_ids]
+    optimizer = LMOptimizer(config.optimizer, dense, tables, config.learning_rate, sparse)
+    return Trainer(model, module, _data_parallel(module, tables, sparse, ctx), optimizer, generator)
+
+
+def train_step(trained: nn.Module, module: TrainingModule, optimizer: LMOptimizer, inputs: torch.Tensor,
+               targets: torch.Tensor, state: State, clip: float, precision: str,
+               ctx: DistributedContext) -> tuple[torch.Tensor, torch.Tensor, State]:
+    """One step on a window inputs, targets (B, T): forward in ``precision``, backward, the tables' sparse rows
+    averaged across ranks, clipping of the gradient norm to ``clip``, the optimizer's update.
+
+    ``trained`` is ``module`` or its DistributedDataParallel wrapper. Returns the mean loss and the gradient
+    norm before clipping (0-d tensors on the device, not read: no host synchronisation) and the next state.
+    """
+    state = module.model.detach_state(state)
+    with autocast(inputs.device, precision):
+        loss, state = trained(inputs, targets, state)
+    optimizer.zero_grad()
+    loss.backward()
+    if optimizer.sparse and ctx.active:  # DistributedDataParallel averages the dense part; the tables' rows here
+        average_sparse_grads_(list(optimizer.tables.values()), ctx.world_size)
+    norm = clip_grad_norm_(module.parameters(), clip)
+    optimizer.step()
+    return loss.detach(), norm, state
+
+
 def _seed_epoch(config: LMConfig, epoch: int, rank: int, generator: torch.Generator) -> None:
+    """Dropout differs by rank; the noise does not: the k noise words are shared by the global batch, so a
+    run on R ranks takes the steps of the same run in one process."""
     torch.manual_seed(config.seed * 1_000_003 + epoch * 1009 + rank)  # dropout
-    generator.manual_seed(config.seed * 7_919 + epoch * 104_729 + rank * 13 + 1)  # noise
+    generator.manual_seed(config.seed * 7_919 + epoch * 104_729 + 1)  # noise
 
 
 def _peak_memory_gib(device: torch.device) -> float:
@@ -111,8 +168,7 @@ def train_lm(config: LMConfig, run_dir: str | os.PathLike[str], resume: bool = F
 
 def _train(config: LMConfig, run_dir: Path, resume: bool, ctx: DistributedContext) -> dict[str, Any]:
     device = ctx.device(config.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise NceLmError("--device cuda asked for, but torch sees no CUDA device")
+    precision = resolve_precision(config.precision, device)
     paths = _split_paths(config)
     payload = None
     if resume:
@@ -125,25 +181,21 @@ def _train(config: LMConfig, run_dir: Path, resume: bool, ctx: DistributedContex
     else:
         if (run_dir / "last.pt").exists():
             raise NceLmError(f"{run_dir} already holds a run; use --resume to continue it or pick another folder")
-        vocab = build_vocab([paths["train"]], min_count=1)
-    if ctx.is_main:
+    if ctx.is_main:  # rank 0 builds the vocabulary and the token-id caches; the others read them after it
+        if payload is None:
+            vocab = build_vocab([paths["train"]], min_count=1)
         write_run_files(run_dir, config, vocab)
         ids = {split: token_ids(p, vocab, run_dir / "cache") for split, p in paths.items() if p is not None}
     ctx.barrier()
     if not ctx.is_main:
+        vocab = Vocab.load(run_dir / "vocab.json")
         ids = {split: token_ids(p, vocab, run_dir / "cache") for split, p in paths.items() if p is not None}
 
     noise = noise_for(config, vocab, device)
-    torch.manual_seed(config.seed)
-    model = build_model(config, len(vocab), noise.log_probs.cpu()).to(device)
-    generator = torch.Generator(device=device)
-    objective = build_objective(config.objective, noise, config.noise_samples, generator=generator) \
-        if config.objective != "full" else build_objective("full", None, 0)
-    module = TrainingModule(model, objective).to(device)
-    trained = nn.parallel.DistributedDataParallel(module) if ctx.active else module
+    trainer = build_trainer(config, noise, ctx)
+    model, module, trained, optimizer, generator = (trainer.model, trainer.module, trainer.trained,
+                                                    trainer.optimizer, trainer.generator)
     lr = config.learning_rate
-    optimizer = (torch.optim.SGD(module.parameters(), lr=lr) if config.optimizer == "sgd"
-                 else torch.optim.Adam(module.parameters(), lr=lr))
     history: list[dict[str, Any]] = []
     start_epoch, tokens_seen, best_ppl = 0, 0, math.inf
     if payload is not None:
@@ -157,14 +209,12 @@ def _train(config: LMConfig, run_dir: Path, resume: bool, ctx: DistributedContex
 
     streams = rank_rows(batchify(ids["train"], config.batch_size), ctx.rank, ctx.world_size).to(device)
     steps_per_epoch = num_windows(streams, config.seq_len)
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext)
     done = config.max_tokens is not None and tokens_seen >= config.max_tokens
     for epoch in range(start_epoch, config.epochs):
         if done:
             break
         _seed_epoch(config, epoch, ctx.rank, generator)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        optimizer.set_lr(lr)
         module.train()
         state = model.initial_state(streams.shape[0], device)
         steps = epoch_tokens = 0
@@ -182,15 +232,10 @@ def _train(config: LMConfig, run_dir: Path, resume: bool, ctx: DistributedContex
                 )
 
         for _, inputs, targets in windows(streams, config.seq_len):
-            state = model.detach_state(state)
-            with autocast():
-                loss, state = trained(inputs, targets, state)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            norm = nn.utils.clip_grad_norm_(module.parameters(), config.clip)
-            non_finite |= ~(torch.isfinite(loss.detach()) & torch.isfinite(norm))
-            optimizer.step()
-            loss_total += loss.detach().double()
+            loss, norm, state = train_step(trained, module, optimizer, inputs, targets, state, config.clip,
+                                           precision, ctx)
+            non_finite |= ~(torch.isfinite(loss) & torch.isfinite(norm))
+            loss_total += loss.double()
             steps += 1
             tokens_seen += targets.numel() * ctx.world_size
             epoch_tokens += targets.numel() * ctx.world_size
@@ -212,7 +257,7 @@ def _train(config: LMConfig, run_dir: Path, resume: bool, ctx: DistributedContex
         if bar is not None:
             bar.close()
         valid = evaluate_model(model, ids["valid"], config.eval_batch_size, config.seq_len, noise,
-                               config.is_samples, config.seed)
+                               config.is_samples, config.seed, progress=config.progress, label="valid", ctx=ctx)
         improved = valid["ppl"] < best_ppl
         record = {
             "epoch": epoch + 1, "lr": lr, "train_objective_loss": ctx.sum(loss_sum) / ctx.sum(steps),
@@ -242,10 +287,28 @@ def _train(config: LMConfig, run_dir: Path, resume: bool, ctx: DistributedContex
         best = build_model(config, len(vocab), noise.log_probs.cpu()).to(device)
         best.load_state_dict(load_payload(run_dir / "best.pt")["model"])
         metrics["test"] = evaluate_model(best, ids["test"], config.eval_batch_size, config.seq_len, noise,
-                                         config.is_samples, config.seed)
+                                         config.is_samples, config.seed, progress=config.progress, label="test")
     if ctx.is_main:
         write_json_atomic(run_dir / "metrics.json", metrics)
     return metrics
+
+
+def _data_parallel(module: TrainingModule, tables: dict[str, nn.Parameter], sparse: bool,
+                   ctx: DistributedContext) -> nn.Module:
+    """``module`` under DistributedDataParallel when running on several ranks (the module itself otherwise).
+
+    With row-sparse tables DDP leaves the tables alone (their touched rows are exchanged by
+    :func:`nce_lm.sparse_rows.average_sparse_grads_`) and all-reduces only the dense parameters.
+    """
+    if not ctx.active:
+        return module
+    if sparse:
+        names = {id(p): n for n, p in module.named_parameters()}
+        ignored = [names[id(p)] for p in tables.values()]
+        nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(module, ignored)
+    device = next(module.parameters()).device
+    device_ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
 
 
 def _progress(config: LMConfig, ctx: DistributedContext, total: int, epoch: int):

@@ -1,0 +1,113 @@
+"""The optimizer of a language-model run: one rule for the dense parameters, one for the embedding tables.
+
+With a sampled objective the input embedding and the output weight and bias receive row-sparse gradients
+(:mod:`nce_lm.sparse_rows`): only the rows a step touched. What each optimizer does to a row the step did
+not touch:
+
+* ``sgd`` — nothing, exactly as dense SGD (no momentum, no weight decay): an untouched row's gradient is
+  zero, so the sparse update *is* the dense one.
+* ``lazy-adam`` — nothing (``torch.optim.SparseAdam`` for the tables, Adam for the rest): a row's moments
+  advance only on the steps that touch it. Dense Adam would keep moving an untouched row with its decaying
+  first moment and decay its second moment; lazy Adam skips both. It is not the dense update, but each row
+  sees Adam over the steps that concern it, which is the usual choice for large embedding tables.
+* ``rowwise-adagrad`` — nothing (:class:`nce_lm.rowwise_adagrad.RowwiseAdagrad` for the tables, one
+  accumulator per row; element-wise Adagrad for the rest): Adagrad adds nothing to an untouched row's
+  accumulator and takes no step, so the sparse update equals the dense one with a row-wise accumulator.
+* ``adam`` — dense Adam on every parameter: the tables get dense (V, d) gradients and every row moves
+  every step. Kept for users who want that behaviour; it costs O(V·d) per step.
+
+The full softmax touches every row, so its tables are always dense; ``lazy-adam`` is then plain Adam.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from nce_lm.rowwise_adagrad import RowwiseAdagrad
+
+OPTIMIZERS = ("sgd", "adam", "lazy-adam", "rowwise-adagrad")
+DEFAULT_LR = {"sgd": 20.0, "adam": 1e-3, "lazy-adam": 1e-3, "rowwise-adagrad": 0.1}
+
+
+def sparse_tables(optimizer: str, sampled: bool) -> bool:
+    """Whether the tables get row-sparse gradients: for a sampled objective, unless dense Adam is asked for."""
+    return sampled and optimizer != "adam"
+
+
+class LMOptimizer:
+    """Steps, learning rate and state of a run's parameters, split into dense ones and tables.
+
+    Args:
+        name: one of :data:`OPTIMIZERS`.
+        dense: the parameters with dense gradients (the LSTM or Transformer, a learned log Z).
+        tables: the embedding tables by name (input embedding, output weight, output bias); their gradients
+            are sparse when ``sparse`` is true, dense otherwise.
+        lr: the learning rate.
+    """
+
+    def __init__(self, name: str, dense: list[nn.Parameter], tables: dict[str, nn.Parameter], lr: float,
+                 sparse: bool) -> None:
+        self.name, self.tables, self.sparse = name, tables, sparse
+        self.rowwise: RowwiseAdagrad | None = None
+        table_list = list(tables.values())
+        self.lr = lr
+        if name == "sgd":
+            self.optimizers = [torch.optim.SGD(dense + table_list, lr=lr)]
+        elif name == "adam" or (name == "lazy-adam" and not sparse):
+            self.optimizers = [torch.optim.Adam(dense + table_list, lr=lr)]
+        elif name == "lazy-adam":
+            self.optimizers = [torch.optim.Adam(dense, lr=lr), torch.optim.SparseAdam(table_list, lr=lr)]
+        elif name == "rowwise-adagrad":
+            self.optimizers = [torch.optim.Adagrad(dense, lr=lr)] if dense else []
+            device = table_list[0].device
+            self.rowwise = RowwiseAdagrad({n: p.shape[0] for n, p in tables.items()}, device)
+        else:
+            raise ValueError(f"unknown optimizer {name!r}")
+
+    def set_lr(self, lr: float) -> None:
+        self.lr = lr
+        for optimizer in self.optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+
+    def zero_grad(self) -> None:
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        for parameter in self.tables.values():
+            parameter.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for optimizer in self.optimizers:
+            optimizer.step()
+        if self.rowwise is not None:
+            for name, table in self.tables.items():
+                grad = table.grad
+                if grad is None:
+                    continue
+                if grad.is_sparse:
+                    grad = grad.coalesce()
+                    ids, rows = grad._indices()[0], grad._values()
+                else:
+                    ids, rows = torch.arange(table.shape[0], device=table.device), grad
+                self.rowwise.step_(name, table.data, ids, -rows, self.lr)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "optimizers": [optimizer.state_dict() for optimizer in self.optimizers],
+            "rowwise": self.rowwise.state() if self.rowwise is not None else None,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict`; a mismatch raises ValueError (or KeyError for a foreign state)."""
+        if state["name"] != self.name or len(state["optimizers"]) != len(self.optimizers):
+            raise ValueError(f"the saved optimizer state is not {self.name!r}'s")
+        for optimizer, saved in zip(self.optimizers, state["optimizers"]):
+            optimizer.load_state_dict(saved)
+        if self.rowwise is not None:
+            device = next(iter(self.tables.values())).device
+            self.rowwise = RowwiseAdagrad({n: p.shape[0] for n, p in self.tables.items()}, device, state["rowwise"])

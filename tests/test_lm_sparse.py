@@ -1,0 +1,130 @@
+"""Row-sparse training of the language model's tables equals the dense computation where it should.
+
+For SGD and row-wise Adagrad the sparse update is the dense one, on every row. Lazy Adam equals dense Adam
+on its first step and afterwards leaves the rows a step did not touch where they were, as documented in
+nce_lm/lm/optim.py. Gradients, clipping norms and the gathered rows are compared with the dense reference.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nce_lm.lm.config import LMConfig
+from nce_lm.lm.model import build_model
+from nce_lm.lm.optim import LMOptimizer
+from nce_lm.lm.train import TrainingModule
+from nce_lm.noise import NoiseDistribution
+from nce_lm.objectives import build_objective
+from nce_lm.sparse_rows import clip_grad_norm_, gather_rows
+
+V, DIM = 50, 6
+SAMPLED = ("nce", "neg", "ranking", "infonce")
+
+
+def batches(steps: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Windows that use only ids < 30, so that rows 30..49 are touched by noise alone (or not at all)."""
+    generator = torch.Generator().manual_seed(3)
+    return [(torch.randint(0, 30, (4, 5), generator=generator), torch.randint(0, 30, (4, 5), generator=generator))
+            for _ in range(steps)]
+
+
+def run(objective: str, optimizer: str, sparse: bool, steps: int, clip: float = 1e9, tie: bool = False):
+    """Train a tiny LSTM for ``steps`` steps; returns its parameters before the first step and after each,
+    the gradient norms and the (clipped, dense) gradients of each step."""
+    config = LMConfig(train="x", dim=DIM, layers=1, dropout=0.0, objective=objective, optimizer=optimizer,
+                      tie_weights=tie, noise_samples=7)
+    noise = NoiseDistribution(torch.arange(1, V + 1).float())
+    torch.manual_seed(0)
+    model = build_model(config, V, noise.log_probs)
+    model.embedding.sparse = sparse
+    loss_fn = build_objective(objective, noise, 7, seed=11, sparse_gradients=sparse)
+    module = TrainingModule(model, loss_fn)
+    tables = model.tables()
+    dense = [p for p in module.parameters() if all(p is not t for t in tables.values())]
+    opt = LMOptimizer(optimizer, dense, tables, 0.05, sparse)
+    snapshots = [{n: p.detach().clone() for n, p in module.named_parameters()}]
+    norms, grads = [], []
+    for inputs, targets in batches(steps):
+        loss, _ = module(inputs, targets, model.initial_state(4, torch.device("cpu")))
+        opt.zero_grad()
+        loss.backward()
+        if sparse:
+            assert all(t.grad.is_sparse for t in tables.values())
+        norms.append(clip_grad_norm_(module.parameters(), clip))
+        grads.append({n: p.grad.to_dense() if p.grad.is_sparse else p.grad.clone() for n, p in module.named_parameters()})
+        opt.step()
+        snapshots.append({n: p.detach().clone() for n, p in module.named_parameters()})
+    return snapshots, norms, grads
+
+
+@pytest.mark.parametrize("objective", SAMPLED)
+@pytest.mark.parametrize("optimizer", ["sgd", "rowwise-adagrad"])
+def test_sparse_step_equals_dense_step_on_every_row(objective: str, optimizer: str) -> None:
+    sparse, sparse_norms, _ = run(objective, optimizer, True, 3, clip=0.5)
+    dense, dense_norms, _ = run(objective, optimizer, False, 3, clip=0.5)
+    for got, want in zip(sparse_norms, dense_norms):
+        torch.testing.assert_close(got, want.float())
+    for name, tensor in dense[-1].items():
+        torch.testing.assert_close(sparse[-1][name], tensor, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_tied_tables_train_sparse_as_dense() -> None:
+    sparse, _, _ = run("nce", "sgd", True, 2, tie=True)
+    dense, _, _ = run("nce", "sgd", False, 2, tie=True)
+    for name, tensor in dense[-1].items():
+        torch.testing.assert_close(sparse[-1][name], tensor, rtol=1e-5, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("objective", SAMPLED)
+def test_lazy_adam_is_adam_on_touched_rows_and_leaves_the_others(objective: str) -> None:
+    lazy, _, grads = run(objective, "lazy-adam", True, 2)
+    adam, _, _ = run(objective, "adam", False, 2)
+    tables = ("model.embedding.weight", "model.output_weight", "model.output_bias")
+    lr, beta1, beta2, eps = 0.05, 0.9, 0.999, 1e-8
+    for name, start in lazy[0].items():
+        if name not in tables:  # the LSTM: dense Adam in both runs
+            torch.testing.assert_close(lazy[1][name], adam[1][name], rtol=1e-5, atol=1e-6, msg=name)
+            continue
+        g = grads[0][name]  # SparseAdam's first step: ε added to √v before the bias correction
+        step = lr * (1 - beta2) ** 0.5 / (1 - beta1) * (1 - beta1) * g / (((1 - beta2) * g * g).sqrt() + eps)
+        torch.testing.assert_close(lazy[1][name], start - step, rtol=1e-5, atol=1e-7, msg=name)
+    inputs, _ = batches(2)[1]
+    untouched = torch.ones(V, dtype=torch.bool)
+    untouched[inputs.flatten()] = False
+    first, second = lazy[1]["model.embedding.weight"], lazy[2]["model.embedding.weight"]
+    assert torch.equal(second[untouched], first[untouched])  # lazy: rows the step did not touch stay put
+    assert not torch.equal(second[~untouched], first[~untouched])
+    moved = (adam[2]["model.embedding.weight"] - adam[1]["model.embedding.weight"])[untouched].abs().amax()
+    assert moved > 0  # dense Adam keeps moving them with its first moment
+
+
+@pytest.mark.parametrize("shape", [(12,), (12, 3)])
+def test_gathered_rows_have_the_dense_gradient(shape) -> None:
+    table = torch.randn(*shape, requires_grad=True)
+    ids = torch.tensor([[3, 3], [0, 11]])
+    weights = torch.randn(*ids.shape, *shape[1:])
+    (gather_rows(table, ids) * weights).sum().backward()
+    sparse = table.grad
+    table.grad = None
+    (table[ids] * weights).sum().backward()
+    assert sparse.is_sparse
+    torch.testing.assert_close(sparse.to_dense(), table.grad)
+
+
+def test_clipping_norm_and_scale_equal_torch_on_the_dense_gradients() -> None:
+    generator = torch.Generator().manual_seed(0)
+    dense_param = torch.nn.Parameter(torch.randn(4, 3, generator=generator))
+    table = torch.nn.Parameter(torch.randn(10, 3, generator=generator))
+    ids = torch.tensor([1, 1, 7])
+    rows = torch.randn(3, 3, generator=generator)
+    dense_param.grad = torch.randn(4, 3, generator=generator)
+    table.grad = torch.sparse_coo_tensor(ids[None], rows, (10, 3))
+    reference = [torch.nn.Parameter(dense_param.detach().clone()), torch.nn.Parameter(table.detach().clone())]
+    reference[0].grad = dense_param.grad.clone()
+    reference[1].grad = table.grad.to_dense()
+    want = torch.nn.utils.clip_grad_norm_(reference, 0.3)
+    got = clip_grad_norm_([dense_param, table], 0.3)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(dense_param.grad, reference[0].grad)
+    torch.testing.assert_close(table.grad.to_dense(), reference[1].grad)
