@@ -111,7 +111,7 @@ def update_(
     if classifier.kind == "binary":
         # loss Σ softplus(sign · z), sign −1 for the data word, +1 for the noise: ∂/∂z = sign · σ(sign · z)
         sign = torch.ones(z.shape[1], device=z.device)  # (1 + k,)
-        sign[0] = -1.0
+        sign.narrow(0, 0, 1).fill_(-1.0)  # a fill kernel: no value crosses from the host
         loss = torch.nn.functional.softplus(sign * z).sum()
         grad = sign * torch.sigmoid(sign * z)  # (B, 1 + k)
     else:

@@ -10,11 +10,11 @@
 #   smoke      imports, a few skip-gram updates (device and torch path) and LM steps (full, nce) on the device
 #   pytest     python -m pytest -m cuda: the GPU update against the CPU's, no host sync inside a batch
 #   objectives scripts/bench_objectives.py: forward + backward of every objective, V = 10^4 .. 10^6
-#   skipgram   scripts/bench_skipgram.py: WikiText-2 on the GPU (device and torch updates, row-wise Adagrad,
-#              batch 65,536) against gensim on all CPU cores
+#   skipgram   scripts/bench_skipgram.py: WikiText-2, 5 epochs, negative sampling, on the GPU (device and torch
+#              updates, row-wise Adagrad, batch 65,536) against gensim on all CPU cores
 #   lm         scripts/bench_lm.py: PTB, Zaremba's 2 x 650 LSTM, full softmax vs nce, a fixed token budget
 #   scaling    scripts/bench_scaling.py at V = 1,000,000
-# CHECK_DEVICE=cpu runs every step on the CPU with budgets of seconds, to test this script before GPU time
+# CHECK_DEVICE=cpu runs every step on the CPU with tiny budgets (7 minutes on 2 cores), to test this script before GPU time
 # is spent (the pytest step then shows the cuda tests skipped, with the reason).
 #
 # What the checkout must carry (the machine has no network):
@@ -30,9 +30,9 @@ set -o pipefail
 export PYTHONUNBUFFERED=1
 
 OUT=${1:?usage: scripts/gpu_check.sh OUTDIR}
-cd "$(dirname "$0")/.." || exit 2
 mkdir -p "$OUT" || exit 2
 OUT=$(cd "$OUT" && pwd)
+cd "$(dirname "$0")/.." || exit 2
 rm -f "$OUT"/{smoke,pytest,objectives,skipgram,lm,scaling}.{log,md}  # a rerun's table shows this run alone
 PY=${PYTHON:-python3}
 DEVICE=${CHECK_DEVICE:-cuda}
@@ -45,15 +45,16 @@ if [ "$DEVICE" = cpu ]; then  # tiny budgets: does every step run at all?
     SKIPGRAM_WORDS_LINES=3000  # the first lines of WikiText-2's training text
     SKIPGRAM_ARGS=(--device cpu --threads 1 --epochs 1 --batch-size 4096 --optimizer rowwise-adagrad
                    --objectives neg --kernels device,torch)
-    LM_ARGS=(--config small --max-tokens 5000 --objectives full,nce --noise 64 --datasets ptb --device cpu)
+    LM_ARGS=(--config small --max-tokens 5000 --objectives full,nce --noise 64 --datasets wikitext-2
+             --eval-lines 200 --device cpu)  # PTB is evaluated whole, minutes on 2 cores
     SCALING_ARGS=(--vocab-sizes 1000 --tokens 50000 --objectives full,nce --noise 64 --device cpu)
     LIMITS=(smoke=120 pytest=120 objectives=120 skipgram=180 lm=240 scaling=180)
     DEFAULT_BUDGET_S=1200  # 2 shared cores: slower than the GPU run, and not its time
 else
     OBJECTIVES_ARGS=(--device "$DEVICE")
     SKIPGRAM_WORDS_LINES=  # all of it: 2.1 million words, 5 epochs
-    SKIPGRAM_ARGS=(--device "$DEVICE" --batch-size 65536 --optimizer rowwise-adagrad --objectives neg,nce
-                   --kernels device,torch)
+    SKIPGRAM_ARGS=(--device "$DEVICE" --batch-size 65536 --optimizer rowwise-adagrad --objectives neg
+                   --kernels device,torch)  # 3 rows (gensim first), each trained, then evaluated on the CPU
     LM_ARGS=(--config full --max-tokens "${LM_TOKENS:-1000000}" --objectives full,nce --noise 64 --datasets ptb
              --device "$DEVICE")
     SCALING_ARGS=(--vocab-sizes 1000000 --tokens "${SCALING_TOKENS:-1000000}" --objectives full,nce,ranking
