@@ -61,6 +61,7 @@ import torch
 
 from nce_lm import skipgram_device, skipgram_kernel
 from nce_lm.corpus import TokenizerConfig
+from nce_lm.devices import check_device_name
 from nce_lm.distributed import DistributedContext
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import atomic_path
@@ -100,7 +101,7 @@ class SkipGramConfig:
     output_bias: str | None = None  # a per-word bias b_w in s = v·u + b_w, starting at log q(w): "fixed" (not
     # trained), "learned" or "none"; None: fixed for objectives whose optimum is log p (nce, ranking), none for
     # neg and infonce (word2vec has none)
-    device: str = "cpu"
+    device: str = "auto"  # auto (cuda when visible), cpu, cuda, cuda:N
     threads: int | None = None  # CPU threads for torch and the fused kernel (None: torch's default)
     kernel: str = "auto"  # "fused": the C kernel (CPU, one process); "device": pairs and update on the device
     # (for a GPU; runs on the CPU too); "torch": the torch path; "auto": fused where it applies, else device on CUDA
@@ -131,6 +132,7 @@ class SkipGramConfig:
             raise NceLmError(f"kernel must be one of {', '.join(KERNELS)}, got {self.kernel!r}")
         if self.threads is not None and self.threads < 1:
             raise NceLmError(f"threads must be at least 1, got {self.threads}")
+        check_device_name(self.device)
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise NceLmError("--device cuda asked for, but torch sees no CUDA device")
 

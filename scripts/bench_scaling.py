@@ -10,6 +10,13 @@ The table gives training tokens/s, peak memory, exact test perplexity (full soft
 and the mean and standard deviation of log Z(c) on the test text. ``--plot`` draws tokens/s and perplexity
 against V (needs matplotlib, the ``plot`` extra). ``--quick`` is a CPU-sized run: V ∈ {1,000, 10,000},
 300,000 tokens, a 1 × 64 LSTM.
+
+``--step-timing`` times the training step alone, as the trainer runs it (``nce_lm.lm.train.build_trainer``
+and ``train_step``, the run's default optimizer unless ``--optimizer`` says otherwise), on windows drawn
+from a Zipf unigram whose vocabulary is exactly V: a 1 × 128 LSTM, batch 32 × 35, for each V and objective
+in a fresh process (so that its peak resident memory is its own), up to ``--steps`` steps or
+``--max-seconds`` after two warm-up steps. It needs no corpus and no evaluation, so V = 10⁶ fits a 2-core
+machine: ``python scripts/bench_scaling.py --step-timing --vocab-sizes 10000,100000,1000000``.
 """
 
 from __future__ import annotations
@@ -59,6 +66,87 @@ def plot(rows: list[dict], path: str) -> None:
     figure.savefig(path, dpi=120)
 
 
+STEP_MODEL = dict(model="lstm", dim=128, layers=1, dropout=0.0, batch_size=32, seq_len=35)
+
+
+def time_steps(vocab: int, objective: str, noise_samples: int, optimizer: str | None, device: str, steps: int,
+               max_seconds: float) -> dict:
+    """Tokens/s of training steps at vocabulary size ``vocab`` and the memory they need (one process)."""
+    import resource
+    import time
+
+    import numpy as np
+
+    from nce_lm.distributed import DistributedContext
+    from nce_lm.lm.train import build_trainer, train_step
+    from nce_lm.noise import NoiseDistribution
+
+    torch.manual_seed(0)
+    counts = 1e9 / np.arange(1, vocab + 1)  # Zipf: every id occurs
+    settings = dict(STEP_MODEL, **({"optimizer": optimizer} if optimizer else {}))
+    config = LMConfig(train="-", objective=objective, noise_samples=noise_samples, device=device,
+                      **settings).resolved(vocab)
+    noise = NoiseDistribution(counts, config.noise_power, device=device)
+    data = NoiseDistribution(counts, 1.0, device=device)
+    trainer = build_trainer(config, noise, DistributedContext())
+    ctx = DistributedContext()
+    state = trainer.model.initial_state(config.batch_size, noise.device)
+    shape = (config.batch_size, config.seq_len + 1)
+    done, started = -2, 0.0
+    while done < steps and (done < 2 or time.perf_counter() - started < max_seconds):
+        window = data.sample(shape)
+        loss, _, state = train_step(trainer.trained, trainer.module, trainer.optimizer, window[:, :-1], window[:, 1:],
+                                    state, config.clip, "fp32", ctx)
+        loss.item()  # the step is done
+        done += 1
+        if done == 0:
+            started = time.perf_counter()
+    seconds = time.perf_counter() - started
+    table_bytes = sum(p.numel() * p.element_size() for p in trainer.model.tables().values())
+    return dict(vocab=vocab, objective=objective, optimizer=config.optimizer, sparse=config.sparse_tables,
+                steps=done, tokens_per_s=done * config.batch_size * config.seq_len / seconds,
+                peak_gib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, table_gib=table_bytes / 2**30)
+
+
+def _time_in_child(queue, *args) -> None:
+    queue.put(time_steps(*args))
+
+
+def step_timing(args: argparse.Namespace) -> None:
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    rows = []
+    for vocab in (int(v) for v in args.vocab_sizes.split(",")):
+        for objective in args.objectives.split(","):
+            queue = context.Queue()
+            child = context.Process(target=_time_in_child, args=(queue, vocab, objective, args.noise, args.optimizer,
+                                                                 args.device, args.steps, args.max_seconds))
+            child.start()
+            row = queue.get()
+            child.join()
+            rows.append(row)
+            print(row, flush=True)
+    base = {r["objective"]: r["tokens_per_s"] for r in rows if r["vocab"] == rows[0]["vocab"]}
+    full = {r["vocab"]: r["tokens_per_s"] for r in rows if r["objective"] == "full"}
+    where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else f"cpu, {torch.get_num_threads()} threads"
+    lines = [f"{where}; model {STEP_MODEL}; k = {args.noise}; optimizer {args.optimizer or 'default'}", "",
+             f"| V | objective | optimizer | sparse tables | steps | tokens/s | × own at V = {rows[0]['vocab']:,} | "
+             "× full at this V | peak RSS GiB | tables GiB |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        own = r["tokens_per_s"] / base[r["objective"]]
+        versus_full = f"{r['tokens_per_s'] / full[r['vocab']]:.1f}" if r["vocab"] in full else "–"
+        lines.append(f"| {r['vocab']:,} | {r['objective']} | {r['optimizer']} | {'yes' if r['sparse'] else 'no'} | "
+                     f"{r['steps']} | {r['tokens_per_s']:,.0f} | {own:.2f} | {versus_full} | {r['peak_gib']:.2f} | "
+                     f"{r['table_gib']:.2f} |")
+    table = "\n".join(lines)
+    print(table)
+    if args.output:
+        from nce_lm.fileio import write_text_atomic
+
+        write_text_atomic(args.output, table + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--vocab-sizes", default="10000,100000,1000000")
@@ -70,7 +158,14 @@ def main() -> None:
     parser.add_argument("--plot", help="write a PNG of tokens/s and perplexity against V")
     parser.add_argument("--output", help="also write the table here")
     parser.add_argument("--quick", action="store_true", help="a CPU-sized run")
+    parser.add_argument("--step-timing", action="store_true", help="time training steps alone (no corpus, no evaluation)")
+    parser.add_argument("--optimizer", help="--step-timing: the optimizer (default: the trainer's)")
+    parser.add_argument("--steps", type=int, default=200, help="--step-timing: timed steps at most")
+    parser.add_argument("--max-seconds", type=float, default=60.0, help="--step-timing: time per run at most")
     args = parser.parse_args()
+    if args.step_timing:
+        step_timing(args)
+        return
     if args.quick:
         args.vocab_sizes, args.tokens = "1000,10000", 300_000
     settings = QUICK if args.quick else MODEL

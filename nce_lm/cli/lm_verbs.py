@@ -10,7 +10,7 @@ from nce_lm.errors import NceLmError
 from nce_lm.fileio import read_json, write_json_atomic
 from nce_lm.lm import LMConfig, evaluate_lm, train_lm
 from nce_lm.devices import PRECISIONS
-from nce_lm.lm.config import MODELS
+from nce_lm.lm.config import DEFAULT_NOISE_SAMPLES, MODELS
 from nce_lm.lm.optim import DEFAULT_LR, OPTIMIZERS
 from nce_lm.objectives import OBJECTIVES
 
@@ -72,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--resume", help="continue the run in this folder (optionally with more --epochs)")
     train.add_argument("--objective", choices=tuple(OBJECTIVES), help=f"training objective (default {_D.objective})")
     train.add_argument("--model", choices=MODELS, help=f"default {_D.model}")
-    train.add_argument("--noise-samples", dest="noise_samples", type=int, help=f"k (default {_D.noise_samples})")
+    train.add_argument("--noise-samples", dest="noise_samples", type=int, help=f"k (default min({DEFAULT_NOISE_SAMPLES}, V))")
     train.add_argument("--noise-power", dest="noise_power", type=float, help=f"default {_D.noise_power}")
     train.add_argument("--layers", type=int, help=f"default {_D.layers}")
     train.add_argument("--dim", type=int, help=f"default {_D.dim}")
@@ -83,7 +83,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--batch-size", dest="batch_size", type=int, help=f"global batch (default {_D.batch_size})")
     train.add_argument("--epochs", type=int, help=f"default {_D.epochs}")
     train.add_argument("--max-tokens", dest="max_tokens", type=int, help="stop after this many training tokens")
-    train.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default {_D.optimizer}")
+    train.add_argument("--optimizer", choices=OPTIMIZERS,
+                       help="default sgd for full, lazy-adam for the sampled objectives (docs/lm.md)")
     train.add_argument("--lr", type=float, help="default: " + ", ".join(f"{v:g} ({k})" for k, v in DEFAULT_LR.items()))
     train.add_argument("--lr-decay", dest="lr_decay", type=float, help=f"default {_D.lr_decay}")
     train.add_argument("--clip", type=float, help=f"default {_D.clip}")

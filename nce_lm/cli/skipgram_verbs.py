@@ -6,7 +6,7 @@ import argparse
 from dataclasses import fields
 
 from nce_lm.fileio import write_json_atomic
-from nce_lm.skipgram import OPTIMIZERS, OUTPUT_BIAS, SkipGramConfig, train_skipgram
+from nce_lm.skipgram import KERNELS, OPTIMIZERS, OUTPUT_BIAS, SkipGramConfig, train_skipgram
 from nce_lm.vectors import FORMATS, save_vectors
 
 _DEFAULTS = SkipGramConfig()
@@ -70,11 +70,12 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-bias", dest="output_bias", choices=OUTPUT_BIAS, default=None,
                         help="a per-word output bias b_w = log q(w) in the score, fixed or learned (default: fixed "
                         "for nce and ranking, whose scores estimate log p; none for neg and infonce, as in word2vec)")
-    parser.add_argument("--device", default=d.device, help="cpu or cuda (default cpu)")
+    parser.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N (default auto: cuda when visible)")
     parser.add_argument("--threads", type=int, default=d.threads, help="CPU threads (default: torch's)")
-    parser.add_argument("--kernel", choices=("auto", "fused", "torch"), default=d.kernel,
-                        help="CPU update: the fused C kernel or the torch path; auto uses the kernel where it "
-                        "applies (one process on the CPU, per-pair noise) (default auto)")
+    parser.add_argument("--kernel", choices=KERNELS, default=d.kernel,
+                        help="the update: the fused C kernel (CPU), the device update (pairs, noise and steps on "
+                        "the device, for a GPU) or the torch path; auto uses the fused kernel where it applies "
+                        "(one process on the CPU, per-pair noise), else the device update on CUDA (default auto)")
     parser.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
     parser.add_argument("--lowercase", action="store_true", help="lower-case the text")
     parser.add_argument("--split-punctuation", dest="split_punctuation", action="store_true",

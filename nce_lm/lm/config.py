@@ -12,13 +12,20 @@ from nce_lm.lm.optim import DEFAULT_LR, OPTIMIZERS, sparse_tables
 from nce_lm.objectives import OBJECTIVES
 
 MODELS = ("lstm", "transformer")
+DEFAULT_NOISE_SAMPLES = 1024  # k for a sampled objective, unless V is smaller
 # Settings a resumed run may change: how long, where, in what precision, and how chatty; the rest must match.
 RESUMABLE_CHANGES = ("epochs", "max_tokens", "device", "precision", "progress")
 
 
 @dataclass(frozen=True)
 class LMConfig:
-    """One language-model run. Defaults: a small Zaremba-style LSTM trained with self-normalized NCE."""
+    """One language-model run. Defaults: a small Zaremba-style LSTM trained with self-normalized NCE.
+
+    ``noise_samples``, ``optimizer`` and ``lr`` left as None take defaults that depend on the objective and the
+    vocabulary, filled in by :meth:`resolved` before training (and saved so): the full softmax trains with
+    Zaremba et al.'s SGD (lr 20), the sampled objectives with lazy Adam (lr 10⁻³) and k = min(1024, V) noise
+    words from the unigram (α = 1). docs/lm.md gives the measurements behind each choice.
+    """
 
     train: str = ""  # training text, or a registered dataset name ("ptb", "wikitext-2") for all three splits
     valid: str = ""  # validation text (defaults to the dataset's when ``train`` names one)
@@ -30,13 +37,13 @@ class LMConfig:
     dropout: float = 0.2  # on embeddings and between layers
     tie_weights: bool = False  # output weight = input embedding (Press & Wolf 2017)
     objective: str = "nce"  # training objective: nce (self-normalized), ranking, neg, infonce, full
-    noise_samples: int = 64  # k, shared across the batch
-    noise_power: float = 0.75  # q ∝ count^α over the training text
+    noise_samples: int | None = None  # k, shared across the batch; None: min(DEFAULT_NOISE_SAMPLES, V)
+    noise_power: float = 1.0  # q ∝ count^α over the training text; 1 is the unigram
     seq_len: int = 35  # truncated back-propagation length (tokens)
     batch_size: int = 20  # parallel streams (the global batch under torchrun)
     epochs: int = 4  # passes over the training text
     max_tokens: int | None = None  # stop after this many training tokens instead (whole steps)
-    optimizer: str = "sgd"  # sgd (Zaremba: lr 20, /4 on a plateau), adam, lazy-adam, rowwise-adagrad (lm/optim.py)
+    optimizer: str | None = None  # sgd, adam, lazy-adam, rowwise-adagrad (lm/optim.py); None: by objective
     lr: float | None = None  # None: the optimizer's default (lm/optim.py DEFAULT_LR)
     lr_decay: float = 4.0  # divide the learning rate by this when validation perplexity does not improve
     clip: float = 0.25  # gradient-norm clipping
@@ -48,26 +55,37 @@ class LMConfig:
     progress: bool = True
 
     @property
+    def optimizer_name(self) -> str:
+        """The optimizer: as given, else SGD for the full softmax (Zaremba et al. 2014) and lazy Adam for a
+        sampled objective (binary NCE with SGD at lr 20 ends far above the softmax: docs/lm.md)."""
+        return self.optimizer or ("sgd" if self.objective == "full" else "lazy-adam")
+
+    @property
     def learning_rate(self) -> float:
-        return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
+        return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer_name]
 
     @property
     def sparse_tables(self) -> bool:
         """Whether the embedding tables train with row-sparse gradients (a sampled objective, not dense Adam)."""
-        return sparse_tables(self.optimizer, self.objective != "full")
+        return sparse_tables(self.optimizer_name, self.objective != "full")
+
+    def resolved(self, vocab_size: int) -> LMConfig:
+        """This configuration with every default that depends on the objective or V filled in."""
+        samples = self.noise_samples if self.noise_samples is not None else min(DEFAULT_NOISE_SAMPLES, vocab_size)
+        return replace(self, noise_samples=samples, optimizer=self.optimizer_name, lr=self.learning_rate)
 
     def validate(self) -> None:
         if self.model not in MODELS:
             raise NceLmError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
         if self.objective not in OBJECTIVES:
             raise NceLmError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
-        if self.optimizer not in OPTIMIZERS:
+        if self.optimizer_name not in OPTIMIZERS:
             raise NceLmError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         check_device_name(self.device)
         if self.precision not in PRECISIONS:
             raise NceLmError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         for name in ("dim", "layers", "heads", "noise_samples", "seq_len", "batch_size", "epochs", "eval_batch_size"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise NceLmError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise NceLmError(f"max_tokens must be at least 1, got {self.max_tokens}")

@@ -173,10 +173,11 @@ def _train(config: LMConfig, run_dir: Path, resume: bool, ctx: DistributedContex
     payload = None
     if resume:
         saved = LMConfig.from_dict(read_json(run_dir / "config.json", "run config"))
+        vocab = Vocab.load(run_dir / "vocab.json")
+        config = config.resolved(len(vocab))
         changed = config.differences(saved)
         if changed:
             raise NceLmError(f"cannot resume {run_dir}: settings differ from the run's ({', '.join(changed)})")
-        vocab = Vocab.load(run_dir / "vocab.json")
         payload = load_payload(run_dir / "last.pt")
     else:
         if (run_dir / "last.pt").exists():
@@ -184,11 +185,14 @@ def _train(config: LMConfig, run_dir: Path, resume: bool, ctx: DistributedContex
     if ctx.is_main:  # rank 0 builds the vocabulary and the token-id caches; the others read them after it
         if payload is None:
             vocab = build_vocab([paths["train"]], min_count=1)
+            config = config.resolved(len(vocab))
+            _announce(config, len(vocab))
         write_run_files(run_dir, config, vocab)
         ids = {split: token_ids(p, vocab, run_dir / "cache") for split, p in paths.items() if p is not None}
     ctx.barrier()
     if not ctx.is_main:
         vocab = Vocab.load(run_dir / "vocab.json")
+        config = config.resolved(len(vocab))
         ids = {split: token_ids(p, vocab, run_dir / "cache") for split, p in paths.items() if p is not None}
 
     noise = noise_for(config, vocab, device)
@@ -291,6 +295,20 @@ def _train(config: LMConfig, run_dir: Path, resume: bool, ctx: DistributedContex
     if ctx.is_main:
         write_json_atomic(run_dir / "metrics.json", metrics)
     return metrics
+
+
+def _announce(config: LMConfig, vocab_size: int) -> None:
+    """Say what a new run trains with, the defaults chosen for it included."""
+    if config.objective == "full":
+        sampling = "the full softmax"
+    else:
+        sampling = f"{config.objective}, k = {config.noise_samples} noise words (q ∝ count^{config.noise_power:g})"
+    print(f"training a {config.layers} × {config.dim} {config.model} on V = {vocab_size:,} with {sampling}, "
+          f"{config.optimizer} (lr {config.learning_rate:g})", flush=True)
+    if config.objective in ("neg", "infonce"):
+        print(f"warning: {config.objective} is not a language-model objective: its scores estimate log p − log q "
+              "(shifted), not log p, so its exact perplexity is far above the others'; use nce, ranking or full",
+              flush=True)
 
 
 def _data_parallel(module: TrainingModule, tables: dict[str, nn.Parameter], sparse: bool,
