@@ -55,7 +55,7 @@ else
     SKIPGRAM_WORDS_LINES=  # all of it: 2.1 million words, 5 epochs
     SKIPGRAM_ARGS=(--device "$DEVICE" --batch-size 65536 --optimizer rowwise-adagrad --objectives neg
                    --kernels device,torch)  # 3 rows (gensim first), each trained, then evaluated on the CPU
-    LM_ARGS=(--config full --max-tokens "${LM_TOKENS:-1000000}" --objectives full,nce --noise 64 --datasets ptb
+    LM_ARGS=(--config full --max-tokens "${LM_TOKENS:-1000000}" --objectives full,nce,ranking --datasets ptb
              --device "$DEVICE")
     SCALING_ARGS=(--vocab-sizes 1000000 --tokens "${SCALING_TOKENS:-1000000}" --objectives full,nce,ranking
                   --noise 1024 --device "$DEVICE")

@@ -13,6 +13,16 @@ from nce_lm.objectives import OBJECTIVES
 
 MODELS = ("lstm", "transformer")
 DEFAULT_NOISE_SAMPLES = 1024  # k for a sampled objective, unless V is smaller
+DENSE_ADAM_BELOW = 100_000  # vocabularies under which a sampled objective trains with dense Adam by default
+
+
+def default_optimizer(objective: str, vocab_size: int) -> str:
+    """SGD for the full softmax (Zaremba et al. 2014). For a sampled objective Adam — binary NCE with SGD at
+    lr 20 ends 2× above the softmax on PTB (docs/lm.md) — dense below :data:`DENSE_ADAM_BELOW` words, where
+    its O(V·d) step is cheap and measurably better than lazy Adam, and lazy (row-sparse) above."""
+    if objective == "full":
+        return "sgd"
+    return "adam" if vocab_size < DENSE_ADAM_BELOW else "lazy-adam"
 # Settings a resumed run may change: how long, where, in what precision, and how chatty; the rest must match.
 RESUMABLE_CHANGES = ("epochs", "max_tokens", "device", "precision", "progress")
 
@@ -23,8 +33,9 @@ class LMConfig:
 
     ``noise_samples``, ``optimizer`` and ``lr`` left as None take defaults that depend on the objective and the
     vocabulary, filled in by :meth:`resolved` before training (and saved so): the full softmax trains with
-    Zaremba et al.'s SGD (lr 20), the sampled objectives with lazy Adam (lr 10⁻³) and k = min(1024, V) noise
-    words from the unigram (α = 1). docs/lm.md gives the measurements behind each choice.
+    Zaremba et al.'s SGD (lr 20), the sampled objectives with Adam (lr 10⁻³; dense below 100,000 words, lazy
+    above: :func:`default_optimizer`) and k = min(1024, V) noise words from the unigram (α = 1). docs/lm.md
+    gives the measurements behind each choice.
     """
 
     train: str = ""  # training text, or a registered dataset name ("ptb", "wikitext-2") for all three splits
@@ -54,32 +65,33 @@ class LMConfig:
     is_samples: int = 1024  # samples for the importance-sampling estimate of log Z in evaluation
     progress: bool = True
 
-    @property
-    def optimizer_name(self) -> str:
-        """The optimizer: as given, else SGD for the full softmax (Zaremba et al. 2014) and lazy Adam for a
-        sampled objective (binary NCE with SGD at lr 20 ends far above the softmax: docs/lm.md)."""
-        return self.optimizer or ("sgd" if self.objective == "full" else "lazy-adam")
+    def _optimizer(self) -> str:
+        if self.optimizer is None:
+            raise NceLmError("the configuration's defaults are not resolved yet: call resolved(vocab_size)")
+        return self.optimizer
 
     @property
     def learning_rate(self) -> float:
-        return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer_name]
+        return self.lr if self.lr is not None else DEFAULT_LR[self._optimizer()]
 
     @property
     def sparse_tables(self) -> bool:
         """Whether the embedding tables train with row-sparse gradients (a sampled objective, not dense Adam)."""
-        return sparse_tables(self.optimizer_name, self.objective != "full")
+        return sparse_tables(self._optimizer(), self.objective != "full")
 
     def resolved(self, vocab_size: int) -> LMConfig:
         """This configuration with every default that depends on the objective or V filled in."""
         samples = self.noise_samples if self.noise_samples is not None else min(DEFAULT_NOISE_SAMPLES, vocab_size)
-        return replace(self, noise_samples=samples, optimizer=self.optimizer_name, lr=self.learning_rate)
+        optimizer = self.optimizer or default_optimizer(self.objective, vocab_size)
+        return replace(self, noise_samples=samples, optimizer=optimizer,
+                       lr=self.lr if self.lr is not None else DEFAULT_LR[optimizer])
 
     def validate(self) -> None:
         if self.model not in MODELS:
             raise NceLmError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
         if self.objective not in OBJECTIVES:
             raise NceLmError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
-        if self.optimizer_name not in OPTIMIZERS:
+        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
             raise NceLmError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         check_device_name(self.device)
         if self.precision not in PRECISIONS:
@@ -93,8 +105,8 @@ class LMConfig:
             raise NceLmError(f"dropout must be in [0, 1), got {self.dropout}")
         if not 0 <= self.noise_power <= 1:
             raise NceLmError(f"noise_power must be between 0 and 1, got {self.noise_power}")
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise NceLmError(f"lr must be positive, got {self.learning_rate}")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise NceLmError(f"lr must be positive, got {self.lr}")
         if self.lr_decay < 1 or self.clip <= 0:
             raise NceLmError("lr_decay must be at least 1 and clip positive")
         if self.model == "transformer" and self.dim % self.heads:

@@ -28,6 +28,7 @@ class LanguageModel(nn.Module):
 
     def __init__(self, vocab_size: int, config: LMConfig, log_q: torch.Tensor) -> None:
         super().__init__()
+        config = config.resolved(vocab_size)
         self.embedding = nn.Embedding(vocab_size, config.dim, sparse=config.sparse_tables)
         nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
         self.drop = nn.Dropout(config.dropout)

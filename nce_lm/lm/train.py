@@ -290,8 +290,10 @@ def _train(config: LMConfig, run_dir: Path, resume: bool, ctx: DistributedContex
     if paths["test"] is not None and ctx.is_main and (run_dir / "best.pt").exists():
         best = build_model(config, len(vocab), noise.log_probs.cpu()).to(device)
         best.load_state_dict(load_payload(run_dir / "best.pt")["model"])
+        started = time.perf_counter()
         metrics["test"] = evaluate_model(best, ids["test"], config.eval_batch_size, config.seq_len, noise,
                                          config.is_samples, config.seed, progress=config.progress, label="test")
+        metrics["test"]["seconds"] = time.perf_counter() - started
     if ctx.is_main:
         write_json_atomic(run_dir / "metrics.json", metrics)
     return metrics
