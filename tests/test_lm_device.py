@@ -1,0 +1,123 @@
+"""One code path for every device: bf16 autocast on the CPU (what CI runs), the same steps on CUDA.
+
+``--precision bf16`` runs the forward pass under ``torch.autocast(device.type, dtype=torch.bfloat16)``; on
+the CPU that is the line a GPU run takes, so CI exercises it. The references are the fp32 runs: a bf16
+loss within bf16 rounding of the fp32 one, and a bf16 run whose exact perplexity stays near the fp32 run's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nce_lm.devices import autocast, resolve_device, resolve_precision
+from nce_lm.errors import NceLmError
+from nce_lm.lm import LMConfig, train_lm
+from nce_lm.lm.config import default_optimizer
+from nce_lm.lm.model import build_model
+from nce_lm.lm.train import TrainingModule
+from nce_lm.noise import NoiseDistribution
+from nce_lm.objectives import build_objective
+
+OBJECTIVES = ("full", "nce", "ranking", "neg", "infonce")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    rng = np.random.default_rng(0)
+    successors = rng.integers(0, 40, size=(40, 2))
+    folder = tmp_path_factory.mktemp("device")
+    paths = {}
+    for split, lines in (("train", 400), ("valid", 40), ("test", 40)):
+        text = []
+        for _ in range(lines):
+            w, line = rng.integers(40), []
+            for _ in range(10):
+                line.append(f"w{w}")
+                w = successors[w, rng.integers(2)]
+            text.append(" ".join(line))
+        paths[split] = folder / f"{split}.txt"
+        paths[split].write_text("\n".join(text) + "\n")
+    return paths
+
+
+def settings(corpus: dict[str, Path], **changes) -> LMConfig:
+    base = dict(train=str(corpus["train"]), valid=str(corpus["valid"]), test=str(corpus["test"]), dim=16,
+                layers=1, dropout=0.0, seq_len=10, batch_size=8, epochs=2, progress=False, is_samples=16,
+                eval_batch_size=4, device="cpu")
+    return LMConfig(**{**base, **changes})
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_bf16_loss_is_the_fp32_loss_within_bf16_rounding(objective: str) -> None:
+    config = LMConfig(train="x", dim=32, layers=2, dropout=0.0, objective=objective, noise_samples=20)
+    noise = NoiseDistribution(torch.arange(1, 61).float())
+    torch.manual_seed(0)
+    module = TrainingModule(build_model(config, 60, noise.log_probs), build_objective(objective, noise, 20, seed=3)
+                            if objective != "full" else build_objective("full", None, 0))
+    with torch.no_grad():  # weights large enough that the scores depend on the hidden states' rounding
+        module.model.output_weight.normal_()
+        module.model.embedding.weight.normal_()
+    inputs, targets = torch.randint(0, 60, (2, 4, 12))
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        module.objective.generator = None  # the same noise draws in both
+        with autocast(torch.device("cpu"), precision):
+            losses[precision], _ = module(inputs, targets, None)
+    assert losses["bf16"].dtype == torch.float32
+    assert losses["bf16"].item() != losses["fp32"].item()  # autocast did change the arithmetic
+    torch.testing.assert_close(losses["bf16"], losses["fp32"], rtol=2e-2, atol=0)
+
+
+@pytest.mark.parametrize("objective", ("full", "nce"))
+def test_lm_train_in_bf16_on_the_cpu_matches_fp32(corpus, tmp_path: Path, objective: str) -> None:
+    lr = {"nce": 0.01}.get(objective)  # Adam's default 10⁻³ barely moves this tiny model in two epochs
+    fp32 = train_lm(settings(corpus, objective=objective, precision="fp32", lr=lr), tmp_path / "fp32")
+    bf16 = train_lm(settings(corpus, objective=objective, precision="bf16", lr=lr), tmp_path / "bf16")
+    first = fp32["history"][0]["valid"]["ppl"]
+    assert bf16["test"]["ppl"] < 0.9 * first  # it learned
+    assert bf16["test"]["ppl"] == pytest.approx(fp32["test"]["ppl"], rel=0.05)
+
+
+def test_devices_and_precisions_resolve() -> None:
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    assert resolve_precision("auto", torch.device("cuda")) == "bf16"
+    for bad in ("gpu", "cuda:x", "cpu:0"):
+        with pytest.raises(NceLmError, match="device must be"):
+            resolve_device(bad)
+    with pytest.raises(NceLmError, match="precision"):
+        resolve_precision("fp16", torch.device("cpu"))
+    if not torch.cuda.is_available():
+        with pytest.raises(NceLmError, match="no CUDA device"):
+            resolve_device("cuda")
+
+
+def test_defaults_depend_on_the_objective_and_the_vocabulary() -> None:
+    assert default_optimizer("full", 10_000) == "sgd"
+    assert default_optimizer("nce", 10_000) == "adam"
+    assert default_optimizer("nce", 1_000_000) == "lazy-adam"
+    small = LMConfig(train="x").resolved(300)
+    assert (small.noise_samples, small.optimizer, small.lr, small.noise_power) == (300, "adam", 1e-3, 1.0)
+    assert LMConfig(train="x", objective="ranking").resolved(50_000).noise_samples == 1024
+    assert LMConfig(train="x", objective="full").resolved(50_000).lr == 20.0
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_a_few_steps_on_cuda_in_bf16(corpus, tmp_path: Path, objective: str) -> None:
+    metrics = train_lm(settings(corpus, objective=objective, device="cuda", precision="auto", epochs=1,
+                                lr=None if objective == "full" else 0.01), tmp_path / objective)
+    assert np.isfinite(metrics["test"]["ppl"])
+    assert metrics["test"]["ppl"] < 40  # V = 42: it learned something
+
+
+@pytest.mark.cuda
+def test_cuda_run_matches_the_cpu_run_in_fp32(corpus, tmp_path: Path) -> None:
+    cpu = train_lm(settings(corpus, objective="full", precision="fp32", epochs=1), tmp_path / "cpu")
+    gpu = train_lm(settings(corpus, objective="full", precision="fp32", epochs=1, device="cuda"), tmp_path / "gpu")
+    assert gpu["test"]["ppl"] == pytest.approx(cpu["test"]["ppl"], rel=1e-3)
