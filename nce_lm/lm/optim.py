@@ -29,7 +29,7 @@ from torch import nn
 from nce_lm.rowwise_adagrad import RowwiseAdagrad
 
 OPTIMIZERS = ("sgd", "adam", "lazy-adam", "rowwise-adagrad")
-DEFAULT_LR = {"sgd": 20.0, "adam": 1e-3, "lazy-adam": 1e-3, "rowwise-adagrad": 0.1}
+DEFAULT_LR = {"sgd": 20.0, "adam": 3e-3, "lazy-adam": 3e-3, "rowwise-adagrad": 0.1}
 
 
 def sparse_tables(optimizer: str, sampled: bool) -> bool:
