@@ -11,12 +11,13 @@ and the mean and standard deviation of log Z(c) on the test text. ``--plot`` dra
 against V (needs matplotlib, the ``plot`` extra). ``--quick`` is a CPU-sized run: V ∈ {1,000, 10,000},
 300,000 tokens, a 1 × 64 LSTM.
 
-``--step-timing`` times the training step alone, as the trainer runs it (``nce_lm.lm.train.build_trainer``
-and ``train_step``, the run's default optimizer unless ``--optimizer`` says otherwise), on windows drawn
-from a Zipf unigram whose vocabulary is exactly V: a 1 × 128 LSTM, batch 32 × 35, for each V and objective
-in a fresh process (so that its peak resident memory is its own), up to ``--steps`` steps or
-``--max-seconds`` after two warm-up steps. It needs no corpus and no evaluation, so V = 10⁶ fits a 2-core
-machine: ``python scripts/bench_scaling.py --step-timing --vocab-sizes 10000,100000,1000000``.
+``--step-timing`` times the training step alone, as the trainer runs it (``nce_lm.lm.train.build_trainer`` and
+``train_step``, the run's default optimizer unless ``--optimizer`` says otherwise), on windows drawn from a
+Zipf unigram whose vocabulary is exactly V: a 1 × 128 LSTM, batch 32 × 35, for each V and objective in a fresh
+process (so that its peak memory is its own: resident memory on the CPU, allocated memory on CUDA), up to
+``--steps`` steps or ``--max-seconds`` after two warm-up steps. It needs no corpus and no evaluation, so V =
+10⁶ fits a 2-core machine: ``python scripts/bench_scaling.py --step-timing --vocab-sizes
+10000,100000,1000000``.
 """
 
 from __future__ import annotations
@@ -105,7 +106,9 @@ def time_steps(vocab: int, objective: str, noise_samples: int, optimizer: str | 
     table_bytes = sum(p.numel() * p.element_size() for p in trainer.model.tables().values())
     return dict(vocab=vocab, objective=objective, optimizer=config.optimizer, sparse=config.sparse_tables,
                 steps=done, tokens_per_s=done * config.batch_size * config.seq_len / seconds,
-                peak_gib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, table_gib=table_bytes / 2**30)
+                peak_gib=(torch.cuda.max_memory_allocated() if noise.device.type == "cuda" else
+                          resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**30,
+                table_gib=table_bytes / 2**30)
 
 
 def _time_in_child(queue, *args) -> None:
@@ -132,7 +135,7 @@ def step_timing(args: argparse.Namespace) -> None:
     where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else f"cpu, {torch.get_num_threads()} threads"
     lines = [f"{where}; model {STEP_MODEL}; k = {args.noise}; optimizer {args.optimizer or 'default'}", "",
              f"| V | objective | optimizer | sparse tables | steps | tokens/s | × own at V = {rows[0]['vocab']:,} | "
-             "× full at this V | peak RSS GiB | tables GiB |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "× full at this V | peak GiB | tables GiB |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         own = r["tokens_per_s"] / base[r["objective"]]
         versus_full = f"{r['tokens_per_s'] / full[r['vocab']]:.1f}" if r["vocab"] in full else "–"

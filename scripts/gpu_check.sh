@@ -12,8 +12,9 @@
 #   objectives scripts/bench_objectives.py: forward + backward of every objective, V = 10^4 .. 10^6
 #   skipgram   scripts/bench_skipgram.py: WikiText-2, 5 epochs, negative sampling, on the GPU (device and torch
 #              updates, row-wise Adagrad, batch 65,536) against gensim on all CPU cores
-#   lm         scripts/bench_lm.py: PTB, Zaremba's 2 x 650 LSTM, full softmax vs nce, a fixed token budget
-#   scaling    scripts/bench_scaling.py at V = 1,000,000
+#   lm         scripts/bench_lm.py: PTB, Zaremba's 2 x 650 LSTM, full, nce and ranking at their defaults, a fixed
+#              token budget
+#   scaling    scripts/bench_scaling.py --step-timing: the LM's training step at V = 10^4 and 10^6
 # CHECK_DEVICE=cpu runs every step on the CPU with tiny budgets (7 minutes on 2 cores), to test this script before GPU time
 # is spent (the pytest step then shows the cuda tests skipped, with the reason).
 #
@@ -47,7 +48,8 @@ if [ "$DEVICE" = cpu ]; then  # tiny budgets: does every step run at all?
                    --objectives neg --kernels device,torch)
     LM_ARGS=(--config small --max-tokens 5000 --objectives full,nce --noise 64 --datasets wikitext-2
              --eval-lines 200 --device cpu)  # PTB is evaluated whole, minutes on 2 cores
-    SCALING_ARGS=(--vocab-sizes 1000 --tokens 50000 --objectives full,nce --noise 64 --device cpu)
+    SCALING_ARGS=(--step-timing --vocab-sizes 1000,2000 --objectives full,nce --noise 64 --steps 5 --max-seconds 5
+                  --device cpu)
     LIMITS=(smoke=120 pytest=120 objectives=120 skipgram=180 lm=240 scaling=180)
     DEFAULT_BUDGET_S=1200  # 2 shared cores: slower than the GPU run, and not its time
 else
@@ -57,8 +59,8 @@ else
                    --kernels device,torch)  # 3 rows (gensim first), each trained, then evaluated on the CPU
     LM_ARGS=(--config full --max-tokens "${LM_TOKENS:-1000000}" --objectives full,nce,ranking --datasets ptb
              --device "$DEVICE")
-    SCALING_ARGS=(--vocab-sizes 1000000 --tokens "${SCALING_TOKENS:-1000000}" --objectives full,nce,ranking
-                  --noise 1024 --device "$DEVICE")
+    SCALING_ARGS=(--step-timing --vocab-sizes 10000,1000000 --objectives full,nce,ranking --noise 1024
+                  --max-seconds 8 --device "$DEVICE")
     LIMITS=(smoke=40 pytest=50 objectives=45 skipgram=120 lm=100 scaling=100)
     DEFAULT_BUDGET_S=470  # 8 minutes, less a margin for the kill grace and the summary
 fi
