@@ -41,10 +41,23 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.mark.parametrize(("objective", "optimizer", "lr"), [("full", "sgd", "1"), ("nce", "sgd", "1"),
                                                       ("ranking", "lazy-adam", "0.01")])
 def test_two_gloo_ranks_match_one_process(corpus, tmp_path: Path, objective: str, optimizer: str, lr: str) -> None:
+    two_ranks_match_one_process(corpus, tmp_path, objective, optimizer, lr, "cpu", 1e-5)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize(("objective", "optimizer"), [("full", "adam"), ("nce", "lazy-adam")])
+def test_two_nccl_ranks_match_one_process(corpus, tmp_path: Path, objective: str, optimizer: str) -> None:
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs two CUDA devices")
+    two_ranks_match_one_process(corpus, tmp_path, objective, optimizer, "0.01", "cuda", 1e-4)
+
+
+def two_ranks_match_one_process(corpus, tmp_path: Path, objective: str, optimizer: str, lr: str, device: str,
+                                tolerance: float) -> None:
     train, valid = corpus
     settings = ["--train", str(train), "--valid", str(valid), "--objective", objective, "--optimizer", optimizer,
                 "--noise-samples", "6", "--dropout", "0", "--dim", "8", "--layers", "1", "--batch-size", "8",
-                "--seq-len", "10", "--epochs", "1", "--lr", lr, "--device", "cpu", "--quiet"]
+                "--seq-len", "10", "--epochs", "1", "--lr", lr, "--device", device, "--precision", "fp32", "--quiet"]
     assert main(["lm", "train", *settings, "-o", str(tmp_path / "one")]) == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
@@ -55,8 +68,8 @@ def test_two_gloo_ranks_match_one_process(corpus, tmp_path: Path, objective: str
     two = torch.load(tmp_path / "two" / "last.pt", weights_only=True)
     assert one["module"].keys() == two["module"].keys()
     for name, tensor in one["module"].items():
-        torch.testing.assert_close(two["module"][name], tensor, rtol=1e-5, atol=1e-5, msg=name)
-    assert two["history"][0]["valid"]["ppl"] == pytest.approx(one["history"][0]["valid"]["ppl"], rel=1e-5)
+        torch.testing.assert_close(two["module"][name], tensor, rtol=tolerance, atol=tolerance, msg=name)
+    assert two["history"][0]["valid"]["ppl"] == pytest.approx(one["history"][0]["valid"]["ppl"], rel=tolerance)
     # A run written by 2 ranks resumes in one process.
     assert main(["lm", "train", "--resume", str(tmp_path / "two"), "--epochs", "2", "--quiet"]) == 0
 
