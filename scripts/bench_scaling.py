@@ -163,7 +163,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a CPU-sized run")
     parser.add_argument("--small-model", action="store_true", help="--quick's 1 x 64 LSTM, at the V and tokens given")
     parser.add_argument("--step-timing", action="store_true", help="time training steps alone (no corpus, no evaluation)")
-    parser.add_argument("--optimizer", help="--step-timing: the optimizer (default: the trainer's)")
+    parser.add_argument("--optimizer", help="the optimizer of every run (default: the trainer's, by objective and V)")
     parser.add_argument("--steps", type=int, default=200, help="--step-timing: timed steps at most")
     parser.add_argument("--max-seconds", type=float, default=60.0, help="--step-timing: time per run at most")
     args = parser.parse_args()
@@ -184,24 +184,27 @@ def main() -> None:
                     torch.cuda.reset_peak_memory_stats()
                 config = LMConfig(train=str(folder / "train.txt"), valid=str(folder / "valid.txt"),
                                   test=str(folder / "test.txt"), objective=objective, noise_samples=args.noise,
-                                  device=args.device, progress=False, **settings)
+                                  device=args.device, progress=False, **settings,
+                                  **({"optimizer": args.optimizer} if args.optimizer else {}))
                 try:
                     metrics = train_lm(config, Path(tmp) / f"run-{vocab}-{objective}")
                 except torch.cuda.OutOfMemoryError:
                     print(f"V={vocab:,} {objective}: skipped, out of GPU memory", flush=True)
                     continue
                 test = metrics["test"]
-                row = dict(vocab=vocab, objective=objective, tokens_per_s=metrics["tokens_per_s"],
+                row = dict(vocab=metrics["vocab_size"], objective=objective, optimizer=metrics["config"]["optimizer"],
+                           tokens_per_s=metrics["tokens_per_s"],
                            peak_gib=metrics["peak_memory_gib"], ppl=test["ppl"], floor=teacher["test_floor_ppl"],
                            mean_log_z=test["mean_log_z"], std_log_z=test["std_log_z"])
                 rows.append(row)
                 print(row, flush=True)
     where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else f"cpu, {torch.get_num_threads()} threads"
-    lines = [f"{where}; model {settings}; k = {args.noise}; corpus {args.tokens:,} tokens per V", "",
-             "| V | objective | tokens/s | peak GiB | test ppl | teacher floor | ppl / floor | mean log Z | std log Z |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"{where}; model {settings}; k = {args.noise}; optimizer {args.optimizer or 'default'}; "
+             f"corpus {args.tokens:,} tokens per V", "",
+             "| V (seen in training) | objective | optimizer | tokens/s | peak GiB | test ppl | teacher floor | "
+             "ppl / floor | mean log Z | std log Z |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['vocab']:,} | {r['objective']} | {r['tokens_per_s']:,.0f} | {r['peak_gib']:.2f} | "
+        lines.append(f"| {r['vocab']:,} | {r['objective']} | {r['optimizer']} | {r['tokens_per_s']:,.0f} | {r['peak_gib']:.2f} | "
                      f"{r['ppl']:.1f} | {r['floor']:.1f} | {r['ppl'] / r['floor']:.3f} | {r['mean_log_z']:+.3f} | "
                      f"{r['std_log_z']:.3f} |")
     table = "\n".join(lines)
