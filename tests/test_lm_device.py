@@ -101,7 +101,7 @@ def test_defaults_depend_on_the_objective_and_the_vocabulary() -> None:
     assert default_optimizer("full", 10_000) == "adam"
     assert default_optimizer("full", 1_000_000) == "adam"
     assert default_optimizer("nce", 10_000) == "adam"
-    assert default_optimizer("nce", 1_000_000) == "lazy-adam"
+    assert default_optimizer("nce", 1_000_000) == "rowwise-adagrad"
     small = LMConfig(train="x").resolved(300)
     assert (small.noise_samples, small.optimizer, small.lr, small.noise_power) == (300, "adam", 3e-3, 1.0)
     assert LMConfig(train="x", objective="ranking").resolved(50_000).noise_samples == 1024

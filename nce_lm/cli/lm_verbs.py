@@ -84,7 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--epochs", type=int, help=f"default {_D.epochs}")
     train.add_argument("--max-tokens", dest="max_tokens", type=int, help="stop after this many training tokens")
     train.add_argument("--optimizer", choices=OPTIMIZERS,
-                       help="default adam; lazy-adam for a sampled objective at V >= 100,000 (docs/lm.md)")
+                       help="default adam; rowwise-adagrad for a sampled objective at V >= 100,000 (docs/lm.md)")
     train.add_argument("--lr", type=float, help="default: " + ", ".join(f"{v:g} ({k})" for k, v in DEFAULT_LR.items()))
     train.add_argument("--lr-decay", dest="lr_decay", type=float, help=f"default {_D.lr_decay}")
     train.add_argument("--clip", type=float, help=f"default {_D.clip}")
