@@ -119,7 +119,7 @@ def test_clipping_norm_and_scale_equal_torch_on_the_dense_gradients() -> None:
     ids = torch.tensor([1, 1, 7])
     rows = torch.randn(3, 3, generator=generator)
     dense_param.grad = torch.randn(4, 3, generator=generator)
-    table.grad = torch.sparse_coo_tensor(ids[None], rows, (10, 3))
+    table.grad = torch.sparse_coo_tensor(ids[None], rows, (10, 3), check_invariants=True)
     reference = [torch.nn.Parameter(dense_param.detach().clone()), torch.nn.Parameter(table.detach().clone())]
     reference[0].grad = dense_param.grad.clone()
     reference[1].grad = table.grad.to_dense()
