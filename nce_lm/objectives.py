@@ -262,7 +262,10 @@ class InfoNCE(RankingNCE):
     """InfoNCE, van den Oord et al. (2018): −log softmax_0([s(w_0), s(w_1), …, s(w_k)]), no −log q correction.
 
     ``negatives="noise"`` draws the k negatives from q; ``negatives="batch"`` uses the targets of the other
-    examples of the batch (K = B − 1 after removing the example's own target and any equal to it).
+    examples of the batch: K = B − 1, only the example's own position removed. Another example with the same
+    target stays a negative: it is an independent draw from the marginal, and dropping it would bias the
+    estimate as removing accidental hits biases ranking NCE (on data with no mutual information, masking
+    equal targets made the scores of frequent and rare words differ by nats).
     """
 
     name = "infonce"
@@ -279,7 +282,7 @@ class InfoNCE(RankingNCE):
         if negatives not in ("noise", "batch"):
             raise NceLmError(f"infonce negatives must be 'noise' or 'batch', got {negatives!r}")
         self.needs_noise = negatives == "noise"
-        # In-batch negatives must drop the example's own target, so hits are always removed there.
+        # In-batch negatives drop the example's own position (the diagonal), so hits are always removed there.
         super().__init__(noise, num_noise, remove_accidental_hits or negatives == "batch", **kwargs)
         self.negatives = negatives
 
@@ -298,7 +301,7 @@ class InfoNCE(RankingNCE):
         if bias is not None:
             s_all = s_all + self._rows(bias, targets)[None, :]
         s_all = s_all.float()
-        hits = targets[:, None] == targets[None, :]  # (B, B), the diagonal included
+        hits = torch.eye(len(targets), dtype=torch.bool, device=targets.device)  # (B, B): own position only
         zeros = torch.zeros_like(s_all)
         return self.loss(s_all.diagonal(), s_all, zeros.diagonal(), zeros, hits)
 

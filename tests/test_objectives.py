@@ -136,7 +136,7 @@ def test_in_batch_infonce_uses_the_other_targets_as_negatives() -> None:
     loss = build_objective("infonce", None, 0, negatives="batch")(hidden, weight, None, targets)
     scores = hidden @ weight[targets].T  # (B, B)
     for i in range(B):
-        negatives = [j for j in range(B) if targets[j] != targets[i]]
+        negatives = [j for j in range(B) if j != i]  # an equal target elsewhere is a negative too
         expected = torch.logsumexp(torch.cat([scores[i, i : i + 1], scores[i, negatives]]), 0) - scores[i, i]
         torch.testing.assert_close(loss[i], expected)
 
@@ -250,3 +250,12 @@ def test_no_classifier_form_where_the_options_forbid_one(noise) -> None:
     assert build_objective("ranking", noise, K, shared_noise=False, remove_accidental_hits=True).classifier(log_probs) is None
     assert build_objective("infonce", noise, K, negatives="batch", shared_noise=False).classifier(log_probs) is None
     assert build_objective("full", None, 0).classifier(log_probs) is None
+
+
+def test_in_batch_infonce_with_a_constant_critic_reports_no_information() -> None:
+    """A critic that scores every (context, word) alike carries no information: log B − loss must be 0 exactly,
+    however often the batch repeats a target (masking equal targets reported log B − log(B − repeats) > 0)."""
+    hidden, weight = torch.zeros(B, D), torch.zeros(V, D)
+    targets = torch.tensor([3, 3, 3, 3, 20, 5])  # frequent words repeat in a batch
+    loss = build_objective("infonce", None, 0, negatives="batch")(hidden, weight, None, targets)
+    torch.testing.assert_close(loss, torch.full((B,), math.log(B)))
