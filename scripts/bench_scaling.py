@@ -46,6 +46,23 @@ def corpus_for(vocab: int, tokens: int, folder: Path, device: str) -> tuple[Path
     return target, write_corpus(target, tokens, TeacherConfig(vocab=vocab, classes=min(256, vocab)), device=device)
 
 
+def device_label(device: str) -> str:
+    """The GPU's name, or the CPU and its thread count, for a table's heading."""
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(device)
+    return f"cpu, {torch.get_num_threads()} threads"
+
+
+def emit(lines: list[str], output: str | None) -> None:
+    """Print a table and, when asked, write it to ``output`` too."""
+    table = "\n".join(lines)
+    print(table)
+    if output:
+        from nce_lm.fileio import write_text_atomic
+
+        write_text_atomic(output, table + "\n")
+
+
 def plot(rows: list[dict], path: str) -> None:
     try:
         import matplotlib
@@ -89,8 +106,8 @@ def time_steps(vocab: int, objective: str, noise_samples: int, optimizer: str | 
                       **settings).resolved(vocab)
     noise = NoiseDistribution(counts, config.noise_power, device=device)
     data = NoiseDistribution(counts, 1.0, device=device)
-    trainer = build_trainer(config, noise, DistributedContext())
     ctx = DistributedContext()
+    trainer = build_trainer(config, noise, ctx)
     state = trainer.model.initial_state(config.batch_size, noise.device)
     shape = (config.batch_size, config.seq_len + 1)
     done, started = -2, 0.0
@@ -132,8 +149,7 @@ def step_timing(args: argparse.Namespace) -> None:
             print(row, flush=True)
     base = {r["objective"]: r["tokens_per_s"] for r in rows if r["vocab"] == rows[0]["vocab"]}
     full = {r["vocab"]: r["tokens_per_s"] for r in rows if r["objective"] == "full"}
-    where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else f"cpu, {torch.get_num_threads()} threads"
-    lines = [f"{where}; model {STEP_MODEL}; k = {args.noise}; optimizer {args.optimizer or 'default'}", "",
+    lines = [f"{device_label(args.device)}; model {STEP_MODEL}; k = {args.noise}; optimizer {args.optimizer or 'default'}", "",
              f"| V | objective | optimizer | sparse tables | steps | tokens/s | × own at V = {rows[0]['vocab']:,} | "
              "× full at this V | peak GiB | tables GiB |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -142,12 +158,7 @@ def step_timing(args: argparse.Namespace) -> None:
         lines.append(f"| {r['vocab']:,} | {r['objective']} | {r['optimizer']} | {'yes' if r['sparse'] else 'no'} | "
                      f"{r['steps']} | {r['tokens_per_s']:,.0f} | {own:.2f} | {versus_full} | {r['peak_gib']:.2f} | "
                      f"{r['table_gib']:.2f} |")
-    table = "\n".join(lines)
-    print(table)
-    if args.output:
-        from nce_lm.fileio import write_text_atomic
-
-        write_text_atomic(args.output, table + "\n")
+    emit(lines, args.output)
 
 
 def main() -> None:
@@ -198,8 +209,7 @@ def main() -> None:
                            mean_log_z=test["mean_log_z"], std_log_z=test["std_log_z"])
                 rows.append(row)
                 print(row, flush=True)
-    where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else f"cpu, {torch.get_num_threads()} threads"
-    lines = [f"{where}; model {settings}; k = {args.noise}; optimizer {args.optimizer or 'default'}; "
+    lines = [f"{device_label(args.device)}; model {settings}; k = {args.noise}; optimizer {args.optimizer or 'default'}; "
              f"corpus {args.tokens:,} tokens per V", "",
              "| V (seen in training) | objective | optimizer | tokens/s | peak GiB | test ppl | teacher floor | "
              "ppl / floor | mean log Z | std log Z |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -207,12 +217,7 @@ def main() -> None:
         lines.append(f"| {r['vocab']:,} | {r['objective']} | {r['optimizer']} | {r['tokens_per_s']:,.0f} | {r['peak_gib']:.2f} | "
                      f"{r['ppl']:.1f} | {r['floor']:.1f} | {r['ppl'] / r['floor']:.3f} | {r['mean_log_z']:+.3f} | "
                      f"{r['std_log_z']:.3f} |")
-    table = "\n".join(lines)
-    print(table)
-    if args.output:
-        from nce_lm.fileio import write_text_atomic
-
-        write_text_atomic(args.output, table + "\n")
+    emit(lines, args.output)
     if args.plot:
         plot(rows, args.plot)
 

@@ -26,6 +26,8 @@ def default_optimizer(objective: str, vocab_size: int) -> str:
     if objective == "full" or vocab_size < DENSE_ADAM_BELOW:
         return "adam"
     return "rowwise-adagrad"
+
+
 # Settings a resumed run may change: how long, where, in what precision, and how chatty; the rest must match.
 RESUMABLE_CHANGES = ("epochs", "max_tokens", "device", "precision", "progress")
 

@@ -62,8 +62,7 @@ class LMOptimizer:
             self.optimizers = [torch.optim.Adam(dense, lr=lr), torch.optim.SparseAdam(table_list, lr=lr)]
         elif name == "rowwise-adagrad":
             self.optimizers = [torch.optim.Adagrad(dense, lr=lr)] if dense else []
-            device = table_list[0].device
-            self.rowwise = RowwiseAdagrad({n: p.shape[0] for n, p in tables.items()}, device)
+            self.rowwise = self._rowwise_adagrad()
         else:
             raise ValueError(f"unknown optimizer {name!r}")
 
@@ -109,5 +108,9 @@ class LMOptimizer:
         for optimizer, saved in zip(self.optimizers, state["optimizers"]):
             optimizer.load_state_dict(saved)
         if self.rowwise is not None:
-            device = next(iter(self.tables.values())).device
-            self.rowwise = RowwiseAdagrad({n: p.shape[0] for n, p in self.tables.items()}, device, state["rowwise"])
+            self.rowwise = self._rowwise_adagrad(state["rowwise"])
+
+    def _rowwise_adagrad(self, state: dict[str, torch.Tensor] | None = None) -> RowwiseAdagrad:
+        """One accumulator per row of every table, on the tables' device (from a checkpoint's ``state``)."""
+        device = next(iter(self.tables.values())).device
+        return RowwiseAdagrad({n: p.shape[0] for n, p in self.tables.items()}, device, state)

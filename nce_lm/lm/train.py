@@ -16,8 +16,8 @@ import math
 import os
 import resource
 import time
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -191,8 +191,9 @@ def _train(config: LMConfig, run_dir: Path, resume: bool, ctx: DistributedContex
         ids = {split: token_ids(p, vocab, run_dir / "cache") for split, p in paths.items() if p is not None}
     ctx.barrier()
     if not ctx.is_main:
-        vocab = Vocab.load(run_dir / "vocab.json")
-        config = config.resolved(len(vocab))
+        if payload is None:  # a resumed run loaded and resolved them above
+            vocab = Vocab.load(run_dir / "vocab.json")
+            config = config.resolved(len(vocab))
         ids = {split: token_ids(p, vocab, run_dir / "cache") for split, p in paths.items() if p is not None}
 
     noise = noise_for(config, vocab, device)
