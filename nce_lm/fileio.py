@@ -3,7 +3,14 @@
 Every file the package writes (vocabularies, token caches, checkpoints, exported vectors, metrics) goes
 through :func:`atomic_path`: the data are written to a temporary file in the destination folder, flushed,
 and renamed over the destination only once the write succeeded. An interrupted run therefore never leaves
-a half-written file behind, and never destroys the previous good version.
+a half-written file behind, and never destroys the previous good version. A folder of outputs written
+together (a synthetic corpus) goes through :func:`staged_folder`: every file is written into a temporary
+sibling folder and moved into place only when all of them are complete.
+
+Temporaries carry the writer's process id in their name (``.<name>.pid<N>-<random>.tmp``); a process that
+was killed mid-write leaves one behind, and the next write to the same destination removes it
+(:func:`remove_stale`) once no process with that id runs. Files and folders are created with the
+permissions the umask gives (``mkstemp`` alone would make them private, mode 0600).
 """
 
 from __future__ import annotations
@@ -12,6 +19,8 @@ import contextlib
 import json
 import math
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,22 +29,70 @@ from typing import Any
 from nce_lm.errors import NceLmError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def chmod_as_created(path: str | os.PathLike[str]) -> None:
+    """Give ``path`` the mode an ordinary ``open``/``mkdir`` would have: 0666 (files) or 0777 (folders) less the umask."""
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~_umask())
+
+
+def _process_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it runs, under another user
+        return True
+    return True
+
+
+def temp_prefix(name: str) -> str:
+    """The start of this process's temporary names for ``name``: ``<name>pid<N>-``."""
+    return f"{name}pid{os.getpid()}-"
+
+
+def remove_stale(folder: Path, name: str, suffix: str = "") -> None:
+    """Remove ``folder/<name>pid<N>-<random><suffix>`` temporaries (files or folders) of processes no longer running."""
+    pattern = re.compile(rf"{re.escape(name)}pid(\d+)-[A-Za-z0-9_]+{re.escape(suffix)}")
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match is None or _process_running(int(match.group(1))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
 
-    On any exception the temporary file is removed and ``path`` is left untouched.
+    On any exception the temporary file is removed and ``path`` is left untouched. Stale temporaries of
+    ``path`` left by killed processes are removed first.
     """
     final = Path(path)
     folder = final.parent if str(final.parent) else Path(".")
+    if final.is_dir():
+        raise NceLmError(f"cannot write {final}: it is a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=folder)
+        remove_stale(folder, f".{final.name}.", ".tmp")
+        fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(f".{final.name}."), suffix=".tmp", dir=folder)
     except OSError as err:
         raise NceLmError(f"cannot write {final}: {err.strerror or err}") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        chmod_as_created(tmp)
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
@@ -43,6 +100,31 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def staged_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield an empty temporary folder beside the folder ``path``; if the block succeeds, move every file
+    written there into ``path`` (created when absent), else leave ``path`` untouched. The temporary folder
+    is removed either way."""
+    final = Path(path)
+    parent = final.parent if str(final.parent) else Path(".")
+    if final.exists() and not final.is_dir():
+        raise NceLmError(f"{final} exists and is not a folder")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        remove_stale(parent, f".{final.name}.", ".tmp")
+        staging = Path(tempfile.mkdtemp(prefix=temp_prefix(f".{final.name}."), suffix=".tmp", dir=parent))
+    except OSError as err:
+        raise NceLmError(f"cannot write {final}: {err.strerror or err}") from None
+    try:
+        chmod_as_created(staging)
+        yield staging
+        final.mkdir(exist_ok=True)
+        for entry in sorted(staging.iterdir()):
+            os.replace(entry, final / entry.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:

@@ -30,8 +30,9 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 
+from nce_lm.devices import resolve_device
 from nce_lm.errors import NceLmError
-from nce_lm.fileio import atomic_path, write_json_atomic
+from nce_lm.fileio import atomic_path, staged_folder, write_json_atomic
 from nce_lm.noise import _alias_table
 
 SPLITS = (("train", 0.90), ("valid", 0.95), ("test", 1.0))  # cumulative share of the tokens
@@ -56,10 +57,10 @@ class TeacherConfig:
             raise NceLmError(f"classes must be between 1 and vocab, got {self.classes}")
         if not 0 <= self.mix <= 1:
             raise NceLmError(f"mix must be in [0, 1], got {self.mix}")
-        if not self.zipf >= 0:
-            raise NceLmError(f"zipf must be non-negative, got {self.zipf}")
-        if not self.mean_line > 1:
-            raise NceLmError(f"mean_line must exceed 1, got {self.mean_line}")
+        if not 0 <= self.zipf < math.inf:
+            raise NceLmError(f"zipf must be finite and non-negative, got {self.zipf}")
+        if not 1 < self.mean_line < math.inf:
+            raise NceLmError(f"mean_line must be finite and exceed 1, got {self.mean_line}")
 
 
 class Teacher:
@@ -160,15 +161,21 @@ def write_corpus(
 
     Lines go to train until 90 % of the tokens, then valid until 95 %, then test. Returns the teacher.json
     contents: the floor (``test_cross_entropy`` in nats per token, ``test_floor_ppl``), the counts, settings.
+    The four files are written into a temporary sibling of OUTPUT and moved there together once all are
+    complete and checked: a failure leaves OUTPUT as it was.
     """
     if tokens < 100:
         raise NceLmError(f"tokens must be at least 100, got {tokens}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise NceLmError("--device cuda asked for, but torch sees no CUDA device")
-    folder = Path(output)
-    if folder.exists() and not folder.is_dir():
-        raise NceLmError(f"{folder} exists and is not a folder")
-    folder.mkdir(parents=True, exist_ok=True)
+    resolve_device(device)  # a bad name or an absent GPU, before any file is created
+    teacher_config.validate()
+    with staged_folder(output) as staging:
+        return _write_corpus(staging, tokens, teacher_config, device, progress)
+
+
+def _write_corpus(
+    folder: Path, tokens: int, teacher_config: TeacherConfig, device: str, progress: bool
+) -> dict[str, Any]:
+    """:func:`write_corpus` into the (staging) folder ``folder``."""
     teacher = Teacher(teacher_config, device)
     generator = torch.Generator(device=teacher.device).manual_seed(teacher_config.seed)
     names = np.array([f"w{i}" for i in range(teacher_config.vocab)], dtype=object)
@@ -210,6 +217,8 @@ def write_corpus(
     if counts["test"] == 0 or counts["valid"] == 0:
         raise NceLmError(f"{tokens} tokens are too few to fill the validation and test splits")
     cross_entropy = -test_log_prob / counts["test"]
+    if not math.isfinite(cross_entropy):
+        raise NceLmError(f"the teacher's test cross-entropy came out {cross_entropy}: these settings have no floor")
     report = {
         "teacher": asdict(teacher_config),
         "tokens": counts,

@@ -3,9 +3,12 @@
 A cache folder holds ``tokens.npy`` (the ids of every line followed by ``<eos>``, shape (N,)) and
 ``manifest.json``, which records what the ids were made from: each source file's resolved path, size and
 modification time (ns), the vocabulary fingerprint, the tokenizer settings and decoding mode, and the
-token count. A later call reuses the ids only when all of these still match and the ``.npy`` has the
-recorded length; otherwise it re-encodes. The manifest is removed before a rebuild and written last, so
-an interrupted rebuild leaves a cache that the next call rebuilds rather than one it trusts.
+token count, and the size and modification time of the ``.npy`` it describes. A later call reuses the ids
+only when all of these still match, the ``.npy`` has the recorded length and every id is below the
+vocabulary size; otherwise it re-encodes. The manifest is removed before a rebuild and written last, so an
+interrupted rebuild leaves a cache that the next call rebuilds rather than one it trusts. A rebuild holds an
+exclusive lock on the folder and a reuse a shared one (:mod:`nce_lm.locks`), so two processes never mix
+one vocabulary's manifest with another's ids.
 
 The ``.npy`` is written in one streaming pass (bounded memory) behind a fixed-size header whose shape is
 filled in at the end.
@@ -22,9 +25,11 @@ from typing import Any
 
 import numpy as np
 
+from nce_lm.clobber import check_outputs
 from nce_lm.corpus import ERROR_MODES, expand_inputs, iter_chunks
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import atomic_path, read_json, write_json_atomic
+from nce_lm.locks import folder_lock
 from nce_lm.vocab import Vocab
 
 MANIFEST_FORMAT = "nce_lm.token_cache"
@@ -88,7 +93,12 @@ def _reusable(cache_dir: Path, expected: dict[str, Any]) -> tuple[np.ndarray, di
         ids = np.load(ids_path, mmap_mode="r")
     except (OSError, ValueError):
         return None
+    stat = ids_path.stat()
+    if manifest.get("ids_file") != {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}:
+        return None  # the ids were rewritten after this manifest
     if ids.dtype != np.int32 or ids.shape != (manifest.get("tokens"),):
+        return None
+    if len(ids) and not (0 <= int(ids.min()) and int(ids.max()) < expected["vocab_size"]):
         return None
     return ids, manifest
 
@@ -106,11 +116,21 @@ def load_or_build(
     folder = Path(cache_dir)
     if folder.exists() and not folder.is_dir():
         raise NceLmError(f"cache folder {folder} exists and is not a folder")
+    check_outputs(files, folders={"cache folder": folder})
     expected = _expected_manifest(files, vocab, errors)
-    found = _reusable(folder, expected)
+    with folder_lock(folder, "token cache", shared=True):
+        found = _reusable(folder, expected)
     if found is not None:
         return TokenCache(found[0], True, found[1])
+    with folder_lock(folder, "token cache"):
+        found = _reusable(folder, expected)  # another process may have built it meanwhile
+        if found is not None:
+            return TokenCache(found[0], True, found[1])
+        return _build(folder, files, vocab, errors, expected)
 
+
+def _build(folder: Path, files: list[Path], vocab: Vocab, errors: str, expected: dict[str, Any]) -> TokenCache:
+    """Encode ``files`` into ``folder`` (whose lock the caller holds) and write the manifest last."""
     (folder / MANIFEST_FILE).unlink(missing_ok=True)
     lines = 0
     with atomic_path(folder / IDS_FILE) as tmp:
@@ -126,11 +146,15 @@ def load_or_build(
                     out.write(eos.tobytes())
                     total += 1
                     lines += 1
+            if total == 0:
+                raise NceLmError(f"the corpus ({', '.join(str(f) for f in files)}) holds no token")
             out.seek(0)
             out.write(_npy_header(total))
     if _source_records(files) != expected["sources"]:
         raise NceLmError("a corpus file changed while it was being encoded; run again")
-    manifest = {**expected, "tokens": total, "lines": lines}
+    stat = (folder / IDS_FILE).stat()
+    manifest = {**expected, "tokens": total, "lines": lines,
+                "ids_file": {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}}
     write_json_atomic(folder / MANIFEST_FILE, manifest)
     return TokenCache(np.load(folder / IDS_FILE, mmap_mode="r"), False, manifest)
 

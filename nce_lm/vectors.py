@@ -8,6 +8,11 @@ exactly: binary vectors bit for bit, text vectors through ``%.9g``, which round-
 word2vec binary: a header line ``"<count> <dim>\\n"``, then per word its UTF-8 bytes, one space, ``dim``
 little-endian float32 values and a newline. word2vec text: the same header, then per line the word and its
 values separated by spaces.
+
+Reading never runs code from a file: gensim's native format is a pickle, which can execute anything when
+loaded, so :func:`load_vectors` opens it only when the caller names it (``format="gensim"``, or a ``.kv`` /
+``.model`` file name), never because of what the file holds. The word2vec readers check the header's count
+and dimension against the file's size before allocating anything, and refuse non-finite values.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ if TYPE_CHECKING:
     from gensim.models import KeyedVectors
 
 FORMATS = ("word2vec-bin", "word2vec-txt", "gensim")
+LOAD_FORMATS = ("auto", *FORMATS)  # auto: gensim's pickle for a .kv/.model name, else word2vec binary or text
+GENSIM_SUFFIXES = (".kv", ".model")
 
 
 @dataclass
@@ -111,12 +118,24 @@ def to_keyed_vectors(vectors: WordVectors) -> KeyedVectors:
 
 def _parse_header(line: bytes, path: Path) -> tuple[int, int]:
     parts = line.split()
-    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+    if len(parts) != 2 or not all(p.isdigit() and len(p) <= 18 for p in parts):
         raise NceLmError(f"{path} is not a word2vec file: the first line must be '<count> <dim>'")
     count, dim = int(parts[0]), int(parts[1])
     if count < 1 or dim < 1:
         raise NceLmError(f"{path} declares {count} vectors of dimension {dim}")
     return count, dim
+
+
+def _check_size(path: Path, count: int, dim: int, body_bytes: int, binary: bool) -> None:
+    """Refuse a header whose rows cannot fit in the ``body_bytes`` after it, before anything is allocated.
+
+    Each binary row takes at least 4·dim + 2 bytes (a one-byte word, a space, the floats); each text row at
+    least 2·dim + 2 (a word, then a space and a digit per value, a newline).
+    """
+    least = count * ((4 if binary else 2) * dim + 2)
+    if least > body_bytes:
+        raise NceLmError(f"{path} declares {count:,} vectors of dimension {dim:,}, which take at least {least:,} "
+                         f"bytes, but holds {body_bytes:,}: the header is wrong or the file truncated")
 
 
 def _load_binary(path: Path, handle, count: int, dim: int) -> WordVectors:
@@ -161,21 +180,44 @@ def _load_text(path: Path, handle, count: int, dim: int) -> WordVectors:
     return WordVectors(words, rows)
 
 
-def load_vectors(path: str | os.PathLike[str]) -> WordVectors:
-    """Read vectors written by :func:`save_vectors` (or by word2vec or gensim), detecting the format."""
+def _check_finite(vectors: WordVectors, path: Path) -> WordVectors:
+    bad = ~np.isfinite(vectors.vectors).all(axis=1)
+    if bad.any():
+        raise NceLmError(f"{path}: the vector of {vectors.words[int(np.flatnonzero(bad)[0])]!r} holds NaN or "
+                         f"infinity ({int(bad.sum())} such vectors)")
+    return vectors
+
+
+def load_vectors(path: str | os.PathLike[str], format: str = "auto") -> WordVectors:
+    """Read vectors written by :func:`save_vectors` (or by word2vec or gensim).
+
+    ``format`` is one of :data:`LOAD_FORMATS`. ``auto`` reads a ``.kv`` or ``.model`` file as gensim's
+    native format and anything else as word2vec binary or text (told apart by the bytes after the header).
+    gensim's format is a pickle: load it only from a source you trust.
+    """
     path = Path(path)
+    if format not in LOAD_FORMATS:
+        raise NceLmError(f"unknown vector format {format!r}; choose one of {', '.join(LOAD_FORMATS)}")
     if not path.is_file():
         raise NceLmError(f"vector file not found: {path}")
+    if format == "gensim" or (format == "auto" and path.suffix in GENSIM_SUFFIXES):
+        return _check_finite(_load_gensim(path), path)
+    size = path.stat().st_size
     with open(path, "rb") as handle:
         first = handle.readline(256)
-        if first.startswith(b"\x80"):  # a pickle: gensim's native format
-            return _load_gensim(path)
+        if first.startswith(b"\x80"):
+            raise NceLmError(f"{path} looks like a pickle (gensim's native format), which can run code when "
+                             "loaded; if you trust its source, name the format: --format gensim")
         count, dim = _parse_header(first, path)
         start = handle.tell()
-        sample = handle.read(min(4 * dim + 256, 1 << 16))
-        handle.seek(start)
-        text = all(b == 0x0A or b == 0x0D or b >= 0x20 or b == 0x09 for b in sample)
-        return (_load_text if text else _load_binary)(path, handle, count, dim)
+        if format == "auto":
+            sample = handle.read(min(4 * dim + 256, 1 << 16))
+            handle.seek(start)
+            text = all(b == 0x0A or b == 0x0D or b >= 0x20 or b == 0x09 for b in sample)
+        else:
+            text = format == "word2vec-txt"
+        _check_size(path, count, dim, size - start, binary=not text)
+        return _check_finite((_load_text if text else _load_binary)(path, handle, count, dim), path)
 
 
 def _load_gensim(path: Path) -> WordVectors:

@@ -39,7 +39,7 @@ def test_vocab_then_prepare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         (lambda d: ["vocab", str(d / "absent.txt"), "-o", str(d / "v.json")], "corpus file not found"),
         (lambda d: ["vocab", str(d / "bad.txt"), "-o", str(d / "v.json")], "invalid UTF-8 at byte offset 2"),
         (lambda d: ["vocab", str(d / "c.txt"), "-o", str(d / "v.json"), "--min-count", "9"], "vocabulary is empty"),
-        (lambda d: ["vocab", str(d / "c.txt"), "-o", str(d / "v.json"), "--min-count", "0"], "min_count"),
+        (lambda d: ["vocab", str(d / "c.txt"), "-o", str(d / "v.json"), "--min-count", "0"], "--min-count: must be at least 1"),
         (lambda d: ["prepare", str(d / "c.txt"), "--vocab", str(d / "c.txt"), "-o", str(d / "x")], "vocabulary"),
         (lambda d: ["data", "path"], "needs a dataset name"),
     ],

@@ -93,9 +93,9 @@ def test_cli_and_bad_options(tmp_path: Path, capsys) -> None:
     assert main(["synth", "-o", str(tmp_path / "s"), "--vocab", "50", "--tokens", "500", "--quiet"]) == 0
     assert "floor" in capsys.readouterr().out
     for argv, message in [
-        (["--vocab", "1", "--tokens", "500"], "vocab must be between"),
-        (["--vocab", "50", "--tokens", "10"], "tokens must be at least 100"),
-        (["--vocab", "50", "--tokens", "500", "--mix", "2"], "mix must be in"),
+        (["--vocab", "1", "--tokens", "500"], "--vocab: must be between 2 and"),
+        (["--vocab", "50", "--tokens", "10"], "--tokens: must be at least 100"),
+        (["--vocab", "50", "--tokens", "500", "--mix", "2"], "--mix: must be a finite number between 0 and 1"),
         (["--vocab", "50", "--tokens", "500", "--classes", "99"], "classes must be between"),
     ]:
         assert main(["synth", "-o", str(tmp_path / "x"), *argv, "--quiet"]) == 2

@@ -23,7 +23,7 @@ def vectors() -> WordVectors:
 
 @pytest.mark.parametrize("format", FORMATS)
 def test_every_format_round_trips_through_gensim(tmp_path: Path, vectors: WordVectors, format: str) -> None:
-    path = tmp_path / f"vectors.{format}"
+    path = tmp_path / ("vectors.kv" if format == "gensim" else f"vectors.{format}")
     save_vectors(vectors, path, format)
     if format == "gensim":
         keyed = KeyedVectors.load(str(path))
@@ -68,6 +68,57 @@ def test_bad_vectors_and_files(tmp_path: Path, vectors: WordVectors) -> None:
         load_vectors(tmp_path / "absent")
     path.write_bytes(b"\x80\x04garbage")
     with pytest.raises(NceLmError, match="cannot load gensim vectors"):
-        load_vectors(path)
+        load_vectors(path, "gensim")
     with pytest.raises(NceLmError, match="appears twice"):
         WordVectors(["a", "a"], np.zeros((2, 3)))
+
+
+class _Trap:
+    """Unpickling this calls ``_sprung`` (pickle's __reduce__): what a hostile file does to whoever loads it."""
+
+    def __reduce__(self):
+        return (_sprung, ())
+
+
+SPRUNG: list[bool] = []
+
+
+def _sprung() -> None:
+    SPRUNG.append(True)
+
+
+def test_a_pickle_is_never_loaded_unless_named(tmp_path: Path) -> None:
+    """Issue 15, finding 1: a pickle named like word2vec vectors ran code when sniffed as gensim's format."""
+    import pickle
+
+    hostile = tmp_path / "GoogleNews-vectors.bin"
+    hostile.write_bytes(pickle.dumps(_Trap(), protocol=4))
+    for format in ("auto", "word2vec-bin", "word2vec-txt"):
+        with pytest.raises(NceLmError, match="looks like a pickle|not a word2vec file"):
+            load_vectors(hostile, format)
+    assert SPRUNG == []  # nothing ran
+    named = tmp_path / "trusted.kv"
+    named.write_bytes(hostile.read_bytes())
+    with pytest.raises(NceLmError, match="cannot load gensim vectors|not gensim KeyedVectors"):
+        load_vectors(named)  # a .kv name is the user saying it is gensim's format: loaded, and then refused
+    assert SPRUNG == [True]
+
+
+@pytest.mark.parametrize("header, body", [
+    (b"1000000000 1000000000\n", b"a " + b"\0" * 8),  # absurd sizes: refused before allocating
+    (b"3 4\n", b"a " + b"\0" * 16 + b"\n"),  # binary: 3 rows declared, 1 present
+    (b"3 4\n", b"a 1 2 3 4\n"),  # text: the same
+    (b"99999999999999999999 2\n", b"a 1 2\n"),
+])
+def test_headers_are_checked_against_the_file_size(tmp_path: Path, header: bytes, body: bytes) -> None:
+    path = tmp_path / "v.bin"
+    path.write_bytes(header + body)
+    with pytest.raises(NceLmError, match="take at least|not a word2vec file"):
+        load_vectors(path)
+
+
+def test_non_finite_vectors_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "v.txt"
+    path.write_text("2 2\na 1 2\nb nan 1\n")
+    with pytest.raises(NceLmError, match="'b' holds NaN"):
+        load_vectors(path)

@@ -4,7 +4,9 @@ Verb modules are the ``*_verbs`` modules of this package, found at start-up (so 
 means editing a shared list), and registered in the order of :data:`VERB_ORDER`, then by name.
 A verb module defines ``register(subparsers)``, which adds its parser and sets ``func`` to a callable
 taking the parsed arguments and returning an exit status. Errors the user can fix arrive as
-:class:`~nce_lm.errors.NceLmError` and are printed as one line.
+:class:`~nce_lm.errors.NceLmError` and are printed as one line, ``nce-lm VERB: error: ...``, with exit status 2,
+as are bad options (:class:`~nce_lm.cli.options.OneLineParser`) and what the operating system refuses (a
+read-only folder, a full disk: ``OSError``) or cannot give (``MemoryError``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import pkgutil
 import sys
 
 from nce_lm import __version__
+from nce_lm.cli.options import OneLineParser
 from nce_lm.errors import NceLmError
 
 # Verb modules listed first in ``nce-lm --help``; any other ``*_verbs`` module follows by name.
@@ -29,7 +32,7 @@ def verb_modules() -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="nce-lm",
         description="Word embeddings and language models trained with noise-contrastive objectives.",
     )
@@ -42,15 +45,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # a bad option (one line already printed), --help, --version
+        return int(exit_.code or 0)
     try:
         return int(args.func(args) or 0)
     except NceLmError as err:
-        print(f"nce-lm {args.verb}: error: {err}", file=sys.stderr)
-        return 2
+        message = str(err)
+    except OSError as err:
+        where = f": {err.filename}" if err.filename else ""
+        message = f"{err.strerror or err}{where}"
+    except MemoryError:
+        message = "out of memory: lower the sizes (--dim, --batch-size, --noise-samples, --window...)"
     except KeyboardInterrupt:
-        print(f"nce-lm {args.verb}: interrupted", file=sys.stderr)
+        print(f"{args.command}: interrupted", file=sys.stderr)
         return 130
+    print(f"{args.command}: error: {' '.join(message.split())}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from nce_lm.cli.options import integer
+from nce_lm.clobber import check_outputs
 from nce_lm.corpus import TokenizerConfig
 from nce_lm.datasets import REGISTRY, dataset_path, fetch, find_local
 from nce_lm.errors import NceLmError
@@ -28,6 +30,7 @@ def _errors_mode(args: argparse.Namespace) -> str:
 
 
 def run_vocab(args: argparse.Namespace) -> int:
+    check_outputs(args.corpus, files={"-o": args.output})
     tokenizer = TokenizerConfig(lowercase=args.lowercase, split_punctuation=args.split_punctuation)
     vocab = build_vocab(
         args.corpus,
@@ -51,6 +54,7 @@ def run_vocab(args: argparse.Namespace) -> int:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
+    check_outputs([*args.corpus, args.vocab], folders={"-o": args.output})
     vocab = Vocab.load(args.vocab)
     cache = load_or_build(args.corpus, vocab, args.output, errors=_errors_mode(args))
     action = "reused" if cache.reused else "wrote"
@@ -92,11 +96,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     vocab.add_argument("corpus", nargs="+", help="corpus files or folders (.gz, .bz2, .xz read directly)")
     vocab.add_argument("-o", "--output", required=True, help="vocabulary JSON to write")
-    vocab.add_argument("--min-count", type=int, default=1, help="keep tokens seen at least this often (default 1)")
-    vocab.add_argument("--max-size", type=int, default=None, help="at most this many entries, specials included")
+    vocab.add_argument("--min-count", type=integer(1), default=1, help="keep tokens seen at least this often (default 1)")
+    vocab.add_argument("--max-size", type=integer(3, reason="two special tokens and one word"), default=None, help="at most this many entries, specials included")
     vocab.add_argument(
         "--max-distinct",
-        type=int,
+        type=integer(1),
         default=DEFAULT_MAX_DISTINCT,
         help="prune the rarest tokens while counting past this many distinct tokens (word2vec's ReduceVocab)",
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from nce_lm.cli.skipgram_verbs import add_training_arguments, config_from_args
 from nce_lm.cli.vector_verbs import print_metrics
+from nce_lm.clobber import check_outputs
 from nce_lm.corpus import TokenizerConfig
 from nce_lm.evaluation import evaluate_all, nearest_neighbors
 from nce_lm.fileio import write_json_atomic
@@ -48,8 +49,9 @@ def run_demo(args: argparse.Namespace) -> int:
 
     corpus = [Path(p) for p in args.corpus] if args.corpus else [default_corpus()]
     output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
     config = config_from_args(args)
+    check_outputs(corpus, files={name: output / name for name in ("vocab.json", "vectors.bin", "metrics.json")})
+    output.mkdir(parents=True, exist_ok=True)
     print(f"corpus: {', '.join(str(p) for p in corpus)}")
     vocab = build_vocab(corpus, min_count=config.min_count, tokenizer=TokenizerConfig(config.lowercase, config.split_punctuation))
     vocab.save(output / "vocab.json")

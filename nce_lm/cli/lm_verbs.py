@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from nce_lm.cli.options import SEED, device_name, integer, number
+from nce_lm.clobber import check_outputs
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import read_json, write_json_atomic
 from nce_lm.lm import LMConfig, evaluate_lm, train_lm
@@ -23,6 +25,8 @@ def run_train(args: argparse.Namespace) -> int:
     given = {k: v for k, v in vars(args).items() if k in LMConfig.__dataclass_fields__ and v is not None}
     if args.data:
         given["train"] = args.data
+    inputs = [args.train, args.valid, args.test, args.resume]
+    check_outputs(inputs, files={"--metrics": args.metrics}, folders={"-o": args.output})
     if args.resume:
         run_dir = Path(args.resume)
         saved = LMConfig.from_dict(read_json(run_dir / "config.json", "run config"))
@@ -47,6 +51,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    check_outputs([args.run_dir, args.data], files={"--metrics": args.metrics})
     metrics = evaluate_lm(args.run_dir, args.data, device=args.device, progress=args.progress)
     print(json.dumps(metrics, indent=2))
     if args.metrics:
@@ -72,26 +77,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--resume", help="continue the run in this folder (optionally with more --epochs)")
     train.add_argument("--objective", choices=tuple(OBJECTIVES), help=f"training objective (default {_D.objective})")
     train.add_argument("--model", choices=MODELS, help=f"default {_D.model}")
-    train.add_argument("--noise-samples", dest="noise_samples", type=int, help=f"k (default min({DEFAULT_NOISE_SAMPLES}, V))")
-    train.add_argument("--noise-power", dest="noise_power", type=float, help=f"default {_D.noise_power}")
-    train.add_argument("--layers", type=int, help=f"default {_D.layers}")
-    train.add_argument("--dim", type=int, help=f"default {_D.dim}")
-    train.add_argument("--heads", type=int, help=f"transformer heads (default {_D.heads})")
-    train.add_argument("--dropout", type=float, help=f"default {_D.dropout}")
+    train.add_argument("--noise-samples", dest="noise_samples", type=integer(1), help=f"k (default min({DEFAULT_NOISE_SAMPLES}, V))")
+    train.add_argument("--noise-power", dest="noise_power", type=number(0, 1), help=f"default {_D.noise_power}")
+    train.add_argument("--layers", type=integer(1), help=f"default {_D.layers}")
+    train.add_argument("--dim", type=integer(1), help=f"default {_D.dim}")
+    train.add_argument("--heads", type=integer(1), help=f"transformer heads (default {_D.heads})")
+    train.add_argument("--dropout", type=number(0, 1), help=f"default {_D.dropout}")
     train.add_argument("--tie-weights", dest="tie_weights", action="store_true", default=None)
-    train.add_argument("--seq-len", dest="seq_len", type=int, help=f"default {_D.seq_len}")
-    train.add_argument("--batch-size", dest="batch_size", type=int, help=f"global batch (default {_D.batch_size})")
-    train.add_argument("--epochs", type=int, help=f"default {_D.epochs}")
-    train.add_argument("--max-tokens", dest="max_tokens", type=int, help="stop after this many training tokens")
+    train.add_argument("--seq-len", dest="seq_len", type=integer(1), help=f"default {_D.seq_len}")
+    train.add_argument("--batch-size", dest="batch_size", type=integer(1), help=f"global batch (default {_D.batch_size})")
+    train.add_argument("--epochs", type=integer(1), help=f"default {_D.epochs}")
+    train.add_argument("--max-tokens", dest="max_tokens", type=integer(1), help="stop after this many training tokens")
     train.add_argument("--optimizer", choices=OPTIMIZERS,
                        help="default adam; rowwise-adagrad for a sampled objective at V >= 100,000 (docs/lm.md)")
-    train.add_argument("--lr", type=float, help="default: " + ", ".join(f"{v:g} ({k})" for k, v in DEFAULT_LR.items()))
-    train.add_argument("--lr-decay", dest="lr_decay", type=float, help=f"default {_D.lr_decay}")
-    train.add_argument("--clip", type=float, help=f"default {_D.clip}")
-    train.add_argument("--device", help=f"auto, cpu, cuda or cuda:N (default {_D.device}: cuda when visible)")
+    train.add_argument("--lr", type=number(0, above=True), help="default: " + ", ".join(f"{v:g} ({k})" for k, v in DEFAULT_LR.items()))
+    train.add_argument("--lr-decay", dest="lr_decay", type=number(1), help=f"default {_D.lr_decay}")
+    train.add_argument("--clip", type=number(0, above=True), help=f"default {_D.clip}")
+    train.add_argument("--device", type=device_name, help=f"auto, cpu, cuda or cuda:N (default {_D.device}: cuda when visible)")
     train.add_argument("--precision", choices=PRECISIONS,
                        help=f"fp32 or bf16 autocast (default {_D.precision}: bf16 on CUDA, fp32 on the CPU)")
-    train.add_argument("--seed", type=int, help=f"default {_D.seed}")
+    train.add_argument("--seed", type=SEED, help=f"default {_D.seed}")
     train.add_argument("--quiet", dest="progress", action="store_false", help="no progress bar")
     train.add_argument("--metrics", help="also write the metrics JSON here")
     train.set_defaults(func=run_train)
@@ -102,7 +107,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                 "is_log_z_error, tokens.")
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--data", required=True, help="text file or dataset name")
-    evaluate.add_argument("--device", help="override the run's device")
+    evaluate.add_argument("--device", type=device_name, help="override the run's device")
     evaluate.add_argument("--metrics", help="also write the figures as JSON here")
     evaluate.add_argument("--quiet", dest="progress", action="store_false", help="no progress bar")
     evaluate.set_defaults(func=run_eval)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
+from nce_lm.cli.options import KERNEL_SIZE, SEED, device_name, integer, number, threads
+from nce_lm.clobber import check_outputs
 from nce_lm.fileio import write_json_atomic
 from nce_lm.skipgram import KERNELS, OPTIMIZERS, OUTPUT_BIAS, SkipGramConfig, train_skipgram
 from nce_lm.vectors import FORMATS, save_vectors
@@ -19,6 +21,9 @@ def config_from_args(args: argparse.Namespace) -> SkipGramConfig:
 
 def run_skipgram(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    check_outputs([*args.corpus, args.resume], files={"-o": args.output, "--metrics": args.metrics},
+                  folders={"--cache-dir": args.cache_dir})
+    check_outputs(args.corpus, files={"-o": args.output, "--metrics": args.metrics, "--checkpoint": args.checkpoint})
     result = train_skipgram(
         args.corpus,
         config,
@@ -47,36 +52,36 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     d = _DEFAULTS
     parser.add_argument("--objective", choices=("neg", "nce", "ranking", "infonce"), default=d.objective,
                         help=f"training objective (default {d.objective})")
-    parser.add_argument("--dim", type=int, default=d.dim, help=f"vector size (default {d.dim})")
-    parser.add_argument("--window", type=int, default=d.window, help=f"maximum window (default {d.window})")
-    parser.add_argument("--negatives", type=int, default=d.negatives, help=f"noise words per pair (default {d.negatives})")
-    parser.add_argument("--epochs", type=int, default=d.epochs, help=f"passes over the corpus (default {d.epochs})")
-    parser.add_argument("--min-count", dest="min_count", type=int, default=d.min_count,
+    parser.add_argument("--dim", type=KERNEL_SIZE, default=d.dim, help=f"vector size (default {d.dim})")
+    parser.add_argument("--window", type=KERNEL_SIZE, default=d.window, help=f"maximum window (default {d.window})")
+    parser.add_argument("--negatives", type=KERNEL_SIZE, default=d.negatives, help=f"noise words per pair (default {d.negatives})")
+    parser.add_argument("--epochs", type=integer(1), default=d.epochs, help=f"passes over the corpus (default {d.epochs})")
+    parser.add_argument("--min-count", dest="min_count", type=integer(1), default=d.min_count,
                         help=f"drop words seen fewer times (default {d.min_count})")
-    parser.add_argument("--sample", type=float, default=d.sample, help=f"subsampling threshold t (default {d.sample:g})")
-    parser.add_argument("--noise-power", dest="noise_power", type=float, default=d.noise_power,
+    parser.add_argument("--sample", type=number(0), default=d.sample, help=f"subsampling threshold t (default {d.sample:g})")
+    parser.add_argument("--noise-power", dest="noise_power", type=number(0, 1), default=d.noise_power,
                         help=f"q ∝ count^power (default {d.noise_power})")
     parser.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default=d.optimizer,
                         help="sgd: word2vec's, the rate decaying linearly; rowwise-adagrad: one Adagrad accumulator "
                         "per row, for batches of tens of thousands of pairs (GPU) (default sgd)")
-    parser.add_argument("--lr", type=float, default=d.lr,
+    parser.add_argument("--lr", type=number(0, above=True), default=d.lr,
                         help="learning rate: SGD's starting rate (default 0.025) or Adagrad's constant rate (0.1)")
-    parser.add_argument("--min-lr", dest="min_lr", type=float, default=d.min_lr,
+    parser.add_argument("--min-lr", dest="min_lr", type=number(0), default=d.min_lr,
                         help=f"SGD's final learning rate (default {d.min_lr})")
-    parser.add_argument("--batch-size", dest="batch_size", type=int, default=d.batch_size,
+    parser.add_argument("--batch-size", dest="batch_size", type=KERNEL_SIZE, default=d.batch_size,
                         help=f"pairs per update (default {d.batch_size})")
     parser.add_argument("--shared-noise", dest="shared_noise", action="store_true",
                         help="one set of noise words per batch instead of per pair")
     parser.add_argument("--output-bias", dest="output_bias", choices=OUTPUT_BIAS, default=None,
                         help="a per-word output bias b_w = log q(w) in the score, fixed or learned (default: fixed "
                         "for nce and ranking, whose scores estimate log p; none for neg and infonce, as in word2vec)")
-    parser.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N (default auto: cuda when visible)")
-    parser.add_argument("--threads", type=int, default=d.threads, help="CPU threads (default: torch's)")
+    parser.add_argument("--device", type=device_name, default=d.device, help="auto, cpu, cuda or cuda:N (default auto: cuda when visible)")
+    parser.add_argument("--threads", type=threads, default=d.threads, help="CPU threads (default: torch's)")
     parser.add_argument("--kernel", choices=KERNELS, default=d.kernel,
                         help="the update: the fused C kernel (CPU), the device update (pairs, noise and steps on "
                         "the device, for a GPU) or the torch path; auto uses the fused kernel where it applies "
                         "(one process on the CPU, per-pair noise), else the device update on CUDA (default auto)")
-    parser.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+    parser.add_argument("--seed", type=SEED, default=d.seed, help=f"random seed (default {d.seed})")
     parser.add_argument("--lowercase", action="store_true", help="lower-case the text")
     parser.add_argument("--split-punctuation", dest="split_punctuation", action="store_true",
                         help="split punctuation off words")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from nce_lm.cli.options import SEED, device_name, integer, number
 from nce_lm.synth import TeacherConfig, write_corpus
 
 _D = TeacherConfig()
@@ -30,13 +31,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(see docs/synth.md) and record the teacher's exact test perplexity, the lowest any model can expect.",
     )
     parser.add_argument("-o", "--output", required=True, help="folder to write")
-    parser.add_argument("--vocab", type=int, required=True, help="V, the number of words (1k to 1M and more)")
-    parser.add_argument("--tokens", type=int, required=True, help="tokens in all splits, end-of-line included")
-    parser.add_argument("--classes", type=int, help=f"word classes C (default {_D.classes}, at most V)")
-    parser.add_argument("--mix", type=float, default=_D.mix, help=f"weight λ of the class part (default {_D.mix})")
-    parser.add_argument("--zipf", type=float, default=_D.zipf, help=f"unigram exponent s (default {_D.zipf})")
-    parser.add_argument("--mean-line", type=float, default=_D.mean_line, help="mean tokens per line (default 20)")
-    parser.add_argument("--seed", type=int, default=_D.seed, help=f"default {_D.seed}")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--vocab", type=integer(2, 50_000_000), required=True, help="V, the number of words (1k to 1M and more)")
+    parser.add_argument("--tokens", type=integer(100), required=True, help="tokens in all splits, end-of-line included")
+    parser.add_argument("--classes", type=integer(1), help=f"word classes C (default {_D.classes}, at most V)")
+    parser.add_argument("--mix", type=number(0, 1), default=_D.mix, help=f"weight λ of the class part (default {_D.mix})")
+    parser.add_argument("--zipf", type=number(0), default=_D.zipf, help=f"unigram exponent s (default {_D.zipf})")
+    parser.add_argument("--mean-line", type=number(1, above=True), default=_D.mean_line, help="mean tokens per line (default 20)")
+    parser.add_argument("--seed", type=SEED, default=_D.seed, help=f"default {_D.seed}")
+    parser.add_argument("--device", type=device_name, default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_synth)

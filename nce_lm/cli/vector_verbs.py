@@ -5,16 +5,12 @@ from __future__ import annotations
 import argparse
 import math
 
+from nce_lm.cli.options import integer
+from nce_lm.clobber import check_outputs
 from nce_lm.evaluation import DEFAULT_RESTRICT_VOCAB, evaluate_all, nearest_neighbors
+from nce_lm.errors import NceLmError
 from nce_lm.fileio import write_json_atomic
-from nce_lm.vectors import load_vectors
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+from nce_lm.vectors import LOAD_FORMATS, load_vectors
 
 
 def print_metrics(metrics: dict[str, object]) -> None:
@@ -32,7 +28,8 @@ def print_metrics(metrics: dict[str, object]) -> None:
 
 
 def run_eval_vectors(args: argparse.Namespace) -> int:
-    vectors = load_vectors(args.vectors)
+    check_outputs([args.vectors, *(args.analogies or ()), *(args.similarity or ())], files={"--metrics": args.metrics})
+    vectors = load_vectors(args.vectors, args.format)
     metrics = evaluate_all(vectors, args.analogies, args.similarity, args.restrict_vocab)
     print_metrics(metrics)
     if args.metrics:
@@ -41,10 +38,23 @@ def run_eval_vectors(args: argparse.Namespace) -> int:
 
 
 def run_neighbors(args: argparse.Namespace) -> int:
-    vectors = load_vectors(args.vectors)
+    vectors = load_vectors(args.vectors, args.format)
+    if args.k >= len(vectors):
+        raise NceLmError(f"-k {args.k} asks for more neighbours than the {len(vectors) - 1:,} other words of {args.vectors}")
     for word in args.words:
         print(f"{word}: " + ", ".join(f"{w} {s:.3f}" for w, s in nearest_neighbors(vectors, word, args.k)))
     return 0
+
+
+def _add_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        choices=LOAD_FORMATS,
+        default="auto",
+        help="auto (default): gensim's native format for a .kv or .model name, else word2vec binary or text. "
+        "gensim's format is a Python pickle, which can run code when loaded: name it (--format gensim) only "
+        "for files from a source you trust",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,11 +66,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "and simlex999.txt. Figures follow gensim's evaluate_word_analogies / evaluate_word_pairs conventions.",
     )
     evaluate.add_argument("vectors", help="vectors in word2vec binary or text format, or gensim's format")
+    _add_format(evaluate)
     evaluate.add_argument("--analogies", action="append", help="analogy file (repeatable)")
     evaluate.add_argument("--similarity", action="append", help="word-pair similarity file (repeatable)")
     evaluate.add_argument(
         "--restrict-vocab",
-        type=_positive,
+        type=integer(1),
         default=DEFAULT_RESTRICT_VOCAB,
         help=f"only the N most frequent words are known (default {DEFAULT_RESTRICT_VOCAB}, gensim's)",
     )
@@ -69,6 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     neighbors = subparsers.add_parser("neighbors", help="nearest neighbours by cosine similarity")
     neighbors.add_argument("vectors", help="vectors in word2vec binary or text format, or gensim's format")
+    _add_format(neighbors)
     neighbors.add_argument("words", nargs="+", help="words to look up")
-    neighbors.add_argument("-k", type=_positive, default=10, help="neighbours per word (default 10)")
+    neighbors.add_argument("-k", type=integer(1), default=10, help="neighbours per word (default 10)")
     neighbors.set_defaults(func=run_neighbors)

@@ -1,0 +1,96 @@
+"""Option values checked when the command line is parsed, each refusal giving the range and the reason.
+
+Every verb builds its numeric options with :func:`integer` and :func:`number`, and its device option with
+:func:`device_name`, so a bad value stops before anything is read or written, in one line of the form
+``nce-lm VERB: error: argument --dim: must be between 1 and 100,000 (...), got 0``. The parser itself
+(:class:`OneLineParser`) prints that line alone, without the usage block, and exits with status 2, as
+every other error of the command line does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+from nce_lm.devices import check_device_name
+from nce_lm.errors import NceLmError
+
+# More kernel threads than CPUs only wait for each other at every batch; far more exhaust the process.
+MAX_THREADS = 4 * (os.cpu_count() or 1)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr (``PROG: error: MESSAGE``) and exit status 2."""
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        """Also record the innermost (sub)command's name, ``nce-lm lm train``, as ``command`` for error lines."""
+        namespace, extras = super().parse_known_args(args, namespace)
+        if not getattr(namespace, "command", None):
+            namespace.command = self.prog
+        return namespace, extras
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _range_text(low: float | None, high: float | None) -> str:
+    if high is None:
+        return f"at least {low:,}"
+    if low is None:
+        return f"at most {high:,}"
+    return f"between {low:,} and {high:,}"
+
+
+def integer(low: int | None = 1, high: int | None = None, reason: str = "") -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high] (either end open when None); ``reason`` explains the range."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if (low is not None and value < low) or (high is not None and value > high):
+            why = f" ({reason})" if reason else ""
+            raise argparse.ArgumentTypeError(f"must be {_range_text(low, high)}{why}, got {value:,}")
+        return value
+
+    return parse
+
+
+def number(low: float | None = None, high: float | None = None, *, above: bool = False,
+           reason: str = "") -> Callable[[str], float]:
+    """An argparse type: a finite float in [low, high] (``above``: strictly greater than ``low``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        too_low = low is not None and (value <= low if above else value < low)
+        if not math.isfinite(value) or too_low or (high is not None and value > high):
+            bounds = (f"greater than {low:g}" + (f" and at most {high:g}" if high is not None else "")) if above \
+                else _range_text(low, high)
+            why = f" ({reason})" if reason else ""
+            raise argparse.ArgumentTypeError(f"must be a finite number {bounds}{why}, got {text}")
+        return value
+
+    return parse
+
+
+def device_name(text: str) -> str:
+    """An argparse type: auto, cpu, cuda or cuda:N."""
+    try:
+        check_device_name(text)
+    except NceLmError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+KERNEL_SIZE = integer(1, 2**31 - 1, "the C kernel counts in 32-bit integers")  # skip-gram's sizes
+SEED = integer(0, 2**32 - 1, "numpy and torch take 32-bit seeds")
+threads = integer(1, MAX_THREADS, f"more threads than the {os.cpu_count()} CPUs only wait for each other")

@@ -1,0 +1,65 @@
+"""Outputs never overwrite inputs: the one check every verb runs before it writes anything.
+
+An output file that is one of the inputs (the same file through any name, hard link or symbolic link:
+``os.path.samefile``) would destroy what the run reads, and an output folder that holds an input would mix
+our files with the user's (``nce-lm prepare -o CORPUS_DIR``). :func:`check_outputs` refuses both, and an
+output file named like an existing folder, before any file is created.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from nce_lm.errors import NceLmError
+
+PathLike = str | os.PathLike[str]
+
+
+def _input_files(inputs: Iterable[PathLike | None]) -> list[Path]:
+    """The existing input files: files as given, folders expanded to every file below them."""
+    files = []
+    for item in inputs:
+        if item is None:
+            continue
+        path = Path(item)
+        if path.is_file():
+            files.append(path)
+        elif path.is_dir():
+            files.extend(p for p in sorted(path.rglob("*")) if p.is_file())
+    return files
+
+
+def check_outputs(
+    inputs: Iterable[PathLike | None],
+    files: Mapping[str, PathLike | None] = {},
+    folders: Mapping[str, PathLike | None] = {},
+) -> None:
+    """Refuse outputs that would clobber an input: an :class:`NceLmError` naming the option and the input.
+
+    ``inputs``: files or folders the run reads (None entries are skipped). ``files``: output files by the
+    option that names them (``{"-o": path}``); each must not be an input, an existing folder, or another
+    output. ``folders``: output folders by option; none may hold an input, nor be one.
+    """
+    sources = _input_files(inputs)
+    given = [(option, Path(path)) for option, path in files.items() if path is not None]
+    for index, (option, path) in enumerate(given):
+        if path.is_dir():
+            raise NceLmError(f"{option} {path} is a folder; give a file name")
+        for other_option, other in given[:index]:
+            if path.resolve() == other.resolve() or (path.exists() and other.exists() and path.samefile(other)):
+                raise NceLmError(f"{option} and {other_option} name the same file {path}")
+        if path.exists():
+            for source in sources:
+                if path.samefile(source):
+                    raise NceLmError(f"{option} {path} is the input {source}: refusing to overwrite it")
+    for option, folder in folders.items():
+        if folder is None:
+            continue
+        root = Path(folder).resolve()
+        for source in sources:
+            if source.resolve().is_relative_to(root):
+                raise NceLmError(f"{option} {folder} holds the input {source}: give the output a folder of its own")
+        if Path(folder).is_file():
+            raise NceLmError(f"{option} {folder} is a file; give a folder")
