@@ -146,7 +146,7 @@ def test_cli_train_eval_and_errors(corpus, tmp_path: Path, capsys) -> None:
         (["lm", "train", "--train", str(tmp_path / "absent.txt"), "--valid", str(corpus["valid"]), "-o",
           str(tmp_path / "x")], "train file not found"),
         (["lm", "eval", str(tmp_path / "absent"), "--data", str(corpus["test"])], "run folder not found"),
-        (["lm", "train", *common, "-o", str(tmp_path / "y"), "--dropout", "1.5"], "dropout must be in"),
+        (["lm", "train", *common, "-o", str(tmp_path / "y"), "--dropout", "1.5"], "--dropout: must be a finite number between 0 and 1"),
     ]:
         capsys.readouterr()
         assert main(argv) == 2

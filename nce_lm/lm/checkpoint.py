@@ -3,7 +3,9 @@
 A run folder holds ``config.json``, ``vocab.json``, ``last.pt`` (model, optimizer, learning rate, epoch,
 history and every random state: enough to continue exactly) and ``best.pt`` (the model with the best
 validation perplexity). Every file is written to a temporary name and renamed; ``.pt`` files hold only
-tensors and plain containers and are read with ``torch.load(weights_only=True)``.
+tensors and plain containers and are read with ``torch.load(weights_only=True)``. Each ``.pt`` records the
+fingerprint of the vocabulary it was trained on, checked against ``vocab.json`` when it is read back: a
+replaced or edited vocabulary is refused instead of silently mapping words to another word's rows.
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ from nce_lm.vocab import Vocab
 FORMAT = "nce_lm.lm"
 
 
-def save_payload(path: Path, payload: dict[str, Any]) -> None:
+def save_payload(path: Path, payload: dict[str, Any], vocab: Vocab) -> None:
+    """Write ``payload`` with the format tag and ``vocab``'s fingerprint, atomically."""
     with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **payload}, tmp)
+        torch.save({"format": FORMAT, "vocab_fingerprint": vocab.fingerprint(), **payload}, tmp)
 
 
-def load_payload(path: Path) -> dict[str, Any]:
+def load_payload(path: Path, vocab: Vocab) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_payload` for ``vocab``; anything else is an NceLmError."""
     if not path.is_file():
         raise NceLmError(f"checkpoint not found: {path}")
     try:
@@ -39,6 +43,9 @@ def load_payload(path: Path) -> dict[str, Any]:
         raise NceLmError(f"checkpoint {path} is corrupted ({type(err).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise NceLmError(f"{path} is not an nce_lm language-model checkpoint")
+    if payload.get("vocab_fingerprint") != vocab.fingerprint():
+        raise NceLmError(f"{path} was trained on another vocabulary than {path.parent / 'vocab.json'}: the run "
+                         "folder's files do not belong together")
     return payload
 
 
@@ -70,7 +77,7 @@ def load_run(run_dir: Path, which: str = "best", device: str | None = None) -> R
     if device is not None:
         config = config.with_changes(device=device)
     vocab = Vocab.load(run_dir / "vocab.json")
-    payload = load_payload(run_dir / f"{which}.pt")
+    payload = load_payload(run_dir / f"{which}.pt", vocab)
     target = resolve_device(config.device)
     noise = noise_for(config, vocab, target)
     model = build_model(config, len(vocab), noise.log_probs.cpu())

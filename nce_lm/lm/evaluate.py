@@ -35,6 +35,7 @@ Self-normalization diagnostics (Mnih & Teh 2012; Devlin et al. 2014):
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from pathlib import Path
@@ -69,6 +70,24 @@ def eval_streams(ids: np.ndarray, batch_size: int) -> tuple[torch.Tensor, torch.
     all_ids = torch.from_numpy(np.asarray(ids, dtype=np.int64))
     streams = all_ids[: rows * length + 1].unfold(0, length + 1, length).contiguous()  # (B, L + 1)
     return streams, all_ids[rows * length :]
+
+
+def _exp(mean_nll: float) -> float:
+    """A perplexity exp(mean_nll): infinity past the float range (a diverged model), not an OverflowError."""
+    try:
+        return math.exp(mean_nll)
+    except OverflowError:
+        return math.inf
+
+
+def eval_cache_dir(run_dir: Path) -> Path:
+    """Where ``lm eval`` caches token ids: the run's own ``cache`` folder, or, when the run folder cannot be
+    written (a shared, read-only run), ``$XDG_CACHE_HOME/nce_lm/eval/<hash of the run's path>``."""
+    own = run_dir / "cache"
+    if os.access(own if own.is_dir() else run_dir, os.W_OK):
+        return own
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "nce_lm" / "eval" / hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:16]
 
 
 def _last_row(state: State) -> State:
@@ -145,11 +164,11 @@ def evaluate_model(
     nll, neg_score, log_z_sum, log_z_sq, is_error, tokens = sums.tolist()  # the one host sync
     mean_log_z = log_z_sum / tokens
     return {
-        "ppl": math.exp(nll / tokens),
+        "ppl": _exp(nll / tokens),
         "nll": nll / tokens,
         "mean_log_z": mean_log_z,
         "std_log_z": math.sqrt(max(log_z_sq / tokens - mean_log_z**2, 0.0)),
-        "self_normalized_ppl": math.exp(neg_score / tokens),
+        "self_normalized_ppl": _exp(neg_score / tokens),
         "is_log_z_error": is_error / tokens if noise is not None else None,
         "tokens": int(tokens),
     }
@@ -164,7 +183,7 @@ def evaluate_lm(
 
     run = load_run(Path(run_dir), which="best", device=device)
     path = resolve_path(str(data), "test")
-    ids = token_ids(path, run.vocab, Path(run_dir) / "cache")
+    ids = token_ids(path, run.vocab, eval_cache_dir(Path(run_dir)))
     config = run.config
     return evaluate_model(run.model, ids, config.eval_batch_size, config.seq_len, run.noise, config.is_samples,
                           config.seed, progress=progress, label="eval")

@@ -15,7 +15,9 @@ from __future__ import annotations
 import math
 import os
 import resource
+import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from nce_lm.devices import autocast, resolve_precision
 from nce_lm.distributed import DistributedContext
 from nce_lm.lm.evaluate import evaluate_model
 from nce_lm.lm.model import LanguageModel, State, build_model
+from nce_lm.locks import folder_lock
 from nce_lm.lm.optim import LMOptimizer
 from nce_lm.noise import NoiseDistribution
 from nce_lm.objectives import Objective, build_objective
@@ -153,15 +156,22 @@ def _split_paths(config: LMConfig) -> dict[str, Path | None]:
 def train_lm(config: LMConfig, run_dir: str | os.PathLike[str], resume: bool = False) -> dict[str, Any]:
     """Train (or, with ``resume``, continue) the run in ``run_dir``; returns its metrics.
 
-    Under torchrun every rank calls this; rank 0 alone writes files.
+    Under torchrun every rank calls this; rank 0 alone writes files, holding the run folder's lock
+    (:mod:`nce_lm.locks`). A new run that fails before its first checkpoint leaves no folder behind.
     """
     config.validate()
     run_dir = Path(run_dir)
     ctx = DistributedContext.from_environment(config.device)
+    created = ctx.is_main and not resume and not run_dir.exists()
     try:
-        metrics = _train(config, run_dir, resume, ctx)
+        with folder_lock(run_dir, "run folder") if ctx.is_main else nullcontext():
+            metrics = _train(config, run_dir, resume, ctx)
         ctx.barrier()  # ranks leave together: one tearing its gloo group down while rank 0 still writes can abort
         return metrics
+    except BaseException:
+        if created and not (run_dir / "last.pt").exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     finally:
         ctx.close()
 
@@ -175,10 +185,11 @@ def _train(config: LMConfig, run_dir: Path, resume: bool, ctx: DistributedContex
         saved = LMConfig.from_dict(read_json(run_dir / "config.json", "run config"))
         vocab = Vocab.load(run_dir / "vocab.json")
         config = config.resolved(len(vocab))
+        config.check_sizes(len(vocab))
         changed = config.differences(saved)
         if changed:
             raise NceLmError(f"cannot resume {run_dir}: settings differ from the run's ({', '.join(changed)})")
-        payload = load_payload(run_dir / "last.pt")
+        payload = load_payload(run_dir / "last.pt", vocab)
     else:
         if (run_dir / "last.pt").exists():
             raise NceLmError(f"{run_dir} already holds a run; use --resume to continue it or pick another folder")
@@ -186,6 +197,7 @@ def _train(config: LMConfig, run_dir: Path, resume: bool, ctx: DistributedContex
         if payload is None:
             vocab = build_vocab([paths["train"]], min_count=1)
             config = config.resolved(len(vocab))
+            config.check_sizes(len(vocab))
             _announce(config, len(vocab))
         write_run_files(run_dir, config, vocab)
         ids = {split: token_ids(p, vocab, run_dir / "cache") for split, p in paths.items() if p is not None}
@@ -263,6 +275,9 @@ def _train(config: LMConfig, run_dir: Path, resume: bool, ctx: DistributedContex
             bar.close()
         valid = evaluate_model(model, ids["valid"], config.eval_batch_size, config.seq_len, noise,
                                config.is_samples, config.seed, progress=config.progress, label="valid", ctx=ctx)
+        if not math.isfinite(valid["nll"]):
+            raise NceLmError(f"the validation loss became {valid['nll']} after epoch {epoch + 1}: stopped, the last "
+                             f"good checkpoint in {run_dir} is intact; lower --lr")
         improved = valid["ppl"] < best_ppl
         record = {
             "epoch": epoch + 1, "lr": lr, "train_objective_loss": ctx.sum(loss_sum) / ctx.sum(steps),
@@ -275,11 +290,11 @@ def _train(config: LMConfig, run_dir: Path, resume: bool, ctx: DistributedContex
             lr /= config.lr_decay
         if ctx.is_main:
             if improved:
-                save_payload(run_dir / "best.pt", {"model": model.state_dict(), "epoch": epoch + 1})
+                save_payload(run_dir / "best.pt", {"model": model.state_dict(), "epoch": epoch + 1}, vocab)
             save_payload(run_dir / "last.pt", {
                 "module": module.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
                 "tokens_seen": tokens_seen, "lr": lr, "best_ppl": best_ppl, "history": history,
-            })
+            }, vocab)
             print(f"epoch {epoch + 1}: valid ppl {valid['ppl']:.2f} (self-normalized {valid['self_normalized_ppl']:.2f}, "
                   f"mean log Z {valid['mean_log_z']:+.3f} ± {valid['std_log_z']:.3f}), "
                   f"{record['tokens_per_s']:,.0f} tokens/s", flush=True)
@@ -290,7 +305,7 @@ def _train(config: LMConfig, run_dir: Path, resume: bool, ctx: DistributedContex
     }
     if paths["test"] is not None and ctx.is_main and (run_dir / "best.pt").exists():
         best = build_model(config, len(vocab), noise.log_probs.cpu()).to(device)
-        best.load_state_dict(load_payload(run_dir / "best.pt")["model"])
+        best.load_state_dict(load_payload(run_dir / "best.pt", vocab)["model"])
         started = time.perf_counter()
         metrics["test"] = evaluate_model(best, ids["test"], config.eval_batch_size, config.seq_len, noise,
                                          config.is_samples, config.seed, progress=config.progress, label="test")
