@@ -8,6 +8,7 @@ and fp32 on the CPU (where bf16 matrix products are emulated on most machines an
 
 from __future__ import annotations
 
+import os
 from contextlib import AbstractContextManager
 
 import torch
@@ -15,6 +16,8 @@ import torch
 from nce_lm.errors import NceLmError
 
 DEVICES = ("auto", "cpu", "cuda")
+# CPU threads a run may ask for: more than the CPUs only wait for each other, far more exhaust the process.
+MAX_THREADS = 4 * (os.cpu_count() or 1)
 PRECISIONS = ("auto", "fp32", "bf16")
 
 

@@ -22,6 +22,8 @@ import os
 import re
 import shutil
 import tempfile
+import types
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -165,3 +167,24 @@ def read_json(path: str | os.PathLike[str], what: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise NceLmError(f"{what} file {p} is corrupted (invalid JSON at line {err.lineno})") from None
+
+
+def check_field_types(cls: type, data: dict[str, Any], what: str) -> None:
+    """Refuse values of ``data`` whose type is not the one the dataclass ``cls`` declares for that field.
+
+    Settings read back from JSON (a run's config.json, a checkpoint's config) are checked so before use:
+    a hand-edited ``"dim": "200"`` is one line naming the field, not a TypeError deep in the run. An int is
+    accepted for a float field; a bool is never taken for an int.
+    """
+    hints = typing.get_type_hints(cls)
+    for name, value in data.items():
+        declared = hints.get(name)
+        if declared is None:
+            continue
+        options = typing.get_args(declared) if isinstance(declared, types.UnionType) else (declared,)
+        allowed = tuple(type(None) if t is None else t for t in options)
+        ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
+        ok = ok or (float in allowed and type(value) is int)
+        if not ok:
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+            raise NceLmError(f"{what}: {name} must be {names}, got {value!r}")

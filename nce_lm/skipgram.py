@@ -61,10 +61,11 @@ import torch
 
 from nce_lm import skipgram_device, skipgram_kernel
 from nce_lm.corpus import TokenizerConfig
-from nce_lm.devices import check_device_name
+from nce_lm.devices import MAX_THREADS, check_device_name
 from nce_lm.distributed import DistributedContext
 from nce_lm.errors import NceLmError
-from nce_lm.fileio import atomic_path
+from nce_lm.fileio import atomic_path, check_field_types, remove_stale, temp_prefix
+from nce_lm.memory import check_memory
 from nce_lm.noise import NoiseDistribution, keep_probabilities
 from nce_lm.objectives import build_objective
 from nce_lm.rowwise_adagrad import RowwiseAdagrad
@@ -77,6 +78,7 @@ OPTIMIZERS = {"sgd": 0.025, "rowwise-adagrad": 0.1}  # and their default learnin
 KERNELS = ("auto", "fused", "device", "torch")  # the implementations of the update (SkipGramConfig.kernel)
 MAX_SENTENCE_WORDS = 10_000  # gensim's MAX_WORDS_IN_BATCH: longer lines are cut into sentences this long
 CHECKPOINT_FORMAT = "nce_lm.skipgram"
+IDS_TEMP_PREFIX = "nce_lm-ids-"  # a run without --cache-dir keeps its token ids in a temporary folder so named
 _CHUNK_TOKENS = 1 << 20  # tokens turned into pairs at a time: bounds the memory of the pair arrays
 
 
@@ -130,8 +132,9 @@ class SkipGramConfig:
             raise NceLmError(f"output_bias must be one of {', '.join(OUTPUT_BIAS)}, got {self.output_bias!r}")
         if self.kernel not in KERNELS:
             raise NceLmError(f"kernel must be one of {', '.join(KERNELS)}, got {self.kernel!r}")
-        if self.threads is not None and self.threads < 1:
-            raise NceLmError(f"threads must be at least 1, got {self.threads}")
+        if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
+            raise NceLmError(f"threads must be between 1 and {MAX_THREADS} (more threads than the {os.cpu_count()} "
+                             f"CPUs only wait for each other), got {self.threads}")
         check_device_name(self.device)
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise NceLmError("--device cuda asked for, but torch sees no CUDA device")
@@ -154,6 +157,7 @@ class SkipGramConfig:
             raise NceLmError(f"unknown skip-gram settings: {', '.join(unknown)}")
         if isinstance(data.get("output_bias"), bool):  # checkpoints before the fixed bias: True meant learned
             data = {**data, "output_bias": "learned" if data["output_bias"] else "none"}
+        check_field_types(cls, data, "skip-gram settings")
         return cls(**data)
 
 
@@ -223,6 +227,17 @@ def window_pairs(
     return context[within], np.repeat(words, within.sum(axis=1))  # row-major: centre order, then offset order
 
 
+def _memory_estimate(config: SkipGramConfig, vocab_size: int) -> dict[str, int]:
+    """Bytes of a run's largest allocations: the two (V, d) tables (twice: the kernel's padded copy, or the
+    optimizer's state), one chunk's (tokens, 2·window) window masks and context ids with its pairs, and one
+    batch's (B, k, d) gathered noise rows (with their steps)."""
+    return {
+        "tables": 4 * 2 * 2 * vocab_size * config.dim,
+        "window pairs": _CHUNK_TOKENS * 2 * config.window * (1 + 4 + 8),
+        "noise rows": 2 * config.batch_size * config.negatives * (8 + 4 * config.dim),
+    }
+
+
 class SkipGramTrainer:
     """Runs the epochs of one skip-gram model: data preparation, SGD updates, checkpoints."""
 
@@ -235,6 +250,7 @@ class SkipGramTrainer:
         ctx: DistributedContext | None = None,
     ):
         config.validate()
+        check_memory(_memory_estimate(config, len(vocab)), "lower --dim, --window, --negatives or --batch-size")
         self.config = config
         self.vocab = vocab
         self.ctx = ctx or DistributedContext()
@@ -555,6 +571,7 @@ class SkipGramTrainer:
             "format": CHECKPOINT_FORMAT,
             "config": asdict(self.config),
             "vocab": self.vocab.to_dict(),
+            "vocab_fingerprint": self.vocab.fingerprint(),
             "input_vectors": self.state.input_vectors.cpu(),
             "output_vectors": self.state.output_vectors.cpu(),
             "epochs_done": self.state.epochs_done,
@@ -583,6 +600,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[SkipGramConfig, Vocab
         config = SkipGramConfig.from_dict(payload["config"])
     except (NceLmError, KeyError, TypeError) as err:
         raise NceLmError(f"checkpoint {path} is damaged: {err}") from None
+    if payload.get("vocab_fingerprint", vocab.fingerprint()) != vocab.fingerprint():
+        raise NceLmError(f"checkpoint {path} is damaged: its vocabulary does not match the fingerprint it recorded")
     try:
         state = _State(payload["input_vectors"], payload["output_vectors"], int(payload["epochs_done"]),
                        list(payload["loss_per_epoch"]), payload["noise_rng"], payload["output_bias"],
@@ -625,7 +644,8 @@ def train_skipgram(
         vocab = build_vocab(corpus, min_count=config.min_count, tokenizer=tokenizer)
     ctx = DistributedContext.from_environment(config.device)
     try:
-        with tempfile.TemporaryDirectory(prefix="nce_lm-ids-") as tmp:
+        remove_stale(Path(tempfile.gettempdir()), IDS_TEMP_PREFIX)  # left by killed runs
+        with tempfile.TemporaryDirectory(prefix=temp_prefix(IDS_TEMP_PREFIX)) as tmp:
             ids = np.asarray(cached_token_ids(corpus, vocab, tmp if cache_dir is None or ctx.active else cache_dir))
             trainer = SkipGramTrainer(config, vocab, ids, state, ctx)
             if not len(trainer.words_all):

@@ -53,7 +53,8 @@ class Vocab:
         tokenizer: TokenizerConfig = TokenizerConfig(),
         settings: dict[str, Any] | None = None,
     ) -> None:
-        """Check the invariants (specials first, no duplicates, counts non-negative) and build the index."""
+        """Check the invariants (specials first, no duplicates, no empty or whitespace tokens, every word
+        counted at least once) and build the index."""
         self.tokens = list(tokens)
         self.counts = np.asarray(counts, dtype=np.int64)  # (V,)
         self.tokenizer = tokenizer
@@ -69,6 +70,13 @@ class Vocab:
         if (self.counts < 0).any():
             bad = int(np.flatnonzero(self.counts < 0)[0])
             raise NceLmError(f"vocabulary count of {self.tokens[bad]!r} is negative ({self.counts[bad]})")
+        if (self.counts[2:] < 1).any():
+            bad = 2 + int(np.flatnonzero(self.counts[2:] < 1)[0])
+            raise NceLmError(f"vocabulary count of {self.tokens[bad]!r} is {self.counts[bad]}: every word was seen at "
+                             "least once (the noise distribution needs positive counts)")
+        blank = next((t for t in self.tokens if not t or any(ch.isspace() for ch in t)), None)
+        if blank is not None:
+            raise NceLmError(f"vocabulary token {blank!r} is empty or holds whitespace: no corpus can produce it")
         self._index = {token: i for i, token in enumerate(self.tokens)}
         if len(self._index) != len(self.tokens):
             duplicate = next(t for t, n in Counter(self.tokens).items() if n > 1)

@@ -137,8 +137,8 @@ def test_cli_trains_exports_and_reports(topic_corpus: Path, tmp_path: Path, caps
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--dim", "0"], "dim must be at least 1"),
-        (["--sample", "-1"], "sample must be non-negative"),
+        (["--dim", "0"], "--dim: must be between 1 and"),
+        (["--sample", "-1"], "--sample: must be a finite number at least 0"),
         (["--min-count", "100000"], "vocabulary is empty"),
         (["--resume", "CORRUPT"], "corrupted or not a checkpoint"),
     ],

@@ -16,11 +16,8 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
-from nce_lm.devices import check_device_name
+from nce_lm.devices import MAX_THREADS, check_device_name
 from nce_lm.errors import NceLmError
-
-# More kernel threads than CPUs only wait for each other at every batch; far more exhaust the process.
-MAX_THREADS = 4 * (os.cpu_count() or 1)
 
 
 class OneLineParser(argparse.ArgumentParser):

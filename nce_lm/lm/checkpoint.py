@@ -76,6 +76,10 @@ def load_run(run_dir: Path, which: str = "best", device: str | None = None) -> R
     config = LMConfig.from_dict(read_json(run_dir / "config.json", "run config"))
     if device is not None:
         config = config.with_changes(device=device)
+    try:
+        config.validate()
+    except NceLmError as err:
+        raise NceLmError(f"{run_dir / 'config.json'} is invalid: {err}") from None
     vocab = Vocab.load(run_dir / "vocab.json")
     payload = load_payload(run_dir / f"{which}.pt", vocab)
     target = resolve_device(config.device)

@@ -8,6 +8,7 @@ from typing import Any
 
 from nce_lm.devices import PRECISIONS, check_device_name
 from nce_lm.errors import NceLmError
+from nce_lm.fileio import check_field_types
 from nce_lm.memory import check_memory
 from nce_lm.lm.optim import DEFAULT_LR, OPTIMIZERS, sparse_tables
 from nce_lm.objectives import OBJECTIVES
@@ -150,6 +151,7 @@ class LMConfig:
         unknown = sorted(set(data) - {f.name for f in fields(cls)})
         if unknown:
             raise NceLmError(f"unknown language-model settings: {', '.join(unknown)}")
+        check_field_types(cls, data, "run config")
         return cls(**data)
 
     def differences(self, other: LMConfig) -> list[str]:
