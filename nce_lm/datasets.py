@@ -4,7 +4,10 @@ Each entry gives the canonical download address, the archive's sha256 (None wher
 be verified: the archive check is then skipped), the licence, and per split the member of the archive to
 extract, the file name it gets on disk and that file's sha256 (again None when unknown). ``fetch``
 streams the archive to a temporary file, checks it, extracts the split files one by one to temporary files,
-checks each, and only then renames them into place: a failed check leaves nothing behind.
+checks each, and only then renames them into place: a failed check leaves nothing behind. A dataset with
+no checksum at all (wikitext-103 and text8: no published value could be verified from here) is downloaded
+only when the caller accepts that (``allow_unverified``, ``nce-lm data fetch --allow-unverified``). Every
+address is https, and no split may expand past the dataset's ``max_bytes`` (an archive bomb stops there).
 
 Local copies are looked up first in the folder named by ``NCE_LM_DATA``, then in the project's ``data/``
 folder, both laid out as ``<folder>/<dataset>/<file>``; a gzipped ``<file>.gz`` is accepted too (the
@@ -51,6 +54,12 @@ class Dataset:
     archive_sha256: str | None  # None: no verified published checksum, the archive check is skipped
     license: str
     splits: dict[str, SplitFile]
+    max_bytes: int = 1 << 31  # no split file may expand past this (2 GiB; wikitext-103's train is 0.5 GB)
+
+    @property
+    def verified(self) -> bool:
+        """Whether a download is checked: the archive's sha256, or every split file's, is recorded."""
+        return self.archive_sha256 is not None or all(f.sha256 for f in self.splits.values())
 
 
 REGISTRY: dict[str, Dataset] = {
@@ -58,7 +67,7 @@ REGISTRY: dict[str, Dataset] = {
     for d in (
         Dataset(
             name="ptb",
-            url="http://www.fit.vutbr.cz/~imikolov/rnnlm/simple-examples.tgz",
+            url="https://www.fit.vutbr.cz/~imikolov/rnnlm/simple-examples.tgz",
             archive="tgz",
             archive_sha256=None,
             license="Penn Treebank WSJ text (LDC99T42), Mikolov's preprocessing; LDC licence terms apply",
@@ -117,7 +126,7 @@ REGISTRY: dict[str, Dataset] = {
         ),
         Dataset(
             name="text8",
-            url="http://mattmahoney.net/dc/text8.zip",
+            url="https://mattmahoney.net/dc/text8.zip",
             archive="zip",
             archive_sha256=None,
             license="Wikipedia text (CC BY-SA), cleaned by Matt Mahoney",
@@ -176,10 +185,14 @@ def dataset_path(name: str, split: str = "train") -> Path:
     return found
 
 
-def _copy_hashing(source: IO[bytes], target: IO[bytes]) -> str:
-    """Copy a stream in blocks and return the sha256 of what was copied."""
+def _copy_hashing(source: IO[bytes], target: IO[bytes], limit: int | None = None, what: str = "") -> str:
+    """Copy a stream in blocks and return the sha256 of what was copied; past ``limit`` bytes, an NceLmError."""
     digest = hashlib.sha256()
+    copied = 0
     while block := source.read(_COPY_BYTES):
+        copied += len(block)
+        if limit is not None and copied > limit:
+            raise NceLmError(f"{what} expands past {limit:,} bytes, more than the dataset can hold; nothing was kept")
         digest.update(block)
         target.write(block)
     return digest.hexdigest()
@@ -207,12 +220,18 @@ def _open_member(dataset: Dataset, handle: tarfile.TarFile | zipfile.ZipFile, me
     return extracted
 
 
-def fetch(name: str, data_dir: str | os.PathLike[str] | None = None) -> dict[str, Path]:
+def fetch(
+    name: str, data_dir: str | os.PathLike[str] | None = None, allow_unverified: bool = False
+) -> dict[str, Path]:
     """Download ``name``, verify it and extract its splits to ``<data_dir>/<name>/``; return split -> path.
 
     ``data_dir`` defaults to the project's data/ folder. Splits already present there are kept as they are.
+    A dataset without any recorded checksum is refused unless ``allow_unverified``.
     """
     dataset = get_dataset(name)
+    if not dataset.verified and not allow_unverified:
+        raise NceLmError(f"no checksum of {name} is recorded, so its download from {dataset.url} cannot be "
+                         "verified; pass --allow-unverified to fetch it anyway")
     target_dir = Path(data_dir) if data_dir is not None else PROJECT_DATA_DIR
     targets = {split: target_dir / name / f.filename for split, f in dataset.splits.items()}
     if all(path.is_file() for path in targets.values()):
@@ -251,7 +270,7 @@ def _extract_splits(
         path = staging / entry.filename
         try:
             with _open_member(dataset, handle, entry.member) as source, open(path, "wb") as out:
-                sha = _copy_hashing(source, out)
+                sha = _copy_hashing(source, out, dataset.max_bytes, f"{entry.member} of the {dataset.name} archive")
         except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as err:
             raise NceLmError(f"cannot extract {entry.member} from the {dataset.name} archive: {err}") from None
         _check(f"{dataset.name} {split} ({entry.member})", sha, entry.sha256)

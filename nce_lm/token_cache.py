@@ -17,6 +17,7 @@ filled in at the end.
 from __future__ import annotations
 
 import os
+import shutil
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -117,7 +118,20 @@ def load_or_build(
     if folder.exists() and not folder.is_dir():
         raise NceLmError(f"cache folder {folder} exists and is not a folder")
     check_outputs(files, folders={"cache folder": folder})
+    if all(f.stat().st_size == 0 for f in files):
+        raise NceLmError(f"the corpus ({', '.join(str(f) for f in files)}) is empty")
     expected = _expected_manifest(files, vocab, errors)
+    created = not folder.exists()
+    try:
+        return _load_or_build(folder, files, vocab, errors, expected)
+    except BaseException:
+        if created:  # a folder this call made and could not fill: leave nothing behind
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _load_or_build(folder: Path, files: list[Path], vocab: Vocab, errors: str, expected: dict[str, Any]) -> TokenCache:
+    """:func:`load_or_build` once the inputs are checked: reuse under a shared lock, else build under an exclusive one."""
     with folder_lock(folder, "token cache", shared=True):
         found = _reusable(folder, expected)
     if found is not None:

@@ -70,7 +70,7 @@ def run_data(args: argparse.Namespace) -> int:
             file_check = (
                 "split files sha256 checked"
                 if all(f.sha256 for f in dataset.splits.values())
-                else "split files not checked"
+                else "split files not checked: fetch needs --allow-unverified"
             )
             print(f"{dataset.name}: splits {', '.join(dataset.splits)}; {dataset.url} ({dataset.archive}; "
                   f"{archive_check}; {file_check})")
@@ -82,7 +82,7 @@ def run_data(args: argparse.Namespace) -> int:
     if args.action == "path":
         print(dataset_path(args.name, args.split))
         return 0
-    for split, path in fetch(args.name, args.data_dir).items():
+    for split, path in fetch(args.name, args.data_dir, args.allow_unverified).items():
         print(f"{split}: {path}")
     return 0
 
@@ -131,4 +131,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data.add_argument("name", nargs="?", choices=tuple(REGISTRY), help="dataset name")
     data.add_argument("--split", default="train", help="split for `path` (default train)")
     data.add_argument("--data-dir", default=None, help="folder for `fetch` (default: the project's data/)")
+    data.add_argument("--allow-unverified", action="store_true",
+                      help="fetch a dataset that has no recorded checksum (wikitext-103, text8) without checking it")
     data.set_defaults(func=run_data)

@@ -13,6 +13,9 @@ from nce_lm.fileio import write_json_atomic
 from nce_lm.vectors import LOAD_FORMATS, load_vectors
 
 
+DEFAULT_NEIGHBORS = 10
+
+
 def print_metrics(metrics: dict[str, object]) -> None:
     """One line per figure: analogy accuracies, then each similarity file's Spearman correlation."""
     if "analogy" in metrics:
@@ -39,10 +42,11 @@ def run_eval_vectors(args: argparse.Namespace) -> int:
 
 def run_neighbors(args: argparse.Namespace) -> int:
     vectors = load_vectors(args.vectors, args.format)
-    if args.k >= len(vectors):
+    if args.k is not None and args.k >= len(vectors):
         raise NceLmError(f"-k {args.k} asks for more neighbours than the {len(vectors) - 1:,} other words of {args.vectors}")
+    k = args.k if args.k is not None else min(DEFAULT_NEIGHBORS, len(vectors) - 1)
     for word in args.words:
-        print(f"{word}: " + ", ".join(f"{w} {s:.3f}" for w, s in nearest_neighbors(vectors, word, args.k)))
+        print(f"{word}: " + ", ".join(f"{w} {s:.3f}" for w, s in nearest_neighbors(vectors, word, k)))
     return 0
 
 
@@ -82,5 +86,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     neighbors.add_argument("vectors", help="vectors in word2vec binary or text format, or gensim's format")
     _add_format(neighbors)
     neighbors.add_argument("words", nargs="+", help="words to look up")
-    neighbors.add_argument("-k", type=integer(1), default=10, help="neighbours per word (default 10)")
+    neighbors.add_argument("-k", type=integer(1), help=f"neighbours per word (default {DEFAULT_NEIGHBORS}, at most "
+                           "the other words)")
     neighbors.set_defaults(func=run_neighbors)

@@ -162,6 +162,8 @@ def train_lm(config: LMConfig, run_dir: str | os.PathLike[str], resume: bool = F
     config.validate()
     run_dir = Path(run_dir)
     ctx = DistributedContext.from_environment(config.device)
+    if not resume and (run_dir / "last.pt").exists():
+        raise NceLmError(f"{run_dir} already holds a run; use --resume to continue it or pick another folder")
     created = ctx.is_main and not resume and not run_dir.exists()
     try:
         with folder_lock(run_dir, "run folder") if ctx.is_main else nullcontext():
@@ -190,9 +192,6 @@ def _train(config: LMConfig, run_dir: Path, resume: bool, ctx: DistributedContex
         if changed:
             raise NceLmError(f"cannot resume {run_dir}: settings differ from the run's ({', '.join(changed)})")
         payload = load_payload(run_dir / "last.pt", vocab)
-    else:
-        if (run_dir / "last.pt").exists():
-            raise NceLmError(f"{run_dir} already holds a run; use --resume to continue it or pick another folder")
     if ctx.is_main:  # rank 0 builds the vocabulary and the token-id caches; the others read them after it
         if payload is None:
             vocab = build_vocab([paths["train"]], min_count=1)
