@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO
 
 from nce_lm.errors import NceLmError
-from nce_lm.fileio import atomic_path
+from nce_lm.fileio import atomic_path, remove_stale, temp_prefix
 
 DATA_ENV = "NCE_LM_DATA"
 PROJECT_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -237,7 +237,8 @@ def fetch(
     if all(path.is_file() for path in targets.values()):
         return targets
     target_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{name}-download-", dir=target_dir) as tmp:
+    remove_stale(target_dir, f".{name}-download-")  # left by a killed fetch
+    with tempfile.TemporaryDirectory(prefix=temp_prefix(f".{name}-download-"), dir=target_dir) as tmp:
         archive_path = Path(tmp) / f"archive.{dataset.archive}"
         try:
             with urllib.request.urlopen(dataset.url) as response, open(archive_path, "wb") as out:

@@ -227,13 +227,13 @@ def window_pairs(
     return context[within], np.repeat(words, within.sum(axis=1))  # row-major: centre order, then offset order
 
 
-def _memory_estimate(config: SkipGramConfig, vocab_size: int) -> dict[str, int]:
+def _memory_estimate(config: SkipGramConfig, vocab_size: int, tokens: int) -> dict[str, int]:
     """Bytes of a run's largest allocations: the two (V, d) tables (twice: the kernel's padded copy, or the
     optimizer's state), one chunk's (tokens, 2·window) window masks and context ids with its pairs, and one
     batch's (B, k, d) gathered noise rows (with their steps)."""
     return {
         "tables": 4 * 2 * 2 * vocab_size * config.dim,
-        "window pairs": _CHUNK_TOKENS * 2 * config.window * (1 + 4 + 8),
+        "window pairs": min(tokens, _CHUNK_TOKENS) * 2 * config.window * (1 + 4 + 8),
         "noise rows": 2 * config.batch_size * config.negatives * (8 + 4 * config.dim),
     }
 
@@ -250,7 +250,7 @@ class SkipGramTrainer:
         ctx: DistributedContext | None = None,
     ):
         config.validate()
-        check_memory(_memory_estimate(config, len(vocab)), "lower --dim, --window, --negatives or --batch-size")
+        check_memory(_memory_estimate(config, len(vocab), len(ids)), "lower --dim, --window, --negatives or --batch-size")
         self.config = config
         self.vocab = vocab
         self.ctx = ctx or DistributedContext()

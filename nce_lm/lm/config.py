@@ -12,6 +12,7 @@ from nce_lm.fileio import check_field_types
 from nce_lm.memory import check_memory
 from nce_lm.lm.optim import DEFAULT_LR, OPTIMIZERS, sparse_tables
 from nce_lm.objectives import OBJECTIVES
+from nce_lm.partition import DEFAULT_CHUNK_SIZE
 
 MODELS = ("lstm", "transformer")
 DEFAULT_NOISE_SAMPLES = 1024  # k for a sampled objective, unless V is smaller
@@ -97,18 +98,18 @@ class LMConfig:
 
         The estimate counts the (B·T, k) noise scores (forward, gradient and a temporary: three copies), the
         (B·T, d) activations of every layer (six copies, an LSTM's gates), the two (V, d) tables with their
-        gradients and two Adam moments, and evaluation's (B_eval·T, V) exact log-partition scores.
+        gradients and two Adam moments, and evaluation's exact log-partition scores, (B_eval·T, chunk) at a time.
         """
         if self.objective != "full" and self.noise_samples is not None and self.noise_samples > vocab_size:
             raise NceLmError(f"noise_samples (k) must be at most the vocabulary size V = {vocab_size:,}, got "
                              f"{self.noise_samples:,}: k noise words are drawn from V")
         positions = self.batch_size * self.seq_len
-        k = self.noise_samples or 0
+        k = (self.noise_samples or 0) if self.objective != "full" else 0
         check_memory({
             "noise scores": 4 * 3 * positions * k,
             "activations": 4 * 6 * positions * self.dim * self.layers,
             "embedding tables": 4 * 4 * 2 * vocab_size * self.dim,
-            "evaluation scores": 4 * 2 * self.eval_batch_size * self.seq_len * vocab_size,
+            "evaluation scores": 4 * 2 * self.eval_batch_size * self.seq_len * min(vocab_size, DEFAULT_CHUNK_SIZE),
         }, "lower --noise-samples, --batch-size, --seq-len or --dim")
 
     def validate(self) -> None:
