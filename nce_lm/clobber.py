@@ -33,8 +33,8 @@ def _input_files(inputs: Iterable[PathLike | None]) -> list[Path]:
 
 def check_outputs(
     inputs: Iterable[PathLike | None],
-    files: Mapping[str, PathLike | None] = {},
-    folders: Mapping[str, PathLike | None] = {},
+    files: Mapping[str, PathLike | None] | None = None,
+    folders: Mapping[str, PathLike | None] | None = None,
 ) -> None:
     """Refuse outputs that would clobber an input: an :class:`NceLmError` naming the option and the input.
 
@@ -43,7 +43,7 @@ def check_outputs(
     output. ``folders``: output folders by option; none may hold an input, nor be one.
     """
     sources = _input_files(inputs)
-    given = [(option, Path(path)) for option, path in files.items() if path is not None]
+    given = [(option, Path(path)) for option, path in (files or {}).items() if path is not None]
     for index, (option, path) in enumerate(given):
         if path.is_dir():
             raise NceLmError(f"{option} {path} is a folder; give a file name")
@@ -54,7 +54,7 @@ def check_outputs(
             for source in sources:
                 if path.samefile(source):
                     raise NceLmError(f"{option} {path} is the input {source}: refusing to overwrite it")
-    for option, folder in folders.items():
+    for option, folder in (folders or {}).items():
         if folder is None:
             continue
         root = Path(folder).resolve()

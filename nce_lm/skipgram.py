@@ -608,6 +608,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[SkipGramConfig, Vocab
                        payload.get("optimizer_state"))
     except (KeyError, TypeError, ValueError):
         raise NceLmError(f"checkpoint {path} is incomplete") from None
+    tables = (state.input_vectors, state.output_vectors, state.output_bias, state.noise_rng)
+    if not all(t is None or isinstance(t, torch.Tensor) for t in tables) or state.input_vectors is None:
+        raise NceLmError(f"checkpoint {path} is damaged: its tables are not tensors")
     if state.input_vectors.shape != (len(vocab), config.dim) or state.output_vectors.shape != state.input_vectors.shape:
         raise NceLmError(f"checkpoint {path} is inconsistent: tables do not match its vocabulary and dimension")
     return config, vocab, state

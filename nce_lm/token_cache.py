@@ -90,6 +90,8 @@ def _reusable(cache_dir: Path, expected: dict[str, Any]) -> tuple[np.ndarray, di
         return None  # a damaged manifest only means the cache must be rebuilt
     if not isinstance(manifest, dict) or any(manifest.get(k) != v for k, v in expected.items()):
         return None
+    if not all(type(manifest.get(k)) is int and manifest[k] >= 0 for k in ("tokens", "lines")):
+        return None
     try:
         ids = np.load(ids_path, mmap_mode="r")
     except (OSError, ValueError):

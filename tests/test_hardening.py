@@ -153,6 +153,22 @@ def test_8_damaged_files_we_wrote_are_refused_or_rebuilt(corpus: Path, tmp_path:
     (cache / MANIFEST_FILE).write_text(json.dumps(manifest))
     again = load_or_build([corpus], vocab, cache)
     assert not again.reused and np.array_equal(again.ids, good)
+    manifest = json.loads((cache / MANIFEST_FILE).read_text())
+    (cache / MANIFEST_FILE).write_text(json.dumps({**manifest, "lines": "many"}))  # would break prepare's summary
+    assert not load_or_build([corpus], vocab, cache).reused
+    from nce_lm.skipgram import SkipGramConfig, load_checkpoint, train_skipgram
+
+    checkpoint = tmp_path / "c.pt"
+    train_skipgram([corpus], SkipGramConfig(dim=4, epochs=1, min_count=1, threads=1), progress=False,
+                   checkpoint=checkpoint)
+    payload = torch.load(checkpoint, weights_only=True)
+    torch.save({**payload, "input_vectors": [[0.0] * 4]}, checkpoint)
+    with pytest.raises(NceLmError, match="not tensors"):
+        load_checkpoint(checkpoint)
+    torch.save({**payload, "vocab": {**payload["vocab"], "counts": [c + 1 for c in payload["vocab"]["counts"]]}},
+               checkpoint)
+    with pytest.raises(NceLmError, match="does not match the fingerprint"):
+        load_checkpoint(checkpoint)
     with pytest.raises(NceLmError, match="zipf must be finite"):
         TeacherConfig(zipf=math.inf).validate()  # gave a NaN floor
     with pytest.raises(NceLmError, match="is empty"):
