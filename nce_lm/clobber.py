@@ -31,6 +31,18 @@ def _input_files(inputs: Iterable[PathLike | None]) -> list[Path]:
     return files
 
 
+def _check_writable(option: str, path: Path) -> None:
+    """Refuse ``path`` when its nearest existing ancestor (itself, for an existing folder) is a file or cannot
+    be written."""
+    place = path.absolute() if path.is_dir() else path.absolute().parent
+    while not place.exists():
+        place = place.parent
+    if not place.is_dir():
+        raise NceLmError(f"{option} {path}: {place} is a file, not a folder")
+    if not os.access(place, os.W_OK | os.X_OK):
+        raise NceLmError(f"{option} {path}: no permission to write in {place}")
+
+
 def check_outputs(
     inputs: Iterable[PathLike | None],
     files: Mapping[str, PathLike | None] | None = None,
@@ -47,6 +59,7 @@ def check_outputs(
     for index, (option, path) in enumerate(given):
         if path.is_dir():
             raise NceLmError(f"{option} {path} is a folder; give a file name")
+        _check_writable(option, path)
         for other_option, other in given[:index]:
             if path.resolve() == other.resolve() or (path.exists() and other.exists() and path.samefile(other)):
                 raise NceLmError(f"{option} and {other_option} name the same file {path}")
@@ -63,3 +76,4 @@ def check_outputs(
                 raise NceLmError(f"{option} {folder} holds the input {source}: give the output a folder of its own")
         if Path(folder).is_file():
             raise NceLmError(f"{option} {folder} is a file; give a folder")
+        _check_writable(option, Path(folder))

@@ -13,6 +13,8 @@ import json
 import os
 import pickle
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +37,7 @@ CASES: list[tuple[list[str], str]] = [
     (["vocab", "corpus", "-o", C], "is the input"),
     (["vocab", C, "-o", "hard.txt"], "is the input"),  # a hard link to the corpus
     (["vocab", C, "-o", "corpus"], "is a folder"),
-    (["vocab", C, "-o", f"{C}/v.json"], "cannot write"),  # the parent is a file
+    (["vocab", C, "-o", f"{C}/v.json"], "is a file, not a folder"),
     (["vocab", C, "-o", "v2.json", "--min-count", "0"], "--min-count: must be at least 1"),
     (["vocab", C, "-o", "v2.json", "--min-count", "x"], "expected an integer"),
     (["vocab", C, "-o", "v2.json", "--max-size", "2"], "--max-size: must be at least 3"),
@@ -66,6 +68,8 @@ CASES: list[tuple[list[str], str]] = [
     ([*SG, "--metrics", "out.bin"], "name the same file"),
     ([*SG[:2], "-o", "corpus", *SG[4:]], "is a folder"),
     ([*SG, "--cache-dir", "corpus"], "holds the input"),
+    ([*SG[:2], "-o", f"{C}/sub/v.bin", *SG[4:]], "is a file, not a folder"),  # before training, not after
+    (["lm", "train", *LM, "-o", f"{C}/run"], "is a file, not a folder"),
     ([*SG, "--threads", "100000"], "--threads: must be between 1 and"),
     ([*SG, "--threads", "0"], "--threads"),
     ([*SG, "--dim", "0"], "--dim"),
@@ -219,3 +223,11 @@ def test_a_bad_input_is_one_line_exit_2_and_writes_nothing(
     assert "Traceback" not in err
     assert fragment in lines[0], lines[0]
     assert _snapshot(workspace) == before
+
+
+def test_a_real_process_prints_one_line_too(workspace: Path) -> None:
+    """The console entry point, not just ``main``: argparse's and the library's errors alike."""
+    for argv in (["skipgram", C, "-o", "out.bin", "--threads", "100000"], ["eval-vectors", "pickle.bin"]):
+        done = subprocess.run([sys.executable, "-m", "nce_lm", *argv], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
+        assert done.stderr.startswith(f"nce-lm {argv[0]}: error: ")
