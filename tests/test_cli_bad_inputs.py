@@ -124,6 +124,7 @@ CASES: list[tuple[list[str], str]] = [
     (["lm", "train", "--train", "absent.txt", "--valid", C, "-o", "new"], "not found"),
     (["lm", "train", "--train", C, "-o", "new"], "no validation data"),
     (["lm", "train", "--resume", "run", "--dim", "32"], "may change"),
+    (["lm", "train", "--resume", "run", "--epochs", "2", "--metrics", "run/last.pt"], "is the input"),
     (["lm", "train", "--resume", "run_badcfg", "--epochs", "3"], "dim must be int"),
     # lm eval
     (["lm", "eval", "run", "--data", C, "--metrics", "run/config.json"], "is the input"),

@@ -25,7 +25,9 @@ def run_train(args: argparse.Namespace) -> int:
     given = {k: v for k, v in vars(args).items() if k in LMConfig.__dataclass_fields__ and v is not None}
     if args.data:
         given["train"] = args.data
-    inputs = [args.train, args.valid, args.test, args.resume]
+    run_files = [Path(args.resume) / name for name in ("config.json", "vocab.json", "last.pt", "best.pt")] \
+        if args.resume else []
+    inputs = [args.train, args.valid, args.test, *run_files]
     check_outputs(inputs, files={"--metrics": args.metrics}, folders={"-o": args.output})
     if args.resume:
         run_dir = Path(args.resume)
