@@ -23,6 +23,7 @@ def run_skipgram(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     check_outputs([*args.corpus, args.resume], files={"-o": args.output, "--metrics": args.metrics},
                   folders={"--cache-dir": args.cache_dir})
+    # --checkpoint may be the --resume file (a run continued in place), but neither a corpus file nor another output
     check_outputs(args.corpus, files={"-o": args.output, "--metrics": args.metrics, "--checkpoint": args.checkpoint})
     result = train_skipgram(
         args.corpus,
