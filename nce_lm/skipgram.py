@@ -65,6 +65,7 @@ from nce_lm.devices import check_device_name
 from nce_lm.distributed import DistributedContext
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import atomic_path
+from nce_lm.mi_bound import info_nce_bound
 from nce_lm.noise import NoiseDistribution, keep_probabilities
 from nce_lm.objectives import build_objective
 from nce_lm.rowwise_adagrad import RowwiseAdagrad
@@ -522,6 +523,9 @@ class SkipGramTrainer:
             "corpus_words": self.corpus_words,
             "vocab_size": len(self.vocab) - 2,
             "final_loss": self.state.loss_per_epoch[-1] if self.state.loss_per_epoch else float("nan"),
+            # log(k + 1) − the last epoch's mean training loss, and whether it bounds I(centre; context)
+            **info_nce_bound(config.objective, self.state.loss_per_epoch[-1] if self.state.loss_per_epoch else None,
+                             config.negatives, config.noise_power, config.sample),
             "loss_per_epoch": list(self.state.loss_per_epoch),
             "objective": config.objective,
             "device": str(self.device),
