@@ -87,8 +87,9 @@ class Objective(nn.Module):
 
     name: ClassVar[str]
     needs_noise: ClassVar[bool] = True
-    # True when the optimal score is log p(w | c) up to a constant (not a PMI-like ratio): such a score needs
-    # a per-word bias to carry the unigram part, which trainers without one (skip-gram) then add.
+    # True when the optimal score is log p(w | c) up to a constant, not a ratio to q (log p − log(k q) for neg,
+    # log p − log q + const for infonce): such a score needs a per-word bias to carry the unigram part, which
+    # trainers without one (skip-gram) then add.
     models_log_probability: ClassVar[bool] = True
 
     def __init__(

@@ -70,7 +70,7 @@ def test_every_objective_lowers_the_exact_perplexity(corpus, tmp_path: Path, obj
     vocab_size = metrics["vocab_size"]
     first, last = metrics["history"][0]["valid"]["ppl"], metrics["history"][-1]["valid"]["ppl"]
     assert last < first
-    if objective in ("nce", "ranking", "full"):  # these estimate log p; neg and infonce estimate PMI-like scores
+    if objective in ("nce", "ranking", "full"):  # these estimate log p; neg and infonce log p − log q (+ const)
         assert last < vocab_size / 2 and metrics["test"]["ppl"] < vocab_size / 2
     if objective == "nce":  # self-normalized: log Z stays near 0
         assert abs(metrics["test"]["mean_log_z"]) < 0.5
