@@ -74,9 +74,9 @@ def mutual_information(problem: TabularProblem) -> float:
 
 
 def count_vectors(size: int, total: int) -> torch.Tensor:
-    """Every vector of ``size`` non-negative integers summing to ``total`` (M, size), M = C(total + size − 1, size − 1).
+    """Every vector of ``size`` non-negative integers summing to ``total``: (M, size) float64.
 
-    Stars and bars: the positions of size − 1 bars among total + size − 1 slots.
+    M = C(total + size − 1, size − 1). Stars and bars: the positions of size − 1 bars among total + size − 1 slots.
     """
     rows = []
     for bars in combinations(range(total + size - 1), size - 1):
@@ -91,7 +91,9 @@ def multinomial_log_probs(counts: torch.Tensor, log_q: torch.Tensor) -> torch.Te
     return torch.lgamma(k + 1) - torch.lgamma(counts + 1).sum(1) + (counts * log_q).sum(1)
 
 
-def expected_loss(objective: Objective, scores: torch.Tensor, problem: TabularProblem, log_q: torch.Tensor) -> torch.Tensor:
+def expected_loss(
+    objective: Objective, scores: torch.Tensor, problem: TabularProblem, log_q: torch.Tensor
+) -> torch.Tensor:
     """The exact expected loss (0-d) of ``objective`` for the score table ``scores`` (C, V), negatives w ~ q.
 
     ``log_q`` (V,) is log q(w); k is ``objective.num_noise``. See the module docstring for the three sums.
@@ -106,7 +108,8 @@ def expected_loss(objective: Objective, scores: torch.Tensor, problem: TabularPr
     if isinstance(objective, BinaryNCE):
         data_term = objective.loss(s, s[:, None][:, :0], logq, logq[:0])  # (C·V,): no negatives
         noise_term = objective.loss(s, s[:, None], logq, logq[:, None]) - data_term  # (C·V,): w as the negative
-        expected_noise = objective.num_noise * (log_q.exp() * noise_term.reshape(contexts, words)).sum(1)  # (C,)
+        weighted_noise = torch.where(torch.isfinite(log_q), log_q.exp() * noise_term.reshape(contexts, words), 0.0)
+        expected_noise = objective.num_noise * weighted_noise.sum(1)  # (C,): words q cannot draw add nothing
         return (weight * data_term.reshape(contexts, words)).sum() + (problem.context_probs * expected_noise).sum()
     if not isinstance(objective, RankingNCE) or not objective.needs_noise:
         raise NceLmError(f"no exact expectation for objective {objective.name!r} with these options")

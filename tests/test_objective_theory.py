@@ -80,9 +80,11 @@ def test_negative_sampling_is_binary_nce_when_k_q_is_one() -> None:
     uniform = NoiseDistribution(torch.ones(words), power=1.0)
     nce, neg = build_objective("nce", uniform, words), build_objective("neg", uniform, words)
     g = torch.Generator().manual_seed(0)
-    s_true, s_noise = torch.randn(6, generator=g, dtype=torch.float64), torch.randn(6, words, generator=g, dtype=torch.float64)
+    s_true = torch.randn(6, generator=g, dtype=torch.float64)
+    s_noise = torch.randn(6, words, generator=g, dtype=torch.float64)
     logq = torch.full((words,), -math.log(words), dtype=torch.float64)  # log q = −log k
-    torch.testing.assert_close(nce.loss(s_true, s_noise, logq[:1].expand(6), logq), neg.loss(s_true, s_noise, logq[:1].expand(6), logq),
+    logq_true = logq[:1].expand(6)
+    torch.testing.assert_close(nce.loss(s_true, s_noise, logq_true, logq), neg.loss(s_true, s_noise, logq_true, logq),
                                rtol=0, atol=1e-15)
     # For any q, negative sampling on s is binary NCE on s + log(k q): the same loss, shifted scores.
     logq = torch.log_softmax(torch.randn(words, generator=g, dtype=torch.float64), 0)
