@@ -76,7 +76,7 @@ def mutual_information(problem: TabularProblem) -> float:
 def count_vectors(size: int, total: int) -> torch.Tensor:
     """Every vector of ``size`` non-negative integers summing to ``total``: (M, size) float64.
 
-    M = C(total + size − 1, size − 1). Stars and bars: the positions of size − 1 bars among total + size − 1 slots.
+    M = C(total + size − 1, size − 1). Stars and bars: size − 1 bars placed among total + size − 1 slots.
     """
     rows = []
     for bars in combinations(range(total + size - 1), size - 1):
