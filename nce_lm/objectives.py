@@ -4,23 +4,34 @@ A model scores a word w in a context c with s(w, c) = h_c · u_w + b_w. Learning
 by maximum likelihood needs Z(c) = Σ_w exp(s(w, c)), a sum over the whole vocabulary. Each objective here
 replaces it by a comparison between the observed word and k words drawn from a noise distribution q:
 
-* ``nce`` — binary ("local") NCE (Gutmann & Hyvärinen 2010; Mnih & Teh 2012). Density estimation becomes
-  classification: is this word from the data or from the noise? With Δ(w) = s(w, c) − log Z(c) − log(k q(w)),
-  the posterior that w came from the data is σ(Δ(w)), and the loss is
-  −log σ(Δ(w_0)) − Σ_j log σ(−Δ(w_j)). At the optimum s − log Z = log p(w | c) exactly; log Z(c) is fixed at
-  0 (self-normalized, Mnih & Teh's choice) or a learned scalar.
-* ``neg`` — negative sampling (Mikolov et al. 2013): the same classifier without the −log(k q) correction,
-  Δ = s. Its optimum is s = log p(w | c) − log(k q(w)), the shifted PMI of Levy & Goldberg (2014), not log p.
+* ``nce`` — binary ("local") NCE (Gutmann & Hyvärinen 2012; Mnih & Teh 2012). Density estimation becomes
+  classification: is this word from the data or from the noise? With Δ(w) = s(w, c) − log(k q(w)), the
+  posterior that w came from the data is σ(Δ(w)), and the loss is −log σ(Δ(w_0)) − Σ_j log σ(−Δ(w_j)). The
+  normalizer log Z(c) is fixed at 0 (self-normalization, Mnih & Teh's choice): for any k ≥ 1 and any q that is
+  positive wherever p is, the expected loss is minimised by s(w, c) = log p(w | c) itself, so exp(s) is the
+  probability and Σ_w exp(s(w, c)) = 1 at the optimum. Larger k lowers the variance, not the bias (there is none).
+* ``neg`` — negative sampling (Mikolov et al. 2013): the same classifier with Δ = s, no −log(k q) correction.
+  Its optimum is s = log p(w | c) − log(k q(w)) (Dyer 2014): log p only where k q(w) = 1 (then the two losses
+  are the same function), and when q is the unigram p(w) it is the PMI log p(w | c)/p(w) shifted by −log k
+  (Levy & Goldberg 2014). With any other q it is neither.
 * ``ranking`` (also ``sampled``) — ranking ("global") NCE (Jozefowicz et al. 2016; Ma & Collins 2018), which
   is the importance-sampled softmax (Bengio & Senécal 2008; Jean et al. 2015): which of the k + 1 candidates
-  is the data? Loss −log softmax_0([s(w_0) − log q(w_0), s(w_1) − log q(w_1), …]). Its optimum is
-  s = log p(w | c) + const(c): consistent up to the normalizer, which it never pins down.
+  is the data? Loss −log softmax_0([s(w_0) − log q(w_0), s(w_1) − log q(w_1), …]). For any k ≥ 1 its optimum
+  is s = log p(w | c) + const(c): consistent up to the normalizer, which it never pins down. A target with
+  q = 0 gets the q → 0 limit of its loss, 0, and no gradient: the objective learns nothing about words q
+  cannot draw.
 * ``infonce`` — InfoNCE (van den Oord et al. 2018): −log softmax_0([s(w_0), s(w_1), …]) with negatives
-  from q or from the other examples of the batch. It is ranking NCE with the −log q correction folded into
-  the score: at the optimum s = log p(w | c) − log q(w) + const(c), the pointwise mutual information, and
-  log(k + 1) − loss is a lower bound on the mutual information. With q uniform the two coincide: ranking NCE
-  *is* InfoNCE whose critic is the model's score (tests show equal gradients).
+  from q or from the other examples of the batch. For any k ≥ 1 its optimum is
+  s = log p(w | c) − log q(w) + const(c): the pointwise mutual information log p(w | c)/p(w) up to a constant
+  only when q is the marginal p(w) (in-batch negatives are draws from the marginal). Likewise
+  log(k + 1) − E[loss] is a lower bound on I(w; c) only when the negatives are drawn from the marginal
+  (Poole et al. 2019); with another q it can exceed I. The bound holds for any score, so ranking NCE's loss,
+  which is InfoNCE's with the score s − log q, gives one too. With q uniform the two objectives coincide:
+  ranking NCE *is* InfoNCE whose critic is the model's score (tests show equal gradients).
 * ``full`` — the exact softmax cross-entropy log Z(c) − s(w_0, c), the reference all others approximate.
+
+:mod:`nce_lm.theory` computes every expected loss exactly on a small tabular problem and checks each optimum
+above; docs/objectives.md has the table.
 
 Every sampled objective is a small pure function, :meth:`Objective.loss`, of the scores of the true words
 ``s_true`` (B,), of the noise words ``s_noise`` (B, K), and their log noise-probabilities; noise is shared by
@@ -76,8 +87,9 @@ class Objective(nn.Module):
 
     name: ClassVar[str]
     needs_noise: ClassVar[bool] = True
-    # True when the optimal score is log p(w | c) up to a constant (not a PMI-like ratio): such a score needs
-    # a per-word bias to carry the unigram part, which trainers without one (skip-gram) then add.
+    # True when the optimal score is log p(w | c) up to a constant, not a ratio to q (log p − log(k q) for neg,
+    # log p − log q + const for infonce): such a score needs a per-word bias to carry the unigram part, which
+    # trainers without one (skip-gram) then add.
     models_log_probability: ClassVar[bool] = True
 
     def __init__(
@@ -175,26 +187,27 @@ def _expand(logq_noise: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 class BinaryNCE(Objective):
-    """Binary ("local") NCE, Gutmann & Hyvärinen (2010), Mnih & Teh (2012).
+    """Binary ("local") NCE, Gutmann & Hyvärinen (2012), Mnih & Teh (2012), self-normalized.
 
-    Δ(w) = s(w, c) − log Z − log(k q(w)); loss = softplus(−Δ(w_0)) + Σ_j softplus(Δ(w_j)).
-    ``normalizer="self"`` fixes log Z = 0 (self-normalization); ``"learned"`` learns one scalar log Z.
+    Δ(w) = s(w, c) − log(k q(w)); loss = softplus(−Δ(w_0)) + Σ_j softplus(Δ(w_j)); log Z(c) is fixed at 0, so
+    the optimum is s = log p(w | c). ``normalizer`` is accepted for old callers and must be "self": the shared
+    learned scalar log Z ("learned") was removed, because for a model with an output bias it is one constant
+    the bias absorbs, not an estimate of any Z(c) (docs/objectives.md, "The normalizer").
     """
 
     name = "nce"
 
     def __init__(self, noise: NoiseDistribution | None, num_noise: int, normalizer: str = "self", **kwargs: Any):
         super().__init__(noise, num_noise, **kwargs)
-        if normalizer not in ("self", "learned"):
-            raise NceLmError(f"nce normalizer must be 'self' or 'learned', got {normalizer!r}")
-        self.normalizer = normalizer
-        self.log_z = nn.Parameter(torch.zeros(())) if normalizer == "learned" else None
-
-    def _log_z(self) -> torch.Tensor | float:
-        return self.log_z if self.log_z is not None else 0.0
+        if normalizer == "learned":
+            raise NceLmError("nce's learned scalar log Z was removed (it only shifts every score, which the output "
+                             "bias already does); drop normalizer='learned': nce is self-normalized, see "
+                             "docs/objectives.md")
+        if normalizer != "self":
+            raise NceLmError(f"nce normalizer must be 'self', got {normalizer!r}")
 
     def _logits(self, s: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
-        return s - self._log_z() - (logq + math.log(self.num_noise))
+        return s - (logq + math.log(self.num_noise))
 
     def classifier(self, log_probs: torch.Tensor) -> NoiseClassifier | None:
         if self.shared_noise:
@@ -213,9 +226,6 @@ class NegativeSampling(BinaryNCE):
 
     name = "neg"
     models_log_probability = False
-
-    def __init__(self, noise: NoiseDistribution | None, num_noise: int, **kwargs: Any):
-        super().__init__(noise, num_noise, normalizer="self", **kwargs)
 
     def _logits(self, s: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
         return s
@@ -251,11 +261,15 @@ class RankingNCE(Objective):
 
     def loss(self, s_true, s_noise, logq_true, logq_noise, hits=None):
         true_logit = self._corrected(s_true, logq_true)  # (B,)
+        # A target q cannot draw (log q = −inf) has logit +inf and the loss inf − inf; its limit as q → 0 is 0,
+        # with no gradient. A finite stand-in logit keeps the NaN out of the forward and the backward pass.
+        undrawable = torch.isposinf(true_logit)  # (B,); never true for InfoNCE, which has no −log q
+        true_logit = torch.where(undrawable, 0.0, true_logit)
         noise_logits = self._corrected(s_noise, _expand(logq_noise, s_noise))  # (B, K)
         if self.remove_accidental_hits and hits is not None:
             noise_logits = noise_logits.masked_fill(hits, float("-inf"))
         logits = torch.cat([true_logit[:, None], noise_logits], dim=1)  # (B, 1 + K)
-        return torch.logsumexp(logits, dim=1) - true_logit
+        return torch.where(undrawable, 0.0, torch.logsumexp(logits, dim=1) - true_logit)
 
 
 class InfoNCE(RankingNCE):

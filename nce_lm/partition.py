@@ -11,7 +11,9 @@ importance-sampled softmax (Bengio & Senécal 2008):
 
     Ẑ(c) = (1/k) Σ_j exp(s(w_j, c)) / q(w_j),    E_q[Ẑ(c)] = Z(c)  (unbiased),
 
-with standard error sd_j(exp(s_j)/q_j) / √k. Its logarithm is biased low (Jensen: E[log Ẑ] ≤ log Z), by
+with standard error sd_j(exp(s_j)/q_j) / √k. Unbiased for the sum over the words q can draw: a word with
+q(w) = 0 (excluded from the noise, or unseen) is never sampled, so E_q[Ẑ(c)] = Σ_{w: q(w) > 0} exp(s(w, c)),
+short of Z(c) by whatever those words hold. Its logarithm is biased low (Jensen: E[log Ẑ] ≤ log Z), by
 about Var(Ẑ)/(2 Z²) for large k; the relative standard error se(Ẑ)/Ẑ is the delta-method standard error
 of log Ẑ.
 """

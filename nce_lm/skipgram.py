@@ -66,6 +66,7 @@ from nce_lm.distributed import DistributedContext
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import atomic_path, check_field_types, remove_stale, temp_prefix
 from nce_lm.memory import check_memory
+from nce_lm.mi_bound import info_nce_bound
 from nce_lm.noise import NoiseDistribution, keep_probabilities
 from nce_lm.objectives import build_objective
 from nce_lm.rowwise_adagrad import RowwiseAdagrad
@@ -538,6 +539,9 @@ class SkipGramTrainer:
             "corpus_words": self.corpus_words,
             "vocab_size": len(self.vocab) - 2,
             "final_loss": self.state.loss_per_epoch[-1] if self.state.loss_per_epoch else float("nan"),
+            # log(k + 1) − the last epoch's mean training loss, and whether it bounds I(centre; context)
+            **info_nce_bound(config.objective, self.state.loss_per_epoch[-1] if self.state.loss_per_epoch else None,
+                             config.negatives, config.noise_power, config.sample),
             "loss_per_epoch": list(self.state.loss_per_epoch),
             "objective": config.objective,
             "device": str(self.device),

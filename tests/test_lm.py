@@ -5,6 +5,7 @@ Exact evaluation against brute force is in test_lm_evaluate.py.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def test_every_objective_lowers_the_exact_perplexity(corpus, tmp_path: Path, obj
     vocab_size = metrics["vocab_size"]
     first, last = metrics["history"][0]["valid"]["ppl"], metrics["history"][-1]["valid"]["ppl"]
     assert last < first
-    if objective in ("nce", "ranking", "full"):  # these estimate log p; neg and infonce estimate PMI-like scores
+    if objective in ("nce", "ranking", "full"):  # these estimate log p; neg and infonce log p − log q (+ const)
         assert last < vocab_size / 2 and metrics["test"]["ppl"] < vocab_size / 2
     if objective == "nce":  # self-normalized: log Z stays near 0
         assert abs(metrics["test"]["mean_log_z"]) < 0.5
@@ -136,10 +137,15 @@ def test_cli_train_eval_and_errors(corpus, tmp_path: Path, capsys) -> None:
     common = ["--train", str(corpus["train"]), "--valid", str(corpus["valid"]), "--dim", "8", "--layers", "1",
               "--batch-size", "4", "--seq-len", "8", "--noise-samples", "4", "--quiet"]
     assert main(["lm", "train", *common, "-o", str(run), "--epochs", "1"]) == 0
+    capsys.readouterr()
     assert main(["lm", "eval", str(run), "--data", str(corpus["test"]), "--metrics", str(tmp_path / "m.json")]) == 0
-    out = capsys.readouterr().out
-    for key in ("ppl", "mean_log_z", "std_log_z", "self_normalized_ppl", "is_log_z_error", "tokens"):
+    out, err = capsys.readouterr()
+    for key in ("ppl", "mean_log_z", "std_log_z", "self_normalized_ppl", "is_log_z_error", "info_nce_loss",
+                "mi_bound", "mi_bound_valid", "tokens"):
         assert f'"{key}"' in out
+    evaluated = json.loads(out)  # stdout is one JSON document; the bound's line goes to stderr
+    assert evaluated["mi_bound"] == pytest.approx(math.log(4 + 1) - evaluated["info_nce_loss"])
+    assert evaluated["mi_bound_valid"] and "a lower bound on I(w; c)" in err  # the default noise power is 1
     assert main(["lm", "train", "--resume", str(run), "--epochs", "2", "--quiet"]) == 0
     for argv, message in [
         (["lm", "train", "--resume", str(run), "--dim", "32"], "only epochs, max_tokens, device, precision may change"),

@@ -15,7 +15,7 @@ from nce_lm.objectives import OBJECTIVES, build_objective
 V, D, B, K = 40, 8, 6, 5
 
 
-def reference_loss(name: str, s_true, s_noise, logq_true, logq_noise, k: int, log_z: float = 0.0, hits=None):
+def reference_loss(name: str, s_true, s_noise, logq_true, logq_noise, k: int, hits=None):
     """The textbook formula, written element by element in float64 (B,)."""
     out = []
     for i in range(s_true.shape[0]):
@@ -24,7 +24,7 @@ def reference_loss(name: str, s_true, s_noise, logq_true, logq_noise, k: int, lo
         lqn = [float(x) for x in (logq_noise if logq_noise.dim() == 1 else logq_noise[i])]
         hit = [bool(x) for x in hits[i]] if hits is not None else [False] * len(sn)
         if name in ("nce", "neg"):
-            shift = (lambda lq: log_z + math.log(k) + lq) if name == "nce" else (lambda lq: 0.0)
+            shift = (lambda lq: math.log(k) + lq) if name == "nce" else (lambda lq: 0.0)
             sig = lambda x: 1 / (1 + math.exp(-x))
             value = -math.log(sig(st - shift(lqt))) - sum(math.log(1 - sig(s - shift(lq))) for s, lq in zip(sn, lqn))
         else:
@@ -80,15 +80,37 @@ def test_loss_and_gradient_match_the_formula(noise, name: str, shared: bool) -> 
         torch.testing.assert_close(grads[1], p[:, 1:])
 
 
-def test_learned_normalizer_enters_the_logit_and_gets_a_gradient(noise) -> None:
-    objective = build_objective("nce", noise, K, normalizer="learned").double()
-    with torch.no_grad():
-        objective.log_z.fill_(0.7)
-    s_true, s_noise, logq_true, logq_noise, _ = random_inputs(2, True)
-    loss = objective.loss(s_true, s_noise, logq_true, logq_noise)
-    torch.testing.assert_close(loss, reference_loss("nce", s_true, s_noise, logq_true, logq_noise, K, log_z=0.7))
-    loss.sum().backward()
-    assert objective.log_z.grad is not None and objective.log_z.grad.abs() > 0
+def test_the_removed_learned_normalizer_is_a_clear_error(noise) -> None:
+    with pytest.raises(NceLmError, match="learned scalar log Z was removed"):
+        build_objective("nce", noise, K, normalizer="learned")
+    assert not list(build_objective("nce", noise, K, normalizer="self").parameters())
+
+
+@pytest.mark.parametrize("name", ["nce", "ranking", "infonce"])
+def test_a_target_q_cannot_draw_gets_the_limit_of_its_loss(name: str) -> None:
+    """log q(w_0) = −inf: ranking's inf − inf becomes its q → 0 limit, 0, with no gradient; the other rows are
+    untouched. Binary NCE reaches its limit by itself: the data term is 0, the noise terms stay; InfoNCE, with
+    no −log q, is unaffected."""
+    s_true, s_noise, logq_true, logq_noise, _ = random_inputs(4, True)
+    s_true.requires_grad_(True)
+    s_noise.requires_grad_(True)
+    excluded = logq_true.clone()
+    excluded[2] = float("-inf")
+    objective = build_objective(name, NoiseDistribution(torch.ones(V)), K).double()
+    loss = objective.loss(s_true, s_noise, excluded, logq_noise)
+    reference = objective.loss(s_true, s_noise, logq_true, logq_noise)
+    assert torch.isfinite(loss).all()
+    keep = torch.arange(B) != 2
+    torch.testing.assert_close(loss[keep], reference[keep], rtol=0, atol=0)
+    grad_true, grad_noise = torch.autograd.grad(loss.sum(), [s_true, s_noise])
+    assert torch.isfinite(grad_true).all() and torch.isfinite(grad_noise).all()
+    if name == "infonce":
+        assert loss[2] == reference[2]
+    elif name == "nce":
+        torch.testing.assert_close(loss[2], F.softplus(s_noise[2] - math.log(K) - logq_noise).sum())
+        assert grad_true[2] == 0
+    else:
+        assert loss[2] == 0 and grad_true[2] == 0 and (grad_noise[2] == 0).all()
 
 
 def test_full_softmax_is_cross_entropy() -> None:
@@ -167,7 +189,7 @@ def test_registry_and_option_errors(noise) -> None:
         build_objective("nce", noise, 0)
     with pytest.raises(NceLmError, match="needs a noise distribution"):
         build_objective("ranking", None, 5)
-    with pytest.raises(NceLmError, match="normalizer"):
+    with pytest.raises(NceLmError, match="normalizer must be 'self'"):
         build_objective("nce", noise, 5, normalizer="per-context")
     with pytest.raises(NceLmError, match="bad option"):
         build_objective("neg", noise, 5, temperature=2.0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -37,6 +39,23 @@ def test_importance_sampled_z_is_unbiased_within_three_standard_errors() -> None
     assert ((mean - true_z).abs() < 3 * stderr).all(), (mean, true_z, stderr)
     # log Ẑ is biased low (Jensen), visibly so with only 16 samples.
     assert (z_hats.log().mean(0) < true_z.log()).all()
+
+
+def test_importance_sampling_covers_only_the_words_q_can_draw() -> None:
+    """E_q[exp(s)/q] = Σ_{w: q(w) > 0} exp(s(w)): an excluded word's share of Z is never seen. With q ∝ exp(s)
+    on its support every draw gives that sum exactly, so the estimate is exact, and short of Z by word 0's share."""
+    g = torch.Generator().manual_seed(5)
+    hidden, weight, bias = torch.randn(1, 8, generator=g), torch.randn(30, 8, generator=g), torch.randn(30, generator=g)
+    scores = (hidden @ weight.T + bias).squeeze(0)  # (30,)
+    bias[0] += torch.logsumexp(scores[1:], 0) - scores[0]  # word 0, which q excludes, holds half of Z
+    scores = (hidden @ weight.T + bias).squeeze(0).double()
+    noise = NoiseDistribution(scores.exp(), power=1.0, exclude=[0])  # q ∝ exp(s) for words 1..29
+    log_z_hat, stderr = importance_sampled_log_z(hidden, weight, bias, noise, 64, torch.Generator().manual_seed(6))
+    support_log_z = torch.logsumexp(scores[1:], 0)
+    assert log_z_hat.item() == pytest.approx(support_log_z.item(), abs=1e-5)
+    assert stderr.item() < 1e-5
+    missing = exact_log_z(hidden, weight, bias).item() - log_z_hat.item()
+    assert missing == pytest.approx(math.log(2), abs=1e-5)
 
 
 def test_reported_standard_error_matches_the_spread_of_estimates() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from nce_lm.cli.options import SEED, device_name, integer, number
@@ -14,6 +15,7 @@ from nce_lm.lm import LMConfig, evaluate_lm, train_lm
 from nce_lm.devices import PRECISIONS
 from nce_lm.lm.config import DEFAULT_NOISE_SAMPLES, MODELS
 from nce_lm.lm.optim import DEFAULT_LR, OPTIMIZERS
+from nce_lm.mi_bound import bound_line
 from nce_lm.objectives import OBJECTIVES
 
 _D = LMConfig()
@@ -56,6 +58,7 @@ def run_eval(args: argparse.Namespace) -> int:
     check_outputs([args.run_dir, args.data], files={"--metrics": args.metrics})
     metrics = evaluate_lm(args.run_dir, args.data, device=args.device, progress=args.progress)
     print(json.dumps(metrics, indent=2))
+    print(bound_line(metrics), file=sys.stderr)  # stdout stays one JSON document
     if args.metrics:
         write_json_atomic(args.metrics, metrics)
     return 0
@@ -106,7 +109,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate = verbs.add_parser("eval", help="exact perplexity and self-normalization of a trained model",
                                 description="Evaluate RUN_DIR's best model on --data (a text file, or a dataset "
                                 "name for its test split): ppl, mean_log_z, std_log_z, self_normalized_ppl, "
-                                "is_log_z_error, tokens.")
+                                "is_log_z_error, info_nce_loss, mi_bound (log(k + 1) - info_nce_loss, a lower bound "
+                                "on the mutual information only with --noise-power 1: see mi_bound_valid), tokens.")
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--data", required=True, help="text file or dataset name")
     evaluate.add_argument("--device", type=device_name, help="override the run's device")

@@ -8,6 +8,7 @@ from dataclasses import fields
 from nce_lm.cli.options import KERNEL_SIZE, SEED, device_name, integer, number, threads
 from nce_lm.clobber import check_outputs
 from nce_lm.fileio import write_json_atomic
+from nce_lm.mi_bound import bound_line
 from nce_lm.skipgram import KERNELS, OPTIMIZERS, OUTPUT_BIAS, SkipGramConfig, train_skipgram
 from nce_lm.vectors import FORMATS, save_vectors
 
@@ -42,6 +43,8 @@ def run_skipgram(args: argparse.Namespace) -> int:
         f"× {metrics['epochs_run']} epochs: {metrics['words_per_s']:,.0f} words/s ({metrics['kernel']} update on "
         f"{metrics['device']}), final loss {metrics['final_loss']:.4f}"
     )
+    if metrics["mi_bound"] is not None:  # ranking and infonce: log(k + 1) − L, and whether it bounds I
+        print(bound_line(metrics))
     print(f"wrote {args.output} ({args.format})")
     if args.metrics:
         write_json_atomic(args.metrics, metrics)

@@ -31,6 +31,12 @@ Self-normalization diagnostics (Mnih & Teh 2012; Devlin et al. 2014):
 * ``is_log_z_error``: mean |log Ẑ(c) − log Z(c)| of the importance-sampling estimate with the training
   noise distribution (:func:`nce_lm.partition.importance_sampled_log_z`). Its k samples are drawn per
   window from a generator seeded with ``seed`` and shared by the window's rows, on every rank alike.
+
+Mutual information (:mod:`nce_lm.mi_bound`): ``info_nce_loss`` is the mean (k + 1)-way loss of the model's
+scores against k negatives from the training noise, with the critic that matches what the scores estimate
+(ranking NCE's s − log q where they estimate log p, InfoNCE's s for neg and infonce); :func:`evaluate_lm`
+turns it into ``mi_bound`` = log(k + 1) − info_nce_loss, which bounds I(next word; context) from below only
+when the noise is the unigram (``--noise-power 1``), and says so in ``mi_bound_valid`` and ``mi_bound_reason``.
 """
 
 from __future__ import annotations
@@ -48,11 +54,13 @@ from nce_lm.distributed import DistributedContext
 from nce_lm.errors import NceLmError
 from nce_lm.lm.batches import windows
 from nce_lm.lm.model import LanguageModel, State
+from nce_lm.mi_bound import info_nce_bound
 from nce_lm.noise import NoiseDistribution
+from nce_lm.objectives import OBJECTIVES, Objective, build_objective
 from nce_lm.partition import exact_log_z, importance_sampled_log_z
 
 # Positions in the float64 vector of sums.
-_NLL, _NEG_SCORE, _LOG_Z, _LOG_Z_SQ, _IS_ERROR, _TOKENS = range(6)
+_NLL, _NEG_SCORE, _LOG_Z, _LOG_Z_SQ, _IS_ERROR, _INFO_NCE, _TOKENS = range(7)
 
 
 def eval_streams(ids: np.ndarray, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,11 +115,13 @@ def evaluate_model(
     progress: bool = False,
     label: str = "eval",
     ctx: DistributedContext | None = None,
+    info_nce: Objective | None = None,
 ) -> dict[str, Any]:
     """Exact perplexity and log Z statistics of ``model`` on the token ids (N,), over all N − 1 targets.
 
     ``batch_size`` rows read ``seq_len`` tokens at a time (see the module docstring for what that means for
     the context). ``noise`` adds the importance-sampling error of log Z with ``is_samples`` samples.
+    ``info_nce`` (a ranking or InfoNCE objective) adds its mean loss on every target, ``info_nce_loss``.
     ``progress`` shows a tqdm bar described as ``label`` (on rank 0 only). Under torchrun, ``ctx`` splits
     the rows among the ranks and all-reduces the sums: every rank calls this and gets the same dict.
     """
@@ -129,7 +139,7 @@ def evaluate_model(
         from tqdm import tqdm
 
         bar = tqdm(total=total, desc=label, unit="window", leave=False)
-    sums = torch.zeros(6, dtype=torch.float64, device=device)
+    sums = torch.zeros(7, dtype=torch.float64, device=device)
     generator = torch.Generator(device=device).manual_seed(seed)
     weight, bias = model.output_weight, model.output_bias
     was_training = model.training
@@ -152,6 +162,8 @@ def evaluate_model(
                 if noise is not None:
                     estimate, _ = importance_sampled_log_z(hidden, weight, bias, noise, is_samples, generator)
                     sums[_IS_ERROR] += (estimate.double() - log_z).abs().sum()
+                if info_nce is not None:
+                    sums[_INFO_NCE] += info_nce(hidden, weight, bias, flat).double().sum()
                 sums[_TOKENS] += flat.numel()
                 if bar is not None:
                     bar.update(1)
@@ -161,7 +173,7 @@ def evaluate_model(
             bar.close()
     if ctx is not None:
         ctx.all_reduce_sum_(sums)
-    nll, neg_score, log_z_sum, log_z_sq, is_error, tokens = sums.tolist()  # the one host sync
+    nll, neg_score, log_z_sum, log_z_sq, is_error, info_nce_sum, tokens = sums.tolist()  # the one host sync
     mean_log_z = log_z_sum / tokens
     return {
         "ppl": _exp(nll / tokens),
@@ -170,6 +182,7 @@ def evaluate_model(
         "std_log_z": math.sqrt(max(log_z_sq / tokens - mean_log_z**2, 0.0)),
         "self_normalized_ppl": _exp(neg_score / tokens),
         "is_log_z_error": is_error / tokens if noise is not None else None,
+        "info_nce_loss": info_nce_sum / tokens if info_nce is not None else None,
         "tokens": int(tokens),
     }
 
@@ -185,5 +198,10 @@ def evaluate_lm(
     path = resolve_path(str(data), "test")
     ids = token_ids(path, run.vocab, eval_cache_dir(Path(run_dir)))
     config = run.config
-    return evaluate_model(run.model, ids, config.eval_batch_size, config.seq_len, run.noise, config.is_samples,
-                          config.seed, progress=progress, label="eval")
+    # The critic that matches the scores: s − log q (ranking NCE) where they estimate log p, s (InfoNCE) otherwise.
+    critic = "ranking" if OBJECTIVES[config.objective].models_log_probability else "infonce"
+    info_nce = build_objective(critic, run.noise, config.noise_samples, seed=config.seed + 1)
+    metrics = evaluate_model(run.model, ids, config.eval_batch_size, config.seq_len, run.noise, config.is_samples,
+                             config.seed, progress=progress, label="eval", info_nce=info_nce)
+    metrics.update(info_nce_bound(critic, metrics["info_nce_loss"], config.noise_samples, config.noise_power))
+    return metrics

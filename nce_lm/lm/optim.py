@@ -42,7 +42,7 @@ class LMOptimizer:
 
     Args:
         name: one of :data:`OPTIMIZERS`.
-        dense: the parameters with dense gradients (the LSTM or Transformer, a learned log Z).
+        dense: the parameters with dense gradients (the LSTM or Transformer).
         tables: the embedding tables by name (input embedding, output weight, output bias); their gradients
             are sparse when ``sparse`` is true, dense otherwise.
         lr: the learning rate.

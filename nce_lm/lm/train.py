@@ -61,7 +61,7 @@ def token_ids(path: Path, vocab: Vocab, cache_dir: Path) -> np.ndarray:
 
 
 class TrainingModule(nn.Module):
-    """Model and objective as one module, so DistributedDataParallel synchronises both (a learned log Z too)."""
+    """Model and objective as one module, so DistributedDataParallel synchronises every parameter of both."""
 
     def __init__(self, model: LanguageModel, objective: Objective) -> None:
         super().__init__()
