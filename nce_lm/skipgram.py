@@ -49,10 +49,11 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +68,12 @@ from nce_lm.errors import NceLmError
 from nce_lm.fileio import atomic_path
 from nce_lm.noise import NoiseDistribution, keep_probabilities
 from nce_lm.objectives import build_objective
+from nce_lm.resume import refuse_changes
 from nce_lm.rowwise_adagrad import RowwiseAdagrad
-from nce_lm.token_cache import cached_token_ids
+from nce_lm.sentences import Corpus, encode_sentences, sentence_chunks, split_corpus
+from nce_lm.token_cache import cache_sources, cache_vocab, cached_token_ids, prepared_ids
 from nce_lm.vectors import WordVectors
-from nce_lm.vocab import Vocab, build_vocab
+from nce_lm.vocab import Vocab, build_vocab, count_chunks, vocab_from_counts
 
 OUTPUT_BIAS = ("fixed", "learned", "none")
 OPTIMIZERS = {"sgd": 0.025, "rowwise-adagrad": 0.1}  # and their default learning rates
@@ -177,6 +180,30 @@ class _State:
     noise_rng: torch.Tensor | None = None  # the noise generator's state, so a resumed run draws what it would have
     output_bias: torch.Tensor | None = None  # (V,), when the model has one
     optimizer_state: dict[str, torch.Tensor] | None = None  # row-wise Adagrad's accumulators, by table
+    schedule: LinearSchedule | None = None  # SGD's learning rate; None: a fresh run's, from lr at word 0
+
+
+@dataclass(frozen=True)
+class LinearSchedule:
+    """SGD's learning rate, decaying linearly from ``lr`` after ``start_words`` corpus words to ``min_lr`` after
+    ``total_words`` (word2vec's schedule: a fresh run starts at word 0). A resumed run keeps its schedule when
+    it asks for the same length and rates, so it takes exactly the steps of an uninterrupted run; asked for more
+    epochs (or another rate), it re-spreads the decay over the words that remain, from the rate reached (or
+    the rate asked for): the rate never jumps back up by itself."""
+
+    lr: float
+    start_words: float
+    total_words: float
+    min_lr: float
+
+    def rate(self, words_done: float) -> float:
+        span = self.total_words - self.start_words
+        if span <= 0:
+            return self.min_lr
+        return max(self.min_lr, self.lr - (self.lr - self.min_lr) * (words_done - self.start_words) / span)
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
 
 
 def sentence_ids(ids: np.ndarray, eos_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -275,7 +302,7 @@ class SkipGramTrainer:
         bias = state.output_bias.to(self.device) if state.output_bias is not None else None
         self.state = _State(
             state.input_vectors.to(self.device), state.output_vectors.to(self.device), state.epochs_done,
-            list(state.loss_per_epoch), output_bias=bias,
+            list(state.loss_per_epoch), output_bias=bias, schedule=state.schedule,
         )
         self.optimizer = None  # None: SGD, applied by hand
         if config.optimizer == "rowwise-adagrad":
@@ -456,6 +483,8 @@ class SkipGramTrainer:
         bar = tqdm(total=total_words, initial=words_done, unit="w", unit_scale=True,
                    disable=not (progress and ctx.is_main), desc="skip-gram")
         lr = lr0 = config.start_lr()
+        schedule = self.state.schedule or LinearSchedule(lr0, 0, total_words, config.min_lr)
+        self.state.schedule = schedule
         tables = None
         if self.use_kernel:
             tables = skipgram_kernel.KernelTables(
@@ -472,8 +501,7 @@ class SkipGramTrainer:
                     constant (it decays each row's steps itself)."""
                     if self.optimizer is not None:
                         return lr0
-                    done = start + scale * fraction
-                    return max(config.min_lr, lr0 - (lr0 - config.min_lr) * done / total_words)
+                    return schedule.rate(start + scale * fraction)
 
                 if tables is not None:
                     chunk_loss = self._train_chunk_fused(
@@ -562,6 +590,7 @@ class SkipGramTrainer:
             "noise_rng": self.generator.get_state(),
             "output_bias": self.state.output_bias.cpu() if self.state.output_bias is not None else None,
             "optimizer_state": self.optimizer.state() if self.optimizer is not None else None,
+            "schedule": self.state.schedule.to_dict() if self.state.schedule is not None else None,
         }
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
@@ -584,9 +613,10 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[SkipGramConfig, Vocab
     except (NceLmError, KeyError, TypeError) as err:
         raise NceLmError(f"checkpoint {path} is damaged: {err}") from None
     try:
+        schedule = payload.get("schedule")
         state = _State(payload["input_vectors"], payload["output_vectors"], int(payload["epochs_done"]),
                        list(payload["loss_per_epoch"]), payload["noise_rng"], payload["output_bias"],
-                       payload.get("optimizer_state"))
+                       payload.get("optimizer_state"), LinearSchedule(**schedule) if schedule is not None else None)
     except (KeyError, TypeError, ValueError):
         raise NceLmError(f"checkpoint {path} is incomplete") from None
     if state.input_vectors.shape != (len(vocab), config.dim) or state.output_vectors.shape != state.input_vectors.shape:
@@ -594,42 +624,117 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[SkipGramConfig, Vocab
     return config, vocab, state
 
 
+def continued_schedule(saved: SkipGramConfig, config: SkipGramConfig, state: _State, corpus_words: int) -> LinearSchedule:
+    """The learning-rate schedule of a run resumed from ``state`` (saved with ``saved``) with ``config``.
+
+    Same length and rates: the checkpoint's schedule, unchanged. Otherwise the decay starts again from where
+    the run is, at the rate it had reached (or at ``config.lr`` when that changed), and reaches ``min_lr`` at
+    the end of ``config.epochs``.
+    """
+    total = float(corpus_words * config.epochs)
+    schedule = state.schedule or LinearSchedule(saved.start_lr(), 0, corpus_words * saved.epochs, saved.min_lr)
+    same_rates = config.start_lr() == saved.start_lr() and config.min_lr == saved.min_lr
+    if same_rates and schedule.total_words == total:
+        return schedule
+    done = float(corpus_words * state.epochs_done)
+    lr = schedule.rate(done) if config.start_lr() == saved.start_lr() else config.start_lr()
+    return LinearSchedule(max(lr, config.min_lr), done, total, config.min_lr)
+
+
+def _warn_if_other_corpus(vocab: Vocab, ids: np.ndarray) -> None:
+    """On resume: the checkpoint's counts are the exact frequencies of the corpus it was trained on, so a corpus
+    whose ids count differently is another one. Training goes on (fine-tuning on new text is legitimate), but its
+    words outside the vocabulary are dropped, which the user should know."""
+    if vocab.settings.get("prune_threshold"):  # pruned counts are undercounts: no exact comparison
+        return
+    counts = np.bincount(ids, minlength=len(vocab))
+    if np.array_equal(counts, vocab.counts):
+        return
+    words = max(int(counts.sum() - counts[vocab.eos_id]), 1)
+    print(f"warning: this corpus is not the one the checkpoint was trained on (its word counts differ); training "
+          f"goes on with the checkpoint's vocabulary of {len(vocab) - 2:,} words, and the "
+          f"{counts[vocab.unk_id] / words:.2%} of its tokens outside it are dropped", file=sys.stderr, flush=True)
+
+
+def _corpus_ids(
+    corpus: Corpus | None, config: SkipGramConfig, vocab: Vocab | None, cache_dir: str | os.PathLike[str] | None,
+    scratch: str, errors: str,
+) -> tuple[Vocab, np.ndarray]:
+    """The vocabulary (given, from the cache folder, or counted) and the corpus's token ids (N,)."""
+    paths, sentences = split_corpus(corpus) if corpus is not None else (None, None)
+    if sentences is not None:
+        if cache_dir is not None:
+            raise NceLmError("a token cache holds the ids of files; token lists are encoded in memory")
+        if config.lowercase or config.split_punctuation:
+            raise NceLmError("lowercase and split_punctuation apply to text files; token lists are used as given")
+        if vocab is None:
+            vocab = vocab_from_counts(*count_chunks(sentence_chunks(sentences)), min_count=config.min_count)
+        return vocab, encode_sentences(sentences, vocab)
+    if cache_dir is not None:
+        vocab = vocab or cache_vocab(cache_dir)
+        paths = paths or cache_sources(cache_dir)
+    if paths is None:
+        raise NceLmError("no corpus: give text files, token lists, or a token cache")
+    if vocab is None:
+        tokenizer = TokenizerConfig(config.lowercase, config.split_punctuation)
+        vocab = build_vocab(paths, min_count=config.min_count, tokenizer=tokenizer, errors=errors)
+    if cache_dir is None:
+        return vocab, np.asarray(cached_token_ids(paths, vocab, scratch, errors))
+    return vocab, np.asarray(prepared_ids(cache_dir, vocab, paths, errors))
+
+
 def train_skipgram(
-    corpus: Sequence[str | os.PathLike[str]],
-    config: SkipGramConfig = SkipGramConfig(),
+    corpus: Corpus | None,
+    config: SkipGramConfig | None = None,
     vocab: Vocab | None = None,
     progress: bool = True,
     checkpoint: str | os.PathLike[str] | None = None,
     resume: str | os.PathLike[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    errors: str = "strict",
+    **settings: Any,
 ) -> SkipGramResult:
-    """Train skip-gram vectors on ``corpus``; the Python entry point behind ``nce-lm skipgram``.
+    """Train skip-gram vectors; the Python entry point behind ``nce-lm skipgram``.
 
-    ``vocab`` defaults to the corpus's own (``config.min_count``, tokenizer settings of the config).
-    ``checkpoint`` is rewritten after every epoch; ``resume`` continues a checkpoint up to
-    ``config.epochs`` epochs in all (the tables, vocabulary and epochs done come from the checkpoint).
-    Token ids are cached in ``cache_dir`` when given, else in a temporary folder.
+    ``corpus``: text files (a path or a list of paths, folders read recursively), or token lists as gensim's
+    ``Word2Vec`` takes them (``[["the", "cat"], ["a", "dog"]]`` or any re-iterable of such lists; see
+    :mod:`nce_lm.sentences`), or None with ``cache_dir`` (the files recorded there). Settings come from
+    ``config`` (default :class:`SkipGramConfig`) with ``settings`` (``dim=50, min_count=1``...) applied on top.
+
+    ``vocab`` defaults to the cache folder's (written by ``nce-lm prepare``) or else the corpus's own, counted
+    with ``config.min_count`` and the config's tokenizer settings; a given vocabulary is used as it is.
+    ``cache_dir`` keeps the files' token ids for later runs: a folder of ``nce-lm prepare`` must hold this
+    corpus under this vocabulary (an :class:`NceLmError` otherwise); without one, ids go to a temporary folder.
+    ``errors="replace"`` substitutes U+FFFD for undecodable bytes instead of stopping.
+
+    ``checkpoint`` is rewritten after every epoch; ``resume`` continues a checkpoint up to ``config.epochs``
+    epochs in all with its tables, vocabulary and schedule. Only the settings of :mod:`nce_lm.resume` may
+    differ from the checkpoint's; the learning rate continues as :func:`continued_schedule` says.
     """
+    config = replace(config or SkipGramConfig(), **settings)
     config.validate()
-    state = None
+    saved = state = None
     if resume is not None:
-        saved_config, vocab, state = load_checkpoint(resume)
-        if saved_config.dim != config.dim:
-            raise NceLmError(f"checkpoint has dimension {saved_config.dim}, the run asks for {config.dim}")
+        saved, saved_vocab, state = load_checkpoint(resume)
+        refuse_changes(saved, config, f"from {resume}")
+        if vocab is not None and vocab.fingerprint() != saved_vocab.fingerprint():
+            raise NceLmError(f"checkpoint {resume} was trained with another vocabulary than the one given")
+        vocab = saved_vocab
         if state.epochs_done >= config.epochs:
             raise NceLmError(
                 f"checkpoint already has {state.epochs_done} epochs; ask for more with --epochs"
             )
-    if vocab is None:
-        tokenizer = TokenizerConfig(config.lowercase, config.split_punctuation)
-        vocab = build_vocab(corpus, min_count=config.min_count, tokenizer=tokenizer)
     ctx = DistributedContext.from_environment(config.device)
     try:
         with tempfile.TemporaryDirectory(prefix="nce_lm-ids-") as tmp:
-            ids = np.asarray(cached_token_ids(corpus, vocab, tmp if cache_dir is None or ctx.active else cache_dir))
+            vocab, ids = _corpus_ids(corpus, config, vocab, None if ctx.active else cache_dir, tmp, errors)
+            if saved is not None:
+                _warn_if_other_corpus(vocab, ids)
             trainer = SkipGramTrainer(config, vocab, ids, state, ctx)
             if not len(trainer.words_all):
                 raise NceLmError("the corpus holds no word of the vocabulary to train on")
+            if saved is not None and state is not None:
+                trainer.state.schedule = continued_schedule(saved, config, state, trainer.corpus_words)
             save = (lambda t: t.save_checkpoint(checkpoint)) if checkpoint is not None and ctx.is_main else None
             metrics = trainer.train(progress=progress, on_epoch_end=save)
             ctx.barrier()  # ranks leave together, not while rank 0 still writes its checkpoint
