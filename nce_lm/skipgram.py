@@ -735,6 +735,10 @@ def train_skipgram(
                 raise NceLmError("the corpus holds no word of the vocabulary to train on")
             if saved is not None and state is not None:
                 trainer.state.schedule = continued_schedule(saved, config, state, trainer.corpus_words)
+                if trainer.state.schedule is not state.schedule and config.optimizer == "sgd" and ctx.is_main:
+                    source = "as asked" if config.start_lr() != saved.start_lr() else "the rate reached; --lr sets another"
+                    print(f"learning rate: from {trainer.state.schedule.lr:g} ({source}) down to {config.min_lr:g} "
+                          f"over epochs {state.epochs_done + 1}-{config.epochs}", flush=True)
             save = (lambda t: t.save_checkpoint(checkpoint)) if checkpoint is not None and ctx.is_main else None
             metrics = trainer.train(progress=progress, on_epoch_end=save)
             ctx.barrier()  # ranks leave together, not while rank 0 still writes its checkpoint

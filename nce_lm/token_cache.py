@@ -165,9 +165,13 @@ def _manifest(folder: Path) -> dict[str, Any] | None:
 
 
 def cache_vocab(cache_dir: str | os.PathLike[str]) -> Vocab | None:
-    """The vocabulary ``nce-lm prepare`` copied into ``cache_dir``, or None when there is none."""
-    path = Path(cache_dir) / VOCAB_FILE
-    return Vocab.load(path) if path.is_file() else None
+    """The vocabulary ``nce-lm prepare`` copied into ``cache_dir``; None for a folder that holds no cache yet."""
+    folder = Path(cache_dir)
+    if (folder / VOCAB_FILE).is_file():
+        return Vocab.load(folder / VOCAB_FILE)
+    if (folder / MANIFEST_FILE).is_file():
+        raise NceLmError(f"{folder} holds no {VOCAB_FILE}: give the vocabulary it was prepared with (--vocab)")
+    return None
 
 
 def cache_sources(cache_dir: str | os.PathLike[str]) -> list[str]:

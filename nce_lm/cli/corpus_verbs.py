@@ -7,11 +7,12 @@ print a short summary.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from nce_lm.corpus import TokenizerConfig
 from nce_lm.datasets import REGISTRY, dataset_path, fetch, find_local
 from nce_lm.errors import NceLmError
-from nce_lm.token_cache import load_or_build
+from nce_lm.token_cache import VOCAB_FILE, load_or_build
 from nce_lm.vocab import DEFAULT_MAX_DISTINCT, Vocab, build_vocab, coverage
 
 
@@ -53,8 +54,10 @@ def run_vocab(args: argparse.Namespace) -> int:
 def run_prepare(args: argparse.Namespace) -> int:
     vocab = Vocab.load(args.vocab)
     cache = load_or_build(args.corpus, vocab, args.output, errors=_errors_mode(args))
+    vocab.save(Path(args.output) / VOCAB_FILE)  # the folder alone then serves `--cache DIR`
     action = "reused" if cache.reused else "wrote"
-    print(f"{action} {len(cache.ids):,} token ids ({cache.manifest['lines']:,} lines) in {args.output}")
+    print(f"{action} {len(cache.ids):,} token ids ({cache.manifest['lines']:,} lines) in {args.output}, "
+          f"with a copy of the vocabulary ({VOCAB_FILE})")
     return 0
 
 

@@ -1,0 +1,99 @@
+"""Resuming: what may change (nce_lm.resume, shared by both trainers), schedules that continue, other corpora."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from nce_lm import skipgram
+from nce_lm.cli import main
+from nce_lm.errors import NceLmError
+from nce_lm.skipgram import LinearSchedule, SkipGramConfig, continued_schedule, load_checkpoint, train_skipgram
+
+SG = SkipGramConfig(dim=8, epochs=2, min_count=1, threads=1, kernel="torch", lr=0.02, min_lr=0.001)
+W = 1_000  # corpus words, for the schedule arithmetic
+
+
+def spy_rates(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The learning rate of every torch-path update, in order."""
+    seen: list[float] = []
+    original = skipgram.SkipGramTrainer._update
+
+    def spy(self, context, centre, lr):
+        seen.append(lr)
+        return original(self, context, centre, lr)
+
+    monkeypatch.setattr(skipgram.SkipGramTrainer, "_update", spy)
+    return seen
+
+
+def test_an_interrupted_run_keeps_its_schedule() -> None:
+    config = replace(SG, epochs=3)
+    state = skipgram._State(None, None, epochs_done=1, schedule=LinearSchedule(0.02, 0, 3 * W, 0.001))
+    assert continued_schedule(config, config, state, W) is state.schedule
+
+
+def test_more_epochs_re_spread_the_decay_from_the_rate_reached() -> None:
+    saved, more = replace(SG, epochs=3), replace(SG, epochs=5)
+    state = skipgram._State(None, None, epochs_done=1, schedule=LinearSchedule(0.02, 0, 3 * W, 0.001))
+    schedule = continued_schedule(saved, more, state, W)
+    reached = 0.02 - (0.02 - 0.001) / 3
+    assert schedule.rate(W) == pytest.approx(reached)  # no jump at the resume point
+    assert schedule.rate(5 * W) == pytest.approx(0.001) and schedule.rate(3 * W) == pytest.approx((reached + 0.001) / 2)
+    faster = continued_schedule(saved, replace(more, lr=0.01), state, W)
+    assert faster.rate(W) == pytest.approx(0.01) and faster.rate(5 * W) == pytest.approx(0.001)
+
+
+def test_a_finished_run_given_more_epochs_never_jumps_back_up(
+    topic_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rates = spy_rates(monkeypatch)
+    train_skipgram(topic_corpus, SG, progress=False, checkpoint=tmp_path / "c.pt")
+    first = list(rates)
+    rates.clear()
+    train_skipgram(topic_corpus, replace(SG, epochs=4), progress=False, resume=tmp_path / "c.pt")
+    assert rates[0] <= first[-1] + 1e-12 and all(a >= b for a, b in zip(rates, rates[1:]))
+    assert "learning rate: from 0.001" in capsys.readouterr().out
+    rates.clear()
+    train_skipgram(topic_corpus, replace(SG, epochs=4, lr=0.01), progress=False, resume=tmp_path / "c.pt")
+    assert rates[0] == pytest.approx(0.01) and rates[-1] >= 0.001
+
+
+@pytest.mark.parametrize("change", [{"objective": "nce"}, {"window": 2}, {"negatives": 3}, {"dim": 4},
+                                    {"sample": 0.0}, {"seed": 2}, {"batch_size": 64}])
+def test_skipgram_refuses_changes_a_resumed_run_cannot_make(topic_corpus: Path, tmp_path: Path, change) -> None:
+    train_skipgram(topic_corpus, SG, progress=False, checkpoint=tmp_path / "c.pt")
+    name = next(iter(change))
+    with pytest.raises(NceLmError, match=f"cannot resume .*{name} .* only epochs, lr, min_lr, device, threads, kernel"):
+        train_skipgram(topic_corpus, replace(SG, epochs=3, **change), progress=False, resume=tmp_path / "c.pt")
+
+
+def test_skipgram_cli_resumes_with_the_checkpoints_settings(
+    topic_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fast = ["--quiet", "--threads", "1", "-o", str(tmp_path / "v.bin")]
+    assert main(["skipgram", str(topic_corpus), "--dim", "6", "--window", "3", "--min-count", "1", "--epochs", "1",
+                 "--checkpoint", str(tmp_path / "c.pt"), *fast]) == 0
+    # dim and window are not repeated: they come from the checkpoint; the rate may change
+    assert main(["skipgram", str(topic_corpus), "--resume", str(tmp_path / "c.pt"), "--epochs", "2", "--lr", "0.01",
+                 "--checkpoint", str(tmp_path / "c.pt"), *fast]) == 0
+    config, _, state = load_checkpoint(tmp_path / "c.pt")
+    assert (config.dim, config.window, config.lr, state.epochs_done) == (6, 3, 0.01, 2)
+    capsys.readouterr()
+    assert main(["skipgram", str(topic_corpus), "--resume", str(tmp_path / "c.pt"), "--epochs", "3",
+                 "--negatives", "2", *fast]) == 2
+    assert "negatives 5 -> 2" in capsys.readouterr().err
+
+
+def test_resuming_on_another_corpus_warns(topic_corpus: Path, tmp_path: Path, capsys) -> None:
+    train_skipgram(topic_corpus, SG, progress=False, checkpoint=tmp_path / "c.pt")
+    other = tmp_path / "other.txt"
+    other.write_text("a1 a2 new words here a3\n" * 40)
+    capsys.readouterr()
+    train_skipgram(other, replace(SG, epochs=3), progress=False, resume=tmp_path / "c.pt")
+    err = capsys.readouterr().err
+    assert "not the one the checkpoint was trained on" in err and "50.00% of its tokens" in err
+    train_skipgram(topic_corpus, replace(SG, epochs=3), progress=False, resume=tmp_path / "c.pt")
+    assert capsys.readouterr().err == ""  # the same corpus: no warning

@@ -1,0 +1,100 @@
+"""The command-line steps connect: vocab -> prepare -> skipgram / lm train -> export -> neighbors."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gensim.models import KeyedVectors
+
+from nce_lm.cli import main
+from nce_lm.skipgram import SkipGramConfig, train_skipgram
+from nce_lm.vocab import Vocab, build_vocab
+
+FAST = ["--dim", "8", "--epochs", "1", "--threads", "1", "--quiet"]
+
+
+def error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0]
+    return err[0]
+
+
+def test_vocab_and_prepare_outputs_feed_skipgram(topic_corpus: Path, tmp_path: Path) -> None:
+    vocab, cache = tmp_path / "vocab.json", tmp_path / "cache"
+    assert main(["vocab", str(topic_corpus), "-o", str(vocab), "--min-count", "1"]) == 0
+    assert main(["prepare", str(topic_corpus), "--vocab", str(vocab), "-o", str(cache)]) == 0
+    assert Vocab.load(cache / "vocab.json").fingerprint() == Vocab.load(vocab).fingerprint()
+    before = (cache / "tokens.npy").stat().st_mtime_ns
+    outputs = {name: tmp_path / f"{name}.bin" for name in ("cache", "vocab", "both", "own")}
+    assert main(["skipgram", "--cache", str(cache), "-o", str(outputs["cache"]), *FAST]) == 0
+    assert main(["skipgram", str(topic_corpus), "--vocab", str(vocab), "-o", str(outputs["vocab"]), *FAST]) == 0
+    assert main(["skipgram", str(topic_corpus), "--vocab", str(vocab), "--cache", str(cache),
+                 "-o", str(outputs["both"]), *FAST]) == 0
+    assert main(["skipgram", str(topic_corpus), "--min-count", "1", "-o", str(outputs["own"]), *FAST]) == 0
+    assert (cache / "tokens.npy").stat().st_mtime_ns == before  # reused, not rewritten
+    reference = KeyedVectors.load_word2vec_format(str(outputs["own"]), binary=True)
+    for path in outputs.values():  # the same vocabulary and ids, so the same seeded run
+        keyed = KeyedVectors.load_word2vec_format(str(path), binary=True)
+        assert keyed.index_to_key == reference.index_to_key
+        np.testing.assert_array_equal(keyed.vectors, reference.vectors)
+
+
+def test_a_given_vocabulary_is_used_as_it_is(topic_corpus: Path, tmp_path: Path) -> None:
+    small = build_vocab([topic_corpus], max_size=12)  # 10 words: the other 10 become <unk>
+    result = train_skipgram(topic_corpus, SkipGramConfig(dim=4, epochs=1, threads=1), vocab=small, progress=False)
+    assert result.vectors.words == small.tokens[2:]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cache", "{cache}", "--vocab", "{other}"], "holds token ids made with another vocabulary"),
+        (["{other_corpus}", "--cache", "{cache}"], "holds the token ids of .*topics.txt, not of .*other.txt"),
+        (["--cache", "{empty}"], "not a token cache written by `nce-lm prepare`"),
+        (["{corpus}", "--vocab", "{vocab}", "--min-count", "3"], "--min-count applies when skipgram counts"),
+        ([], "give the corpus"),
+    ],
+)
+def test_mismatched_caches_and_vocabularies_are_refused(
+    topic_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    places = {"corpus": topic_corpus, "vocab": tmp_path / "vocab.json", "cache": tmp_path / "cache",
+              "other": tmp_path / "other.json", "other_corpus": tmp_path / "other.txt", "empty": tmp_path / "empty"}
+    places["other_corpus"].write_text("x y z\n")
+    places["empty"].mkdir()
+    assert main(["vocab", str(topic_corpus), "-o", str(places["vocab"])]) == 0
+    assert main(["vocab", str(places["other_corpus"]), "-o", str(places["other"])]) == 0
+    assert main(["prepare", str(topic_corpus), "--vocab", str(places["vocab"]), "-o", str(places["cache"])]) == 0
+    capsys.readouterr()
+    argv = ["skipgram", *(a.format(**places) for a in args), "-o", str(tmp_path / "v.bin"), *FAST]
+    assert main(argv) == 2
+    line = error_line(capsys)
+    assert line.startswith("nce-lm skipgram: error:")
+    assert re.search(message, line), line
+    assert not (tmp_path / "v.bin").exists()
+
+
+@pytest.mark.parametrize("verb", [["skipgram"], ["demo"]])
+def test_replace_errors_is_accepted_where_text_is_read(
+    verb: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus = tmp_path / "latin1.txt"
+    corpus.write_bytes(b"caf\xe9 ol\xe9 x y z\n" * 50)
+    out = ["-o", str(tmp_path / ("v.bin" if verb == ["skipgram"] else "demo"))]
+    argv = [*verb, str(corpus), *out, *FAST, "--min-count", "1", "--sample", "0"]
+    assert main(argv) == 2
+    assert "--replace-errors" in error_line(capsys)
+    assert main([*argv, "--replace-errors"]) == 0
+
+
+def test_skipgram_says_what_it_wrote_where(topic_corpus: Path, tmp_path: Path, capsys) -> None:
+    out, checkpoint, metrics = tmp_path / "v.bin", tmp_path / "c.pt", tmp_path / "m.json"
+    assert main(["skipgram", str(topic_corpus), "-o", str(out), "--checkpoint", str(checkpoint),
+                 "--metrics", str(metrics), "--min-count", "1", *FAST]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == f"wrote {out} (vectors, word2vec-bin), {checkpoint} (checkpoint, for --resume), {metrics} (metrics)"
+    assert json.loads(metrics.read_text())["epochs"] == 1
