@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from nce_lm import skipgram
 from nce_lm.cli import main
 from nce_lm.errors import NceLmError
+from nce_lm.lm import LMConfig, train_lm
+from nce_lm.lm.checkpoint import load_payload
 from nce_lm.skipgram import LinearSchedule, SkipGramConfig, continued_schedule, load_checkpoint, train_skipgram
 
 SG = SkipGramConfig(dim=8, epochs=2, min_count=1, threads=1, kernel="torch", lr=0.02, min_lr=0.001)
@@ -97,3 +102,85 @@ def test_resuming_on_another_corpus_warns(topic_corpus: Path, tmp_path: Path, ca
     assert "not the one the checkpoint was trained on" in err and "50.00% of its tokens" in err
     train_skipgram(topic_corpus, replace(SG, epochs=3), progress=False, resume=tmp_path / "c.pt")
     assert capsys.readouterr().err == ""  # the same corpus: no warning
+
+
+# ---- the language model ----------------------------------------------------------------------------------------
+
+def tiny_lm(folder: Path, **changes) -> LMConfig:
+    settings = dict(train=str(folder / "train.txt"), valid=str(folder / "valid.txt"), dim=12, layers=1, dropout=0.3,
+                    seq_len=10, batch_size=8, epochs=2, noise_samples=8, progress=False, is_samples=8,
+                    eval_batch_size=4, optimizer="adam", lr=0.01)
+    return LMConfig(**{**settings, **changes})
+
+
+@pytest.fixture(scope="module")
+def lm_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rng = np.random.default_rng(5)
+    folder = tmp_path_factory.mktemp("lm")
+    for split, lines in (("train", 250), ("valid", 30)):
+        text = [" ".join(f"w{w}" for w in rng.integers(0, 20, size=rng.integers(3, 10))) for _ in range(lines)]
+        (folder / f"{split}.txt").write_text("\n".join(text) + "\n")
+    return folder
+
+
+def tables(run: Path) -> dict[str, torch.Tensor]:
+    return load_payload(run / "last.pt")["module"]
+
+
+def test_raising_max_tokens_continues_the_partial_epoch_exactly(lm_corpus: Path, tmp_path: Path) -> None:
+    config = tiny_lm(lm_corpus)
+    straight = train_lm(config, tmp_path / "straight")
+    run = tmp_path / "capped"
+    first = train_lm(replace(config, max_tokens=800), run)  # 10 steps of 80 tokens, inside epoch 1
+    assert first["history"][-1]["partial"] and first["history"][-1]["steps"] == 10
+    assert load_payload(run / "last.pt")["epoch"] == 0  # no epoch completed yet
+    train_lm(replace(config, max_tokens=3_200), run, resume=True)  # into epoch 2
+    resumed = train_lm(config, run, resume=True)
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2] and not any(h.get("partial") for h in resumed["history"])
+    assert [h["valid"]["ppl"] for h in resumed["history"]] == [h["valid"]["ppl"] for h in straight["history"]]
+    assert resumed["history"][-1]["tokens_seen"] == straight["history"][-1]["tokens_seen"]
+    ours, theirs = tables(run), tables(tmp_path / "straight")
+    assert all(torch.equal(ours[name], theirs[name]) for name in theirs)
+
+
+def test_a_resumed_run_with_nothing_to_do_says_so(lm_corpus: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train_lm(tiny_lm(lm_corpus, max_tokens=800), run)
+    with pytest.raises(NceLmError, match="has trained 800 tokens, its max_tokens of 800: raise --max-tokens"):
+        train_lm(tiny_lm(lm_corpus, max_tokens=800, epochs=3), run, resume=True)
+    done = tmp_path / "done"
+    train_lm(tiny_lm(lm_corpus, epochs=1), done)
+    with pytest.raises(NceLmError, match="has trained its 1 epochs: raise --epochs"):
+        train_lm(tiny_lm(lm_corpus, epochs=1), done, resume=True)
+
+
+def test_cli_epochs_alone_lifts_a_token_cap_and_says_so(lm_corpus: Path, tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    common = ["--train", str(lm_corpus / "train.txt"), "--valid", str(lm_corpus / "valid.txt"), "--dim", "8",
+              "--layers", "1", "--batch-size", "8", "--seq-len", "10", "--noise-samples", "4", "--quiet"]
+    assert main(["lm", "train", *common, "-o", str(run), "--epochs", "1", "--max-tokens", "800"]) == 0
+    capsys.readouterr()
+    assert main(["lm", "train", "--resume", str(run), "--epochs", "2", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "lifts the run's cap of 800 tokens: training goes on to the end of epoch 2" in out
+    history = json.loads((run / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2] and history[-1]["tokens_seen"] > 800
+    assert out.strip().splitlines()[-1].startswith(f"wrote {run}: config.json, vocab.json, last.pt (for --resume)")
+
+
+def test_lm_resume_may_change_the_learning_rate(lm_corpus: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train_lm(tiny_lm(lm_corpus, epochs=1), run)
+    metrics = train_lm(tiny_lm(lm_corpus, epochs=2, lr=0.003), run, resume=True)
+    assert metrics["history"][-1]["lr"] == 0.003
+    with pytest.raises(NceLmError, match=r"other settings \(dropout 0.3 -> 0.1\); only epochs, max_tokens, lr"):
+        train_lm(tiny_lm(lm_corpus, epochs=3, dropout=0.1), run, resume=True)
+
+
+def test_the_progress_bar_ends_at_the_token_cap(lm_corpus: Path, tmp_path: Path, monkeypatch) -> None:
+    from nce_lm.lm import train as train_module
+
+    totals: list[int] = []
+    monkeypatch.setattr(train_module, "_progress", lambda config, ctx, total, epoch: totals.append(total))
+    train_lm(tiny_lm(lm_corpus, max_tokens=800), tmp_path / "run")
+    assert totals == [10]

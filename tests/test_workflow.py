@@ -98,3 +98,88 @@ def test_skipgram_says_what_it_wrote_where(topic_corpus: Path, tmp_path: Path, c
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last == f"wrote {out} (vectors, word2vec-bin), {checkpoint} (checkpoint, for --resume), {metrics} (metrics)"
     assert json.loads(metrics.read_text())["epochs"] == 1
+
+
+# ---- the language model ----------------------------------------------------------------------------------------
+
+LM_FAST = ["--dim", "8", "--layers", "1", "--batch-size", "4", "--seq-len", "8", "--noise-samples", "4", "--epochs",
+           "1", "--quiet"]
+
+
+@pytest.fixture
+def splits(tmp_path: Path) -> Path:
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for name, lines in (("train.txt", 200), ("valid.txt", 20), ("test.txt", 20)):
+        text = [" ".join(f"w{w}" for w in rng.integers(0, 15, size=6)) for _ in range(lines)]
+        (folder / name).write_text("\n".join(text) + "\n")
+    return folder
+
+
+def test_lm_train_takes_a_folder_of_splits(tmp_path: Path, capsys) -> None:
+    synth = tmp_path / "synth"
+    assert main(["synth", "-o", str(synth), "--vocab", "50", "--tokens", "6000", "--quiet"]) == 0
+    assert main(["lm", "train", "--data", str(synth), "-o", str(tmp_path / "run"), *LM_FAST]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["test"]["tokens"] > 0  # the folder's test split was found and evaluated
+    capsys.readouterr()
+    assert main(["lm", "eval", str(tmp_path / "run"), "--data", str(synth)]) == 0
+    assert f"perplexity {metrics['test']['ppl']:.2f}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        (["train.txt"], "no validation data .* has none.: give --valid FILE"),
+        (["valid.txt", "test.txt"], "holds no training file"),
+        (["train.txt", "ptb.train.txt", "valid.txt"], "holds 2 train files .ptb.train.txt, train.txt."),
+    ],
+)
+def test_lm_train_explains_what_a_folder_lacks(tmp_path: Path, capsys, files: list[str], message: str) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name in files:
+        (folder / name).write_text("a b c\n" * 30)
+    assert main(["lm", "train", "--data", str(folder), "-o", str(tmp_path / "run"), *LM_FAST]) == 2
+    line = error_line(capsys)
+    assert line.startswith("nce-lm lm: error:") and re.search(message, line), line
+    assert not (tmp_path / "run").exists()
+
+
+def test_vocab_and_prepare_outputs_feed_lm_train(splits: Path, tmp_path: Path) -> None:
+    vocab, cache = tmp_path / "vocab.json", tmp_path / "cache"
+    assert main(["vocab", str(splits / "train.txt"), "-o", str(vocab), "--max-size", "12"]) == 0
+    assert main(["prepare", str(splits / "train.txt"), "--vocab", str(vocab), "-o", str(cache)]) == 0
+    before = (cache / "tokens.npy").stat().st_mtime_ns
+    run = tmp_path / "run"
+    assert main(["lm", "train", "--data", str(splits), "--cache", str(cache), "-o", str(run), *LM_FAST]) == 0
+    assert Vocab.load(run / "vocab.json").fingerprint() == Vocab.load(vocab).fingerprint()  # the cache's own
+    assert (cache / "tokens.npy").stat().st_mtime_ns == before and not (run / "cache" / "train.txt").exists()
+    other = tmp_path / "other"
+    assert main(["lm", "train", "--data", str(splits), "--vocab", str(vocab), "-o", str(other), *LM_FAST]) == 0
+    assert Vocab.load(other / "vocab.json").fingerprint() == Vocab.load(vocab).fingerprint()
+
+
+def test_lm_refuses_a_cache_of_another_text(splits: Path, tmp_path: Path, capsys) -> None:
+    vocab, cache = tmp_path / "vocab.json", tmp_path / "cache"
+    assert main(["vocab", str(splits / "valid.txt"), "-o", str(vocab)]) == 0
+    assert main(["prepare", str(splits / "valid.txt"), "--vocab", str(vocab), "-o", str(cache)]) == 0
+    capsys.readouterr()
+    assert main(["lm", "train", "--data", str(splits), "--cache", str(cache), "-o", str(tmp_path / "run"),
+                 *LM_FAST]) == 2
+    assert re.search(r"holds the token ids of .*valid.txt, not of .*train.txt", error_line(capsys))
+
+
+def test_lm_train_and_eval_take_replace_errors(splits: Path, tmp_path: Path, capsys) -> None:
+    with open(splits / "train.txt", "ab") as handle:
+        handle.write(b"caf\xe9 w1 w2\n")
+    (splits / "test.txt").write_bytes(b"ol\xe9 w1 w2 w3\n" * 5)
+    run = tmp_path / "run"
+    argv = ["lm", "train", "--data", str(splits), "-o", str(run), *LM_FAST]
+    assert main(argv) == 2
+    assert "--replace-errors" in error_line(capsys)
+    assert main([*argv, "--replace-errors"]) == 0
+    assert main(["lm", "eval", str(run), "--data", str(splits / "test.txt")]) == 2
+    assert "--replace-errors" in error_line(capsys)
+    assert main(["lm", "eval", str(run), "--data", str(splits / "test.txt"), "--replace-errors"]) == 0

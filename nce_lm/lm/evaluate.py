@@ -156,15 +156,16 @@ def evaluate_model(
 
 
 def evaluate_lm(
-    run_dir: str | os.PathLike[str], data: str | os.PathLike[str], device: str | None = None, progress: bool = False
+    run_dir: str | os.PathLike[str], data: str | os.PathLike[str], device: str | None = None, progress: bool = False,
+    errors: str = "strict",
 ) -> dict[str, Any]:
-    """Evaluate the best model of a run folder on a text file (or a dataset name's test split)."""
+    """Evaluate the best model of a run folder on a text file (or a dataset's or folder's test split)."""
     from nce_lm.lm.checkpoint import load_run
     from nce_lm.lm.train import resolve_path, token_ids
 
     run = load_run(Path(run_dir), which="best", device=device)
     path = resolve_path(str(data), "test")
-    ids = token_ids(path, run.vocab, Path(run_dir) / "cache")
+    ids = token_ids(path, run.vocab, Path(run_dir) / "cache", errors)
     config = run.config
     return evaluate_model(run.model, ids, config.eval_batch_size, config.seq_len, run.noise, config.is_samples,
                           config.seed, progress=progress, label="eval")
