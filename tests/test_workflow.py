@@ -11,7 +11,10 @@ import pytest
 from gensim.models import KeyedVectors
 
 from nce_lm.cli import main
+from nce_lm.cli.vector_verbs import parse_queries
+from nce_lm.errors import NceLmError
 from nce_lm.skipgram import SkipGramConfig, train_skipgram
+from nce_lm.vectors import WordVectors, save_vectors
 from nce_lm.vocab import Vocab, build_vocab
 
 FAST = ["--dim", "8", "--epochs", "1", "--threads", "1", "--quiet"]
@@ -183,3 +186,33 @@ def test_lm_train_and_eval_take_replace_errors(splits: Path, tmp_path: Path, cap
     assert main(["lm", "eval", str(run), "--data", str(splits / "test.txt")]) == 2
     assert "--replace-errors" in error_line(capsys)
     assert main(["lm", "eval", str(run), "--data", str(splits / "test.txt"), "--replace-errors"]) == 0
+
+
+# ---- querying the vectors ----------------------------------------------------------------------------------------
+
+def test_queries_are_words_or_analogies_with_free_standing_operators() -> None:
+    assert parse_queries(["king", "-", "man", "+", "woman", "well-known"]) == [
+        ("king - man + woman", ["king", "woman"], ["man"]), ("well-known", ["well-known"], [])]
+    assert parse_queries(["paris - france + italy"]) == [("paris - france + italy", ["paris", "italy"], ["france"])]
+    for bad in (["-", "king"], ["king", "+"], ["king", "-", "+", "man"]):
+        with pytest.raises(NceLmError, match="must stand between two words"):
+            parse_queries(bad)
+
+
+def test_neighbors_answers_analogies_and_goes_on_past_unknown_words(tmp_path: Path, capsys) -> None:
+    rng = np.random.default_rng(4)
+    words = ["king", "man", "woman", "queen", "Paris", "dog", "cat", "tree"]
+    save_vectors(WordVectors(words, rng.normal(size=(8, 5)).astype(np.float32)), tmp_path / "v.bin")
+    keyed = KeyedVectors.load_word2vec_format(str(tmp_path / "v.bin"), binary=True)
+    assert main(["neighbors", str(tmp_path / "v.bin"), "king", "-", "man", "+", "woman", "paris", "dog",
+                 "-k", "3"]) == 0
+    captured = capsys.readouterr()
+    analogy = ", ".join(f"{w} {s:.3f}" for w, s in keyed.most_similar(positive=["king", "woman"], negative=["man"],
+                                                                      topn=3))
+    nearest = ", ".join(f"{w} {s:.3f}" for w, s in keyed.most_similar("dog", topn=3))
+    assert captured.out.splitlines() == [f"king - man + woman: {analogy}", f"dog: {nearest}"]
+    assert captured.err.splitlines() == ["nce-lm neighbors: skipped paris: 'paris' is not in the vectors "
+                                         "(did you mean 'Paris'?)"]
+    assert main(["neighbors", str(tmp_path / "v.bin"), "paris", "cats"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "nce-lm neighbors: error: no query could be answered: every one holds a word that is not in the vectors")
