@@ -658,7 +658,7 @@ def _warn_if_other_corpus(vocab: Vocab, ids: np.ndarray) -> None:
 
 def _corpus_ids(
     corpus: Corpus | None, config: SkipGramConfig, vocab: Vocab | None, cache_dir: str | os.PathLike[str] | None,
-    scratch: str, errors: str,
+    scratch: str, errors: str, progress: bool,
 ) -> tuple[Vocab, np.ndarray]:
     """The vocabulary (given, from the cache folder, or counted) and the corpus's token ids (N,)."""
     paths, sentences = split_corpus(corpus) if corpus is not None else (None, None)
@@ -677,10 +677,10 @@ def _corpus_ids(
         raise NceLmError("no corpus: give text files, token lists, or a token cache")
     if vocab is None:
         tokenizer = TokenizerConfig(config.lowercase, config.split_punctuation)
-        vocab = build_vocab(paths, min_count=config.min_count, tokenizer=tokenizer, errors=errors)
+        vocab = build_vocab(paths, min_count=config.min_count, tokenizer=tokenizer, errors=errors, progress=progress)
     if cache_dir is None:
-        return vocab, np.asarray(cached_token_ids(paths, vocab, scratch, errors))
-    return vocab, np.asarray(prepared_ids(cache_dir, vocab, paths, errors))
+        return vocab, np.asarray(cached_token_ids(paths, vocab, scratch, errors, progress))
+    return vocab, np.asarray(prepared_ids(cache_dir, vocab, paths, errors, progress))
 
 
 def train_skipgram(
@@ -727,7 +727,8 @@ def train_skipgram(
     ctx = DistributedContext.from_environment(config.device)
     try:
         with tempfile.TemporaryDirectory(prefix="nce_lm-ids-") as tmp:
-            vocab, ids = _corpus_ids(corpus, config, vocab, None if ctx.active else cache_dir, tmp, errors)
+            vocab, ids = _corpus_ids(corpus, config, vocab, None if ctx.active else cache_dir, tmp, errors,
+                                     progress and ctx.is_main)
             if saved is not None:
                 _warn_if_other_corpus(vocab, ids)
             trainer = SkipGramTrainer(config, vocab, ids, state, ctx)

@@ -104,8 +104,10 @@ def load_or_build(
     vocab: Vocab,
     cache_dir: str | os.PathLike[str],
     errors: str = "strict",
+    progress: bool = False,
 ) -> TokenCache:
-    """Return the cached ids of ``paths`` under ``vocab``, encoding the corpus first when needed."""
+    """Return the cached ids of ``paths`` under ``vocab``, encoding the corpus first when needed (with a bar of
+    the bytes read when ``progress`` and it takes more than 2 seconds)."""
     if errors not in ERROR_MODES:
         raise NceLmError(f"errors must be one of {', '.join(ERROR_MODES)}, got {errors!r}")
     files = expand_inputs(paths)
@@ -124,7 +126,7 @@ def load_or_build(
             out.write(_npy_header(0))
             total = 0
             eos = np.array([vocab.eos_id], dtype=np.int32)
-            for chunk in iter_chunks(files, vocab.tokenizer, errors):
+            for chunk in iter_chunks(files, vocab.tokenizer, errors, progress="encoding" if progress else None):
                 ids = vocab.encode(chunk.tokens)  # (n,)
                 out.write(ids.tobytes())
                 total += len(ids)
@@ -146,12 +148,13 @@ def cached_token_ids(
     vocab: Vocab,
     cache_dir: str | os.PathLike[str],
     errors: str = "strict",
+    progress: bool = False,
 ) -> np.ndarray:
     """Memory-mapped int32 ids of every line of ``paths`` followed by ``vocab.eos_id``.  # (N,)
 
     Rebuilt when the sources (path, size, mtime), the vocabulary or the decoding mode change.
     """
-    return load_or_build(paths, vocab, cache_dir, errors).ids
+    return load_or_build(paths, vocab, cache_dir, errors, progress).ids
 
 
 def _manifest(folder: Path) -> dict[str, Any] | None:
@@ -190,6 +193,7 @@ def prepared_ids(
     vocab: Vocab,
     paths: Iterable[str | os.PathLike[str]] | None = None,
     errors: str = "strict",
+    progress: bool = False,
 ) -> np.ndarray:
     """The ids of ``paths`` (default: the files the folder records) under ``vocab`` from a token-cache folder.
 
@@ -202,7 +206,7 @@ def prepared_ids(
     if manifest is None:
         if paths is None:
             raise NceLmError(f"{folder} is not a token cache written by `nce-lm prepare` (no {MANIFEST_FILE})")
-        return load_or_build(paths, vocab, folder, errors).ids
+        return load_or_build(paths, vocab, folder, errors, progress).ids
     if manifest.get("vocab_fingerprint") != vocab.fingerprint():
         raise NceLmError(f"{folder} holds token ids made with another vocabulary than this run's: give the "
                          f"vocabulary it was prepared with (--vocab, or the folder's own {VOCAB_FILE}), or another folder")
@@ -212,4 +216,4 @@ def prepared_ids(
         if asked != recorded:
             raise NceLmError(f"{folder} holds the token ids of {', '.join(recorded)}, not of {', '.join(asked)}: "
                              "give that corpus, or another folder")
-    return load_or_build(recorded, vocab, folder, errors).ids
+    return load_or_build(recorded, vocab, folder, errors, progress).ids

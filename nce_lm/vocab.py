@@ -144,12 +144,14 @@ def count_tokens(
     tokenizer: TokenizerConfig = TokenizerConfig(),
     errors: str = "strict",
     max_distinct: int = DEFAULT_MAX_DISTINCT,
+    progress: str | None = None,
 ) -> tuple[Counter[str], int, int, int]:
     """Count every token of the corpus files, pruning the rarest past ``max_distinct`` distinct tokens.
 
-    Returns ``(counts, lines, pruned_occurrences, prune_threshold)``: see :func:`count_chunks`.
+    Returns ``(counts, lines, pruned_occurrences, prune_threshold)``: see :func:`count_chunks`. ``progress``
+    labels a bar of the bytes read (shown past 2 seconds).
     """
-    return count_chunks(iter_chunks(paths, tokenizer, errors), max_distinct)
+    return count_chunks(iter_chunks(paths, tokenizer, errors, progress=progress), max_distinct)
 
 
 def count_chunks(chunks: Iterable[TokenChunk], max_distinct: int = DEFAULT_MAX_DISTINCT) -> tuple[Counter[str], int, int, int]:
@@ -187,16 +189,18 @@ def build_vocab(
     tokenizer: TokenizerConfig = TokenizerConfig(),
     errors: str = "strict",
     max_distinct: int = DEFAULT_MAX_DISTINCT,
+    progress: bool = False,
 ) -> Vocab:
     """Count the corpus and keep tokens with count >= ``min_count``, at most ``max_size`` entries in all.
 
     ``max_size`` counts the two special tokens, so ``len(vocab) <= max_size``. Literal ``<unk>`` and
     ``<eos>`` tokens of the corpus count towards the specials. A vocabulary left with no ordinary token
-    (empty input, ``min_count`` too high) is an :class:`NceLmError`.
+    (empty input, ``min_count`` too high) is an :class:`NceLmError`. ``progress`` shows a bar of the bytes
+    read when counting takes more than 2 seconds.
     """
     _check_limits(min_count, max_size)  # before a long count
     files = expand_inputs(paths)
-    counted = count_tokens(files, tokenizer, errors, max_distinct)
+    counted = count_tokens(files, tokenizer, errors, max_distinct, "counting words" if progress else None)
     sources = [{"path": str(f.resolve()), "bytes": f.stat().st_size} for f in files]
     settings = {"max_distinct": max_distinct, "errors": errors, "sources": sources}
     return vocab_from_counts(*counted, min_count=min_count, max_size=max_size, tokenizer=tokenizer, settings=settings)

@@ -216,3 +216,27 @@ def test_neighbors_answers_analogies_and_goes_on_past_unknown_words(tmp_path: Pa
     assert main(["neighbors", str(tmp_path / "v.bin"), "paris", "cats"]) == 2
     assert capsys.readouterr().err.splitlines()[-1] == (
         "nce-lm neighbors: error: no query could be answered: every one holds a word that is not in the vectors")
+
+
+def test_reading_and_evaluation_bars_count_what_is_really_done(tmp_path: Path, monkeypatch) -> None:
+    import tqdm
+
+    bars: list[tqdm.tqdm] = []
+
+    class Recorded(tqdm.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "disable": False, "delay": 0})
+            bars.append(self)
+
+    monkeypatch.setattr(tqdm, "tqdm", Recorded)
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("a b c\nd e\n" * 1000)
+    build_vocab([corpus], progress=True)
+    assert bars[-1].desc == "counting words" and bars[-1].n == bars[-1].total == corpus.stat().st_size
+    from nce_lm.evaluation import evaluate_all, read_analogies
+
+    analogies = tmp_path / "q.txt"
+    analogies.write_text(": one\na b c d\nb c d e\n: two\nc d e a\n")
+    evaluate_all(WordVectors(list("abcde"), np.eye(5, dtype=np.float32)), [analogies], [], progress=True)
+    assert bars[-1].desc == "analogies" and bars[-1].n == bars[-1].total == 6  # 3 questions, two methods
+    assert sum(len(q) for _, q in read_analogies(analogies)) == 3

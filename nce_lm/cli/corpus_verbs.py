@@ -24,6 +24,10 @@ def _add_replace_errors(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_quiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true", help="no progress bar (shown when reading takes over 2 s)")
+
+
 def _errors_mode(args: argparse.Namespace) -> str:
     return "replace" if args.replace_errors else "strict"
 
@@ -37,6 +41,7 @@ def run_vocab(args: argparse.Namespace) -> int:
         tokenizer=tokenizer,
         errors=_errors_mode(args),
         max_distinct=args.max_distinct,
+        progress=not args.quiet,
     )
     vocab.save(args.output)
     words = int(vocab.counts.sum() - vocab.counts[vocab.eos_id])
@@ -53,7 +58,7 @@ def run_vocab(args: argparse.Namespace) -> int:
 
 def run_prepare(args: argparse.Namespace) -> int:
     vocab = Vocab.load(args.vocab)
-    cache = load_or_build(args.corpus, vocab, args.output, errors=_errors_mode(args))
+    cache = load_or_build(args.corpus, vocab, args.output, errors=_errors_mode(args), progress=not args.quiet)
     vocab.save(Path(args.output) / VOCAB_FILE)  # the folder alone then serves `--cache DIR`
     action = "reused" if cache.reused else "wrote"
     print(f"{action} {len(cache.ids):,} token ids ({cache.manifest['lines']:,} lines) in {args.output}, "
@@ -106,6 +111,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     vocab.add_argument("--lowercase", action="store_true", help="lower-case the text before splitting")
     vocab.add_argument("--split-punctuation", action="store_true", help="split punctuation off words")
     _add_replace_errors(vocab)
+    _add_quiet(vocab)
     vocab.set_defaults(func=run_vocab)
 
     prepare = subparsers.add_parser(
@@ -118,6 +124,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prepare.add_argument("--vocab", required=True, help="vocabulary JSON written by `nce-lm vocab`")
     prepare.add_argument("-o", "--output", required=True, help="cache folder")
     _add_replace_errors(prepare)
+    _add_quiet(prepare)
     prepare.set_defaults(func=run_prepare)
 
     data = subparsers.add_parser(

@@ -56,7 +56,7 @@ def run_demo(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     print(f"corpus: {', '.join(str(p) for p in corpus)}")
     errors = "replace" if args.replace_errors else "strict"
-    vocab = build_vocab(corpus, min_count=config.min_count, errors=errors,
+    vocab = build_vocab(corpus, min_count=config.min_count, errors=errors, progress=not args.quiet,
                         tokenizer=TokenizerConfig(config.lowercase, config.split_punctuation))
     vocab.save(output / "vocab.json")
     noise = NoiseDistribution(vocab.counts, config.noise_power, exclude=[vocab.unk_id, vocab.eos_id])

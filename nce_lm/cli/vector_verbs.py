@@ -35,7 +35,7 @@ def print_metrics(metrics: dict[str, object]) -> None:
 
 def run_eval_vectors(args: argparse.Namespace) -> int:
     vectors = load_vectors(args.vectors)
-    metrics = evaluate_all(vectors, args.analogies, args.similarity, args.restrict_vocab)
+    metrics = evaluate_all(vectors, args.analogies, args.similarity, args.restrict_vocab, progress=not args.quiet)
     print_metrics(metrics)
     if args.metrics:
         write_json_atomic(args.metrics, metrics)
@@ -117,6 +117,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"only the N most frequent words are known (default {DEFAULT_RESTRICT_VOCAB}, gensim's)",
     )
     evaluate.add_argument("--metrics", help="write the figures as JSON here")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar (shown when it takes over 2 s)")
     evaluate.set_defaults(func=run_eval_vectors)
 
     neighbors = subparsers.add_parser(

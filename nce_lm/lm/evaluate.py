@@ -165,7 +165,7 @@ def evaluate_lm(
 
     run = load_run(Path(run_dir), which="best", device=device)
     path = resolve_path(str(data), "test")
-    ids = token_ids(path, run.vocab, Path(run_dir) / "cache", errors)
+    ids = token_ids(path, run.vocab, Path(run_dir) / "cache", errors, progress)
     config = run.config
     return evaluate_model(run.model, ids, config.eval_batch_size, config.seq_len, run.noise, config.is_samples,
                           config.seed, progress=progress, label="eval")

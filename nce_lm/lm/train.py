@@ -57,9 +57,9 @@ def resolve_path(name_or_path: str, split: str) -> Path:
     return Path(name_or_path)
 
 
-def token_ids(path: Path, vocab: Vocab, cache_dir: Path, errors: str = "strict") -> np.ndarray:
+def token_ids(path: Path, vocab: Vocab, cache_dir: Path, errors: str = "strict", progress: bool = False) -> np.ndarray:
     """Token ids of one text (with <eos> per line), cached under ``cache_dir``/<file name>."""
-    return np.asarray(cached_token_ids([path], vocab, cache_dir / path.name, errors))
+    return np.asarray(cached_token_ids([path], vocab, cache_dir / path.name, errors, progress))
 
 
 class TrainingModule(nn.Module):
@@ -158,13 +158,13 @@ def _split_paths(config: LMConfig) -> dict[str, Path | None]:
 
 
 def _split_ids(paths: dict[str, Path | None], vocab: Vocab, run_dir: Path, cache_dir: Path | None,
-               errors: str) -> dict[str, np.ndarray]:
+               errors: str, progress: bool) -> dict[str, np.ndarray]:
     """Token ids of each split: the training text's from ``cache_dir`` (a folder of ``nce-lm prepare``) when given,
     the rest (and otherwise all) from caches in the run folder."""
-    ids = {split: token_ids(path, vocab, run_dir / "cache", errors) for split, path in paths.items()
+    ids = {split: token_ids(path, vocab, run_dir / "cache", errors, progress) for split, path in paths.items()
            if path is not None and not (split == "train" and cache_dir is not None)}
     if cache_dir is not None:
-        ids["train"] = np.asarray(prepared_ids(cache_dir, vocab, [paths["train"]], errors))
+        ids["train"] = np.asarray(prepared_ids(cache_dir, vocab, [paths["train"]], errors, progress))
     return ids
 
 
@@ -249,17 +249,17 @@ def _train(config: LMConfig, run_dir: Path, resume: bool, ctx: DistributedContex
             if vocab is None and cache_dir is not None:
                 vocab = cache_vocab(cache_dir)
             if vocab is None:
-                vocab = build_vocab([paths["train"]], min_count=1, errors=errors)
+                vocab = build_vocab([paths["train"]], min_count=1, errors=errors, progress=config.progress)
             config = config.resolved(len(vocab))
             _announce(config, len(vocab))
         write_run_files(run_dir, config, vocab)
-        ids = _split_ids(paths, vocab, run_dir, cache_dir, errors)
+        ids = _split_ids(paths, vocab, run_dir, cache_dir, errors, config.progress)
     ctx.barrier()
     if not ctx.is_main:
         if payload is None:  # a resumed run loaded and resolved them above
             vocab = Vocab.load(run_dir / "vocab.json")
             config = config.resolved(len(vocab))
-        ids = _split_ids(paths, vocab, run_dir, cache_dir, errors)
+        ids = _split_ids(paths, vocab, run_dir, cache_dir, errors, False)
 
     noise = noise_for(config, vocab, device)
     trainer = build_trainer(config, noise, ctx)
