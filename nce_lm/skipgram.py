@@ -47,6 +47,7 @@ synchronisation, 19 MB for V = 23,379 and d = 100.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import sys
@@ -181,6 +182,7 @@ class _State:
     output_bias: torch.Tensor | None = None  # (V,), when the model has one
     optimizer_state: dict[str, torch.Tensor] | None = None  # row-wise Adagrad's accumulators, by table
     schedule: LinearSchedule | None = None  # SGD's learning rate; None: a fresh run's, from lr at word 0
+    corpus_counts: str | None = None  # sha256 of the training corpus's id counts (corpus_fingerprint)
 
 
 @dataclass(frozen=True)
@@ -204,6 +206,11 @@ class LinearSchedule:
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
+
+
+def corpus_fingerprint(counts: np.ndarray) -> str:
+    """sha256 of a corpus's id counts (V,): equal for the same text under the same vocabulary, whatever its files."""
+    return hashlib.sha256(np.asarray(counts, dtype="<i8").tobytes()).hexdigest()
 
 
 def sentence_ids(ids: np.ndarray, eos_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -271,6 +278,7 @@ class SkipGramTrainer:
         # <unk> stands for every removed word: word2vec drops them before forming windows, so do we.
         self.words_all, self.sentence_all = sentence_ids(ids[ids != vocab.unk_id], vocab.eos_id)
         self.corpus_words = int(np.count_nonzero(ids != vocab.eos_id))  # every word, as gensim counts them
+        self.corpus_counts = np.bincount(ids, minlength=len(vocab))  # (V,): which corpus this is (on resume)
         noise = NoiseDistribution(
             vocab.counts, config.noise_power, exclude=[vocab.unk_id, vocab.eos_id], device=self.device
         )
@@ -591,6 +599,7 @@ class SkipGramTrainer:
             "output_bias": self.state.output_bias.cpu() if self.state.output_bias is not None else None,
             "optimizer_state": self.optimizer.state() if self.optimizer is not None else None,
             "schedule": self.state.schedule.to_dict() if self.state.schedule is not None else None,
+            "corpus_counts": corpus_fingerprint(self.corpus_counts),
         }
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
@@ -616,7 +625,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[SkipGramConfig, Vocab
         schedule = payload.get("schedule")
         state = _State(payload["input_vectors"], payload["output_vectors"], int(payload["epochs_done"]),
                        list(payload["loss_per_epoch"]), payload["noise_rng"], payload["output_bias"],
-                       payload.get("optimizer_state"), LinearSchedule(**schedule) if schedule is not None else None)
+                       payload.get("optimizer_state"), LinearSchedule(**schedule) if schedule is not None else None,
+                       payload.get("corpus_counts"))
     except (KeyError, TypeError, ValueError):
         raise NceLmError(f"checkpoint {path} is incomplete") from None
     if state.input_vectors.shape != (len(vocab), config.dim) or state.output_vectors.shape != state.input_vectors.shape:
@@ -641,14 +651,15 @@ def continued_schedule(saved: SkipGramConfig, config: SkipGramConfig, state: _St
     return LinearSchedule(max(lr, config.min_lr), done, total, config.min_lr)
 
 
-def _warn_if_other_corpus(vocab: Vocab, ids: np.ndarray) -> None:
-    """On resume: the checkpoint's counts are the exact frequencies of the corpus it was trained on, so a corpus
-    whose ids count differently is another one. Training goes on (fine-tuning on new text is legitimate), but its
-    words outside the vocabulary are dropped, which the user should know."""
-    if vocab.settings.get("prune_threshold"):  # pruned counts are undercounts: no exact comparison
-        return
-    counts = np.bincount(ids, minlength=len(vocab))
-    if np.array_equal(counts, vocab.counts):
+def _warn_if_other_corpus(state: _State, vocab: Vocab, counts: np.ndarray) -> None:
+    """On resume: warn when the corpus's id counts (V,) are not those of the corpus the checkpoint was trained on
+    (checkpoints without that record: not the vocabulary's own counts). Training goes on, since fine-tuning on
+    new text is legitimate, but its words outside the vocabulary are dropped, which the user should know."""
+    if state.corpus_counts is not None:
+        same = state.corpus_counts == corpus_fingerprint(counts)
+    else:
+        same = bool(vocab.settings.get("prune_threshold")) or np.array_equal(counts, vocab.counts)
+    if same:
         return
     words = max(int(counts.sum() - counts[vocab.eos_id]), 1)
     print(f"warning: this corpus is not the one the checkpoint was trained on (its word counts differ); training "
@@ -729,9 +740,9 @@ def train_skipgram(
         with tempfile.TemporaryDirectory(prefix="nce_lm-ids-") as tmp:
             vocab, ids = _corpus_ids(corpus, config, vocab, None if ctx.active else cache_dir, tmp, errors,
                                      progress and ctx.is_main)
-            if saved is not None:
-                _warn_if_other_corpus(vocab, ids)
             trainer = SkipGramTrainer(config, vocab, ids, state, ctx)
+            if state is not None and ctx.is_main:
+                _warn_if_other_corpus(state, vocab, trainer.corpus_counts)
             if not len(trainer.words_all):
                 raise NceLmError("the corpus holds no word of the vocabulary to train on")
             if saved is not None and state is not None:

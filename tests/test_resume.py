@@ -184,3 +184,16 @@ def test_the_progress_bar_ends_at_the_token_cap(lm_corpus: Path, tmp_path: Path,
     monkeypatch.setattr(train_module, "_progress", lambda config, ctx, total, epoch: totals.append(total))
     train_lm(tiny_lm(lm_corpus, max_tokens=800), tmp_path / "run")
     assert totals == [10]
+
+
+def test_the_corpus_check_compares_with_the_trained_corpus_not_the_vocabulary(topic_corpus: Path, tmp_path: Path,
+                                                                               capsys) -> None:
+    from nce_lm.vocab import build_vocab
+
+    half = tmp_path / "half.txt"
+    half.write_text("\n".join(topic_corpus.read_text().splitlines()[:300]) + "\n")
+    vocab = build_vocab([topic_corpus])  # counted on more text than the run trains on
+    train_skipgram(half, SG, vocab=vocab, progress=False, checkpoint=tmp_path / "c.pt")
+    capsys.readouterr()
+    train_skipgram(half, replace(SG, epochs=3), progress=False, resume=tmp_path / "c.pt")
+    assert capsys.readouterr().err == ""
