@@ -54,8 +54,13 @@ def split_corpus(corpus: Corpus) -> tuple[list[PathLike] | None, Iterable[Sequen
     return None, corpus  # type: ignore[return-value]
 
 
-def sentence_chunks(sentences: Iterable[Sequence[str]]) -> Iterator[TokenChunk]:
-    """Each sentence as one line of tokens; anything that is not a list of strings is an :class:`NceLmError`."""
+def sentence_chunks(sentences: Iterable[Sequence[str]], progress: str | None = None) -> Iterator[TokenChunk]:
+    """Each sentence as one line of tokens; anything that is not a list of strings is an :class:`NceLmError`.
+    ``progress`` labels a tqdm bar of the sentences read, shown when reading takes more than 2 seconds."""
+    if progress is not None:
+        from tqdm import tqdm
+
+        sentences = tqdm(sentences, desc=progress, unit=" sentences", leave=False, delay=2)
     for number, sentence in enumerate(sentences, 1):
         if isinstance(sentence, (str, bytes)) or not isinstance(sentence, Sequence):
             raise NceLmError(
@@ -69,13 +74,14 @@ def sentence_chunks(sentences: Iterable[Sequence[str]]) -> Iterator[TokenChunk]:
         yield TokenChunk(tokens, True)
 
 
-def encode_sentences(sentences: Iterable[Sequence[str]], vocab: Vocab) -> np.ndarray:
-    """The ids of every sentence followed by ``vocab.eos_id``, int32 (N,); unknown tokens become ``unk_id``."""
+def encode_sentences(sentences: Iterable[Sequence[str]], vocab: Vocab, progress: str | None = None) -> np.ndarray:
+    """The ids of every sentence followed by ``vocab.eos_id``, int32 (N,); unknown tokens become ``unk_id``.
+    ``progress``: as for :func:`sentence_chunks`."""
     blocks: list[np.ndarray] = []
     pending: list[np.ndarray] = []
     pending_tokens = 0
     eos = np.array([vocab.eos_id], dtype=np.int32)
-    for chunk in sentence_chunks(sentences):
+    for chunk in sentence_chunks(sentences, progress):
         pending += [vocab.encode(chunk.tokens), eos]
         pending_tokens += len(chunk.tokens) + 1
         if pending_tokens >= _FLUSH_TOKENS:

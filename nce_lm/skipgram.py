@@ -522,7 +522,7 @@ class SkipGramTrainer:
                     pair_count += trained
                 if not math.isfinite(chunk_loss):
                     raise NceLmError(
-                        f"the loss became {chunk_loss} in epoch {epoch + 1}; lower --lr or --batch-size"
+                        f"the loss became {chunk_loss} in epoch {epoch + 1}; lower --lr (also on --resume) or --batch-size"
                     )
                 lr = lr_at(1)
                 loss_sum += chunk_loss
@@ -679,8 +679,9 @@ def _corpus_ids(
         if config.lowercase or config.split_punctuation:
             raise NceLmError("lowercase and split_punctuation apply to text files; token lists are used as given")
         if vocab is None:
-            vocab = vocab_from_counts(*count_chunks(sentence_chunks(sentences)), min_count=config.min_count)
-        return vocab, encode_sentences(sentences, vocab)
+            counted = count_chunks(sentence_chunks(sentences, "counting words" if progress else None))
+            vocab = vocab_from_counts(*counted, min_count=config.min_count)
+        return vocab, encode_sentences(sentences, vocab, "encoding" if progress else None)
     if cache_dir is not None:
         vocab = vocab or cache_vocab(cache_dir)
         paths = paths or cache_sources(cache_dir)

@@ -39,6 +39,7 @@ def run_eval_vectors(args: argparse.Namespace) -> int:
     print_metrics(metrics)
     if args.metrics:
         write_json_atomic(args.metrics, metrics)
+        print(f"wrote {args.metrics}")
     return 0
 
 
