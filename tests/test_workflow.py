@@ -59,6 +59,7 @@ def test_a_given_vocabulary_is_used_as_it_is(topic_corpus: Path, tmp_path: Path)
         (["{other_corpus}", "--cache", "{cache}"], "holds the token ids of .*topics.txt, not of .*other.txt"),
         (["--cache", "{empty}"], "not a token cache written by `nce-lm prepare`"),
         (["{corpus}", "--vocab", "{vocab}", "--min-count", "3"], "--min-count applies when skipgram counts"),
+        (["--cache", "{cache}", "--lowercase"], "built without --lowercase, and its tokenizer settings apply"),
         ([], "give the corpus"),
     ],
 )

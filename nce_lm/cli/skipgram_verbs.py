@@ -8,6 +8,7 @@ from dataclasses import fields, replace
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import write_json_atomic
 from nce_lm.skipgram import KERNELS, OPTIMIZERS, OUTPUT_BIAS, SkipGramConfig, load_checkpoint, train_skipgram
+from nce_lm.token_cache import cache_vocab
 from nce_lm.vectors import FORMATS, save_vectors
 from nce_lm.vocab import Vocab
 
@@ -31,18 +32,31 @@ def resumed_config(args: argparse.Namespace) -> SkipGramConfig:
     return replace(saved, **given_settings(args))
 
 
+def check_given_vocabulary(args: argparse.Namespace, vocab: Vocab | None) -> None:
+    """A vocabulary from --vocab or --cache is used as it is: options that would change it are refused."""
+    if vocab is None:
+        return
+    if args.min_count is not None:
+        raise NceLmError("--min-count applies when skipgram counts the vocabulary; with --vocab or --cache the "
+                         "vocabulary is used as it is (give --min-count to `nce-lm vocab`)")
+    for name in ("lowercase", "split_punctuation"):
+        asked, built = getattr(args, name), getattr(vocab.tokenizer, name)
+        if asked is not None and asked != built:
+            raise NceLmError(f"the vocabulary was built {'with' if built else 'without'} --{name.replace('_', '-')}, "
+                             "and its tokenizer settings apply to the corpus")
+
+
 def run_skipgram(args: argparse.Namespace) -> int:
     if not args.corpus and not args.cache_dir:
         raise NceLmError("give the corpus (files or folders), or a token cache with --cache DIR")
-    given_vocab = args.vocab or args.cache_dir
-    if given_vocab and args.min_count is not None and not args.resume:
-        raise NceLmError("--min-count applies when skipgram counts the vocabulary; with --vocab or --cache the "
-                         "vocabulary is used as it is (give --min-count to `nce-lm vocab`)")
+    vocab = Vocab.load(args.vocab) if args.vocab else None
+    if not args.resume:
+        check_given_vocabulary(args, vocab or (cache_vocab(args.cache_dir) if args.cache_dir else None))
     config = resumed_config(args) if args.resume else config_from_args(args)
     result = train_skipgram(
         args.corpus or None,
         config,
-        vocab=Vocab.load(args.vocab) if args.vocab else None,
+        vocab=vocab,
         progress=not args.quiet,
         checkpoint=args.checkpoint,
         resume=args.resume,
