@@ -241,3 +241,28 @@ def test_reading_and_evaluation_bars_count_what_is_really_done(tmp_path: Path, m
     evaluate_all(WordVectors(list("abcde"), np.eye(5, dtype=np.float32)), [analogies], [], progress=True)
     assert bars[-1].desc == "analogies" and bars[-1].n == bars[-1].total == 6  # 3 questions, two methods
     assert sum(len(q) for _, q in read_analogies(analogies)) == 3
+
+
+def test_every_registered_dataset_is_accepted_by_name(tmp_path: Path, monkeypatch, capsys) -> None:
+    from nce_lm.datasets import REGISTRY, data_splits
+
+    for name, dataset in REGISTRY.items():  # a fake local copy of each
+        for entry in dataset.splits.values():
+            (tmp_path / name).mkdir(exist_ok=True)
+            (tmp_path / name / entry.filename).write_text("a b c d\n" * 40)
+    monkeypatch.setenv("NCE_LM_DATA", str(tmp_path))
+    for name, dataset in REGISTRY.items():
+        found = data_splits(name)
+        assert {s for s, p in found.items() if p is not None} == set(dataset.splits)
+    assert main(["lm", "train", "--data", "text8", "-o", str(tmp_path / "run"), *LM_FAST]) == 2
+    assert "no validation data (text8 has none): give --valid FILE" in error_line(capsys)
+    assert main(["lm", "train", "--data", "text8", "--valid", str(tmp_path / "ptb" / "ptb.valid.txt"),
+                 "-o", str(tmp_path / "run"), *LM_FAST]) == 0
+
+
+def test_demo_help_states_the_demos_own_defaults(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "passes over the corpus (default 10)" in text and "drop words seen fewer times (default 3)" in text
+    assert "lower-case the text (on by default here)" in text
