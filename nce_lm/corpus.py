@@ -25,7 +25,7 @@ import lzma
 import os
 import re
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -146,8 +146,11 @@ def _open_binary(path: Path) -> BinaryIO:
         raise NceLmError(f"cannot open corpus file {path}: {err.strerror or err}") from None
 
 
-def _decoded_blocks(path: Path, errors: str, block_size: int) -> Iterator[str]:
-    """Decode ``path`` as UTF-8 block by block; strict mode names the byte offset of a bad sequence."""
+def _decoded_blocks(
+    path: Path, errors: str, block_size: int, on_read: Callable[[int], object] | None = None
+) -> Iterator[str]:
+    """Decode ``path`` as UTF-8 block by block; strict mode names the byte offset of a bad sequence.
+    ``on_read`` is told the number of (decompressed) bytes of every block read."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors)
     compressed = path.suffix.lower() in _OPENERS
     where = " of the decompressed text" if compressed else ""
@@ -170,6 +173,8 @@ def _decoded_blocks(path: Path, errors: str, block_size: int) -> Iterator[str]:
                     "to substitute U+FFFD"
                 ) from None
             consumed += len(data)
+            if on_read is not None:
+                on_read(len(data))
             if text:
                 yield text
             if final:
@@ -182,22 +187,49 @@ def iter_chunks(
     errors: str = "strict",
     *,
     block_size: int = DEFAULT_BLOCK_SIZE,
+    progress: str | None = None,
 ) -> Iterator[TokenChunk]:
     """Yield the tokens of every line of every input, in order.
 
     A line yields one chunk with ``line_end=True``; a line longer than ``block_size`` characters is cut
     at whitespace into chunks of at most about ``2 * block_size`` characters, the last one ending the
     line. A final line without a trailing newline still counts as a line. Memory stays bounded by the
-    block size whatever the line length.
+    block size whatever the line length. ``progress`` labels a tqdm bar of the bytes read, shown when the
+    reading takes more than 2 seconds.
     """
     if errors not in ERROR_MODES:
         raise NceLmError(f"errors must be one of {', '.join(ERROR_MODES)}, got {errors!r}")
     if block_size < 1:
         raise NceLmError(f"block_size must be positive, got {block_size}")
-    for path in expand_inputs(paths):
+    files = expand_inputs(paths)
+    bar = _reading_bar(files, progress)
+    try:
+        yield from _file_chunks(files, tokenizer, errors, block_size, bar.update if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _reading_bar(files: list[Path], label: str | None):
+    """A tqdm bar over the bytes of ``files`` (decompressed bytes, with no total, when one is compressed)."""
+    if label is None:
+        return None
+    from tqdm import tqdm
+
+    compressed = any(f.suffix.lower() in _OPENERS for f in files)
+    total = None if compressed else sum(f.stat().st_size for f in files)
+    return tqdm(total=total, desc=label, unit="B", unit_scale=True, leave=False, delay=2)
+
+
+def _file_chunks(
+    files: list[Path], tokenizer: TokenizerConfig, errors: str, block_size: int,
+    on_read: Callable[[int], object] | None,
+) -> Iterator[TokenChunk]:
+    """:func:`iter_chunks`' work, file by file."""
+    for path in files:
         unfinished = ""  # text of the current line not yet emitted
         line_open = False  # part of the current line was already emitted
-        for block in _decoded_blocks(path, errors, block_size):
+        for block in _decoded_blocks(path, errors, block_size, on_read):
             text = unfinished + block
             last_newline = text.rfind("\n")
             if last_newline != -1:

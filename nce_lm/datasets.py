@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -183,6 +184,34 @@ def dataset_path(name: str, split: str = "train") -> Path:
             f"or set {DATA_ENV} to a folder holding {name}/{_split_file(get_dataset(name), split).filename}"
         )
     return found
+
+
+# How split files are recognised in a folder: a name part (between ".", "_", "-") equal to one of these.
+SPLIT_NAMES = {"train": ("train",), "valid": ("valid", "validation", "dev"), "test": ("test",)}
+
+
+def data_splits(data: str | os.PathLike[str]) -> dict[str, Path | None]:
+    """The train, valid and test files of ``data``: a registered dataset name (its local copy), or a folder
+    holding one file per split named like ``train.txt`` (``nce-lm synth``), ``ptb.valid.txt`` or
+    ``wiki.test.tokens``. A split the dataset or folder lacks is None; a folder with no training file, or two
+    files for one split, is an :class:`NceLmError`."""
+    if str(data) in REGISTRY:
+        dataset = REGISTRY[str(data)]
+        return {split: dataset_path(dataset.name, split) if split in dataset.splits else None for split in SPLIT_NAMES}
+    folder = Path(data)
+    if not folder.is_dir():
+        raise NceLmError(f"--data {data}: neither a registered dataset ({', '.join(REGISTRY)}) nor a folder")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    splits: dict[str, Path | None] = {}
+    for split, names in SPLIT_NAMES.items():
+        found = [f for f in files if set(re.split(r"[._-]", f.name)) & set(names)]
+        if len(found) > 1:
+            raise NceLmError(f"{folder} holds {len(found)} {split} files ({', '.join(f.name for f in found)}); "
+                             "give the splits with --train/--valid/--test")
+        splits[split] = found[0] if found else None
+    if splits["train"] is None:
+        raise NceLmError(f"{folder} holds no training file (a name like train.txt or NAME.train.txt)")
+    return splits
 
 
 def _copy_hashing(source: IO[bytes], target: IO[bytes], limit: int | None = None, what: str = "") -> str:

@@ -20,7 +20,7 @@ whose two words are known (ties take their average rank), as gensim's ``evaluate
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,8 +118,10 @@ def evaluate_analogies(
     path: str | os.PathLike[str],
     restrict_vocab: int = DEFAULT_RESTRICT_VOCAB,
     method: str = "3cosadd",
+    on_section: Callable[[int], object] | None = None,
 ) -> AnalogyResult:
-    """Analogy accuracy with ``method`` "3cosadd" or "3cosmul" over the questions of ``path``."""
+    """Analogy accuracy with ``method`` "3cosadd" or "3cosmul" over the questions of ``path``; ``on_section``
+    is told the number of questions of each section once it is evaluated (a progress bar's ``update``)."""
     if method not in ("3cosadd", "3cosmul"):
         raise NceLmError(f"analogy method must be 3cosadd or 3cosmul, got {method!r}")
     index = _CaseInsensitiveIndex(vectors, restrict_vocab)
@@ -146,6 +148,8 @@ def evaluate_analogies(
         }
         result.correct += correct
         result.answered += len(known)
+        if on_section is not None:
+            on_section(len(questions))
     result.accuracy = result.correct / result.answered if result.answered else 0.0
     result.skipped = 1.0 - result.answered / total
     return result
@@ -249,8 +253,10 @@ def evaluate_all(
     analogies: Sequence[str | os.PathLike[str]] | None = None,
     similarities: Sequence[str | os.PathLike[str]] | None = None,
     restrict_vocab: int = DEFAULT_RESTRICT_VOCAB,
+    progress: bool = False,
 ) -> dict[str, object]:
     """Every analogy and similarity figure as one JSON-ready dict; gensim's bundled files when none given.
+    ``progress`` shows a bar over the analogy questions when they take more than 2 seconds.
 
     Keys: ``analogy`` (3CosAdd accuracy over all files' questions), ``analogy_3cosmul``,
     ``analogy_skipped``, ``analogy_sections`` and, per similarity file, its name (Spearman) and
@@ -260,8 +266,17 @@ def evaluate_all(
         analogies, similarities = default_evaluation_files()
     metrics: dict[str, object] = {}
     if analogies:
-        add = [evaluate_analogies(vectors, path, restrict_vocab, "3cosadd") for path in analogies]
-        mul = [evaluate_analogies(vectors, path, restrict_vocab, "3cosmul") for path in analogies]
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            total = 2 * sum(len(questions) for path in analogies for _, questions in read_analogies(path))
+            bar = tqdm(total=total, desc="analogies", unit="question", leave=False, delay=2)
+        update = bar.update if bar is not None else None
+        add = [evaluate_analogies(vectors, path, restrict_vocab, "3cosadd", update) for path in analogies]
+        mul = [evaluate_analogies(vectors, path, restrict_vocab, "3cosmul", update) for path in analogies]
+        if bar is not None:
+            bar.close()
         answered = sum(r.answered for r in add)
         metrics["analogy"] = sum(r.correct for r in add) / answered if answered else 0.0
         metrics["analogy_3cosmul"] = sum(r.correct for r in mul) / answered if answered else 0.0

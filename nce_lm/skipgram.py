@@ -47,12 +47,14 @@ synchronisation, 19 MB for V = 23,379 and d = 100.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
+import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +71,12 @@ from nce_lm.memory import check_memory
 from nce_lm.mi_bound import info_nce_bound
 from nce_lm.noise import NoiseDistribution, keep_probabilities
 from nce_lm.objectives import build_objective
+from nce_lm.resume import refuse_changes
 from nce_lm.rowwise_adagrad import RowwiseAdagrad
-from nce_lm.token_cache import cached_token_ids
+from nce_lm.sentences import Corpus, encode_sentences, sentence_chunks, split_corpus
+from nce_lm.token_cache import cache_sources, cache_vocab, cached_token_ids, prepared_ids
 from nce_lm.vectors import WordVectors
-from nce_lm.vocab import Vocab, build_vocab
+from nce_lm.vocab import Vocab, build_vocab, count_chunks, vocab_from_counts
 
 OUTPUT_BIAS = ("fixed", "learned", "none")
 OPTIMIZERS = {"sgd": 0.025, "rowwise-adagrad": 0.1}  # and their default learning rates
@@ -182,6 +186,36 @@ class _State:
     noise_rng: torch.Tensor | None = None  # the noise generator's state, so a resumed run draws what it would have
     output_bias: torch.Tensor | None = None  # (V,), when the model has one
     optimizer_state: dict[str, torch.Tensor] | None = None  # row-wise Adagrad's accumulators, by table
+    schedule: LinearSchedule | None = None  # SGD's learning rate; None: a fresh run's, from lr at word 0
+    corpus_counts: str | None = None  # sha256 of the training corpus's id counts (corpus_fingerprint)
+
+
+@dataclass(frozen=True)
+class LinearSchedule:
+    """SGD's learning rate, decaying linearly from ``lr`` after ``start_words`` corpus words to ``min_lr`` after
+    ``total_words`` (word2vec's schedule: a fresh run starts at word 0). A resumed run keeps its schedule when
+    it asks for the same length and rates, so it takes exactly the steps of an uninterrupted run; asked for more
+    epochs (or another rate), it re-spreads the decay over the words that remain, from the rate reached (or
+    the rate asked for): the rate never jumps back up by itself."""
+
+    lr: float
+    start_words: float
+    total_words: float
+    min_lr: float
+
+    def rate(self, words_done: float) -> float:
+        span = self.total_words - self.start_words
+        if span <= 0:
+            return self.min_lr
+        return max(self.min_lr, self.lr - (self.lr - self.min_lr) * (words_done - self.start_words) / span)
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def corpus_fingerprint(counts: np.ndarray) -> str:
+    """sha256 of a corpus's id counts (V,): equal for the same text under the same vocabulary, whatever its files."""
+    return hashlib.sha256(np.asarray(counts, dtype="<i8").tobytes()).hexdigest()
 
 
 def sentence_ids(ids: np.ndarray, eos_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -261,6 +295,7 @@ class SkipGramTrainer:
         # <unk> stands for every removed word: word2vec drops them before forming windows, so do we.
         self.words_all, self.sentence_all = sentence_ids(ids[ids != vocab.unk_id], vocab.eos_id)
         self.corpus_words = int(np.count_nonzero(ids != vocab.eos_id))  # every word, as gensim counts them
+        self.corpus_counts = np.bincount(ids, minlength=len(vocab))  # (V,): which corpus this is (on resume)
         noise = NoiseDistribution(
             vocab.counts, config.noise_power, exclude=[vocab.unk_id, vocab.eos_id], device=self.device
         )
@@ -292,7 +327,7 @@ class SkipGramTrainer:
         bias = state.output_bias.to(self.device) if state.output_bias is not None else None
         self.state = _State(
             state.input_vectors.to(self.device), state.output_vectors.to(self.device), state.epochs_done,
-            list(state.loss_per_epoch), output_bias=bias,
+            list(state.loss_per_epoch), output_bias=bias, schedule=state.schedule,
         )
         self.optimizer = None  # None: SGD, applied by hand
         if config.optimizer == "rowwise-adagrad":
@@ -473,6 +508,8 @@ class SkipGramTrainer:
         bar = tqdm(total=total_words, initial=words_done, unit="w", unit_scale=True,
                    disable=not (progress and ctx.is_main), desc="skip-gram")
         lr = lr0 = config.start_lr()
+        schedule = self.state.schedule or LinearSchedule(lr0, 0, total_words, config.min_lr)
+        self.state.schedule = schedule
         tables = None
         if self.use_kernel:
             tables = skipgram_kernel.KernelTables(
@@ -489,8 +526,7 @@ class SkipGramTrainer:
                     constant (it decays each row's steps itself)."""
                     if self.optimizer is not None:
                         return lr0
-                    done = start + scale * fraction
-                    return max(config.min_lr, lr0 - (lr0 - config.min_lr) * done / total_words)
+                    return schedule.rate(start + scale * fraction)
 
                 if tables is not None:
                     chunk_loss = self._train_chunk_fused(
@@ -503,7 +539,7 @@ class SkipGramTrainer:
                     pair_count += trained
                 if not math.isfinite(chunk_loss):
                     raise NceLmError(
-                        f"the loss became {chunk_loss} in epoch {epoch + 1}; lower --lr or --batch-size"
+                        f"the loss became {chunk_loss} in epoch {epoch + 1}; lower --lr (also on --resume) or --batch-size"
                     )
                 lr = lr_at(1)
                 loss_sum += chunk_loss
@@ -583,6 +619,8 @@ class SkipGramTrainer:
             "noise_rng": self.generator.get_state(),
             "output_bias": self.state.output_bias.cpu() if self.state.output_bias is not None else None,
             "optimizer_state": self.optimizer.state() if self.optimizer is not None else None,
+            "schedule": self.state.schedule.to_dict() if self.state.schedule is not None else None,
+            "corpus_counts": corpus_fingerprint(self.corpus_counts),
         }
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
@@ -607,9 +645,11 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[SkipGramConfig, Vocab
     if payload.get("vocab_fingerprint", vocab.fingerprint()) != vocab.fingerprint():
         raise NceLmError(f"checkpoint {path} is damaged: its vocabulary does not match the fingerprint it recorded")
     try:
+        schedule = payload.get("schedule")
         state = _State(payload["input_vectors"], payload["output_vectors"], int(payload["epochs_done"]),
                        list(payload["loss_per_epoch"]), payload["noise_rng"], payload["output_bias"],
-                       payload.get("optimizer_state"))
+                       payload.get("optimizer_state"), LinearSchedule(**schedule) if schedule is not None else None,
+                       payload.get("corpus_counts"))
     except (KeyError, TypeError, ValueError):
         raise NceLmError(f"checkpoint {path} is incomplete") from None
     tables = (state.input_vectors, state.output_vectors, state.output_bias, state.noise_rng)
@@ -620,43 +660,125 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[SkipGramConfig, Vocab
     return config, vocab, state
 
 
+def continued_schedule(saved: SkipGramConfig, config: SkipGramConfig, state: _State, corpus_words: int) -> LinearSchedule:
+    """The learning-rate schedule of a run resumed from ``state`` (saved with ``saved``) with ``config``.
+
+    Same length and rates: the checkpoint's schedule, unchanged. Otherwise the decay starts again from where
+    the run is, at the rate it had reached (or at ``config.lr`` when that changed), and reaches ``min_lr`` at
+    the end of ``config.epochs``.
+    """
+    total = float(corpus_words * config.epochs)
+    schedule = state.schedule or LinearSchedule(saved.start_lr(), 0, corpus_words * saved.epochs, saved.min_lr)
+    same_rates = config.start_lr() == saved.start_lr() and config.min_lr == saved.min_lr
+    if same_rates and schedule.total_words == total:
+        return schedule
+    done = float(corpus_words * state.epochs_done)
+    lr = schedule.rate(done) if config.start_lr() == saved.start_lr() else config.start_lr()
+    return LinearSchedule(max(lr, config.min_lr), done, total, config.min_lr)
+
+
+def _warn_if_other_corpus(state: _State, vocab: Vocab, counts: np.ndarray) -> None:
+    """On resume: warn when the corpus's id counts (V,) are not those of the corpus the checkpoint was trained on
+    (checkpoints without that record: not the vocabulary's own counts). Training goes on, since fine-tuning on
+    new text is legitimate, but its words outside the vocabulary are dropped, which the user should know."""
+    if state.corpus_counts is not None:
+        same = state.corpus_counts == corpus_fingerprint(counts)
+    else:
+        same = bool(vocab.settings.get("prune_threshold")) or np.array_equal(counts, vocab.counts)
+    if same:
+        return
+    words = max(int(counts.sum() - counts[vocab.eos_id]), 1)
+    print(f"warning: this corpus is not the one the checkpoint was trained on (its word counts differ); training "
+          f"goes on with the checkpoint's vocabulary of {len(vocab) - 2:,} words, and the "
+          f"{counts[vocab.unk_id] / words:.2%} of its tokens outside it are dropped", file=sys.stderr, flush=True)
+
+
+def _corpus_ids(
+    corpus: Corpus | None, config: SkipGramConfig, vocab: Vocab | None, cache_dir: str | os.PathLike[str] | None,
+    scratch: str, errors: str, progress: bool,
+) -> tuple[Vocab, np.ndarray]:
+    """The vocabulary (given, from the cache folder, or counted) and the corpus's token ids (N,)."""
+    paths, sentences = split_corpus(corpus) if corpus is not None else (None, None)
+    if sentences is not None:
+        if cache_dir is not None:
+            raise NceLmError("a token cache holds the ids of files; token lists are encoded in memory")
+        if config.lowercase or config.split_punctuation:
+            raise NceLmError("lowercase and split_punctuation apply to text files; token lists are used as given")
+        if vocab is None:
+            counted = count_chunks(sentence_chunks(sentences, "counting words" if progress else None))
+            vocab = vocab_from_counts(*counted, min_count=config.min_count)
+        return vocab, encode_sentences(sentences, vocab, "encoding" if progress else None)
+    if cache_dir is not None:
+        vocab = vocab or cache_vocab(cache_dir)
+        paths = paths or cache_sources(cache_dir)
+    if paths is None:
+        raise NceLmError("no corpus: give text files, token lists, or a token cache")
+    if vocab is None:
+        tokenizer = TokenizerConfig(config.lowercase, config.split_punctuation)
+        vocab = build_vocab(paths, min_count=config.min_count, tokenizer=tokenizer, errors=errors, progress=progress)
+    if cache_dir is None:
+        return vocab, np.asarray(cached_token_ids(paths, vocab, scratch, errors, progress))
+    return vocab, np.asarray(prepared_ids(cache_dir, vocab, paths, errors, progress))
+
+
 def train_skipgram(
-    corpus: Sequence[str | os.PathLike[str]],
-    config: SkipGramConfig = SkipGramConfig(),
+    corpus: Corpus | None,
+    config: SkipGramConfig | None = None,
     vocab: Vocab | None = None,
     progress: bool = True,
     checkpoint: str | os.PathLike[str] | None = None,
     resume: str | os.PathLike[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    errors: str = "strict",
+    **settings: Any,
 ) -> SkipGramResult:
-    """Train skip-gram vectors on ``corpus``; the Python entry point behind ``nce-lm skipgram``.
+    """Train skip-gram vectors; the Python entry point behind ``nce-lm skipgram``.
 
-    ``vocab`` defaults to the corpus's own (``config.min_count``, tokenizer settings of the config).
-    ``checkpoint`` is rewritten after every epoch; ``resume`` continues a checkpoint up to
-    ``config.epochs`` epochs in all (the tables, vocabulary and epochs done come from the checkpoint).
-    Token ids are cached in ``cache_dir`` when given, else in a temporary folder.
+    ``corpus``: text files (a path or a list of paths, folders read recursively), or token lists as gensim's
+    ``Word2Vec`` takes them (``[["the", "cat"], ["a", "dog"]]`` or any re-iterable of such lists; see
+    :mod:`nce_lm.sentences`), or None with ``cache_dir`` (the files recorded there). Settings come from
+    ``config`` (default :class:`SkipGramConfig`) with ``settings`` (``dim=50, min_count=1``...) applied on top.
+
+    ``vocab`` defaults to the cache folder's (written by ``nce-lm prepare``) or else the corpus's own, counted
+    with ``config.min_count`` and the config's tokenizer settings; a given vocabulary is used as it is.
+    ``cache_dir`` keeps the files' token ids for later runs: a folder of ``nce-lm prepare`` must hold this
+    corpus under this vocabulary (an :class:`NceLmError` otherwise); without one, ids go to a temporary folder.
+    ``errors="replace"`` substitutes U+FFFD for undecodable bytes instead of stopping.
+
+    ``checkpoint`` is rewritten after every epoch; ``resume`` continues a checkpoint up to ``config.epochs``
+    epochs in all with its tables, vocabulary and schedule. Only the settings of :mod:`nce_lm.resume` may
+    differ from the checkpoint's; the learning rate continues as :func:`continued_schedule` says.
     """
+    config = replace(config or SkipGramConfig(), **settings)
     config.validate()
-    state = None
+    saved = state = None
     if resume is not None:
-        saved_config, vocab, state = load_checkpoint(resume)
-        if saved_config.dim != config.dim:
-            raise NceLmError(f"checkpoint has dimension {saved_config.dim}, the run asks for {config.dim}")
+        saved, saved_vocab, state = load_checkpoint(resume)
+        refuse_changes(saved, config, f"from {resume}")
+        if vocab is not None and vocab.fingerprint() != saved_vocab.fingerprint():
+            raise NceLmError(f"checkpoint {resume} was trained with another vocabulary than the one given")
+        vocab = saved_vocab
         if state.epochs_done >= config.epochs:
             raise NceLmError(
                 f"checkpoint already has {state.epochs_done} epochs; ask for more with --epochs"
             )
-    if vocab is None:
-        tokenizer = TokenizerConfig(config.lowercase, config.split_punctuation)
-        vocab = build_vocab(corpus, min_count=config.min_count, tokenizer=tokenizer)
     ctx = DistributedContext.from_environment(config.device)
     try:
         remove_stale(Path(tempfile.gettempdir()), IDS_TEMP_PREFIX)  # left by killed runs
         with tempfile.TemporaryDirectory(prefix=temp_prefix(IDS_TEMP_PREFIX)) as tmp:
-            ids = np.asarray(cached_token_ids(corpus, vocab, tmp if cache_dir is None or ctx.active else cache_dir))
+            vocab, ids = _corpus_ids(corpus, config, vocab, None if ctx.active else cache_dir, tmp, errors,
+                                     progress and ctx.is_main)
             trainer = SkipGramTrainer(config, vocab, ids, state, ctx)
+            if state is not None and ctx.is_main:
+                _warn_if_other_corpus(state, vocab, trainer.corpus_counts)
             if not len(trainer.words_all):
                 raise NceLmError("the corpus holds no word of the vocabulary to train on")
+            if saved is not None and state is not None:
+                trainer.state.schedule = continued_schedule(saved, config, state, trainer.corpus_words)
+                if trainer.state.schedule is not state.schedule and config.optimizer == "sgd" and ctx.is_main:
+                    source = "as asked" if config.start_lr() != saved.start_lr() else "the rate reached; --lr sets another"
+                    print(f"learning rate: from {trainer.state.schedule.lr:g} ({source}) down to {config.min_lr:g} "
+                          f"over epochs {state.epochs_done + 1}-{config.epochs}", flush=True)
             save = (lambda t: t.save_checkpoint(checkpoint)) if checkpoint is not None and ctx.is_main else None
             metrics = trainer.train(progress=progress, on_epoch_end=save)
             ctx.barrier()  # ranks leave together, not while rank 0 still writes its checkpoint

@@ -10,6 +10,11 @@ interrupted rebuild leaves a cache that the next call rebuilds rather than one i
 exclusive lock on the folder and a reuse a shared one (:mod:`nce_lm.locks`), so two processes never mix
 one vocabulary's manifest with another's ids.
 
+``nce-lm prepare`` also copies the vocabulary into the folder (``vocab.json``), so that a trainer given
+only the folder (``--cache DIR``) finds the corpus (the manifest's sources) and the vocabulary there;
+:func:`prepared_ids` refuses a folder prepared from another corpus or with another vocabulary rather than
+overwrite it.
+
 The ``.npy`` is written in one streaming pass (bounded memory) behind a fixed-size header whose shape is
 filled in at the end.
 """
@@ -37,6 +42,7 @@ MANIFEST_FORMAT = "nce_lm.token_cache"
 MANIFEST_VERSION = 1
 IDS_FILE = "tokens.npy"
 MANIFEST_FILE = "manifest.json"
+VOCAB_FILE = "vocab.json"  # a copy of the vocabulary, written by ``nce-lm prepare`` so the folder is self-contained
 _NPY_HEADER_BYTES = 128  # magic (6) + version (2) + header length (2) + padded dict, a multiple of 64
 
 
@@ -111,8 +117,10 @@ def load_or_build(
     vocab: Vocab,
     cache_dir: str | os.PathLike[str],
     errors: str = "strict",
+    progress: bool = False,
 ) -> TokenCache:
-    """Return the cached ids of ``paths`` under ``vocab``, encoding the corpus first when needed."""
+    """Return the cached ids of ``paths`` under ``vocab``, encoding the corpus first when needed (with a bar of
+    the bytes read when ``progress`` and it takes more than 2 seconds)."""
     if errors not in ERROR_MODES:
         raise NceLmError(f"errors must be one of {', '.join(ERROR_MODES)}, got {errors!r}")
     files = expand_inputs(paths)
@@ -154,7 +162,7 @@ def _build(folder: Path, files: list[Path], vocab: Vocab, errors: str, expected:
             out.write(_npy_header(0))
             total = 0
             eos = np.array([vocab.eos_id], dtype=np.int32)
-            for chunk in iter_chunks(files, vocab.tokenizer, errors):
+            for chunk in iter_chunks(files, vocab.tokenizer, errors, progress="encoding" if progress else None):
                 ids = vocab.encode(chunk.tokens)  # (n,)
                 out.write(ids.tobytes())
                 total += len(ids)
@@ -180,9 +188,72 @@ def cached_token_ids(
     vocab: Vocab,
     cache_dir: str | os.PathLike[str],
     errors: str = "strict",
+    progress: bool = False,
 ) -> np.ndarray:
     """Memory-mapped int32 ids of every line of ``paths`` followed by ``vocab.eos_id``.  # (N,)
 
     Rebuilt when the sources (path, size, mtime), the vocabulary or the decoding mode change.
     """
-    return load_or_build(paths, vocab, cache_dir, errors).ids
+    return load_or_build(paths, vocab, cache_dir, errors, progress).ids
+
+
+def _manifest(folder: Path) -> dict[str, Any] | None:
+    path = folder / MANIFEST_FILE
+    if not path.is_file():
+        return None
+    manifest = read_json(path, "token cache manifest")
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise NceLmError(f"{path} is not a token cache manifest")
+    return manifest
+
+
+def cache_vocab(cache_dir: str | os.PathLike[str]) -> Vocab | None:
+    """The vocabulary ``nce-lm prepare`` copied into ``cache_dir``; None for a folder that holds no cache yet."""
+    folder = Path(cache_dir)
+    if (folder / VOCAB_FILE).is_file():
+        return Vocab.load(folder / VOCAB_FILE)
+    if (folder / MANIFEST_FILE).is_file():
+        raise NceLmError(f"{folder} holds no {VOCAB_FILE}: give the vocabulary it was prepared with (--vocab)")
+    return None
+
+
+def cache_sources(cache_dir: str | os.PathLike[str]) -> list[str]:
+    """The corpus files whose ids ``cache_dir`` holds, as its manifest records them."""
+    manifest = _manifest(Path(cache_dir))
+    if manifest is None:
+        raise NceLmError(f"{cache_dir} is not a token cache written by `nce-lm prepare` (no {MANIFEST_FILE})")
+    sources = manifest.get("sources")
+    if not isinstance(sources, list) or not all(isinstance(s, dict) and isinstance(s.get("path"), str) for s in sources):
+        raise NceLmError(f"{Path(cache_dir) / MANIFEST_FILE} is damaged: its sources are not a list of files")
+    return [s["path"] for s in sources]
+
+
+def prepared_ids(
+    cache_dir: str | os.PathLike[str],
+    vocab: Vocab,
+    paths: Iterable[str | os.PathLike[str]] | None = None,
+    errors: str = "strict",
+    progress: bool = False,
+) -> np.ndarray:
+    """The ids of ``paths`` (default: the files the folder records) under ``vocab`` from a token-cache folder.
+
+    A new or empty folder is filled; a folder holding the same files and vocabulary is reused (re-encoded when
+    the files changed, as :func:`load_or_build` does); one prepared from other files or with another
+    vocabulary is an :class:`NceLmError`, so that a cache made for one corpus is never overwritten by another.
+    """
+    folder = Path(cache_dir)
+    manifest = _manifest(folder) if folder.is_dir() else None
+    if manifest is None:
+        if paths is None:
+            raise NceLmError(f"{folder} is not a token cache written by `nce-lm prepare` (no {MANIFEST_FILE})")
+        return load_or_build(paths, vocab, folder, errors, progress).ids
+    if manifest.get("vocab_fingerprint") != vocab.fingerprint():
+        raise NceLmError(f"{folder} holds token ids made with another vocabulary than this run's: give the "
+                         f"vocabulary it was prepared with (--vocab, or the folder's own {VOCAB_FILE}), or another folder")
+    recorded = cache_sources(folder)
+    if paths is not None:
+        asked = [str(f.resolve()) for f in expand_inputs(paths)]
+        if asked != recorded:
+            raise NceLmError(f"{folder} holds the token ids of {', '.join(recorded)}, not of {', '.join(asked)}: "
+                             "give that corpus, or another folder")
+    return load_or_build(recorded, vocab, folder, errors, progress).ids

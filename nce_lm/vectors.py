@@ -1,7 +1,8 @@
 """Trained word vectors as plain data, and their files: word2vec binary and text, and gensim's own format.
 
 :class:`WordVectors` is what a trainer exports (like gensim's ``KeyedVectors``, apart from the training
-state, which lives in the trainer's checkpoint). The word2vec formats are written by our own code, in
+state, which lives in the trainer's checkpoint), and answers gensim's queries (``wv["king"]``,
+``most_similar``, ``similarity``, ``doesnt_match``) by handing them to a ``KeyedVectors`` built from it. The word2vec formats are written by our own code, in
 our order (most frequent first), and read back by ``gensim.models.KeyedVectors.load_word2vec_format``
 exactly: binary vectors bit for bit, text vectors through ``%.9g``, which round-trips float32.
 
@@ -51,6 +52,7 @@ class WordVectors:
             self.counts = np.asarray(self.counts, dtype=np.int64)
             if self.counts.shape != (len(self.words),):
                 raise NceLmError(f"{len(self.words)} words but {self.counts.size} counts")
+        self._keyed_cache: KeyedVectors | None = None
         self._index = {word: i for i, word in enumerate(self.words)}
         if len(self._index) != len(self.words):
             raise NceLmError("a word appears twice in the word vectors")
@@ -64,6 +66,45 @@ class WordVectors:
     def index(self, word: str) -> int:
         """Row of ``word``; KeyError when absent."""
         return self._index[word]
+
+    def __getitem__(self, words: str | list[str]) -> np.ndarray:
+        """The vector of a word (d,), or the vectors of a list of words (n, d), as ``KeyedVectors`` gives them."""
+        if isinstance(words, str):
+            return self.vectors[self._row(words)]
+        return self.vectors[[self._row(word) for word in words]]
+
+    def _row(self, word: str) -> int:
+        try:
+            return self._index[word]
+        except KeyError:
+            raise KeyError(f"word {word!r} is not in the vectors") from None
+
+    def to_gensim(self) -> KeyedVectors:
+        """A gensim ``KeyedVectors`` holding a copy of these vectors (same order, counts when known)."""
+        return to_keyed_vectors(self)
+
+    def _keyed(self) -> KeyedVectors:
+        """The ``KeyedVectors`` the queries below run on, built at the first query (later in-place changes to
+        ``vectors`` are not seen by it)."""
+        if self._keyed_cache is None:
+            self._keyed_cache = to_keyed_vectors(self)
+        return self._keyed_cache
+
+    def most_similar(
+        self, positive: str | list[str] | None = None, negative: str | list[str] | None = None, topn: int = 10
+    ) -> list[tuple[str, float]]:
+        """The ``topn`` words nearest by cosine to the mean of the unit vectors of ``positive`` minus those of
+        ``negative`` (the query words excluded): ``most_similar(["king", "woman"], ["man"])`` is 3CosAdd's
+        analogy. gensim's ``KeyedVectors.most_similar`` computes it."""
+        return self._keyed().most_similar(positive=positive, negative=negative, topn=topn)
+
+    def similarity(self, word1: str, word2: str) -> float:
+        """Cosine similarity of two words."""
+        return float(self._keyed().similarity(word1, word2))
+
+    def doesnt_match(self, words: list[str]) -> str:
+        """The word furthest from the mean of the others' unit vectors (gensim's ``doesnt_match``)."""
+        return self._keyed().doesnt_match(words)
 
     @property
     def dim(self) -> int:

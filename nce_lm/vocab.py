@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from nce_lm.corpus import TokenizerConfig, expand_inputs, iter_chunks
+from nce_lm.corpus import TokenChunk, TokenizerConfig, expand_inputs, iter_chunks
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import read_json, write_json_atomic
 
@@ -152,17 +152,27 @@ def count_tokens(
     tokenizer: TokenizerConfig = TokenizerConfig(),
     errors: str = "strict",
     max_distinct: int = DEFAULT_MAX_DISTINCT,
+    progress: str | None = None,
 ) -> tuple[Counter[str], int, int, int]:
-    """Count every token of the corpus, pruning the rarest past ``max_distinct`` distinct tokens.
+    """Count every token of the corpus files, pruning the rarest past ``max_distinct`` distinct tokens.
+
+    Returns ``(counts, lines, pruned_occurrences, prune_threshold)``: see :func:`count_chunks`. ``progress``
+    labels a bar of the bytes read (shown past 2 seconds).
+    """
+    return count_chunks(iter_chunks(paths, tokenizer, errors, progress=progress), max_distinct)
+
+
+def count_chunks(chunks: Iterable[TokenChunk], max_distinct: int = DEFAULT_MAX_DISTINCT) -> tuple[Counter[str], int, int, int]:
+    """Count the tokens of ``chunks`` (from a file or from token lists), pruning past ``max_distinct``.
 
     Returns ``(counts, lines, pruned_occurrences, prune_threshold)``: the token counter, the number of
-    input lines, how many occurrences pruning discarded, and the last threshold applied (0: exact counts).
+    lines, how many occurrences pruning discarded, and the last threshold applied (0: exact counts).
     """
     if max_distinct < 1:
         raise NceLmError(f"max_distinct must be at least 1, got {max_distinct}")
     counter: Counter[str] = Counter()
     lines = pruned = threshold = 0
-    for chunk in iter_chunks(paths, tokenizer, errors):
+    for chunk in chunks:
         counter.update(chunk.tokens)
         lines += chunk.line_end
         while len(counter) > max_distinct:
@@ -173,6 +183,13 @@ def count_tokens(
     return counter, lines, pruned, threshold
 
 
+def _check_limits(min_count: int, max_size: int | None) -> None:
+    if min_count < 1:
+        raise NceLmError(f"min_count must be at least 1, got {min_count}")
+    if max_size is not None and max_size < 3:
+        raise NceLmError(f"max_size must be at least 3 (two special tokens and one word), got {max_size}")
+
+
 def build_vocab(
     paths: Iterable[str | os.PathLike[str]],
     min_count: int = 1,
@@ -180,19 +197,35 @@ def build_vocab(
     tokenizer: TokenizerConfig = TokenizerConfig(),
     errors: str = "strict",
     max_distinct: int = DEFAULT_MAX_DISTINCT,
+    progress: bool = False,
 ) -> Vocab:
     """Count the corpus and keep tokens with count >= ``min_count``, at most ``max_size`` entries in all.
 
     ``max_size`` counts the two special tokens, so ``len(vocab) <= max_size``. Literal ``<unk>`` and
     ``<eos>`` tokens of the corpus count towards the specials. A vocabulary left with no ordinary token
-    (empty input, ``min_count`` too high) is an :class:`NceLmError`.
+    (empty input, ``min_count`` too high) is an :class:`NceLmError`. ``progress`` shows a bar of the bytes
+    read when counting takes more than 2 seconds.
     """
-    if min_count < 1:
-        raise NceLmError(f"min_count must be at least 1, got {min_count}")
-    if max_size is not None and max_size < 3:
-        raise NceLmError(f"max_size must be at least 3 (two special tokens and one word), got {max_size}")
+    _check_limits(min_count, max_size)  # before a long count
     files = expand_inputs(paths)
-    counter, lines, pruned, threshold = count_tokens(files, tokenizer, errors, max_distinct)
+    counted = count_tokens(files, tokenizer, errors, max_distinct, "counting words" if progress else None)
+    sources = [{"path": str(f.resolve()), "bytes": f.stat().st_size} for f in files]
+    settings = {"max_distinct": max_distinct, "errors": errors, "sources": sources}
+    return vocab_from_counts(*counted, min_count=min_count, max_size=max_size, tokenizer=tokenizer, settings=settings)
+
+
+def vocab_from_counts(
+    counter: Counter[str],
+    lines: int,
+    pruned: int,
+    threshold: int,
+    min_count: int = 1,
+    max_size: int | None = None,
+    tokenizer: TokenizerConfig = TokenizerConfig(),
+    settings: dict[str, Any] | None = None,
+) -> Vocab:
+    """The vocabulary of counted tokens (:func:`count_chunks`' result): :func:`build_vocab`'s rules."""
+    _check_limits(min_count, max_size)
     unk_count = counter.pop(Vocab.UNK, 0) + pruned
     eos_count = counter.pop(Vocab.EOS, 0) + lines
     ranked = sorted(counter.items(), key=lambda item: (-item[1], item[0]))
@@ -206,14 +239,7 @@ def build_vocab(
             f"min_count={min_count} times"
         )
     unk_count += sum(counter.values()) - sum(c for _, c in kept)
-    settings = {
-        "min_count": min_count,
-        "max_size": max_size,
-        "max_distinct": max_distinct,
-        "prune_threshold": threshold,
-        "errors": errors,
-        "sources": [{"path": str(f.resolve()), "bytes": f.stat().st_size} for f in files],
-    }
+    settings = {"min_count": min_count, "max_size": max_size, "prune_threshold": threshold, **(settings or {})}
     tokens = [Vocab.UNK, Vocab.EOS] + [t for t, _ in kept]
     counts = [unk_count, eos_count] + [c for _, c in kept]
     return Vocab(tokens, counts, tokenizer, settings)

@@ -7,13 +7,14 @@ print a short summary.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from nce_lm.cli.options import integer
 from nce_lm.clobber import check_outputs
 from nce_lm.corpus import TokenizerConfig
 from nce_lm.datasets import REGISTRY, dataset_path, fetch, find_local
 from nce_lm.errors import NceLmError
-from nce_lm.token_cache import load_or_build
+from nce_lm.token_cache import VOCAB_FILE, load_or_build
 from nce_lm.vocab import DEFAULT_MAX_DISTINCT, Vocab, build_vocab, coverage
 
 
@@ -23,6 +24,10 @@ def _add_replace_errors(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="replace undecodable bytes with U+FFFD instead of stopping with an error",
     )
+
+
+def _add_quiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true", help="no progress bar (shown when reading takes over 2 s)")
 
 
 def _errors_mode(args: argparse.Namespace) -> str:
@@ -39,6 +44,7 @@ def run_vocab(args: argparse.Namespace) -> int:
         tokenizer=tokenizer,
         errors=_errors_mode(args),
         max_distinct=args.max_distinct,
+        progress=not args.quiet,
     )
     vocab.save(args.output)
     words = int(vocab.counts.sum() - vocab.counts[vocab.eos_id])
@@ -56,9 +62,11 @@ def run_vocab(args: argparse.Namespace) -> int:
 def run_prepare(args: argparse.Namespace) -> int:
     check_outputs([*args.corpus, args.vocab], folders={"-o": args.output})
     vocab = Vocab.load(args.vocab)
-    cache = load_or_build(args.corpus, vocab, args.output, errors=_errors_mode(args))
+    cache = load_or_build(args.corpus, vocab, args.output, errors=_errors_mode(args), progress=not args.quiet)
+    vocab.save(Path(args.output) / VOCAB_FILE)  # the folder alone then serves `--cache DIR`
     action = "reused" if cache.reused else "wrote"
-    print(f"{action} {len(cache.ids):,} token ids ({cache.manifest['lines']:,} lines) in {args.output}")
+    print(f"{action} {len(cache.ids):,} token ids ({cache.manifest['lines']:,} lines) in {args.output}, "
+          f"with a copy of the vocabulary ({VOCAB_FILE})")
     return 0
 
 
@@ -107,6 +115,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     vocab.add_argument("--lowercase", action="store_true", help="lower-case the text before splitting")
     vocab.add_argument("--split-punctuation", action="store_true", help="split punctuation off words")
     _add_replace_errors(vocab)
+    _add_quiet(vocab)
     vocab.set_defaults(func=run_vocab)
 
     prepare = subparsers.add_parser(
@@ -119,6 +128,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prepare.add_argument("--vocab", required=True, help="vocabulary JSON written by `nce-lm vocab`")
     prepare.add_argument("-o", "--output", required=True, help="cache folder")
     _add_replace_errors(prepare)
+    _add_quiet(prepare)
     prepare.set_defaults(func=run_prepare)
 
     data = subparsers.add_parser(

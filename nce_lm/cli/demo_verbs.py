@@ -10,6 +10,7 @@ neighbours. On 2 CPU cores it takes about a minute.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from nce_lm.cli.skipgram_verbs import add_training_arguments, config_from_args
@@ -19,11 +20,14 @@ from nce_lm.corpus import TokenizerConfig
 from nce_lm.evaluation import evaluate_all, nearest_neighbors
 from nce_lm.fileio import write_json_atomic
 from nce_lm.noise import NoiseDistribution
-from nce_lm.skipgram import train_skipgram
+from nce_lm.skipgram import SkipGramConfig, train_skipgram
 from nce_lm.vectors import save_vectors
 from nce_lm.vocab import Vocab, build_vocab, coverage
 
 DEMO_WORDS = ("government", "police", "fire", "australia", "said")
+# The demo's corpus is small (60,000 words): more epochs and a lower min count than word2vec's defaults.
+DEMO_CHANGES = {"epochs": 10, "min_count": 3, "lowercase": True, "split_punctuation": True}
+DEMO_SETTINGS = replace(SkipGramConfig(), **DEMO_CHANGES)
 
 
 def default_corpus() -> Path:
@@ -53,12 +57,14 @@ def run_demo(args: argparse.Namespace) -> int:
     check_outputs(corpus, files={name: output / name for name in ("vocab.json", "vectors.bin", "metrics.json")})
     output.mkdir(parents=True, exist_ok=True)
     print(f"corpus: {', '.join(str(p) for p in corpus)}")
-    vocab = build_vocab(corpus, min_count=config.min_count, tokenizer=TokenizerConfig(config.lowercase, config.split_punctuation))
+    errors = "replace" if args.replace_errors else "strict"
+    vocab = build_vocab(corpus, min_count=config.min_count, errors=errors, progress=not args.quiet,
+                        tokenizer=TokenizerConfig(config.lowercase, config.split_punctuation))
     vocab.save(output / "vocab.json")
     noise = NoiseDistribution(vocab.counts, config.noise_power, exclude=[vocab.unk_id, vocab.eos_id])
     print_vocab_summary(vocab, noise)
 
-    result = train_skipgram(corpus, config, vocab=vocab, progress=not args.quiet)
+    result = train_skipgram(corpus, config, vocab=vocab, progress=not args.quiet, errors=errors)
     metrics = result.metrics
     print(f"trained {len(result.vectors):,} vectors × {config.dim} with {config.objective}: "
           f"{metrics['words_per_s']:,.0f} words/s, {metrics['wall_s']:.1f} s, final loss {metrics['final_loss']:.4f}")
@@ -91,6 +97,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     demo.add_argument("corpus", nargs="*", help="corpus files or folders (default: gensim's lee_background.cor)")
     demo.add_argument("-o", "--output", default="runs/demo", help="folder for the outputs (default runs/demo)")
-    add_training_arguments(demo)
+    add_training_arguments(demo, DEMO_SETTINGS)
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
-    demo.set_defaults(func=run_demo, epochs=10, min_count=3, lowercase=True, split_punctuation=True)
+    demo.set_defaults(func=run_demo, **DEMO_CHANGES)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from nce_lm.cli.options import SEED, device_name, integer, number
 from nce_lm.clobber import check_outputs
+from nce_lm.datasets import REGISTRY
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import read_json, write_json_atomic
 from nce_lm.lm import LMConfig, evaluate_lm, train_lm
@@ -17,50 +18,68 @@ from nce_lm.lm.config import DEFAULT_NOISE_SAMPLES, MODELS
 from nce_lm.lm.optim import DEFAULT_LR, OPTIMIZERS
 from nce_lm.mi_bound import bound_line
 from nce_lm.objectives import OBJECTIVES
+from nce_lm.vocab import Vocab
 
 _D = LMConfig()
-# Options a resumed run may set; the rest come from the run folder.
-_RESUME_OPTIONS = ("epochs", "max_tokens", "device", "precision")
+
+
+def _errors(args: argparse.Namespace) -> str:
+    return "replace" if args.replace_errors else "strict"
+
+
+def print_evaluation(metrics: dict[str, Any], what: str) -> None:
+    """An exact evaluation in words: perplexity, then how self-normalized the scores are."""
+    print(f"{what}: perplexity {metrics['ppl']:.2f} over {metrics['tokens']:,} tokens (exact softmax)")
+    print(f"  self-normalization: log Z {metrics['mean_log_z']:+.3f} ± {metrics['std_log_z']:.3f} on average; "
+          f"trusting exp(score) as a probability gives perplexity {metrics['self_normalized_ppl']:.2f}")
+    if metrics.get("is_log_z_error") is not None:
+        print(f"  importance-sampled log Z: mean absolute error {metrics['is_log_z_error']:.4f}")
 
 
 def run_train(args: argparse.Namespace) -> int:
     given = {k: v for k, v in vars(args).items() if k in LMConfig.__dataclass_fields__ and v is not None}
     if args.data:
+        if args.train:
+            raise NceLmError("give --data (a dataset or a folder of splits) or --train FILE, not both")
         given["train"] = args.data
     run_files = [Path(args.resume) / name for name in ("config.json", "vocab.json", "last.pt", "best.pt")] \
         if args.resume else []
-    inputs = [args.train, args.valid, args.test, *run_files]
+    inputs = [args.train, args.valid, args.test, args.vocab, args.cache, *run_files]
     check_outputs(inputs, files={"--metrics": args.metrics}, folders={"-o": args.output})
     if args.resume:
         run_dir = Path(args.resume)
         saved = LMConfig.from_dict(read_json(run_dir / "config.json", "run config"))
-        extra = sorted(k for k in given if k not in _RESUME_OPTIONS and k != "progress" and given[k] != getattr(saved, k))
-        if extra:
-            raise NceLmError(f"--resume continues the run as configured; only {', '.join(_RESUME_OPTIONS)} may "
-                             f"change (got {', '.join(extra)})")
-        config = saved.with_changes(**{k: given[k] for k in _RESUME_OPTIONS if k in given}, progress=given["progress"])
+        if "epochs" in given and "max_tokens" not in given and saved.max_tokens is not None:
+            given["max_tokens"] = None
+            print(f"note: --epochs without --max-tokens lifts the run's cap of {saved.max_tokens:,} tokens: training "
+                  f"goes on to the end of epoch {given['epochs']}", flush=True)
+        config = replace(saved, **given)  # train_lm refuses the changes a resumed run may not make
     else:
         if not args.output:
             raise NceLmError("give -o RUN_DIR for a new run, or --resume RUN_DIR")
         config = LMConfig(**given)
         run_dir = Path(args.output)
-    metrics = train_lm(config, run_dir, resume=bool(args.resume))
+    vocab = Vocab.load(args.vocab) if args.vocab else None
+    metrics = train_lm(config, run_dir, resume=bool(args.resume), vocab=vocab, cache_dir=args.cache,
+                       errors=_errors(args))
     if metrics.get("test"):
-        test = metrics["test"]
-        print(f"test: ppl {test['ppl']:.2f}, self-normalized ppl {test['self_normalized_ppl']:.2f}, "
-              f"mean log Z {test['mean_log_z']:+.3f} ± {test['std_log_z']:.3f}")
+        print_evaluation(metrics["test"], "test (best model)")
     if args.metrics:
         write_json_atomic(args.metrics, metrics)
+    best = min((h["valid"]["ppl"] for h in metrics["history"]), default=float("nan"))
+    print(f"wrote {run_dir}: config.json, vocab.json, last.pt (for --resume), best.pt (valid ppl {best:.2f}), "
+          f"metrics.json" + (f"; and {args.metrics}" if args.metrics else ""))
     return 0
 
 
 def run_eval(args: argparse.Namespace) -> int:
     check_outputs([args.run_dir, args.data], files={"--metrics": args.metrics})
-    metrics = evaluate_lm(args.run_dir, args.data, device=args.device, progress=args.progress)
-    print(json.dumps(metrics, indent=2))
-    print(bound_line(metrics), file=sys.stderr)  # stdout stays one JSON document
+    metrics = evaluate_lm(args.run_dir, args.data, device=args.device, progress=args.progress, errors=_errors(args))
+    print_evaluation(metrics, f"{args.run_dir} on {args.data}")
+    print(f"  {bound_line(metrics)}")
     if args.metrics:
         write_json_atomic(args.metrics, metrics)
+        print(f"wrote {args.metrics}")
     return 0
 
 
@@ -71,15 +90,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verbs = lm.add_subparsers(dest="lm_verb", metavar="ACTION", required=True)
 
     train = verbs.add_parser("train", help="train a language model",
-                             description="Train on --train (validating on --valid each epoch) or on a named dataset "
-                             "(--data ptb|wikitext-2). Writes config.json, vocab.json, last.pt, best.pt and "
-                             "metrics.json in RUN_DIR. Under torchrun, trains data-parallel.")
-    train.add_argument("--data", help="a registered dataset (ptb, wikitext-2): its train/valid/test splits")
+                             description="Train on --train (validating on --valid each epoch), on a registered "
+                             "dataset or on a folder of splits (--data). Writes config.json, vocab.json, last.pt, "
+                             "best.pt and metrics.json in RUN_DIR. Under torchrun, trains data-parallel.")
+    train.add_argument("--data", help="a registered dataset (" + ", ".join(REGISTRY) + ") or a folder holding "
+                       "train/valid/test files (an `nce-lm synth` output, NAME.train.txt...): its splits")
     train.add_argument("--train", help="training text")
     train.add_argument("--valid", help="validation text")
     train.add_argument("--test", help="test text, evaluated with the best model at the end")
     train.add_argument("-o", "--output", help="run folder to create")
-    train.add_argument("--resume", help="continue the run in this folder (optionally with more --epochs)")
+    train.add_argument("--resume", help="continue the run in this folder with its settings; only --epochs, "
+                       "--max-tokens, --lr, --device and --precision may change. A run stopped by --max-tokens "
+                       "continues its epoch when --max-tokens is raised; --epochs alone lifts the cap")
+    train.add_argument("--vocab", help="a vocabulary from `nce-lm vocab` (default: the training text's, every word)")
+    train.add_argument("--cache", help="a token cache from `nce-lm prepare` of the training text (its vocabulary is "
+                       "used unless --vocab is given)")
+    train.add_argument("--replace-errors", dest="replace_errors", action="store_true",
+                       help="replace undecodable bytes with U+FFFD instead of stopping with an error")
     train.add_argument("--objective", choices=tuple(OBJECTIVES), help=f"training objective (default {_D.objective})")
     train.add_argument("--model", choices=MODELS, help=f"default {_D.model}")
     train.add_argument("--noise-samples", dest="noise_samples", type=integer(1), help=f"k (default min({DEFAULT_NOISE_SAMPLES}, V))")
@@ -112,7 +139,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                 "is_log_z_error, info_nce_loss, mi_bound (log(k + 1) - info_nce_loss, a lower bound "
                                 "on the mutual information only with --noise-power 1: see mi_bound_valid), tokens.")
     evaluate.add_argument("run_dir")
-    evaluate.add_argument("--data", required=True, help="text file or dataset name")
+    evaluate.add_argument("--data", required=True, help="a text file, or a dataset name or folder of splits (its "
+                          "test split)")
+    evaluate.add_argument("--replace-errors", dest="replace_errors", action="store_true",
+                          help="replace undecodable bytes with U+FFFD instead of stopping with an error")
     evaluate.add_argument("--device", type=device_name, help="override the run's device")
     evaluate.add_argument("--metrics", help="also write the figures as JSON here")
     evaluate.add_argument("--quiet", dest="progress", action="store_false", help="no progress bar")

@@ -3,36 +3,73 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
+from dataclasses import fields, replace
 
 from nce_lm.cli.options import KERNEL_SIZE, SEED, device_name, integer, number, threads
 from nce_lm.clobber import check_outputs
+from nce_lm.errors import NceLmError
 from nce_lm.fileio import write_json_atomic
 from nce_lm.mi_bound import bound_line
-from nce_lm.skipgram import KERNELS, OPTIMIZERS, OUTPUT_BIAS, SkipGramConfig, train_skipgram
+from nce_lm.skipgram import KERNELS, OPTIMIZERS, OUTPUT_BIAS, SkipGramConfig, load_checkpoint, train_skipgram
+from nce_lm.token_cache import cache_vocab
 from nce_lm.vectors import FORMATS, save_vectors
+from nce_lm.vocab import Vocab
 
 _DEFAULTS = SkipGramConfig()
 
 
+def given_settings(args: argparse.Namespace) -> dict[str, object]:
+    """The SkipGramConfig fields set on the command line (options left out are None)."""
+    return {f.name: getattr(args, f.name) for f in fields(SkipGramConfig) if getattr(args, f.name, None) is not None}
+
+
 def config_from_args(args: argparse.Namespace) -> SkipGramConfig:
-    """The run's settings: every SkipGramConfig field the command line defines."""
-    return SkipGramConfig(**{f.name: getattr(args, f.name) for f in fields(SkipGramConfig) if hasattr(args, f.name)})
+    """The run's settings: SkipGramConfig's defaults, with what the command line sets."""
+    return SkipGramConfig(**given_settings(args))
+
+
+def resumed_config(args: argparse.Namespace) -> SkipGramConfig:
+    """For --resume: the checkpoint's settings with those given on the command line; train_skipgram refuses the
+    changes that a resumed run may not make (nce_lm.resume)."""
+    saved, _, _ = load_checkpoint(args.resume)
+    return replace(saved, **given_settings(args))
+
+
+def check_given_vocabulary(args: argparse.Namespace, vocab: Vocab | None) -> None:
+    """A vocabulary from --vocab or --cache is used as it is: options that would change it are refused."""
+    if vocab is None:
+        return
+    if args.min_count is not None:
+        raise NceLmError("--min-count applies when skipgram counts the vocabulary; with --vocab or --cache the "
+                         "vocabulary is used as it is (give --min-count to `nce-lm vocab`)")
+    for name in ("lowercase", "split_punctuation"):
+        asked, built = getattr(args, name), getattr(vocab.tokenizer, name)
+        if asked is not None and asked != built:
+            raise NceLmError(f"the vocabulary was built {'with' if built else 'without'} --{name.replace('_', '-')}, "
+                             "and its tokenizer settings apply to the corpus")
 
 
 def run_skipgram(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
+    if not args.corpus and not args.cache_dir:
+        raise NceLmError("give the corpus (files or folders), or a token cache with --cache DIR")
     check_outputs([*args.corpus, args.resume], files={"-o": args.output, "--metrics": args.metrics},
-                  folders={"--cache-dir": args.cache_dir})
+                  folders={"--cache": args.cache_dir})
     # --checkpoint may be the --resume file (a run continued in place), but neither a corpus file nor another output
-    check_outputs(args.corpus, files={"-o": args.output, "--metrics": args.metrics, "--checkpoint": args.checkpoint})
+    check_outputs([*args.corpus, args.vocab],
+                  files={"-o": args.output, "--metrics": args.metrics, "--checkpoint": args.checkpoint})
+    vocab = Vocab.load(args.vocab) if args.vocab else None
+    if not args.resume:
+        check_given_vocabulary(args, vocab or (cache_vocab(args.cache_dir) if args.cache_dir else None))
+    config = resumed_config(args) if args.resume else config_from_args(args)
     result = train_skipgram(
-        args.corpus,
+        args.corpus or None,
         config,
+        vocab=vocab,
         progress=not args.quiet,
         checkpoint=args.checkpoint,
         resume=args.resume,
         cache_dir=args.cache_dir,
+        errors="replace" if args.replace_errors else "strict",
     )
     metrics = dict(result.metrics)
     if metrics["rank"] != 0:  # under torchrun, rank 0 writes the files
@@ -45,50 +82,61 @@ def run_skipgram(args: argparse.Namespace) -> int:
     )
     if metrics["mi_bound"] is not None:  # ranking and infonce: log(k + 1) − L, and whether it bounds I
         print(bound_line(metrics))
-    print(f"wrote {args.output} ({args.format})")
     if args.metrics:
         write_json_atomic(args.metrics, metrics)
+    written = [f"{args.output} (vectors, {args.format})"]
+    written += [f"{args.checkpoint} (checkpoint, for --resume)"] if args.checkpoint else []
+    written += [f"{args.metrics} (metrics)"] if args.metrics else []
+    print("wrote " + ", ".join(written))
     return 0
 
 
-def add_training_arguments(parser: argparse.ArgumentParser) -> None:
-    """The skip-gram settings as options, with SkipGramConfig's defaults (shared with ``nce-lm demo``)."""
-    d = _DEFAULTS
-    parser.add_argument("--objective", choices=("neg", "nce", "ranking", "infonce"), default=d.objective,
+def add_training_arguments(parser: argparse.ArgumentParser, defaults: SkipGramConfig = _DEFAULTS) -> None:
+    """The skip-gram settings as options (shared with ``nce-lm demo``), their help stating ``defaults``.
+
+    Every option defaults to None, meaning "not given": a new run takes ``defaults`` (SkipGramConfig's, or
+    the demo's through ``set_defaults``), a resumed one the checkpoint's.
+    """
+    d = defaults
+
+    def flag(name: str, text: str) -> None:
+        dest = name[2:].replace("-", "_")
+        parser.add_argument(name, dest=dest, action="store_true", default=None,
+                            help=text + (" (on by default here)" if getattr(d, dest) else ""))
+
+    parser.add_argument("--objective", choices=("neg", "nce", "ranking", "infonce"),
                         help=f"training objective (default {d.objective})")
-    parser.add_argument("--dim", type=KERNEL_SIZE, default=d.dim, help=f"vector size (default {d.dim})")
-    parser.add_argument("--window", type=KERNEL_SIZE, default=d.window, help=f"maximum window (default {d.window})")
-    parser.add_argument("--negatives", type=KERNEL_SIZE, default=d.negatives, help=f"noise words per pair (default {d.negatives})")
-    parser.add_argument("--epochs", type=integer(1), default=d.epochs, help=f"passes over the corpus (default {d.epochs})")
-    parser.add_argument("--min-count", dest="min_count", type=integer(1), default=d.min_count,
+    parser.add_argument("--dim", type=KERNEL_SIZE, help=f"vector size (default {d.dim})")
+    parser.add_argument("--window", type=KERNEL_SIZE, help=f"maximum window (default {d.window})")
+    parser.add_argument("--negatives", type=KERNEL_SIZE, help=f"noise words per pair (default {d.negatives})")
+    parser.add_argument("--epochs", type=integer(1), help=f"passes over the corpus (default {d.epochs})")
+    parser.add_argument("--min-count", dest="min_count", type=integer(1),
                         help=f"drop words seen fewer times (default {d.min_count})")
-    parser.add_argument("--sample", type=number(0), default=d.sample, help=f"subsampling threshold t (default {d.sample:g})")
-    parser.add_argument("--noise-power", dest="noise_power", type=number(0, 1), default=d.noise_power,
-                        help=f"q ∝ count^power (default {d.noise_power})")
-    parser.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default=d.optimizer,
+    parser.add_argument("--sample", type=number(0), help=f"subsampling threshold t (default {d.sample:g})")
+    parser.add_argument("--noise-power", dest="noise_power", type=number(0, 1), help=f"q ∝ count^power (default {d.noise_power})")
+    parser.add_argument("--optimizer", choices=tuple(OPTIMIZERS),
                         help="sgd: word2vec's, the rate decaying linearly; rowwise-adagrad: one Adagrad accumulator "
-                        "per row, for batches of tens of thousands of pairs (GPU) (default sgd)")
-    parser.add_argument("--lr", type=number(0, above=True), default=d.lr,
-                        help="learning rate: SGD's starting rate (default 0.025) or Adagrad's constant rate (0.1)")
-    parser.add_argument("--min-lr", dest="min_lr", type=number(0), default=d.min_lr,
-                        help=f"SGD's final learning rate (default {d.min_lr})")
-    parser.add_argument("--batch-size", dest="batch_size", type=KERNEL_SIZE, default=d.batch_size,
-                        help=f"pairs per update (default {d.batch_size})")
-    parser.add_argument("--shared-noise", dest="shared_noise", action="store_true",
-                        help="one set of noise words per batch instead of per pair")
-    parser.add_argument("--output-bias", dest="output_bias", choices=OUTPUT_BIAS, default=None,
+                        f"per row, for batches of tens of thousands of pairs (GPU) (default {d.optimizer})")
+    parser.add_argument("--lr", type=number(0, above=True),
+                        help="learning rate: SGD's starting rate (default 0.025) or Adagrad's constant rate (0.1); "
+                        "on --resume, the rate to continue from")
+    parser.add_argument("--min-lr", dest="min_lr", type=number(0), help=f"SGD's final learning rate (default {d.min_lr})")
+    parser.add_argument("--batch-size", dest="batch_size", type=KERNEL_SIZE, help=f"pairs per update (default {d.batch_size})")
+    flag("--shared-noise", "one set of noise words per batch instead of per pair")
+    parser.add_argument("--output-bias", dest="output_bias", choices=OUTPUT_BIAS,
                         help="a per-word output bias b_w = log q(w) in the score, fixed or learned (default: fixed "
                         "for nce and ranking, whose scores estimate log p; none for neg and infonce, as in word2vec)")
-    parser.add_argument("--device", type=device_name, default=d.device, help="auto, cpu, cuda or cuda:N (default auto: cuda when visible)")
-    parser.add_argument("--threads", type=threads, default=d.threads, help="CPU threads (default: torch's)")
-    parser.add_argument("--kernel", choices=KERNELS, default=d.kernel,
+    parser.add_argument("--device", type=device_name, help=f"auto, cpu, cuda or cuda:N (default {d.device}: cuda when visible)")
+    parser.add_argument("--threads", type=threads, help="CPU threads (default: torch's)")
+    parser.add_argument("--kernel", choices=KERNELS,
                         help="the update: the fused C kernel (CPU), the device update (pairs, noise and steps on "
                         "the device, for a GPU) or the torch path; auto uses the fused kernel where it applies "
-                        "(one process on the CPU, per-pair noise), else the device update on CUDA (default auto)")
-    parser.add_argument("--seed", type=SEED, default=d.seed, help=f"random seed (default {d.seed})")
-    parser.add_argument("--lowercase", action="store_true", help="lower-case the text")
-    parser.add_argument("--split-punctuation", dest="split_punctuation", action="store_true",
-                        help="split punctuation off words")
+                        f"(one process on the CPU, per-pair noise), else the device update on CUDA (default {d.kernel})")
+    parser.add_argument("--seed", type=SEED, help=f"random seed (default {d.seed})")
+    flag("--lowercase", "lower-case the text")
+    flag("--split-punctuation", "split punctuation off words")
+    parser.add_argument("--replace-errors", dest="replace_errors", action="store_true",
+                        help="replace undecodable bytes with U+FFFD instead of stopping with an error")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -98,13 +146,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train skip-gram vectors with negative sampling or another noise-contrastive objective, "
         "then write them in word2vec binary/text or gensim format. Defaults follow word2vec and gensim.",
     )
-    parser.add_argument("corpus", nargs="+", help="corpus files or folders (.gz, .bz2, .xz read directly)")
+    parser.add_argument("corpus", nargs="*",
+                        help="corpus files or folders (.gz, .bz2, .xz read directly); none with --cache")
     parser.add_argument("-o", "--output", required=True, help="vector file to write")
     parser.add_argument("--format", choices=FORMATS, default="word2vec-bin", help="vector format (default word2vec-bin)")
     add_training_arguments(parser)
     parser.add_argument("--metrics", help="write words_per_s, wall_s, epochs, vocab_size, final_loss... as JSON")
     parser.add_argument("--checkpoint", help="rewrite this checkpoint after every epoch (for --resume)")
-    parser.add_argument("--resume", help="continue from this checkpoint up to --epochs epochs in all")
-    parser.add_argument("--cache-dir", help="keep the corpus's token ids here for later runs")
+    parser.add_argument("--resume", help="continue from this checkpoint up to --epochs epochs in all, with its "
+                        "settings; only --epochs, --lr, --min-lr, --device, --threads and --kernel may change "
+                        "(docs/skipgram.md, Resuming)")
+    parser.add_argument("--vocab", help="a vocabulary from `nce-lm vocab`, used as it is (its min count, its tokenizer)")
+    parser.add_argument("--cache", "--cache-dir", dest="cache_dir",
+                        help="a token cache from `nce-lm prepare` (its vocabulary and corpus are used unless given), "
+                        "or a new folder to keep this corpus's token ids in for later runs")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_skipgram)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 
 from nce_lm.cli.options import integer
 from nce_lm.clobber import check_outputs
 from nce_lm.evaluation import DEFAULT_RESTRICT_VOCAB, evaluate_all, nearest_neighbors
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import write_json_atomic
-from nce_lm.vectors import LOAD_FORMATS, load_vectors
+from nce_lm.vectors import LOAD_FORMATS, WordVectors, load_vectors
 
 
 DEFAULT_NEIGHBORS = 10
@@ -33,20 +34,71 @@ def print_metrics(metrics: dict[str, object]) -> None:
 def run_eval_vectors(args: argparse.Namespace) -> int:
     check_outputs([args.vectors, *(args.analogies or ()), *(args.similarity or ())], files={"--metrics": args.metrics})
     vectors = load_vectors(args.vectors, args.format)
-    metrics = evaluate_all(vectors, args.analogies, args.similarity, args.restrict_vocab)
+    metrics = evaluate_all(vectors, args.analogies, args.similarity, args.restrict_vocab, progress=not args.quiet)
     print_metrics(metrics)
     if args.metrics:
         write_json_atomic(args.metrics, metrics)
+        print(f"wrote {args.metrics}")
     return 0
 
 
+OPERATORS = ("+", "-")
+
+
+def parse_queries(arguments: list[str]) -> list[tuple[str, list[str], list[str]]]:
+    """The queries of ``nce-lm neighbors``: a word, or an analogy ``a - b + c`` whose operators stand apart (so
+    that hyphenated words stay words), in one argument or several. Returns ``(text, positive, negative)`` per
+    query; a dangling operator is an :class:`NceLmError`."""
+    tokens = [token for argument in arguments for token in argument.split()]
+    queries: list[tuple[str, list[str], list[str]]] = []
+    sign = None  # the operator waiting for its word
+    for token in tokens:
+        if token in OPERATORS:
+            if sign is not None or not queries:
+                raise NceLmError(f"'{token}' must stand between two words, as in 'king - man + woman'")
+            sign = token
+        elif sign is None:
+            queries.append((token, [token], []))
+        else:
+            text, positive, negative = queries[-1]
+            (positive if sign == "+" else negative).append(token)
+            queries[-1] = (f"{text} {sign} {token}", positive, negative)
+            sign = None
+    if sign is not None:
+        raise NceLmError(f"'{sign}' must stand between two words, as in 'king - man + woman'")
+    return queries
+
+
+def unknown_word_message(vectors: WordVectors, word: str) -> str:
+    """Says that ``word`` is unknown, and suggests the words that differ from it only by case."""
+    variants = [w for w in vectors.words if w.lower() == word.lower()][:3]
+    hint = f" (did you mean {' or '.join(repr(v) for v in variants)}?)" if variants else ""
+    return f"{word!r} is not in the vectors{hint}"
+
+
 def run_neighbors(args: argparse.Namespace) -> int:
+    queries = parse_queries(args.words)
     vectors = load_vectors(args.vectors, args.format)
     if args.k is not None and args.k >= len(vectors):
         raise NceLmError(f"-k {args.k} asks for more neighbours than the {len(vectors) - 1:,} other words of {args.vectors}")
     k = args.k if args.k is not None else min(DEFAULT_NEIGHBORS, len(vectors) - 1)
-    for word in args.words:
-        print(f"{word}: " + ", ".join(f"{w} {s:.3f}" for w, s in nearest_neighbors(vectors, word, k)))
+    answered = 0
+    for text, positive, negative in queries:
+        unknown = [word for word in positive + negative if word not in vectors]
+        if unknown:
+            message = "; ".join(unknown_word_message(vectors, word) for word in unknown)
+            if len(queries) == 1:
+                raise NceLmError(message)
+            print(f"nce-lm neighbors: skipped {text}: {message}", file=sys.stderr, flush=True)
+            continue
+        if negative or len(positive) > 1:  # an analogy: 3CosAdd, the query words left out (gensim computes it)
+            found = vectors.most_similar(positive=positive, negative=negative, topn=k)
+        else:
+            found = nearest_neighbors(vectors, text, k)
+        print(f"{text}: " + ", ".join(f"{w} {s:.3f}" for w, s in found), flush=True)
+        answered += 1
+    if not answered:
+        raise NceLmError("no query could be answered: every one holds a word that is not in the vectors")
     return 0
 
 
@@ -80,12 +132,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"only the N most frequent words are known (default {DEFAULT_RESTRICT_VOCAB}, gensim's)",
     )
     evaluate.add_argument("--metrics", help="write the figures as JSON here")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar (shown when it takes over 2 s)")
     evaluate.set_defaults(func=run_eval_vectors)
 
-    neighbors = subparsers.add_parser("neighbors", help="nearest neighbours by cosine similarity")
+    neighbors = subparsers.add_parser(
+        "neighbors",
+        help="nearest neighbours by cosine similarity, and analogies",
+        description="For each word, its nearest neighbours by cosine similarity; for an analogy 'a - b + c' (the "
+        "operators apart from the words), the words nearest to a - b + c in unit vectors (3CosAdd, as gensim's "
+        "most_similar). A query with an unknown word is reported (with its case variants, if any) and skipped; "
+        "the command fails only when no query could be answered.",
+    )
     neighbors.add_argument("vectors", help="vectors in word2vec binary or text format, or gensim's format")
     _add_format(neighbors)
-    neighbors.add_argument("words", nargs="+", help="words to look up")
+    neighbors.add_argument("words", nargs="+", help="words, or analogies such as: king - man + woman")
     neighbors.add_argument("-k", type=integer(1), help=f"neighbours per word (default {DEFAULT_NEIGHBORS}, at most "
                            "the other words)")
     neighbors.set_defaults(func=run_neighbors)

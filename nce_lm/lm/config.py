@@ -31,10 +31,6 @@ def default_optimizer(objective: str, vocab_size: int) -> str:
     return "rowwise-adagrad"
 
 
-# Settings a resumed run may change: how long, where, in what precision, and how chatty; the rest must match.
-RESUMABLE_CHANGES = ("epochs", "max_tokens", "device", "precision", "progress")
-
-
 @dataclass(frozen=True)
 class LMConfig:
     """One language-model run. Defaults: a small Zaremba-style LSTM trained with self-normalized NCE.
@@ -154,14 +150,6 @@ class LMConfig:
             raise NceLmError(f"unknown language-model settings: {', '.join(unknown)}")
         check_field_types(cls, data, "run config")
         return cls(**data)
-
-    def differences(self, other: LMConfig) -> list[str]:
-        """Settings that differ from ``other`` and may not change on resume."""
-        return [
-            f.name
-            for f in fields(self)
-            if f.name not in RESUMABLE_CHANGES and getattr(self, f.name) != getattr(other, f.name)
-        ]
 
     def with_changes(self, **changes: Any) -> LMConfig:
         return replace(self, **changes)

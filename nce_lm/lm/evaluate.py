@@ -188,15 +188,16 @@ def evaluate_model(
 
 
 def evaluate_lm(
-    run_dir: str | os.PathLike[str], data: str | os.PathLike[str], device: str | None = None, progress: bool = False
+    run_dir: str | os.PathLike[str], data: str | os.PathLike[str], device: str | None = None, progress: bool = False,
+    errors: str = "strict",
 ) -> dict[str, Any]:
-    """Evaluate the best model of a run folder on a text file (or a dataset name's test split)."""
+    """Evaluate the best model of a run folder on a text file (or a dataset's or folder's test split)."""
     from nce_lm.lm.checkpoint import load_run
     from nce_lm.lm.train import resolve_path, token_ids
 
     run = load_run(Path(run_dir), which="best", device=device)
     path = resolve_path(str(data), "test")
-    ids = token_ids(path, run.vocab, eval_cache_dir(Path(run_dir)))
+    ids = token_ids(path, run.vocab, eval_cache_dir(Path(run_dir)), errors, progress)
     config = run.config
     # The critic that matches the scores: s − log q (ranking NCE) where they estimate log p, s (InfoNCE) otherwise.
     critic = "ranking" if OBJECTIVES[config.objective].models_log_probability else "infonce"

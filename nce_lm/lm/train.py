@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nce_lm.datasets import REGISTRY, dataset_path
+from nce_lm.datasets import REGISTRY, data_splits
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import read_json, write_json_atomic
 from nce_lm.lm.batches import batchify, num_windows, rank_rows, windows
@@ -40,8 +40,9 @@ from nce_lm.locks import folder_lock
 from nce_lm.lm.optim import LMOptimizer
 from nce_lm.noise import NoiseDistribution
 from nce_lm.objectives import Objective, build_objective
+from nce_lm.resume import refuse_changes
 from nce_lm.sparse_rows import average_sparse_grads_, clip_grad_norm_
-from nce_lm.token_cache import cached_token_ids
+from nce_lm.token_cache import cache_vocab, cached_token_ids, prepared_ids
 from nce_lm.vocab import Vocab, build_vocab
 
 
@@ -49,15 +50,19 @@ CHECK_EVERY = 50  # steps between host-side checks of the loss (each one a sync,
 
 
 def resolve_path(name_or_path: str, split: str) -> Path:
-    """A registered dataset name becomes its local split file; anything else is a path."""
-    if name_or_path in REGISTRY:
-        return dataset_path(name_or_path, split)
+    """A registered dataset name or a folder of splits (:func:`nce_lm.datasets.data_splits`) becomes its
+    ``split`` file; anything else is a path."""
+    if name_or_path in REGISTRY or Path(name_or_path).is_dir():
+        path = data_splits(name_or_path)[split]
+        if path is None:
+            raise NceLmError(f"{name_or_path} has no {split} split")
+        return path
     return Path(name_or_path)
 
 
-def token_ids(path: Path, vocab: Vocab, cache_dir: Path) -> np.ndarray:
+def token_ids(path: Path, vocab: Vocab, cache_dir: Path, errors: str = "strict", progress: bool = False) -> np.ndarray:
     """Token ids of one text (with <eos> per line), cached under ``cache_dir``/<file name>."""
-    return np.asarray(cached_token_ids([path], vocab, cache_dir / path.name))
+    return np.asarray(cached_token_ids([path], vocab, cache_dir / path.name, errors, progress))
 
 
 class TrainingModule(nn.Module):
@@ -140,22 +145,47 @@ def _peak_memory_gib(device: torch.device) -> float:
 
 
 def _split_paths(config: LMConfig) -> dict[str, Path | None]:
-    named = config.train in REGISTRY
-    paths: dict[str, Path | None] = {"train": resolve_path(config.train, "train")}
-    for split in ("valid", "test"):
-        given = getattr(config, split)
-        paths[split] = resolve_path(given or config.train, split) if (given or named) else None
+    """The train, valid and test files: ``config.train`` is a file, a registered dataset or a folder of splits,
+    and ``config.valid``/``config.test`` replace the splits it gives."""
+    named = config.train in REGISTRY or Path(config.train).is_dir()
+    splits = data_splits(config.train) if named else {"train": Path(config.train), "valid": None, "test": None}
+    paths = {split: Path(getattr(config, split)) if split != "train" and getattr(config, split) else path
+             for split, path in splits.items()}
     if paths["valid"] is None:
-        raise NceLmError("no validation data: give --valid FILE or --data NAME")
+        lacking = f" ({config.train} has none)" if named else ""
+        raise NceLmError(f"no validation data{lacking}: give --valid FILE, or --data with a validation split")
     for split, path in paths.items():
         if path is not None and not path.is_file():
             raise NceLmError(f"{split} file not found: {path}")
     return paths
 
 
-def train_lm(config: LMConfig, run_dir: str | os.PathLike[str], resume: bool = False) -> dict[str, Any]:
+def _split_ids(paths: dict[str, Path | None], vocab: Vocab, run_dir: Path, cache_dir: Path | None,
+               errors: str, progress: bool) -> dict[str, np.ndarray]:
+    """Token ids of each split: the training text's from ``cache_dir`` (a folder of ``nce-lm prepare``) when given,
+    the rest (and otherwise all) from caches in the run folder."""
+    ids = {split: token_ids(path, vocab, run_dir / "cache", errors, progress) for split, path in paths.items()
+           if path is not None and not (split == "train" and cache_dir is not None)}
+    if cache_dir is not None:
+        ids["train"] = np.asarray(prepared_ids(cache_dir, vocab, [paths["train"]], errors, progress))
+    return ids
+
+
+def train_lm(
+    config: LMConfig,
+    run_dir: str | os.PathLike[str],
+    resume: bool = False,
+    vocab: Vocab | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    errors: str = "strict",
+) -> dict[str, Any]:
     """Train (or, with ``resume``, continue) the run in ``run_dir``; returns its metrics.
 
+    ``vocab`` (default: the cache folder's, else the training text's own with every word) and ``cache_dir`` (a
+    folder of ``nce-lm prepare`` holding the training text's ids) connect the run to the corpus pipeline;
+    ``errors="replace"`` substitutes U+FFFD for undecodable bytes. A resumed run may change only the settings
+    of :mod:`nce_lm.resume`; one stopped by ``max_tokens`` inside an epoch continues that epoch from the step
+    where it stopped (exactly, in one process: the hidden state and random streams are in ``last.pt``).
     Under torchrun every rank calls this; rank 0 alone writes files, holding the run folder's lock
     (:mod:`nce_lm.locks`). A new run that fails before its first checkpoint leaves no folder behind.
     """
@@ -167,7 +197,7 @@ def train_lm(config: LMConfig, run_dir: str | os.PathLike[str], resume: bool = F
     created = ctx.is_main and not resume and not run_dir.exists()
     try:
         with folder_lock(run_dir, "run folder") if ctx.is_main else nullcontext():
-            metrics = _train(config, run_dir, resume, ctx)
+            metrics = _train(config, run_dir, resume, ctx, vocab, Path(cache_dir) if cache_dir else None, errors)
         ctx.barrier()  # ranks leave together: one tearing its gloo group down while rank 0 still writes can abort
         return metrics
     except BaseException:
@@ -178,34 +208,69 @@ def train_lm(config: LMConfig, run_dir: str | os.PathLike[str], resume: bool = F
         ctx.close()
 
 
-def _train(config: LMConfig, run_dir: Path, resume: bool, ctx: DistributedContext) -> dict[str, Any]:
+def _restore_partial(partial: dict[str, Any], state: State, generator: torch.Generator, ctx: DistributedContext,
+                     device: torch.device) -> State:
+    """Continue an epoch that ``max_tokens`` stopped: its hidden state and random streams when they were saved by
+    one process and this is one process too; otherwise the epoch goes on at the same step from a fresh state."""
+    if ctx.world_size != 1 or partial.get("cpu_rng") is None:
+        if ctx.is_main:
+            print(f"note: epoch {partial['epoch'] + 1} continues at step {partial['steps'] + 1} from a fresh hidden "
+                  "state (the hidden state of several ranks is not saved)", flush=True)
+        return state
+    torch.set_rng_state(partial["cpu_rng"])
+    if partial.get("cuda_rng") is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(partial["cuda_rng"], device)
+    generator.set_state(partial["noise_rng"])
+    hidden = partial.get("hidden")
+    return None if hidden is None else tuple(t.to(device) for t in hidden)
+
+
+def _partial_payload(epoch: int, steps: int, tokens: int, loss_sum: float, state: State,
+                     generator: torch.Generator, ctx: DistributedContext, device: torch.device) -> dict[str, Any]:
+    """Where an epoch stopped by ``max_tokens`` is: its step, tokens and summed loss; in one process also the
+    hidden state and the random streams, so that raising ``max_tokens`` continues it exactly."""
+    partial: dict[str, Any] = {"epoch": epoch, "steps": steps, "tokens": tokens, "loss_sum": loss_sum,
+                               "cpu_rng": None, "cuda_rng": None, "noise_rng": None, "hidden": None}
+    if ctx.world_size == 1:
+        partial.update(cpu_rng=torch.get_rng_state(), noise_rng=generator.get_state(),
+                       cuda_rng=torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                       hidden=None if state is None else [t.detach().cpu() for t in state])
+    return partial
+
+
+def _train(config: LMConfig, run_dir: Path, resume: bool, ctx: DistributedContext, vocab: Vocab | None,
+           cache_dir: Path | None, errors: str) -> dict[str, Any]:
     device = ctx.device(config.device)
     precision = resolve_precision(config.precision, device)
     paths = _split_paths(config)
-    payload = None
+    payload = saved = None
     if resume:
         saved = LMConfig.from_dict(read_json(run_dir / "config.json", "run config"))
-        vocab = Vocab.load(run_dir / "vocab.json")
-        config = config.resolved(len(vocab))
-        config.check_sizes(len(vocab))
-        changed = config.differences(saved)
-        if changed:
-            raise NceLmError(f"cannot resume {run_dir}: settings differ from the run's ({', '.join(changed)})")
+        run_vocab = Vocab.load(run_dir / "vocab.json")
+        config = config.resolved(len(run_vocab))
+        config.check_sizes(len(run_vocab))
+        refuse_changes(saved, config, f"the run in {run_dir}")
+        if vocab is not None and vocab.fingerprint() != run_vocab.fingerprint():
+            raise NceLmError(f"{run_dir} was trained with another vocabulary than the one given")
+        vocab = run_vocab
         payload = load_payload(run_dir / "last.pt", vocab)
     if ctx.is_main:  # rank 0 builds the vocabulary and the token-id caches; the others read them after it
         if payload is None:
-            vocab = build_vocab([paths["train"]], min_count=1)
+            if vocab is None and cache_dir is not None:
+                vocab = cache_vocab(cache_dir)
+            if vocab is None:
+                vocab = build_vocab([paths["train"]], min_count=1, errors=errors, progress=config.progress)
             config = config.resolved(len(vocab))
             config.check_sizes(len(vocab))
             _announce(config, len(vocab))
         write_run_files(run_dir, config, vocab)
-        ids = {split: token_ids(p, vocab, run_dir / "cache") for split, p in paths.items() if p is not None}
+        ids = _split_ids(paths, vocab, run_dir, cache_dir, errors, config.progress)
     ctx.barrier()
     if not ctx.is_main:
         if payload is None:  # a resumed run loaded and resolved them above
             vocab = Vocab.load(run_dir / "vocab.json")
             config = config.resolved(len(vocab))
-        ids = {split: token_ids(p, vocab, run_dir / "cache") for split, p in paths.items() if p is not None}
+        ids = _split_ids(paths, vocab, run_dir, cache_dir, errors, False)
 
     noise = noise_for(config, vocab, device)
     trainer = build_trainer(config, noise, ctx)
@@ -214,18 +279,30 @@ def _train(config: LMConfig, run_dir: Path, resume: bool, ctx: DistributedContex
     lr = config.learning_rate
     history: list[dict[str, Any]] = []
     start_epoch, tokens_seen, best_ppl = 0, 0, math.inf
+    epoch_best_ppl = math.inf  # the best validation perplexity at an epoch's end: what the decay compares with
+    partial = None  # where an epoch stopped by max_tokens stands
     if payload is not None:
         try:
             module.load_state_dict(payload["module"])
             optimizer.load_state_dict(payload["optimizer"])
             start_epoch, tokens_seen = int(payload["epoch"]), int(payload["tokens_seen"])
             lr, best_ppl, history = float(payload["lr"]), float(payload["best_ppl"]), list(payload["history"])
+            epoch_best_ppl = float(payload.get("epoch_best_ppl", best_ppl))
+            partial = payload.get("partial")
         except (KeyError, RuntimeError, ValueError, TypeError) as err:
             raise NceLmError(f"{run_dir / 'last.pt'} does not match the run: {str(err).splitlines()[0]}") from None
+        if saved is not None and config.lr != saved.lr:
+            lr = config.learning_rate  # asked for: the decay goes on from it
+        if config.max_tokens is not None and tokens_seen >= config.max_tokens:
+            raise NceLmError(f"{run_dir} has trained {tokens_seen:,} tokens, its max_tokens of {config.max_tokens:,}: "
+                             "raise --max-tokens to continue it (or give --epochs alone, which lifts the cap)")
+        if start_epoch >= config.epochs and partial is None:
+            raise NceLmError(f"{run_dir} has trained its {start_epoch} epochs: raise --epochs to continue it")
 
     streams = rank_rows(batchify(ids["train"], config.batch_size), ctx.rank, ctx.world_size).to(device)
     steps_per_epoch = num_windows(streams, config.seq_len)
-    done = config.max_tokens is not None and tokens_seen >= config.max_tokens
+    tokens_per_step = streams.shape[0] * config.seq_len * ctx.world_size  # the last window of an epoch may be shorter
+    done = False
     for epoch in range(start_epoch, config.epochs):
         if done:
             break
@@ -233,10 +310,22 @@ def _train(config: LMConfig, run_dir: Path, resume: bool, ctx: DistributedContex
         optimizer.set_lr(lr)
         module.train()
         state = model.initial_state(streams.shape[0], device)
-        steps = epoch_tokens = 0
+        first_step = epoch_tokens = 0
+        loss_carried = 0.0
+        if partial is not None and int(partial["epoch"]) == epoch:  # the epoch max_tokens stopped: go on from there
+            first_step, epoch_tokens = int(partial["steps"]), int(partial["tokens"])
+            loss_carried = float(partial["loss_sum"]) / ctx.world_size
+            state = _restore_partial(partial, state, generator, ctx, device)
+            if history and history[-1].get("partial"):
+                history.pop()
+        partial = None
+        to_run = steps_per_epoch - first_step
+        if config.max_tokens is not None:
+            to_run = min(to_run, -(-(config.max_tokens - tokens_seen) // tokens_per_step))
+        steps, new_tokens = first_step, 0
         started = time.perf_counter()
-        bar = _progress(config, ctx, steps_per_epoch, epoch)
-        loss_total = torch.zeros((), dtype=torch.float64, device=device)  # summed on the device
+        bar = _progress(config, ctx, to_run, epoch)
+        loss_total = torch.tensor(loss_carried, dtype=torch.float64, device=device)  # summed on the device
         non_finite = torch.zeros((), dtype=torch.bool, device=device)
 
         def stop_if_non_finite() -> None:
@@ -247,18 +336,18 @@ def _train(config: LMConfig, run_dir: Path, resume: bool, ctx: DistributedContex
                     f"checkpoint in {run_dir} is intact; lower --lr"
                 )
 
-        for _, inputs, targets in windows(streams, config.seq_len):
+        for _, inputs, targets in windows(streams, config.seq_len, start=first_step * config.seq_len):
             loss, norm, state = train_step(trained, module, optimizer, inputs, targets, state, config.clip,
                                            precision, ctx)
             non_finite |= ~(torch.isfinite(loss) & torch.isfinite(norm))
             loss_total += loss.double()
             steps += 1
             tokens_seen += targets.numel() * ctx.world_size
-            epoch_tokens += targets.numel() * ctx.world_size
+            new_tokens += targets.numel() * ctx.world_size
             if steps % CHECK_EVERY == 0:
                 stop_if_non_finite()
                 if bar is not None:
-                    rate = epoch_tokens / (time.perf_counter() - started)
+                    rate = new_tokens / (time.perf_counter() - started)
                     bar.set_postfix(loss=f"{loss_total.item() / steps:.3f}", lr=f"{lr:g}", tokens_s=f"{rate:,.0f}")
             if bar is not None:
                 bar.update(1)
@@ -267,11 +356,13 @@ def _train(config: LMConfig, run_dir: Path, resume: bool, ctx: DistributedContex
                 break
         stop_if_non_finite()
         loss_sum = loss_total.item()
+        epoch_tokens += new_tokens
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - started
         if bar is not None:
             bar.close()
+        stopped = steps < steps_per_epoch  # by max_tokens, inside the epoch
         valid = evaluate_model(model, ids["valid"], config.eval_batch_size, config.seq_len, noise,
                                config.is_samples, config.seed, progress=config.progress, label="valid", ctx=ctx)
         if not math.isfinite(valid["nll"]):
@@ -280,23 +371,31 @@ def _train(config: LMConfig, run_dir: Path, resume: bool, ctx: DistributedContex
         improved = valid["ppl"] < best_ppl
         record = {
             "epoch": epoch + 1, "lr": lr, "train_objective_loss": ctx.sum(loss_sum) / ctx.sum(steps),
-            "tokens_per_s": epoch_tokens / seconds, "valid": valid, "tokens_seen": tokens_seen,
+            "tokens_per_s": new_tokens / seconds, "valid": valid, "tokens_seen": tokens_seen,
         }
+        if stopped:
+            record.update(partial=True, steps=steps, steps_per_epoch=steps_per_epoch)
+            partial = _partial_payload(epoch, steps, epoch_tokens, ctx.sum(loss_sum), state, generator, ctx, device)
         history.append(record)
         if improved:
             best_ppl = valid["ppl"]
-        else:
-            lr /= config.lr_decay
+        if not stopped:  # the decay is decided at an epoch's end, so a capped run continues as one never stopped
+            if valid["ppl"] < epoch_best_ppl:
+                epoch_best_ppl = valid["ppl"]
+            else:
+                lr /= config.lr_decay
         if ctx.is_main:
             if improved:
                 save_payload(run_dir / "best.pt", {"model": model.state_dict(), "epoch": epoch + 1}, vocab)
             save_payload(run_dir / "last.pt", {
-                "module": module.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                "tokens_seen": tokens_seen, "lr": lr, "best_ppl": best_ppl, "history": history,
+                "module": module.state_dict(), "optimizer": optimizer.state_dict(),
+                "epoch": epoch if stopped else epoch + 1, "tokens_seen": tokens_seen, "lr": lr, "best_ppl": best_ppl,
+                "epoch_best_ppl": epoch_best_ppl, "history": history, "partial": partial,
             }, vocab)
-            print(f"epoch {epoch + 1}: valid ppl {valid['ppl']:.2f} (self-normalized {valid['self_normalized_ppl']:.2f}, "
-                  f"mean log Z {valid['mean_log_z']:+.3f} ± {valid['std_log_z']:.3f}), "
-                  f"{record['tokens_per_s']:,.0f} tokens/s", flush=True)
+            where = f" (stopped by --max-tokens after step {steps:,} of {steps_per_epoch:,})" if stopped else ""
+            print(f"epoch {epoch + 1}{where}: valid ppl {valid['ppl']:.2f} (self-normalized "
+                  f"{valid['self_normalized_ppl']:.2f}, mean log Z {valid['mean_log_z']:+.3f} ± "
+                  f"{valid['std_log_z']:.3f}), {record['tokens_per_s']:,.0f} tokens/s", flush=True)
     metrics: dict[str, Any] = {
         "config": config.to_dict(), "vocab_size": len(vocab), "history": history,
         "valid": history[-1]["valid"] if history else None, "peak_memory_gib": _peak_memory_gib(device),

@@ -1,0 +1,132 @@
+"""The Python API as a gensim user meets it: token lists in, KeyedVectors-like queries out, the README's code."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gensim.models import KeyedVectors
+
+from nce_lm.errors import NceLmError
+from nce_lm.evaluation import nearest_neighbors
+from nce_lm.skipgram import SkipGramConfig, train_skipgram
+from nce_lm.vectors import WordVectors
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+SMALL = SkipGramConfig(dim=8, epochs=2, min_count=1, threads=1)
+
+
+class Reiterable:
+    """A corpus read from a file each time it is iterated over, as gensim's ``LineSentence`` does."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __iter__(self):
+        with open(self.path) as handle:
+            for line in handle:
+                yield line.split()
+
+
+def test_token_lists_train_exactly_what_the_same_text_file_trains(topic_corpus: Path) -> None:
+    sentences = [line.split() for line in topic_corpus.read_text().splitlines()]
+    from_file = train_skipgram(topic_corpus, SMALL, progress=False)
+    from_lists = train_skipgram(sentences, SMALL, progress=False)
+    from_stream = train_skipgram(Reiterable(topic_corpus), SMALL, progress=False)
+    assert from_lists.vocab.fingerprint() == from_file.vocab.fingerprint()
+    for result in (from_lists, from_stream):
+        assert result.vectors.words == from_file.vectors.words
+        np.testing.assert_array_equal(result.vectors.vectors, from_file.vectors.vectors)
+
+
+def test_settings_can_be_given_as_keywords(topic_corpus: Path) -> None:
+    sentences = [line.split() for line in topic_corpus.read_text().splitlines()]
+    result = train_skipgram(sentences, dim=6, epochs=1, min_count=1, threads=1, progress=False)
+    assert result.vectors.dim == 6 and result.metrics["epochs"] == 1
+
+
+@pytest.mark.parametrize(
+    ("corpus", "message"),
+    [
+        ((s for s in [["a", "b"]]), "one-shot iterator .generator."),
+        (iter([["a", "b"]]), "one-shot iterator"),
+        ([], "the corpus is empty"),
+        ([["a", "b"], "c d"], "sentence 2 is a str, not a list of tokens"),
+        ([["a", 3]], "holds a int .3.; tokens must be strings"),
+        (42, "file paths or an iterable of token lists, not int"),
+    ],
+)
+def test_bad_corpora_are_refused_with_a_reason(corpus, message: str) -> None:
+    with pytest.raises(NceLmError, match=message):
+        train_skipgram(corpus, SMALL, progress=False)
+
+
+def test_token_lists_refuse_tokenizer_settings() -> None:
+    with pytest.raises(NceLmError, match="token lists are used as given"):
+        train_skipgram([["a", "b"]], SMALL, lowercase=True, progress=False)
+
+
+@pytest.fixture
+def vectors() -> WordVectors:
+    rng = np.random.default_rng(3)
+    words = [f"w{i}" for i in range(40)]
+    return WordVectors(words, rng.normal(size=(40, 6)).astype(np.float32), np.arange(40, 0, -1))
+
+
+@pytest.fixture
+def keyed(vectors: WordVectors) -> KeyedVectors:
+    """The same arrays in a KeyedVectors built by gensim itself, independently of to_gensim()."""
+    keyed = KeyedVectors(vector_size=6)
+    keyed.add_vectors(vectors.words, vectors.vectors)
+    return keyed
+
+
+def test_queries_give_gensims_answers(vectors: WordVectors, keyed: KeyedVectors) -> None:
+    assert vectors.most_similar("w3", topn=5) == keyed.most_similar("w3", topn=5)
+    analogy = vectors.most_similar(positive=["w1", "w2"], negative=["w3"], topn=4)
+    assert analogy == keyed.most_similar(positive=["w1", "w2"], negative=["w3"], topn=4)
+    assert vectors.doesnt_match(["w1", "w2", "w3", "w4"]) == keyed.doesnt_match(["w1", "w2", "w3", "w4"])
+    assert vectors.similarity("w5", "w9") == pytest.approx(float(keyed.similarity("w5", "w9")), abs=1e-7)
+
+
+def test_queries_agree_with_closed_forms(vectors: WordVectors) -> None:
+    a, b = vectors.vectors[5].astype(np.float64), vectors.vectors[9].astype(np.float64)
+    assert vectors.similarity("w5", "w9") == pytest.approx(a @ b / np.linalg.norm(a) / np.linalg.norm(b), abs=1e-6)
+    ours = nearest_neighbors(vectors, "w3", 5)  # our own implementation, not gensim's
+    theirs = vectors.most_similar("w3", topn=5)
+    assert [w for w, _ in theirs] == [w for w, _ in ours]
+    np.testing.assert_allclose([s for _, s in theirs], [s for _, s in ours], atol=1e-6)
+
+
+def test_indexing_and_membership(vectors: WordVectors) -> None:
+    np.testing.assert_array_equal(vectors["w7"], vectors.vectors[7])
+    np.testing.assert_array_equal(vectors[["w7", "w0"]], vectors.vectors[[7, 0]])
+    assert "w7" in vectors and "nope" not in vectors
+    with pytest.raises(KeyError, match="'nope' is not in the vectors"):
+        vectors["nope"]
+
+
+def test_to_gensim_is_a_copy_with_counts(vectors: WordVectors) -> None:
+    keyed = vectors.to_gensim()
+    assert isinstance(keyed, KeyedVectors) and keyed.index_to_key == vectors.words
+    np.testing.assert_array_equal(keyed.vectors, vectors.vectors)
+    assert keyed.get_vecattr("w0", "count") == 40
+    keyed.vectors[0] = 0
+    assert vectors.vectors[0].any()
+
+
+def readme_python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def test_the_readme_has_python_examples() -> None:
+    assert len(readme_python_blocks()) >= 2
+
+
+@pytest.mark.parametrize("index", range(len(readme_python_blocks())))
+def test_the_readme_python_examples_run_as_written(index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code = readme_python_blocks()[index]
+    exec(compile(code, f"README.md python block {index + 1}", "exec"), {"__name__": "readme"})
