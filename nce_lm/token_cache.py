@@ -133,14 +133,15 @@ def load_or_build(
     expected = _expected_manifest(files, vocab, errors)
     created = not folder.exists()
     try:
-        return _load_or_build(folder, files, vocab, errors, expected)
+        return _load_or_build(folder, files, vocab, errors, expected, progress)
     except BaseException:
         if created:  # a folder this call made and could not fill: leave nothing behind
             shutil.rmtree(folder, ignore_errors=True)
         raise
 
 
-def _load_or_build(folder: Path, files: list[Path], vocab: Vocab, errors: str, expected: dict[str, Any]) -> TokenCache:
+def _load_or_build(folder: Path, files: list[Path], vocab: Vocab, errors: str, expected: dict[str, Any],
+                   progress: bool) -> TokenCache:
     """:func:`load_or_build` once the inputs are checked: reuse under a shared lock, else build under an exclusive one."""
     with folder_lock(folder, "token cache", shared=True):
         found = _reusable(folder, expected)
@@ -150,10 +151,11 @@ def _load_or_build(folder: Path, files: list[Path], vocab: Vocab, errors: str, e
         found = _reusable(folder, expected)  # another process may have built it meanwhile
         if found is not None:
             return TokenCache(found[0], True, found[1])
-        return _build(folder, files, vocab, errors, expected)
+        return _build(folder, files, vocab, errors, expected, progress)
 
 
-def _build(folder: Path, files: list[Path], vocab: Vocab, errors: str, expected: dict[str, Any]) -> TokenCache:
+def _build(folder: Path, files: list[Path], vocab: Vocab, errors: str, expected: dict[str, Any],
+           progress: bool) -> TokenCache:
     """Encode ``files`` into ``folder`` (whose lock the caller holds) and write the manifest last."""
     (folder / MANIFEST_FILE).unlink(missing_ok=True)
     lines = 0

@@ -16,6 +16,7 @@ from nce_lm.errors import NceLmError
 from nce_lm.lm import LMConfig, train_lm
 from nce_lm.lm.checkpoint import load_payload
 from nce_lm.skipgram import LinearSchedule, SkipGramConfig, continued_schedule, load_checkpoint, train_skipgram
+from nce_lm.vocab import Vocab
 
 SG = SkipGramConfig(dim=8, epochs=2, min_count=1, threads=1, kernel="torch", lr=0.02, min_lr=0.001)
 W = 1_000  # corpus words, for the schedule arithmetic
@@ -124,7 +125,7 @@ def lm_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def tables(run: Path) -> dict[str, torch.Tensor]:
-    return load_payload(run / "last.pt")["module"]
+    return load_payload(run / "last.pt", Vocab.load(run / "vocab.json"))["module"]
 
 
 def test_raising_max_tokens_continues_the_partial_epoch_exactly(lm_corpus: Path, tmp_path: Path) -> None:
@@ -133,7 +134,7 @@ def test_raising_max_tokens_continues_the_partial_epoch_exactly(lm_corpus: Path,
     run = tmp_path / "capped"
     first = train_lm(replace(config, max_tokens=800), run)  # 10 steps of 80 tokens, inside epoch 1
     assert first["history"][-1]["partial"] and first["history"][-1]["steps"] == 10
-    assert load_payload(run / "last.pt")["epoch"] == 0  # no epoch completed yet
+    assert load_payload(run / "last.pt", Vocab.load(run / "vocab.json"))["epoch"] == 0  # no epoch completed yet
     train_lm(replace(config, max_tokens=3_200), run, resume=True)  # into epoch 2
     resumed = train_lm(config, run, resume=True)
     assert [h["epoch"] for h in resumed["history"]] == [1, 2] and not any(h.get("partial") for h in resumed["history"])
@@ -220,7 +221,7 @@ def test_a_token_capped_run_of_two_ranks_continues_its_epoch_in_one_process(lm_c
                "-m", "nce_lm", "lm", "train", *settings, "-o", str(run)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
-    partial = load_payload(run / "last.pt")["partial"]
+    partial = load_payload(run / "last.pt", Vocab.load(run / "vocab.json"))["partial"]
     assert partial["steps"] == 10 and partial["hidden"] is None and partial["cpu_rng"] is None
     assert main(["lm", "train", "--resume", str(run), "--max-tokens", "1600", "--quiet"]) == 0
     assert "note: epoch 1 continues at step 11 from a fresh hidden state" in capsys.readouterr().out

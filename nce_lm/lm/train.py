@@ -196,8 +196,11 @@ def train_lm(
         raise NceLmError(f"{run_dir} already holds a run; use --resume to continue it or pick another folder")
     created = ctx.is_main and not resume and not run_dir.exists()
     try:
+        saved = None
+        if resume:  # refused changes are refused before the lock, which would touch the run folder
+            config, saved, vocab = _resumed(config, run_dir, vocab)
         with folder_lock(run_dir, "run folder") if ctx.is_main else nullcontext():
-            metrics = _train(config, run_dir, resume, ctx, vocab, Path(cache_dir) if cache_dir else None, errors)
+            metrics = _train(config, run_dir, saved, ctx, vocab, Path(cache_dir) if cache_dir else None, errors)
         ctx.barrier()  # ranks leave together: one tearing its gloo group down while rank 0 still writes can abort
         return metrics
     except BaseException:
@@ -238,21 +241,27 @@ def _partial_payload(epoch: int, steps: int, tokens: int, loss_sum: float, state
     return partial
 
 
-def _train(config: LMConfig, run_dir: Path, resume: bool, ctx: DistributedContext, vocab: Vocab | None,
+def _resumed(config: LMConfig, run_dir: Path, vocab: Vocab | None) -> tuple[LMConfig, LMConfig, Vocab]:
+    """The settings of a resumed run (``config`` resolved for its vocabulary), the ones it was trained with, and its
+    vocabulary; an NceLmError for a change :mod:`nce_lm.resume` does not allow or another vocabulary."""
+    saved = LMConfig.from_dict(read_json(run_dir / "config.json", "run config"))
+    run_vocab = Vocab.load(run_dir / "vocab.json")
+    config = config.resolved(len(run_vocab))
+    config.check_sizes(len(run_vocab))
+    refuse_changes(saved, config, f"the run in {run_dir}")
+    if vocab is not None and vocab.fingerprint() != run_vocab.fingerprint():
+        raise NceLmError(f"{run_dir} was trained with another vocabulary than the one given")
+    return config, saved, run_vocab
+
+
+def _train(config: LMConfig, run_dir: Path, saved: LMConfig | None, ctx: DistributedContext, vocab: Vocab | None,
            cache_dir: Path | None, errors: str) -> dict[str, Any]:
+    """The training of :func:`train_lm`; ``saved``: the settings a resumed run was trained with, else None."""
     device = ctx.device(config.device)
     precision = resolve_precision(config.precision, device)
     paths = _split_paths(config)
-    payload = saved = None
-    if resume:
-        saved = LMConfig.from_dict(read_json(run_dir / "config.json", "run config"))
-        run_vocab = Vocab.load(run_dir / "vocab.json")
-        config = config.resolved(len(run_vocab))
-        config.check_sizes(len(run_vocab))
-        refuse_changes(saved, config, f"the run in {run_dir}")
-        if vocab is not None and vocab.fingerprint() != run_vocab.fingerprint():
-            raise NceLmError(f"{run_dir} was trained with another vocabulary than the one given")
-        vocab = run_vocab
+    payload = None
+    if saved is not None:
         payload = load_payload(run_dir / "last.pt", vocab)
     if ctx.is_main:  # rank 0 builds the vocabulary and the token-id caches; the others read them after it
         if payload is None:
