@@ -39,6 +39,11 @@ all its pairs are then added into the rows they touch. Three implementations com
 * the device update (:mod:`nce_lm.skipgram_device`), used by default on a GPU where it applies (a per-pair
   classifier form): the corpus, the pairs and the noise stay on the device and no batch waits for the host.
 
+CBOW (``model="cbow"``, word2vec's ``-cbow 1``, gensim's ``sg=0, cbow_mean=1``) makes one example per centre
+word instead of one per pair: the mean of the input vectors of its window predicts the centre word, and the
+step for that mean is added to every context word's input vector (:mod:`nce_lm.examples`). The same three
+implementations train it with the same objectives; only the input and its step differ.
+
 Under ``torchrun`` every rank forms the same pairs (the subsampling and window draws are seeded by epoch),
 takes every N-th batch of them, draws its own noise, and every ``sync_every`` batches per rank the two
 tables are averaged across ranks with one all-reduce each (model averaging): 2 · V · d floats per rank and
@@ -64,6 +69,7 @@ from nce_lm.corpus import TokenizerConfig
 from nce_lm.devices import check_device_name
 from nce_lm.distributed import DistributedContext
 from nce_lm.errors import NceLmError
+from nce_lm.examples import MODELS, Examples, cbow_examples, context_steps, mean_inputs
 from nce_lm.fileio import atomic_path
 from nce_lm.noise import NoiseDistribution, keep_probabilities
 from nce_lm.objectives import build_objective
@@ -77,24 +83,26 @@ OPTIMIZERS = {"sgd": 0.025, "rowwise-adagrad": 0.1}  # and their default learnin
 KERNELS = ("auto", "fused", "device", "torch")  # the implementations of the update (SkipGramConfig.kernel)
 MAX_SENTENCE_WORDS = 10_000  # gensim's MAX_WORDS_IN_BATCH: longer lines are cut into sentences this long
 CHECKPOINT_FORMAT = "nce_lm.skipgram"
-_CHUNK_TOKENS = 1 << 20  # tokens turned into pairs at a time: bounds the memory of the pair arrays
+_CHUNK_TOKENS = 1 << 20  # tokens turned into examples at a time: bounds the memory of their arrays
 
 
 @dataclass(frozen=True)
 class SkipGramConfig:
     """Settings of one skip-gram run; defaults are word2vec's and gensim's where they agree."""
 
+    model: str = "skipgram"  # "skipgram" (word2vec -cbow 0, gensim sg=1) or "cbow" (-cbow 1; sg=0, cbow_mean=1)
     dim: int = 100  # vector size (word2vec -size 100, gensim vector_size=100)
     window: int = 5  # maximum distance between context and centre word (both: 5)
-    negatives: int = 5  # k noise words per pair (both: 5)
+    negatives: int = 5  # k noise words per example (both: 5)
     epochs: int = 5  # passes over the corpus (word2vec -iter 5, gensim epochs=5)
     min_count: int = 5  # words seen fewer times are removed (both: 5)
+    max_final_vocab: int | None = None  # raise min_count until at most this many words remain (gensim's)
     sample: float = 1e-3  # subsampling threshold t (both: 1e-3; fastText uses 1e-4)
     noise_power: float = 0.75  # q ∝ count^α (both: 0.75; fastText 0.5)
     optimizer: str = "sgd"  # "sgd" (word2vec's) or "rowwise-adagrad" (for the large batches of a GPU)
     lr: float | None = None  # SGD: the starting rate (both: 0.025); row-wise Adagrad: the constant rate (0.1)
     min_lr: float = 0.0001  # SGD's final learning rate (gensim min_alpha; word2vec uses lr · 1e-4)
-    batch_size: int = 1024  # (context, centre) pairs per update (word2vec: 1); smaller batches stay in cache
+    batch_size: int = 1024  # examples per update (word2vec: 1); smaller batches stay in cache
     objective: str = "neg"  # any name of nce_lm.objectives.OBJECTIVES except "full"
     shared_noise: bool = False  # one set of k noise words per batch instead of k per pair (word2vec: per pair)
     sync_every: int = 64  # under torchrun: average the tables across ranks every this many batches per rank
@@ -111,10 +119,14 @@ class SkipGramConfig:
 
     def validate(self) -> None:
         """Every setting in range, or an :class:`NceLmError` naming the first that is not."""
+        if self.model not in MODELS:
+            raise NceLmError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
         positive = ("dim", "window", "negatives", "epochs", "min_count", "batch_size", "sync_every")
         for name in positive:
             if getattr(self, name) < 1:
                 raise NceLmError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_final_vocab is not None and self.max_final_vocab < 1:
+            raise NceLmError(f"max_final_vocab must be at least 1, got {self.max_final_vocab}")
         if not (self.sample >= 0 and math.isfinite(self.sample)):
             raise NceLmError(f"sample must be non-negative, got {self.sample}")
         if not 0 <= self.noise_power <= 1:
@@ -196,15 +208,15 @@ def sentence_ids(ids: np.ndarray, eos_id: int) -> tuple[np.ndarray, np.ndarray]:
     return words, line.astype(np.int64) * (1 + len(words) // MAX_SENTENCE_WORDS) + position // MAX_SENTENCE_WORDS
 
 
-def window_pairs(
-    words: np.ndarray, sentence: np.ndarray, window: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """(context, centre) pairs of word2vec's shrunk windows, in word2vec's order.
+def window_examples(
+    words: np.ndarray, sentence: np.ndarray, window: int, rng: np.random.Generator, model: str = "skipgram"
+) -> Examples:
+    """The examples of word2vec's shrunk windows, in word2vec's order.
 
     words, sentence: (n,). Each centre i draws b_i ~ U{1..window}; every j ≠ i with |i − j| ≤ b_i in the
-    same sentence gives the pair (words[j], words[i]). Pairs come centre by centre in corpus order, and within
-    a centre from the leftmost context word to the rightmost, as word2vec.c visits them. Returns two int32
-    arrays (P,).
+    same sentence is a context word of i. Skip-gram: one example, the pair (words[j], words[i]), per context
+    word; CBOW: one example per centre with at least one context word. Examples come centre by centre in corpus
+    order, and context words from the leftmost to the rightmost, as word2vec.c visits them. int32 words.
     """
     n = len(words)
     words = words.astype(np.int32, copy=False)
@@ -220,7 +232,11 @@ def window_pairs(
         contexts = slice(0, n - distance) if offset < 0 else slice(distance, n)
         within[centres, column] = (reach[centres] >= distance) & (sentence[centres] == sentence[contexts])
         context[centres, column] = words[contexts]
-    return context[within], np.repeat(words, within.sum(axis=1))  # row-major: centre order, then offset order
+    counts = within.sum(axis=1)  # (n,) context words per centre
+    context = context[within]  # row-major: centre order, then offset order
+    if model == "cbow":
+        return cbow_examples(context, words, counts)
+    return Examples(context, np.repeat(words, counts))
 
 
 class SkipGramTrainer:
@@ -306,16 +322,19 @@ class SkipGramTrainer:
             raise NceLmError(f"the {name} cannot run this training: {reasons[config.kernel]}")
         return config.kernel
 
-    def _pairs(self, epoch: int) -> Iterator[tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor, int]]:
-        """Per chunk of the corpus: subsampled (context, centre) pairs and the number of corpus words covered;
-        numpy arrays on the host, or for the device update int64 tensors on the device."""
+    def _examples(self, epoch: int) -> Iterator[tuple[Examples, int]]:
+        """Per chunk of the corpus: the subsampled examples and the number of corpus words covered; numpy
+        arrays on the host, or for the device update int64 tensors on the device."""
+        config = self.config
         if self.kernel == "device":
-            generator = skipgram_device.pair_generator(self.device, self.config.seed, epoch)
+            generator = skipgram_device.pair_generator(self.device, config.seed, epoch)
             for start in range(0, len(self.device_words), _CHUNK_TOKENS):
                 words = self.device_words[start : start + _CHUNK_TOKENS]
                 sentence = self.device_sentence[start : start + _CHUNK_TOKENS]
-                yield (*skipgram_device.chunk_pairs(words, sentence, self.device_keep, self.config.window, generator),
-                       len(words))
+                examples = skipgram_device.chunk_examples(
+                    words, sentence, self.device_keep, config.window, generator, config.model
+                )
+                yield examples, len(words)
             return
         rng = np.random.default_rng([self.config.seed, epoch])
         total = len(self.words_all)
@@ -323,19 +342,18 @@ class SkipGramTrainer:
             words = self.words_all[start : start + _CHUNK_TOKENS]
             sentence = self.sentence_all[start : start + _CHUNK_TOKENS]
             kept = rng.random(len(words)) < self.keep[words]
-            context, centre = window_pairs(words[kept], sentence[kept], self.config.window, rng)
-            yield context, centre, len(words)
+            yield window_examples(words[kept], sentence[kept], config.window, rng, config.model), len(words)
 
-    def _update(self, context: torch.Tensor, centre: torch.Tensor, lr: float) -> torch.Tensor:
-        """One SGD step on a batch of pairs (B,); returns the summed loss as a 0-d tensor on the device.
+    def _update(self, examples: Examples, lr: float) -> torch.Tensor:
+        """One SGD step on a batch of B examples; returns the summed loss as a 0-d tensor on the device.
 
         Rows are read with ``index_select`` and written with ``scatter_add_`` over an expanded index:
         on the CPU both are several times faster than fancy indexing and ``index_add_``, and the
         scatter stays deterministic (it runs serially along the scattered dimension).
         """
         v_in, u_out = self.state.input_vectors, self.state.output_vectors
-        dim = v_in.shape[1]
-        h = v_in.index_select(0, context)  # (B, d)
+        dim, centre = v_in.shape[1], examples.centre
+        h = mean_inputs(v_in, examples)  # (B, d)
         noise_ids = self.objective.sample_noise(centre)  # (K,) or (B, K)
         out_ids = torch.cat([centre, noise_ids.reshape(-1)])  # (B + K) or (B + B·K,)
         u_rows = u_out.index_select(0, out_ids)
@@ -371,21 +389,23 @@ class SkipGramTrainer:
             step_bias = torch.cat([g_true, noise_steps]) if self.bias_mode == "learned" else None
             if self.optimizer is None:
                 u_out.scatter_add_(0, out_ids[:, None].expand(-1, dim), step_out)
-                v_in.scatter_add_(0, context[:, None].expand(-1, dim), step_h)
+                v_in.scatter_add_(0, examples.context[:, None].expand(-1, dim), context_steps(step_h, examples))
                 if step_bias is not None:
                     bias.scatter_add_(0, out_ids, step_bias)
             else:
                 self.optimizer.step_("output", u_out, out_ids, step_out, lr)
-                self.optimizer.step_("input", v_in, context, step_h, lr)
+                self.optimizer.step_("input", v_in, examples.context, context_steps(step_h, examples), lr)
                 if step_bias is not None:
                     self.optimizer.step_("bias", bias, out_ids, step_bias, lr)
         return loss.detach().double()
 
-    def _update_device(self, context: torch.Tensor, centre: torch.Tensor, lr: float) -> torch.Tensor:
-        """:meth:`_update`'s step by :func:`nce_lm.skipgram_device.update_`, on per-pair noise drawn on the device."""
+    def _update_device(self, examples: Examples, lr: float) -> torch.Tensor:
+        """:meth:`_update`'s step by :func:`nce_lm.skipgram_device.update_`, on per-example noise drawn on the
+        device."""
         return skipgram_device.update_(
-            self.state.input_vectors, self.state.output_vectors, self.state.output_bias, context, centre,
-            self.objective.sample_noise(centre), self.classifier, lr, self.optimizer, self.bias_mode == "learned",
+            self.state.input_vectors, self.state.output_vectors, self.state.output_bias, examples,
+            self.objective.sample_noise(examples.centre), self.classifier, lr, self.optimizer,
+            self.bias_mode == "learned",
         )
 
     def _threads(self) -> int:
@@ -397,18 +417,18 @@ class SkipGramTrainer:
         return max(1, min(torch.get_num_threads(), usable))
 
     def _train_chunk_fused(
-        self, tables: skipgram_kernel.KernelTables, context: np.ndarray, centre: np.ndarray, epoch: int,
-        first_pair: int, lr_begin: float, lr_end: float,
+        self, tables: skipgram_kernel.KernelTables, examples: Examples, epoch: int, first_pair: int,
+        lr_begin: float, lr_end: float,
     ) -> float:
-        """All pairs of one chunk through the fused kernel; returns their summed loss."""
+        """All examples of one chunk through the fused kernel; returns their summed loss."""
         config = self.config
-        return skipgram_kernel.train_pairs(
-            tables, context, centre, self.classifier, self.noise, config.negatives, config.batch_size, self._threads(),
+        return skipgram_kernel.train_examples(
+            tables, examples, self.classifier, self.noise, config.negatives, config.batch_size, self._threads(),
             skipgram_kernel.noise_seed(config.seed, epoch), first_pair, lr_begin, lr_end,
         )
 
     def _on_device(self, ids: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Pair ids as int64 on the device. From the host to a GPU they go through pinned memory, so that the copy
+        """Word ids (or offsets) as int64 on the device. From the host to a GPU they go through pinned memory, so that the copy
         is asynchronous: the host goes on queueing the chunk's batches instead of waiting for it."""
         if isinstance(ids, torch.Tensor):
             return ids
@@ -417,11 +437,9 @@ class SkipGramTrainer:
             tensor = tensor.pin_memory()
         return tensor.to(self.device, non_blocking=True).long()  # int32 over the bus, widened on the device
 
-    def _train_chunk_torch(
-        self, context: np.ndarray | torch.Tensor, centre: np.ndarray | torch.Tensor, lr_at
-    ) -> tuple[torch.Tensor, int]:
-        """All pairs of one chunk through :meth:`_update` (or :meth:`_update_device`), batch by batch; returns
-        the summed loss and pairs.
+    def _train_chunk_torch(self, examples: Examples, lr_at) -> tuple[torch.Tensor, int]:
+        """All examples of one chunk through :meth:`_update` (or :meth:`_update_device`), batch by batch;
+        returns the summed loss and the number of examples trained.
 
         ``lr_at(fraction)`` is the learning rate after that fraction of the chunk's words. Under torchrun rank r
         takes batches r, r + N, ...; every rank counts every batch, so the collective calls line up whatever
@@ -429,16 +447,17 @@ class SkipGramTrainer:
         """
         config, ctx = self.config, self.ctx
         update = self._update_device if self.kernel == "device" else self._update
-        context, centre = self._on_device(context), self._on_device(centre)
-        pairs, trained = len(context), 0
+        host_starts = None if examples.starts is None else examples.starts.tolist()  # a sync, once per chunk
+        examples = examples.map(self._on_device)
+        count, trained = len(examples), 0
         chunk_loss = torch.zeros((), dtype=torch.float64, device=self.device)  # one sync per chunk
-        for index, first in enumerate(range(0, pairs, config.batch_size)):
+        for index, first in enumerate(range(0, count, config.batch_size)):
             if (index + 1) % (config.sync_every * ctx.world_size) == 0:
                 self._average_tables()
             if index % ctx.world_size != ctx.rank:
                 continue
-            last = min(first + config.batch_size, pairs)
-            chunk_loss += update(context[first:last], centre[first:last], lr_at(first / pairs))
+            last = min(first + config.batch_size, count)
+            chunk_loss += update(examples.slice(first, last, host_starts), lr_at(first / count))
             trained += last - first
         return chunk_loss, trained
 
@@ -456,6 +475,7 @@ class SkipGramTrainer:
         bar = tqdm(total=total_words, initial=words_done, unit="w", unit_scale=True,
                    disable=not (progress and ctx.is_main), desc="skip-gram")
         lr = lr0 = config.start_lr()
+        unit = "(context, centre) pair" if config.model == "skipgram" else "CBOW example"
         tables = None
         if self.use_kernel:
             tables = skipgram_kernel.KernelTables(
@@ -463,8 +483,8 @@ class SkipGramTrainer:
                 train_bias=self.bias_mode == "learned",
             )
         for epoch in range(start_epoch, config.epochs):
-            loss_sum, pair_count = 0.0, 0
-            for context, centre, covered in self._pairs(epoch):
+            loss_sum, example_count = 0.0, 0
+            for examples, covered in self._examples(epoch):
                 scale = covered * self.corpus_words / max(len(self.words_all), 1)  # in corpus words
 
                 def lr_at(fraction: float, start: float = words_done, scale: float = scale) -> float:
@@ -476,14 +496,12 @@ class SkipGramTrainer:
                     return max(config.min_lr, lr0 - (lr0 - config.min_lr) * done / total_words)
 
                 if tables is not None:
-                    chunk_loss = self._train_chunk_fused(
-                        tables, context, centre, epoch, pair_count, lr_at(0), lr_at(1)
-                    )
-                    pair_count += len(context)
+                    chunk_loss = self._train_chunk_fused(tables, examples, epoch, example_count, lr_at(0), lr_at(1))
+                    example_count += len(examples)
                 else:
-                    chunk_loss, trained = self._train_chunk_torch(context, centre, lr_at)
+                    chunk_loss, trained = self._train_chunk_torch(examples, lr_at)
                     chunk_loss = chunk_loss.item()
-                    pair_count += trained
+                    example_count += trained
                 if not math.isfinite(chunk_loss):
                     raise NceLmError(
                         f"the loss became {chunk_loss} in epoch {epoch + 1}; lower --lr or --batch-size"
@@ -492,21 +510,22 @@ class SkipGramTrainer:
                 loss_sum += chunk_loss
                 words_done += scale
                 bar.update(round(scale))
-                bar.set_postfix(loss=f"{loss_sum / max(pair_count, 1):.4f}", lr=f"{lr:.5f}")
+                bar.set_postfix(loss=f"{loss_sum / max(example_count, 1):.4f}", lr=f"{lr:.5f}")
             if tables is not None:
                 tables.write_back()
             self._average_tables()
-            loss_sum, pair_count = ctx.sum(loss_sum), int(ctx.sum(pair_count))
-            if pair_count == 0:
+            loss_sum, example_count = ctx.sum(loss_sum), int(ctx.sum(example_count))
+            if example_count == 0:
                 raise NceLmError(
-                    f"epoch {epoch + 1} formed no (context, centre) pairs: the corpus is too small for --window "
+                    f"epoch {epoch + 1} formed no {unit}s: the corpus is too small for --window "
                     f"{config.window} after subsampling (--sample {config.sample:g}; 0 turns it off)"
                 )
-            epoch_loss = loss_sum / max(pair_count, 1)
+            epoch_loss = loss_sum / max(example_count, 1)
             self.state.loss_per_epoch.append(epoch_loss)
             self.state.epochs_done = epoch + 1
             if ctx.is_main:
-                bar.write(f"epoch {epoch + 1}/{config.epochs}: mean loss per pair {epoch_loss:.4f} over {pair_count:,} pairs")
+                bar.write(f"epoch {epoch + 1}/{config.epochs}: mean loss per {unit} {epoch_loss:.4f} over "
+                          f"{example_count:,} {unit}s")
             if on_epoch_end is not None:
                 on_epoch_end(self)
         if self.device.type == "cuda":
