@@ -171,11 +171,14 @@ class SkipGramConfig:
 
 @dataclass
 class SkipGramResult:
-    """What :func:`train_skipgram` returns: the exported vectors, the vocabulary, the run's figures."""
+    """What :func:`train_skipgram` returns: the exported vectors, the vocabulary, the run's figures, the output
+    (context) vectors of the same words and the run's settings."""
 
     vectors: WordVectors
     vocab: Vocab
     metrics: dict[str, Any] = field(default_factory=dict)
+    context_vectors: WordVectors | None = None
+    config: SkipGramConfig | None = None
 
 
 @dataclass
@@ -561,12 +564,12 @@ class SkipGramTrainer:
             for accumulator in self.optimizer.accumulators.values():
                 self.ctx.average_(accumulator)
 
-    def word_vectors(self) -> WordVectors:
-        """The input vectors of the real words (the special tokens left out), most frequent first."""
+    def word_vectors(self, table: str = "input") -> WordVectors:
+        """The vectors of the real words (the special tokens left out), most frequent first: the input vectors
+        v, or with ``table="output"`` the output (context) vectors u (without the output bias)."""
         rows = slice(2, len(self.vocab))
-        return WordVectors(
-            self.vocab.tokens[rows], self.state.input_vectors[rows].float().cpu().numpy(), self.vocab.counts[rows]
-        )
+        vectors = self.state.input_vectors if table == "input" else self.state.output_vectors
+        return WordVectors(self.vocab.tokens[rows], vectors[rows].float().cpu().numpy(), self.vocab.counts[rows])
 
     def save_checkpoint(self, path: str | os.PathLike[str]) -> None:
         """Tables, schedule position, config and vocabulary in one torch file (loadable with weights_only)."""
@@ -624,7 +627,8 @@ def train_skipgram(
 ) -> SkipGramResult:
     """Train skip-gram vectors on ``corpus``; the Python entry point behind ``nce-lm skipgram``.
 
-    ``vocab`` defaults to the corpus's own (``config.min_count``, tokenizer settings of the config).
+    ``vocab`` defaults to the corpus's own (``config.min_count`` and ``config.max_final_vocab``, tokenizer
+    settings of the config); a given vocabulary is used as it is.
     ``checkpoint`` is rewritten after every epoch; ``resume`` continues a checkpoint up to
     ``config.epochs`` epochs in all (the tables, vocabulary and epochs done come from the checkpoint).
     Token ids are cached in ``cache_dir`` when given, else in a temporary folder.
@@ -641,7 +645,8 @@ def train_skipgram(
             )
     if vocab is None:
         tokenizer = TokenizerConfig(config.lowercase, config.split_punctuation)
-        vocab = build_vocab(corpus, min_count=config.min_count, tokenizer=tokenizer)
+        vocab = build_vocab(corpus, min_count=config.min_count, tokenizer=tokenizer,
+                            max_final_vocab=config.max_final_vocab)
     ctx = DistributedContext.from_environment(config.device)
     try:
         with tempfile.TemporaryDirectory(prefix="nce_lm-ids-") as tmp:
@@ -654,4 +659,4 @@ def train_skipgram(
             ctx.barrier()  # ranks leave together, not while rank 0 still writes its checkpoint
     finally:
         ctx.close()
-    return SkipGramResult(trainer.word_vectors(), vocab, metrics)
+    return SkipGramResult(trainer.word_vectors(), vocab, metrics, trainer.word_vectors("output"), config)
