@@ -88,7 +88,7 @@ _CHUNK_TOKENS = 1 << 20  # tokens turned into examples at a time: bounds the mem
 
 @dataclass(frozen=True)
 class SkipGramConfig:
-    """Settings of one skip-gram run; defaults are word2vec's and gensim's where they agree."""
+    """Settings of one skip-gram (or CBOW) run; defaults are word2vec's and gensim's where they agree."""
 
     model: str = "skipgram"  # "skipgram" (word2vec -cbow 0, gensim sg=1) or "cbow" (-cbow 1; sg=0, cbow_mean=1)
     dim: int = 100  # vector size (word2vec -size 100, gensim vector_size=100)
