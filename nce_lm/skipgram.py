@@ -14,7 +14,7 @@ word2vec's procedure, which gensim follows too:
   becomes a (context, centre) pair: the context word's input vector predicts the centre word's output
   vector, as in word2vec.c;
 * the learning rate decays linearly from ``lr`` to ``min_lr`` over the words of all epochs;
-* v starts uniform in ±0.5/d, u at zero.
+* v starts uniform in ±0.5/d (CBOW: ±1/d, as gensim 4 starts both models), u at zero.
 
 Objectives whose optimal score is log p(w | c) itself (``nce``, ``ranking``) get a per-word output bias,
 s(w, c) = v_c · u_w + b_w with b_w = log q(w): without it the dot product of small vectors would have to carry
@@ -284,7 +284,9 @@ class SkipGramTrainer:
         self.bias_mode = config.bias_mode(self.objective.models_log_probability)
         if state is None:
             init = torch.Generator().manual_seed(config.seed)
-            bound = 0.5 / config.dim
+            # word2vec.c's ±0.5/d; CBOW takes gensim 4's ±1/d (keyedvectors.prep_vectors): its input is a mean,
+            # smaller from the start, and with ±0.5/d CBOW's vectors lagged gensim's on WS-353 and MEN (BENCHMARKS)
+            bound = (1.0 if config.model == "cbow" else 0.5) / config.dim
             state = _State(
                 (torch.rand(len(vocab), config.dim, generator=init) * 2 - 1) * bound,
                 torch.zeros(len(vocab), config.dim),
