@@ -355,7 +355,8 @@ static PyObject *train_pairs(PyObject *self, PyObject *args, PyObject *kwargs) {
     /* Ids and context runs index the tables directly: check them all before any thread runs. */
     if (starts) {
         if (starts[0] != 0 || starts[pairs] != words) {
-            PyErr_SetString(PyExc_ValueError, "train_pairs: context_start must run from 0 to the number of context words");
+            PyErr_SetString(PyExc_ValueError,
+                            "train_pairs: context_start must run from 0 to the number of context words");
             goto release;
         }
         for (Py_ssize_t i = 0; i < pairs; i++)
@@ -369,7 +370,8 @@ static PyObject *train_pairs(PyObject *self, PyObject *args, PyObject *kwargs) {
     for (int a = 0; a < 2; a++)
         for (Py_ssize_t i = 0; i < id_counts[a]; i++)
             if (ids[a][i] < 0 || ids[a][i] >= vocab) {
-                PyErr_Format(PyExc_ValueError, "train_pairs: word id %d outside the vocabulary of %zd", ids[a][i], vocab);
+                PyErr_Format(PyExc_ValueError, "train_pairs: word id %d outside the vocabulary of %zd", ids[a][i],
+                             vocab);
                 goto release;
             }
     for (Py_ssize_t i = 0; i < vocab; i++)
@@ -380,7 +382,8 @@ static PyObject *train_pairs(PyObject *self, PyObject *args, PyObject *kwargs) {
     if (batch > pairs && pairs > 0) batch = (int)pairs;
     Job job = {
         .input = input.buf, .output = output.buf, .has_bias = has_bias, .train_bias = has_bias && train_bias, .stride = stride,
-        .context = context.buf, .context_start = starts, .centre = centre.buf, .pairs = pairs, .offset = offset.buf, .softmax = softmax,
+        .context = context.buf, .context_start = starts, .centre = centre.buf, .pairs = pairs,
+        .offset = offset.buf, .softmax = softmax,
         .accept = accept.buf, .alias = alias.buf, .vocab = vocab, .dim = (int)dim, .negatives = negatives,
         .batch = batch, .threads = threads, .seed = seed, .first_pair = first_pair, .lr_begin = lr_begin,
         .lr_end = lr_end, .loss_sum = 0.0,

@@ -62,7 +62,8 @@ class Examples:
 
     def map(self, convert: Callable[[Any], Any]) -> Examples:
         """The same examples with ``convert`` applied to every array (to move them, or change their type)."""
-        return Examples(convert(self.context), convert(self.centre), None if self.starts is None else convert(self.starts))
+        starts = None if self.starts is None else convert(self.starts)
+        return Examples(convert(self.context), convert(self.centre), starts)
 
 
 def cbow_examples(context: Any, centre: Any, counts: Any) -> Examples:

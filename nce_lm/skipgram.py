@@ -433,8 +433,8 @@ class SkipGramTrainer:
         )
 
     def _on_device(self, ids: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Word ids (or offsets) as int64 on the device. From the host to a GPU they go through pinned memory, so that the copy
-        is asynchronous: the host goes on queueing the chunk's batches instead of waiting for it."""
+        """Word ids (or offsets) as int64 on the device. From the host to a GPU they go through pinned memory, so
+        that the copy is asynchronous: the host goes on queueing the chunk's batches instead of waiting for it."""
         if isinstance(ids, torch.Tensor):
             return ids
         tensor = torch.from_numpy(ids)

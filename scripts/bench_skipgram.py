@@ -7,8 +7,8 @@
 gensim runs ``Word2Vec(corpus_file=..., sg=1, hs=0, negative=5, vector_size=100, window=5, min_count=5,
 sample=..., workers=threads)`` (the settings of ../shared/docs/ANCHORS.md), ours ``train_skipgram`` with the
 same values. ``--model cbow`` trains CBOW in both: gensim ``sg=0, cbow_mean=1`` (the mean of the window), ours
-``model="cbow"``, everything else as above (the learning rate 0.025 in both, gensim's default). Throughput is corpus words × epochs / wall seconds of training, vocabulary building excluded for
-both. Both sets of vectors are scored by nce_lm's evaluators (which agree with gensim's own, see
+``model="cbow"``, everything else as above (the learning rate 0.025 in both, gensim's default). Throughput
+is corpus words × epochs / wall seconds of training, vocabulary building excluded for both. Both sets of vectors are scored by nce_lm's evaluators (which agree with gensim's own, see
 tests/test_evaluation.py): Google analogies (3CosAdd, the 30,000 most frequent words as in ANCHORS.md), and
 Spearman ρ on WS-353 and SimLex-999 (gensim's bundled copies) and MEN (``$NCE_LM_DATA/eval/MEN``, when present).
 With ``--device cuda`` ours runs on the GPU and gensim on all CPU cores of the machine; a GPU wants batches of
@@ -64,7 +64,8 @@ def run_gensim(corpus: Path, args: argparse.Namespace, workers: int, seed: int) 
     from gensim.models import Word2Vec
 
     model = Word2Vec(
-        sg=int(args.model == "skipgram"), cbow_mean=1, hs=0, negative=args.negatives, vector_size=args.dim, window=args.window, min_count=args.min_count,
+        sg=int(args.model == "skipgram"), cbow_mean=1, hs=0, negative=args.negatives, vector_size=args.dim,
+        window=args.window, min_count=args.min_count,
         sample=args.sample, workers=workers, seed=seed,
     )
     model.build_vocab(corpus_file=str(corpus))
