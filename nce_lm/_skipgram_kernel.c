@@ -1,21 +1,24 @@
-/* The skip-gram update fused into one pass per pair, for the CPU.
+/* The skip-gram and CBOW update fused into one pass per example, for the CPU.
  *
  * It computes exactly the update of nce_lm.skipgram.SkipGramTrainer._update (the torch path): a batch of
- * (context, centre) pairs is scored against the tables as they stand at the start of the batch, and the SGD
- * steps of all its pairs are then added into the touched rows. What the torch path does in a dozen kernels
- * that each stream (B, 1 + k, d) tensors through memory, this does in three passes over the batch that keep
- * every row in cache:
+ * examples is scored against the tables as they stand at the start of the batch, and the SGD steps of all
+ * its examples are then added into the touched rows. An example is a centre word and its context words; its
+ * input h is the mean of their input vectors. Skip-gram's examples have one context word each (h = v_context,
+ * a (context, centre) pair); CBOW's have the whole window (word2vec -cbow 1, gensim cbow_mean=1), and, as in
+ * word2vec.c and gensim, the step for h is added to every context word's row undivided. What the torch path
+ * does in a dozen kernels that each stream (B, 1 + k, d) tensors through memory, this does in three passes
+ * over the batch that keep every row in cache:
  *
- *   1. per pair, in parallel over pairs: draw k noise words (Walker's alias method, counter-based random
- *      numbers), the 1 + k scores s_j = v_context . u_j + b_j, the logits z_j = s_j - offset_j, the gradient
- *      of the objective with respect to them, and the pair's step for the context row;
- *   2. in parallel over output rows (each row has one owning thread, see owner()): add every pair's step
- *      into the rows of u and b it owns, in pair order;
- *   3. the same for the rows of v.
+ *   1. per example, in parallel over examples: draw k noise words (Walker's alias method, counter-based
+ *      random numbers), the input h, the 1 + k scores s_j = h . u_j + b_j, the logits z_j = s_j - offset_j,
+ *      the gradient of the objective with respect to them, and the example's step for h;
+ *   2. in parallel over output rows (each row has one owning thread, see owner()): add every example's step
+ *      into the rows of u and b it owns, in example order;
+ *   3. the same for the rows of v: each context word of each example, in order.
  *
- * Every addition into a row happens in pair order whatever the thread count, and every random number is a
- * function of (seed, pair index, sample index): a run gives the same tables bit for bit with any number of
- * threads.
+ * Every addition into a row happens in example order whatever the thread count, and every random number is
+ * a function of (seed, example index, sample index): a run gives the same tables bit for bit with any number
+ * of threads.
  *
  * The objective enters only through how the scores become a classification of the data word against the
  * noise words (docs/objectives.md): binary (nce, neg), loss = softplus(-z_0) + sum_j softplus(z_j), or
@@ -61,7 +64,7 @@ static void barrier_wait(Barrier *barrier) {
     }
 }
 
-#define PREFETCH_DISTANCE 2 /* pairs ahead whose rows are prefetched */
+#define PREFETCH_DISTANCE 2 /* examples ahead whose rows are prefetched */
 
 typedef struct {
     /* Tables, updated in place: row w starts at w * stride and holds dim floats; with has_bias, the output
@@ -70,10 +73,11 @@ typedef struct {
     float *output;       /* (V, stride) u, then b */
     int has_bias, train_bias; /* a bias in the score; whether SGD updates it */
     int64_t stride;
-    /* The pairs and the objective. */
-    const int32_t *context; /* (P,) */
-    const int32_t *centre;  /* (P,) */
-    int64_t pairs;
+    /* The examples and the objective. */
+    const int32_t *context; /* (W,) the context words of all examples, example after example */
+    const int64_t *context_start; /* (E + 1,): example e's are context[start[e] .. start[e + 1]); NULL: one each */
+    const int32_t *centre;  /* (E,) */
+    int64_t pairs;          /* E, the number of examples */
     const float *offset;    /* (V,) logit offset per word */
     int softmax;            /* 0: binary classification, 1: (1 + k)-way */
     /* The noise: Walker's alias table. */
@@ -82,12 +86,13 @@ typedef struct {
     int64_t vocab;
     int dim, negatives, batch, threads;
     uint64_t seed;
-    int64_t first_pair;     /* index of pair 0 within the epoch: keys the random numbers */
-    double lr_begin, lr_end; /* learning rate at the first pair and after the last, linear in between */
+    int64_t first_pair;     /* index of example 0 within the epoch: keys the random numbers */
+    double lr_begin, lr_end; /* learning rate at the first example and after the last, linear in between */
     /* Work space for one batch. */
     int64_t *candidates;    /* (batch, 1 + k): the centre word, then the noise words */
     float *steps;           /* (batch, 1 + k): -lr * d loss / d z */
-    float *context_steps;   /* (batch, d) */
+    float *context_steps;   /* (batch, d): the step for h */
+    float *means;           /* (batch, d): h of the examples with several context words (CBOW) */
     float *losses;          /* (batch,) */
     double loss_sum;
     Barrier barrier;
@@ -129,6 +134,27 @@ INLINE void axpy(float alpha, const float *restrict x, float *restrict y, int n)
     for (int i = 0; i < n; i++) y[i] += alpha * x[i];
 }
 
+/* The context words of example p: context[first_context(p) .. first_context(p + 1)). */
+INLINE int64_t first_context(const Job *job, int64_t p) {
+    return job->context_start ? job->context_start[p] : p;
+}
+
+/* The input h of example p (slot i of the batch): its context word's row when it has one, else the mean of
+ * its context words' rows, summed in order and scaled by 1 / count (as word2vec.c and gensim), kept in slot i
+ * of job->means. With compute 0, the mean computed before. */
+INLINE const float *example_input(Job *job, int64_t p, int64_t i, int compute) {
+    const int64_t begin = first_context(job, p), end = first_context(job, p + 1);
+    if (end - begin == 1) return job->input + job->context[begin] * job->stride;
+    float *mean = job->means + i * job->dim;
+    if (compute) {
+        memset(mean, 0, sizeof(float) * job->dim);
+        for (int64_t c = begin; c < end; c++) axpy(1.0f, job->input + job->context[c] * job->stride, mean, job->dim);
+        const float scale = 1.0f / (float)(end - begin);
+        for (int k = 0; k < job->dim; k++) mean[k] *= scale;
+    }
+    return mean;
+}
+
 /* The binary classifier's loss on logit x is softplus(x) = max(x, 0) + log(1 + e), e = exp(-|x|), and its
  * gradient sigmoid(x). sigmoid_and_loss_terms returns sigmoid(x), adds max(x, 0) to *linear and multiplies
  * *product by 1 + e: a pair's loss is then sum(linear) + log(prod(1 + e)), one logarithm per pair. */
@@ -152,7 +178,13 @@ INLINE void prefetch_row(const float *row, int d, int for_writing) {
     }
 }
 
-/* The candidates of pair p (slot i of the batch): its centre word, then k words drawn from q. */
+/* Ask for the input rows of example p ahead of their use. */
+INLINE void prefetch_inputs(const Job *job, int64_t p) {
+    for (int64_t c = first_context(job, p); c < first_context(job, p + 1); c++)
+        prefetch_row(job->input + job->context[c] * job->stride, job->dim, 0);
+}
+
+/* The candidates of example p (slot i of the batch): its centre word, then k words drawn from q. */
 INLINE void draw_candidates(Job *job, int64_t p, int64_t i) {
     const int width = 1 + job->negatives;
     int64_t *candidates = job->candidates + i * width;
@@ -161,13 +193,13 @@ INLINE void draw_candidates(Job *job, int64_t p, int64_t i) {
         candidates[j] = draw_noise(job, (uint64_t)(job->first_pair + p) * (uint64_t)job->negatives + (j - 1));
 }
 
-/* Phase 1 for pair p (slot i of the batch): scores, gradients, the context row's step. */
+/* Phase 1 for example p (slot i of the batch): h, scores, gradients, the step for h. */
 INLINE void score_pair(Job *job, int64_t p, int64_t i, float lr) {
     const int d = job->dim, width = 1 + job->negatives;
     const int64_t *candidates = job->candidates + i * width;
     float *steps = job->steps + i * width;
     float *context_step = job->context_steps + i * d;
-    const float *v = job->input + job->context[p] * job->stride;
+    const float *v = example_input(job, p, i, 1);
     float logits[width];
     for (int j = 0; j < width; j++) {
         int64_t w = candidates[j];
@@ -212,13 +244,13 @@ HOT static void run_worker(Job *job, int thread) {
         for (int64_t i = from; i < to; i++) {
             if (i + PREFETCH_DISTANCE < to) {
                 const int64_t *ahead = job->candidates + (i + PREFETCH_DISTANCE) * width;
-                prefetch_row(job->input + job->context[first + i + PREFETCH_DISTANCE] * stride, d, 0);
+                prefetch_inputs(job, first + i + PREFETCH_DISTANCE);
                 for (int j = 0; j < width; j++) prefetch_row(job->output + ahead[j] * stride, d, 0);
             }
             score_pair(job, first + i, i, lr);
         }
         barrier_wait(&job->barrier);
-        /* 2. output rows and biases, each by its owner, in pair order (v still as at the batch's start). */
+        /* 2. output rows and biases, each by its owner, in example order (v still as at the batch's start). */
         for (int64_t i = 0; i < count; i++) {
             if (i + PREFETCH_DISTANCE < count) {
                 const int64_t *ahead = job->candidates + (i + PREFETCH_DISTANCE) * width;
@@ -227,7 +259,7 @@ HOT static void run_worker(Job *job, int thread) {
             }
             const int64_t *candidates = job->candidates + i * width;
             const float *steps = job->steps + i * width;
-            const float *v = job->input + job->context[first + i] * stride;
+            const float *v = example_input(job, first + i, i, 0);
             for (int j = 0; j < width; j++) {
                 int64_t w = candidates[j];
                 if (owner(w, threads) != thread) continue;
@@ -238,10 +270,12 @@ HOT static void run_worker(Job *job, int thread) {
         if (thread == 0)
             for (int64_t i = 0; i < count; i++) job->loss_sum += job->losses[i];
         barrier_wait(&job->barrier);
-        /* 3. input rows, each by its owner, in pair order. */
+        /* 3. input rows, each by its owner, in example order: every context word gets the step for h. */
         for (int64_t i = 0; i < count; i++) {
-            int64_t c = job->context[first + i];
-            if (owner(c, threads) == thread) axpy(1.0f, job->context_steps + i * d, job->input + c * stride, d);
+            for (int64_t at = first_context(job, first + i); at < first_context(job, first + i + 1); at++) {
+                int64_t c = job->context[at];
+                if (owner(c, threads) == thread) axpy(1.0f, job->context_steps + i * d, job->input + c * stride, d);
+            }
         }
         barrier_wait(&job->barrier);
     }
@@ -286,20 +320,22 @@ static int check_size(const Py_buffer *buffer, Py_ssize_t items, Py_ssize_t item
 static PyObject *train_pairs(PyObject *self, PyObject *args, PyObject *kwargs) {
     static char *keywords[] = {"input", "output", "has_bias", "train_bias", "dim", "context", "centre", "offset", "accept", "alias",
                                "softmax", "negatives", "batch", "threads", "seed", "first_pair", "lr_begin",
-                               "lr_end", NULL};
-    Py_buffer input, output, context, centre, offset, accept, alias;
+                               "lr_end", "context_start", NULL};
+    Py_buffer input, output, context, centre, offset, accept, alias, context_start = {0};
     int has_bias, train_bias;
     int dim, softmax, negatives, batch, threads;
     unsigned long long seed;
     long long first_pair;
     double lr_begin, lr_end;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "w*w*ppiy*y*y*y*y*piiiKLdd", keywords, &input, &output,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "w*w*ppiy*y*y*y*y*piiiKLdd|z*", keywords, &input, &output,
                                      &has_bias, &train_bias, &dim, &context, &centre, &offset, &accept, &alias, &softmax,
-                                     &negatives, &batch, &threads, &seed, &first_pair, &lr_begin, &lr_end))
+                                     &negatives, &batch, &threads, &seed, &first_pair, &lr_begin, &lr_end,
+                                     &context_start))
         return NULL;
     PyObject *result = NULL;
     Py_ssize_t vocab = offset.len / (Py_ssize_t)sizeof(float);
-    Py_ssize_t pairs = context.len / (Py_ssize_t)sizeof(int32_t);
+    Py_ssize_t pairs = centre.len / (Py_ssize_t)sizeof(int32_t), words = context.len / (Py_ssize_t)sizeof(int32_t);
+    const int64_t *starts = context_start.buf;
     if (vocab < 1 || dim < 1 || negatives < 1 || negatives > 4096 || batch < 1 || threads < 1 || threads > 1024) {
         PyErr_SetString(PyExc_ValueError, "train_pairs: a size or count out of range");
         goto release;
@@ -311,17 +347,31 @@ static PyObject *train_pairs(PyObject *self, PyObject *args, PyObject *kwargs) {
     }
     if (check_size(&input, vocab * stride, sizeof(float), "input") ||
         check_size(&output, vocab * stride, sizeof(float), "output") ||
-        check_size(&context, pairs, sizeof(int32_t), "context") ||
+        check_size(&context, starts ? words : pairs, sizeof(int32_t), "context") ||
+        (starts && check_size(&context_start, pairs + 1, sizeof(int64_t), "context_start")) ||
         check_size(&centre, pairs, sizeof(int32_t), "centre") || check_size(&accept, vocab, sizeof(float), "accept") ||
         check_size(&alias, vocab, sizeof(int64_t), "alias"))
         goto release;
-    /* Ids index the tables directly: check them all before any thread runs. */
-    const int32_t *pair_ids[2] = {context.buf, centre.buf};
-    for (int a = 0; a < 2; a++)
+    /* Ids and context runs index the tables directly: check them all before any thread runs. */
+    if (starts) {
+        if (starts[0] != 0 || starts[pairs] != words) {
+            PyErr_SetString(PyExc_ValueError,
+                            "train_pairs: context_start must run from 0 to the number of context words");
+            goto release;
+        }
         for (Py_ssize_t i = 0; i < pairs; i++)
-            if (pair_ids[a][i] < 0 || pair_ids[a][i] >= vocab) {
-                PyErr_Format(PyExc_ValueError, "train_pairs: word id %d outside the vocabulary of %zd",
-                             pair_ids[a][i], vocab);
+            if (starts[i + 1] <= starts[i]) {
+                PyErr_SetString(PyExc_ValueError, "train_pairs: every example needs at least one context word");
+                goto release;
+            }
+    }
+    const int32_t *ids[2] = {context.buf, centre.buf};
+    const Py_ssize_t id_counts[2] = {starts ? words : pairs, pairs};
+    for (int a = 0; a < 2; a++)
+        for (Py_ssize_t i = 0; i < id_counts[a]; i++)
+            if (ids[a][i] < 0 || ids[a][i] >= vocab) {
+                PyErr_Format(PyExc_ValueError, "train_pairs: word id %d outside the vocabulary of %zd", ids[a][i],
+                             vocab);
                 goto release;
             }
     for (Py_ssize_t i = 0; i < vocab; i++)
@@ -332,7 +382,8 @@ static PyObject *train_pairs(PyObject *self, PyObject *args, PyObject *kwargs) {
     if (batch > pairs && pairs > 0) batch = (int)pairs;
     Job job = {
         .input = input.buf, .output = output.buf, .has_bias = has_bias, .train_bias = has_bias && train_bias, .stride = stride,
-        .context = context.buf, .centre = centre.buf, .pairs = pairs, .offset = offset.buf, .softmax = softmax,
+        .context = context.buf, .context_start = starts, .centre = centre.buf, .pairs = pairs,
+        .offset = offset.buf, .softmax = softmax,
         .accept = accept.buf, .alias = alias.buf, .vocab = vocab, .dim = (int)dim, .negatives = negatives,
         .batch = batch, .threads = threads, .seed = seed, .first_pair = first_pair, .lr_begin = lr_begin,
         .lr_end = lr_end, .loss_sum = 0.0,
@@ -342,7 +393,8 @@ static PyObject *train_pairs(PyObject *self, PyObject *args, PyObject *kwargs) {
     job.steps = malloc(sizeof(float) * batch * width);
     job.context_steps = malloc(sizeof(float) * batch * dim);
     job.losses = malloc(sizeof(float) * batch);
-    if (job.candidates && job.steps && job.context_steps && job.losses) {
+    job.means = malloc(sizeof(float) * batch * dim);
+    if (job.candidates && job.steps && job.context_steps && job.losses && job.means) {
         Py_BEGIN_ALLOW_THREADS
         if (pairs > 0) run_team(&job);
         Py_END_ALLOW_THREADS
@@ -354,6 +406,7 @@ static PyObject *train_pairs(PyObject *self, PyObject *args, PyObject *kwargs) {
     free(job.steps);
     free(job.context_steps);
     free(job.losses);
+    free(job.means);
 release:
     PyBuffer_Release(&input);
     PyBuffer_Release(&output);
@@ -362,6 +415,7 @@ release:
     PyBuffer_Release(&offset);
     PyBuffer_Release(&accept);
     PyBuffer_Release(&alias);
+    if (context_start.buf) PyBuffer_Release(&context_start);
     return result;
 }
 
@@ -392,7 +446,7 @@ static PyObject *draw_noise_ids(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"train_pairs", (PyCFunction)(void (*)(void))train_pairs, METH_VARARGS | METH_KEYWORDS,
-     "Train on (context, centre) pairs in batches; returns the summed loss."},
+     "Train on examples (context words, centre) in batches; returns the summed loss."},
     {"draw_noise_ids", draw_noise_ids, METH_VARARGS, "The noise words train_pairs draws, for tests."},
     {NULL, NULL, 0, NULL},
 };

@@ -14,7 +14,7 @@ word2vec's procedure, which gensim follows too:
   becomes a (context, centre) pair: the context word's input vector predicts the centre word's output
   vector, as in word2vec.c;
 * the learning rate decays linearly from ``lr`` to ``min_lr`` over the words of all epochs;
-* v starts uniform in ±0.5/d, u at zero.
+* v starts uniform in ±0.5/d (CBOW: ±1/d, as gensim 4 starts both models), u at zero.
 
 Objectives whose optimal score is log p(w | c) itself (``nce``, ``ranking``) get a per-word output bias,
 s(w, c) = v_c · u_w + b_w with b_w = log q(w): without it the dot product of small vectors would have to carry
@@ -38,6 +38,11 @@ all its pairs are then added into the rows they touch. Three implementations com
   with the pair's rows in cache, and tables that come out the same for any number of threads;
 * the device update (:mod:`nce_lm.skipgram_device`), used by default on a GPU where it applies (a per-pair
   classifier form): the corpus, the pairs and the noise stay on the device and no batch waits for the host.
+
+CBOW (``model="cbow"``, word2vec's ``-cbow 1``, gensim's ``sg=0, cbow_mean=1``) makes one example per centre
+word instead of one per pair: the mean of the input vectors of its window predicts the centre word, and the
+step for that mean is added to every context word's input vector (:mod:`nce_lm.examples`). The same three
+implementations train it with the same objectives; only the input and its step differ.
 
 Under ``torchrun`` every rank forms the same pairs (the subsampling and window draws are seeded by epoch),
 takes every N-th batch of them, draws its own noise, and every ``sync_every`` batches per rank the two
@@ -66,6 +71,7 @@ from nce_lm.corpus import TokenizerConfig
 from nce_lm.devices import MAX_THREADS, check_device_name
 from nce_lm.distributed import DistributedContext
 from nce_lm.errors import NceLmError
+from nce_lm.examples import MODELS, Examples, cbow_examples, context_steps, mean_inputs
 from nce_lm.fileio import atomic_path, check_field_types, remove_stale, temp_prefix
 from nce_lm.memory import check_memory
 from nce_lm.mi_bound import info_nce_bound
@@ -84,24 +90,26 @@ KERNELS = ("auto", "fused", "device", "torch")  # the implementations of the upd
 MAX_SENTENCE_WORDS = 10_000  # gensim's MAX_WORDS_IN_BATCH: longer lines are cut into sentences this long
 CHECKPOINT_FORMAT = "nce_lm.skipgram"
 IDS_TEMP_PREFIX = "nce_lm-ids-"  # a run without --cache-dir keeps its token ids in a temporary folder so named
-_CHUNK_TOKENS = 1 << 20  # tokens turned into pairs at a time: bounds the memory of the pair arrays
+_CHUNK_TOKENS = 1 << 20  # tokens turned into examples at a time: bounds the memory of their arrays
 
 
 @dataclass(frozen=True)
 class SkipGramConfig:
-    """Settings of one skip-gram run; defaults are word2vec's and gensim's where they agree."""
+    """Settings of one skip-gram (or CBOW) run; defaults are word2vec's and gensim's where they agree."""
 
+    model: str = "skipgram"  # "skipgram" (word2vec -cbow 0, gensim sg=1) or "cbow" (-cbow 1; sg=0, cbow_mean=1)
     dim: int = 100  # vector size (word2vec -size 100, gensim vector_size=100)
     window: int = 5  # maximum distance between context and centre word (both: 5)
-    negatives: int = 5  # k noise words per pair (both: 5)
+    negatives: int = 5  # k noise words per example (both: 5)
     epochs: int = 5  # passes over the corpus (word2vec -iter 5, gensim epochs=5)
     min_count: int = 5  # words seen fewer times are removed (both: 5)
+    max_final_vocab: int | None = None  # raise min_count until at most this many words remain (gensim's)
     sample: float = 1e-3  # subsampling threshold t (both: 1e-3; fastText uses 1e-4)
     noise_power: float = 0.75  # q ∝ count^α (both: 0.75; fastText 0.5)
     optimizer: str = "sgd"  # "sgd" (word2vec's) or "rowwise-adagrad" (for the large batches of a GPU)
     lr: float | None = None  # SGD: the starting rate (both: 0.025); row-wise Adagrad: the constant rate (0.1)
     min_lr: float = 0.0001  # SGD's final learning rate (gensim min_alpha; word2vec uses lr · 1e-4)
-    batch_size: int = 1024  # (context, centre) pairs per update (word2vec: 1); smaller batches stay in cache
+    batch_size: int = 1024  # examples per update (word2vec: 1); smaller batches stay in cache
     objective: str = "neg"  # any name of nce_lm.objectives.OBJECTIVES except "full"
     shared_noise: bool = False  # one set of k noise words per batch instead of k per pair (word2vec: per pair)
     sync_every: int = 64  # under torchrun: average the tables across ranks every this many batches per rank
@@ -118,10 +126,14 @@ class SkipGramConfig:
 
     def validate(self) -> None:
         """Every setting in range, or an :class:`NceLmError` naming the first that is not."""
+        if self.model not in MODELS:
+            raise NceLmError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
         positive = ("dim", "window", "negatives", "epochs", "min_count", "batch_size", "sync_every")
         for name in positive:
             if getattr(self, name) < 1:
                 raise NceLmError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_final_vocab is not None and self.max_final_vocab < 1:
+            raise NceLmError(f"max_final_vocab must be at least 1, got {self.max_final_vocab}")
         if not (self.sample >= 0 and math.isfinite(self.sample)):
             raise NceLmError(f"sample must be non-negative, got {self.sample}")
         if not 0 <= self.noise_power <= 1:
@@ -168,11 +180,14 @@ class SkipGramConfig:
 
 @dataclass
 class SkipGramResult:
-    """What :func:`train_skipgram` returns: the exported vectors, the vocabulary, the run's figures."""
+    """What :func:`train_skipgram` returns: the exported vectors, the vocabulary, the run's figures, the output
+    (context) vectors of the same words and the run's settings."""
 
     vectors: WordVectors
     vocab: Vocab
     metrics: dict[str, Any] = field(default_factory=dict)
+    context_vectors: WordVectors | None = None
+    config: SkipGramConfig | None = None
 
 
 @dataclass
@@ -235,15 +250,15 @@ def sentence_ids(ids: np.ndarray, eos_id: int) -> tuple[np.ndarray, np.ndarray]:
     return words, line.astype(np.int64) * (1 + len(words) // MAX_SENTENCE_WORDS) + position // MAX_SENTENCE_WORDS
 
 
-def window_pairs(
-    words: np.ndarray, sentence: np.ndarray, window: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """(context, centre) pairs of word2vec's shrunk windows, in word2vec's order.
+def window_examples(
+    words: np.ndarray, sentence: np.ndarray, window: int, rng: np.random.Generator, model: str = "skipgram"
+) -> Examples:
+    """The examples of word2vec's shrunk windows, in word2vec's order.
 
     words, sentence: (n,). Each centre i draws b_i ~ U{1..window}; every j ≠ i with |i − j| ≤ b_i in the
-    same sentence gives the pair (words[j], words[i]). Pairs come centre by centre in corpus order, and within
-    a centre from the leftmost context word to the rightmost, as word2vec.c visits them. Returns two int32
-    arrays (P,).
+    same sentence is a context word of i. Skip-gram: one example, the pair (words[j], words[i]), per context
+    word; CBOW: one example per centre with at least one context word. Examples come centre by centre in corpus
+    order, and context words from the leftmost to the rightmost, as word2vec.c visits them. int32 words.
     """
     n = len(words)
     words = words.astype(np.int32, copy=False)
@@ -259,7 +274,11 @@ def window_pairs(
         contexts = slice(0, n - distance) if offset < 0 else slice(distance, n)
         within[centres, column] = (reach[centres] >= distance) & (sentence[centres] == sentence[contexts])
         context[centres, column] = words[contexts]
-    return context[within], np.repeat(words, within.sum(axis=1))  # row-major: centre order, then offset order
+    counts = within.sum(axis=1)  # (n,) context words per centre
+    context = context[within]  # row-major: centre order, then offset order
+    if model == "cbow":
+        return cbow_examples(context, words, counts)
+    return Examples(context, np.repeat(words, counts))
 
 
 def _memory_estimate(config: SkipGramConfig, vocab_size: int, tokens: int) -> dict[str, int]:
@@ -317,7 +336,9 @@ class SkipGramTrainer:
         self.bias_mode = config.bias_mode(self.objective.models_log_probability)
         if state is None:
             init = torch.Generator().manual_seed(config.seed)
-            bound = 0.5 / config.dim
+            # word2vec.c's ±0.5/d; CBOW takes gensim 4's ±1/d (keyedvectors.prep_vectors): its input is a mean,
+            # smaller from the start, and with ±0.5/d CBOW's vectors lagged gensim's on WS-353 and MEN (BENCHMARKS)
+            bound = (1.0 if config.model == "cbow" else 0.5) / config.dim
             state = _State(
                 (torch.rand(len(vocab), config.dim, generator=init) * 2 - 1) * bound,
                 torch.zeros(len(vocab), config.dim),
@@ -358,16 +379,19 @@ class SkipGramTrainer:
             raise NceLmError(f"the {name} cannot run this training: {reasons[config.kernel]}")
         return config.kernel
 
-    def _pairs(self, epoch: int) -> Iterator[tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor, int]]:
-        """Per chunk of the corpus: subsampled (context, centre) pairs and the number of corpus words covered;
-        numpy arrays on the host, or for the device update int64 tensors on the device."""
+    def _examples(self, epoch: int) -> Iterator[tuple[Examples, int]]:
+        """Per chunk of the corpus: the subsampled examples and the number of corpus words covered; numpy
+        arrays on the host, or for the device update int64 tensors on the device."""
+        config = self.config
         if self.kernel == "device":
-            generator = skipgram_device.pair_generator(self.device, self.config.seed, epoch)
+            generator = skipgram_device.pair_generator(self.device, config.seed, epoch)
             for start in range(0, len(self.device_words), _CHUNK_TOKENS):
                 words = self.device_words[start : start + _CHUNK_TOKENS]
                 sentence = self.device_sentence[start : start + _CHUNK_TOKENS]
-                yield (*skipgram_device.chunk_pairs(words, sentence, self.device_keep, self.config.window, generator),
-                       len(words))
+                examples = skipgram_device.chunk_examples(
+                    words, sentence, self.device_keep, config.window, generator, config.model
+                )
+                yield examples, len(words)
             return
         rng = np.random.default_rng([self.config.seed, epoch])
         total = len(self.words_all)
@@ -375,19 +399,18 @@ class SkipGramTrainer:
             words = self.words_all[start : start + _CHUNK_TOKENS]
             sentence = self.sentence_all[start : start + _CHUNK_TOKENS]
             kept = rng.random(len(words)) < self.keep[words]
-            context, centre = window_pairs(words[kept], sentence[kept], self.config.window, rng)
-            yield context, centre, len(words)
+            yield window_examples(words[kept], sentence[kept], config.window, rng, config.model), len(words)
 
-    def _update(self, context: torch.Tensor, centre: torch.Tensor, lr: float) -> torch.Tensor:
-        """One SGD step on a batch of pairs (B,); returns the summed loss as a 0-d tensor on the device.
+    def _update(self, examples: Examples, lr: float) -> torch.Tensor:
+        """One SGD step on a batch of B examples; returns the summed loss as a 0-d tensor on the device.
 
         Rows are read with ``index_select`` and written with ``scatter_add_`` over an expanded index:
         on the CPU both are several times faster than fancy indexing and ``index_add_``, and the
         scatter stays deterministic (it runs serially along the scattered dimension).
         """
         v_in, u_out = self.state.input_vectors, self.state.output_vectors
-        dim = v_in.shape[1]
-        h = v_in.index_select(0, context)  # (B, d)
+        dim, centre = v_in.shape[1], examples.centre
+        h = mean_inputs(v_in, examples)  # (B, d)
         noise_ids = self.objective.sample_noise(centre)  # (K,) or (B, K)
         out_ids = torch.cat([centre, noise_ids.reshape(-1)])  # (B + K) or (B + B·K,)
         u_rows = u_out.index_select(0, out_ids)
@@ -423,21 +446,23 @@ class SkipGramTrainer:
             step_bias = torch.cat([g_true, noise_steps]) if self.bias_mode == "learned" else None
             if self.optimizer is None:
                 u_out.scatter_add_(0, out_ids[:, None].expand(-1, dim), step_out)
-                v_in.scatter_add_(0, context[:, None].expand(-1, dim), step_h)
+                v_in.scatter_add_(0, examples.context[:, None].expand(-1, dim), context_steps(step_h, examples))
                 if step_bias is not None:
                     bias.scatter_add_(0, out_ids, step_bias)
             else:
                 self.optimizer.step_("output", u_out, out_ids, step_out, lr)
-                self.optimizer.step_("input", v_in, context, step_h, lr)
+                self.optimizer.step_("input", v_in, examples.context, context_steps(step_h, examples), lr)
                 if step_bias is not None:
                     self.optimizer.step_("bias", bias, out_ids, step_bias, lr)
         return loss.detach().double()
 
-    def _update_device(self, context: torch.Tensor, centre: torch.Tensor, lr: float) -> torch.Tensor:
-        """:meth:`_update`'s step by :func:`nce_lm.skipgram_device.update_`, on per-pair noise drawn on the device."""
+    def _update_device(self, examples: Examples, lr: float) -> torch.Tensor:
+        """:meth:`_update`'s step by :func:`nce_lm.skipgram_device.update_`, on per-example noise drawn on the
+        device."""
         return skipgram_device.update_(
-            self.state.input_vectors, self.state.output_vectors, self.state.output_bias, context, centre,
-            self.objective.sample_noise(centre), self.classifier, lr, self.optimizer, self.bias_mode == "learned",
+            self.state.input_vectors, self.state.output_vectors, self.state.output_bias, examples,
+            self.objective.sample_noise(examples.centre), self.classifier, lr, self.optimizer,
+            self.bias_mode == "learned",
         )
 
     def _threads(self) -> int:
@@ -449,19 +474,19 @@ class SkipGramTrainer:
         return max(1, min(torch.get_num_threads(), usable))
 
     def _train_chunk_fused(
-        self, tables: skipgram_kernel.KernelTables, context: np.ndarray, centre: np.ndarray, epoch: int,
-        first_pair: int, lr_begin: float, lr_end: float,
+        self, tables: skipgram_kernel.KernelTables, examples: Examples, epoch: int, first_pair: int,
+        lr_begin: float, lr_end: float,
     ) -> float:
-        """All pairs of one chunk through the fused kernel; returns their summed loss."""
+        """All examples of one chunk through the fused kernel; returns their summed loss."""
         config = self.config
-        return skipgram_kernel.train_pairs(
-            tables, context, centre, self.classifier, self.noise, config.negatives, config.batch_size, self._threads(),
+        return skipgram_kernel.train_examples(
+            tables, examples, self.classifier, self.noise, config.negatives, config.batch_size, self._threads(),
             skipgram_kernel.noise_seed(config.seed, epoch), first_pair, lr_begin, lr_end,
         )
 
     def _on_device(self, ids: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Pair ids as int64 on the device. From the host to a GPU they go through pinned memory, so that the copy
-        is asynchronous: the host goes on queueing the chunk's batches instead of waiting for it."""
+        """Word ids (or offsets) as int64 on the device. From the host to a GPU they go through pinned memory, so
+        that the copy is asynchronous: the host goes on queueing the chunk's batches instead of waiting for it."""
         if isinstance(ids, torch.Tensor):
             return ids
         tensor = torch.from_numpy(ids)
@@ -469,11 +494,9 @@ class SkipGramTrainer:
             tensor = tensor.pin_memory()
         return tensor.to(self.device, non_blocking=True).long()  # int32 over the bus, widened on the device
 
-    def _train_chunk_torch(
-        self, context: np.ndarray | torch.Tensor, centre: np.ndarray | torch.Tensor, lr_at
-    ) -> tuple[torch.Tensor, int]:
-        """All pairs of one chunk through :meth:`_update` (or :meth:`_update_device`), batch by batch; returns
-        the summed loss and pairs.
+    def _train_chunk_torch(self, examples: Examples, lr_at) -> tuple[torch.Tensor, int]:
+        """All examples of one chunk through :meth:`_update` (or :meth:`_update_device`), batch by batch;
+        returns the summed loss and the number of examples trained.
 
         ``lr_at(fraction)`` is the learning rate after that fraction of the chunk's words. Under torchrun rank r
         takes batches r, r + N, ...; every rank counts every batch, so the collective calls line up whatever
@@ -481,16 +504,17 @@ class SkipGramTrainer:
         """
         config, ctx = self.config, self.ctx
         update = self._update_device if self.kernel == "device" else self._update
-        context, centre = self._on_device(context), self._on_device(centre)
-        pairs, trained = len(context), 0
+        host_starts = None if examples.starts is None else examples.starts.tolist()  # a sync, once per chunk
+        examples = examples.map(self._on_device)
+        count, trained = len(examples), 0
         chunk_loss = torch.zeros((), dtype=torch.float64, device=self.device)  # one sync per chunk
-        for index, first in enumerate(range(0, pairs, config.batch_size)):
+        for index, first in enumerate(range(0, count, config.batch_size)):
             if (index + 1) % (config.sync_every * ctx.world_size) == 0:
                 self._average_tables()
             if index % ctx.world_size != ctx.rank:
                 continue
-            last = min(first + config.batch_size, pairs)
-            chunk_loss += update(context[first:last], centre[first:last], lr_at(first / pairs))
+            last = min(first + config.batch_size, count)
+            chunk_loss += update(examples.slice(first, last, host_starts), lr_at(first / count))
             trained += last - first
         return chunk_loss, trained
 
@@ -510,6 +534,7 @@ class SkipGramTrainer:
         lr = lr0 = config.start_lr()
         schedule = self.state.schedule or LinearSchedule(lr0, 0, total_words, config.min_lr)
         self.state.schedule = schedule
+        unit = "(context, centre) pair" if config.model == "skipgram" else "CBOW example"
         tables = None
         if self.use_kernel:
             tables = skipgram_kernel.KernelTables(
@@ -517,8 +542,8 @@ class SkipGramTrainer:
                 train_bias=self.bias_mode == "learned",
             )
         for epoch in range(start_epoch, config.epochs):
-            loss_sum, pair_count = 0.0, 0
-            for context, centre, covered in self._pairs(epoch):
+            loss_sum, example_count = 0.0, 0
+            for examples, covered in self._examples(epoch):
                 scale = covered * self.corpus_words / max(len(self.words_all), 1)  # in corpus words
 
                 def lr_at(fraction: float, start: float = words_done, scale: float = scale) -> float:
@@ -529,14 +554,12 @@ class SkipGramTrainer:
                     return schedule.rate(start + scale * fraction)
 
                 if tables is not None:
-                    chunk_loss = self._train_chunk_fused(
-                        tables, context, centre, epoch, pair_count, lr_at(0), lr_at(1)
-                    )
-                    pair_count += len(context)
+                    chunk_loss = self._train_chunk_fused(tables, examples, epoch, example_count, lr_at(0), lr_at(1))
+                    example_count += len(examples)
                 else:
-                    chunk_loss, trained = self._train_chunk_torch(context, centre, lr_at)
+                    chunk_loss, trained = self._train_chunk_torch(examples, lr_at)
                     chunk_loss = chunk_loss.item()
-                    pair_count += trained
+                    example_count += trained
                 if not math.isfinite(chunk_loss):
                     raise NceLmError(
                         f"the loss became {chunk_loss} in epoch {epoch + 1}; lower --lr (also on --resume) or --batch-size"
@@ -545,21 +568,22 @@ class SkipGramTrainer:
                 loss_sum += chunk_loss
                 words_done += scale
                 bar.update(round(scale))
-                bar.set_postfix(loss=f"{loss_sum / max(pair_count, 1):.4f}", lr=f"{lr:.5f}")
+                bar.set_postfix(loss=f"{loss_sum / max(example_count, 1):.4f}", lr=f"{lr:.5f}")
             if tables is not None:
                 tables.write_back()
             self._average_tables()
-            loss_sum, pair_count = ctx.sum(loss_sum), int(ctx.sum(pair_count))
-            if pair_count == 0:
+            loss_sum, example_count = ctx.sum(loss_sum), int(ctx.sum(example_count))
+            if example_count == 0:
                 raise NceLmError(
-                    f"epoch {epoch + 1} formed no (context, centre) pairs: the corpus is too small for --window "
+                    f"epoch {epoch + 1} formed no {unit}s: the corpus is too small for --window "
                     f"{config.window} after subsampling (--sample {config.sample:g}; 0 turns it off)"
                 )
-            epoch_loss = loss_sum / max(pair_count, 1)
+            epoch_loss = loss_sum / max(example_count, 1)
             self.state.loss_per_epoch.append(epoch_loss)
             self.state.epochs_done = epoch + 1
             if ctx.is_main:
-                bar.write(f"epoch {epoch + 1}/{config.epochs}: mean loss per pair {epoch_loss:.4f} over {pair_count:,} pairs")
+                bar.write(f"epoch {epoch + 1}/{config.epochs}: mean loss per {unit} {epoch_loss:.4f} over "
+                          f"{example_count:,} {unit}s")
             if on_epoch_end is not None:
                 on_epoch_end(self)
         if self.device.type == "cuda":
@@ -598,12 +622,12 @@ class SkipGramTrainer:
             for accumulator in self.optimizer.accumulators.values():
                 self.ctx.average_(accumulator)
 
-    def word_vectors(self) -> WordVectors:
-        """The input vectors of the real words (the special tokens left out), most frequent first."""
+    def word_vectors(self, table: str = "input") -> WordVectors:
+        """The vectors of the real words (the special tokens left out), most frequent first: the input vectors
+        v, or with ``table="output"`` the output (context) vectors u (without the output bias)."""
         rows = slice(2, len(self.vocab))
-        return WordVectors(
-            self.vocab.tokens[rows], self.state.input_vectors[rows].float().cpu().numpy(), self.vocab.counts[rows]
-        )
+        vectors = self.state.input_vectors if table == "input" else self.state.output_vectors
+        return WordVectors(self.vocab.tokens[rows], vectors[rows].float().cpu().numpy(), self.vocab.counts[rows])
 
     def save_checkpoint(self, path: str | os.PathLike[str]) -> None:
         """Tables, schedule position, config and vocabulary in one torch file (loadable with weights_only)."""
@@ -706,7 +730,7 @@ def _corpus_ids(
             raise NceLmError("lowercase and split_punctuation apply to text files; token lists are used as given")
         if vocab is None:
             counted = count_chunks(sentence_chunks(sentences, "counting words" if progress else None))
-            vocab = vocab_from_counts(*counted, min_count=config.min_count)
+            vocab = vocab_from_counts(*counted, min_count=config.min_count, max_final_vocab=config.max_final_vocab)
         return vocab, encode_sentences(sentences, vocab, "encoding" if progress else None)
     if cache_dir is not None:
         vocab = vocab or cache_vocab(cache_dir)
@@ -715,7 +739,8 @@ def _corpus_ids(
         raise NceLmError("no corpus: give text files, token lists, or a token cache")
     if vocab is None:
         tokenizer = TokenizerConfig(config.lowercase, config.split_punctuation)
-        vocab = build_vocab(paths, min_count=config.min_count, tokenizer=tokenizer, errors=errors, progress=progress)
+        vocab = build_vocab(paths, min_count=config.min_count, tokenizer=tokenizer, errors=errors, progress=progress,
+                            max_final_vocab=config.max_final_vocab)
     if cache_dir is None:
         return vocab, np.asarray(cached_token_ids(paths, vocab, scratch, errors, progress))
     return vocab, np.asarray(prepared_ids(cache_dir, vocab, paths, errors, progress))
@@ -740,7 +765,7 @@ def train_skipgram(
     ``config`` (default :class:`SkipGramConfig`) with ``settings`` (``dim=50, min_count=1``...) applied on top.
 
     ``vocab`` defaults to the cache folder's (written by ``nce-lm prepare``) or else the corpus's own, counted
-    with ``config.min_count`` and the config's tokenizer settings; a given vocabulary is used as it is.
+    with ``config.min_count``, ``config.max_final_vocab`` and the config's tokenizer settings; a given vocabulary is used as it is.
     ``cache_dir`` keeps the files' token ids for later runs: a folder of ``nce-lm prepare`` must hold this
     corpus under this vocabulary (an :class:`NceLmError` otherwise); without one, ids go to a temporary folder.
     ``errors="replace"`` substitutes U+FFFD for undecodable bytes instead of stopping.
@@ -784,4 +809,4 @@ def train_skipgram(
             ctx.barrier()  # ranks leave together, not while rank 0 still writes its checkpoint
     finally:
         ctx.close()
-    return SkipGramResult(trainer.word_vectors(), vocab, metrics)
+    return SkipGramResult(trainer.word_vectors(), vocab, metrics, trainer.word_vectors("output"), config)

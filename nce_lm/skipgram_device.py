@@ -1,18 +1,19 @@
-"""The skip-gram update that keeps everything on the tables' device: pairs, noise and steps, no host round trip.
+"""The skip-gram and CBOW update that keeps everything on the tables' device: examples, noise and steps, no host
+round trip.
 
 What a GPU needs from :class:`nce_lm.skipgram.SkipGramTrainer` that the torch path does not give it: the torch
 path forms the pairs with numpy on the host and copies them over per chunk, and its update is a dozen small
 kernels around an autograd call. Here, per chunk of the corpus (whose ids live on the device for the whole
-run), :func:`chunk_pairs` draws word2vec's subsampling and shrunk windows with a device generator and forms
-the pairs with one ``nonzero`` (the chunk's one host sync: it sizes the pair arrays); per batch,
-:func:`update_` scores the pair against its k noise words (drawn on the device too) and applies the steps
+run), :func:`chunk_examples` draws word2vec's subsampling and shrunk windows with a device generator and forms
+the examples with one ``nonzero`` (the chunk's one host sync: it sizes the arrays); per batch,
+:func:`update_` scores each example against its k noise words (drawn on the device too) and applies the steps
 with ``index_add_``, with the gradient of the objective in closed form, as the fused CPU kernel has it
 (:class:`~nce_lm.objectives.NoiseClassifier`). Nothing in a batch depends on a value the host must read,
 so the host queues batches ahead of the GPU.
 
 The pairs and the update are those of the torch path (word2vec's procedure, Mikolov et al. 2013, batched as
-docs/skipgram.md describes): given the same draws, :func:`window_pairs` forms the same pairs in the same
-order as :func:`nce_lm.skipgram.window_pairs`, and :func:`update_` computes the torch path's update to
+docs/skipgram.md describes): given the same draws, :func:`window_examples` forms the same examples in the same
+order as :func:`nce_lm.skipgram.window_examples`, and :func:`update_` computes the torch path's update to
 float32 rounding. The draws come from torch's generator rather than numpy's, so a run is a different sample
 of the same distribution; it repeats exactly on the CPU, and resumes exactly from a checkpoint.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from nce_lm.examples import Examples, cbow_examples, context_steps, mean_inputs
 from nce_lm.objectives import NoiseClassifier
 from nce_lm.rowwise_adagrad import RowwiseAdagrad
 
@@ -40,15 +42,15 @@ def pair_generator(device: torch.device, seed: int, epoch: int) -> torch.Generat
     return torch.Generator(device=device).manual_seed(state)
 
 
-def window_pairs(
-    words: torch.Tensor, sentence: torch.Tensor, reach: torch.Tensor, window: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(context, centre) pairs of the shrunk windows ``reach``, in word2vec's order, on the words' device.
+def window_examples(
+    words: torch.Tensor, sentence: torch.Tensor, reach: torch.Tensor, window: int, model: str = "skipgram"
+) -> Examples:
+    """The examples of the shrunk windows ``reach``, in word2vec's order, on the words' device.
 
     words, sentence, reach: (n,), with 1 <= reach <= window. Every j ≠ i with |i − j| <= reach[i] in the same
-    sentence gives the pair (words[j], words[i]), centre by centre, then left to right: the pairs of
-    :func:`nce_lm.skipgram.window_pairs` when its generator draws ``reach``. Returns two int64 tensors (P,);
-    sizing them is a host sync.
+    sentence is a context word of i, centre by centre, then left to right: the examples of
+    :func:`nce_lm.skipgram.window_examples` when its generator draws ``reach``. int64 tensors; sizing them is
+    a host sync.
     """
     n = len(words)
     offsets = [*range(-window, 0), *range(1, window + 1)]  # left to right
@@ -62,13 +64,17 @@ def window_pairs(
         within[centres, column] = (reach[centres] >= distance) & (sentence[centres] == sentence[contexts])
     centre_at, column = within.nonzero(as_tuple=True)  # (P,) each, row-major: centre order, then offset order
     shift = torch.tensor(offsets, device=words.device)[column]  # (P,)
-    return words[centre_at + shift], words[centre_at]
+    context = words[centre_at + shift]
+    if model == "cbow":
+        return cbow_examples(context, words, within.sum(dim=1))
+    return Examples(context, words[centre_at])
 
 
-def chunk_pairs(
-    words: torch.Tensor, sentence: torch.Tensor, keep: torch.Tensor, window: int, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One chunk's pairs: word2vec's subsampling, then its shrunk windows, all drawn on the device.
+def chunk_examples(
+    words: torch.Tensor, sentence: torch.Tensor, keep: torch.Tensor, window: int, generator: torch.Generator,
+    model: str = "skipgram",
+) -> Examples:
+    """One chunk's examples: word2vec's subsampling, then its shrunk windows, all drawn on the device.
 
     words, sentence: (n,) int64; keep: the keep-probability of every id (V,) (``noise.keep_probabilities``).
     Each occurrence is kept with probability keep[word], then each kept centre draws b ~ U{1..window}.
@@ -76,15 +82,14 @@ def chunk_pairs(
     kept = torch.rand(len(words), device=words.device, generator=generator) < keep[words]  # (n,)
     words, sentence = words[kept], sentence[kept]  # (n',): a host sync, as sizing the pairs is
     reach = torch.randint(1, window + 1, (len(words),), device=words.device, generator=generator)
-    return window_pairs(words, sentence, reach, window)
+    return window_examples(words, sentence, reach, window, model)
 
 
 def update_(
     input_vectors: torch.Tensor,
     output_vectors: torch.Tensor,
     output_bias: torch.Tensor | None,
-    context: torch.Tensor,
-    centre: torch.Tensor,
+    examples: Examples,
     noise_ids: torch.Tensor,
     classifier: NoiseClassifier,
     lr: float,
@@ -93,17 +98,18 @@ def update_(
 ) -> torch.Tensor:
     """One batch's update of the tables in place; returns the batch's summed loss, a 0-d tensor on the device.
 
-    input_vectors v, output_vectors u: (V, d); output_bias b: (V,) or None; context, centre: (B,);
-    noise_ids: (B, k). Every pair is scored against the tables as they stand at the call:
-    s = v_context · u_w + b_w for the centre w_0 and the k noise words, z = s − offsets[w]. The classifier's
-    loss (binary: softplus(−z_0) + Σ_j softplus(z_j); ranking: logsumexp(z) − z_0) gives ∂loss/∂z in closed
-    form; the steps of all pairs are then summed into the rows they touch, SGD's (−lr × gradient) with
+    input_vectors v, output_vectors u: (V, d); output_bias b: (V,) or None; examples: B examples, int64 on the
+    tables' device; noise_ids: (B, k). Every example is scored against the tables as they stand at the call:
+    s = h · u_w + b_w for the centre w_0 and the k noise words, z = s − offsets[w], with h the mean of the
+    example's context vectors (:mod:`nce_lm.examples`). The classifier's loss (binary: softplus(−z_0) +
+    Σ_j softplus(z_j); ranking: logsumexp(z) − z_0) gives ∂loss/∂z in closed form; the steps of all examples
+    are then summed into the rows they touch (the step for h into every context row), SGD's (−lr × gradient) with
     ``index_add_``, or row-wise Adagrad's (``optimizer``). The bias is part of the score; it is trained only
     with ``train_bias``.
     """
-    batch, dim = len(context), input_vectors.shape[1]
-    out_ids = torch.cat([centre[:, None], noise_ids], dim=1)  # (B, 1 + k): the centre first
-    h = input_vectors.index_select(0, context)  # (B, d)
+    batch, dim = len(examples), input_vectors.shape[1]
+    out_ids = torch.cat([examples.centre[:, None], noise_ids], dim=1)  # (B, 1 + k): the centre first
+    h = mean_inputs(input_vectors, examples)  # (B, d)
     u = output_vectors.index_select(0, out_ids.view(-1)).view(batch, -1, dim)  # (B, 1 + k, d)
     z = torch.bmm(u, h[:, :, None]).squeeze(-1) - classifier.offsets[out_ids]  # (B, 1 + k)
     if output_bias is not None:
@@ -125,12 +131,12 @@ def update_(
     rows = out_ids.view(-1)
     if optimizer is None:
         output_vectors.index_add_(0, rows, step_u)
-        input_vectors.index_add_(0, context, step_h)
+        input_vectors.index_add_(0, examples.context, context_steps(step_h, examples))
         if train_bias:
             output_bias.index_add_(0, rows, descent.view(-1))  # ∂s/∂b = 1: the bias steps are the score steps
     else:
         optimizer.step_("output", output_vectors, rows, step_u, lr)
-        optimizer.step_("input", input_vectors, context, step_h, lr)
+        optimizer.step_("input", input_vectors, examples.context, context_steps(step_h, examples), lr)
         if train_bias:
             optimizer.step_("bias", output_bias, rows, descent.view(-1), lr)
     return loss

@@ -1,11 +1,11 @@
-"""The fused CPU kernel of the skip-gram update: when it applies, and a typed call into it.
+"""The fused CPU kernel of the skip-gram and CBOW update: when it applies, and a typed call into it.
 
 ``nce_lm/_skipgram_kernel.c`` computes the same batched SGD update as the torch path of
 :class:`nce_lm.skipgram.SkipGramTrainer` — every pair of a batch scored against the tables as they stood at
-the batch's start, the steps then summed into the touched rows — but in one pass per pair that keeps the 1 + k
-rows of a pair in cache, instead of a dozen torch kernels that each stream (B, 1 + k, d) tensors through
+the batch's start, the steps then summed into the touched rows — but in one pass per example that keeps the
+rows of an example in cache, instead of a dozen torch kernels that each stream (B, 1 + k, d) tensors through
 memory. It draws its own noise from q with Walker's alias method and counter-based random numbers keyed by
-(seed, pair index), and adds into each row in pair order, so the tables come out the same bit for bit for any
+(seed, example index), and adds into each row in example order, so the tables come out the same bit for bit for any
 number of threads.
 
 The extension is compiled when the package is installed (``setup.py``) and is optional: without a C
@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from nce_lm.examples import Examples
 from nce_lm.noise import NoiseDistribution
 from nce_lm.objectives import NoiseClassifier
 
@@ -103,10 +104,9 @@ class KernelTables:
             output_bias.copy_(self.output[:, self.dim])
 
 
-def train_pairs(
+def train_examples(
     tables: KernelTables,
-    context: np.ndarray,
-    centre: np.ndarray,
+    examples: Examples,
     classifier: NoiseClassifier,
     noise: NoiseDistribution,
     negatives: int,
@@ -117,10 +117,10 @@ def train_pairs(
     lr_begin: float,
     lr_end: float,
 ) -> float:
-    """SGD on the pairs ``(context[i], centre[i])`` (P,) in batches of ``batch_size``; returns the summed loss.
+    """SGD on the ``examples`` (numpy arrays) in batches of ``batch_size``; returns the summed loss.
 
-    The tables are updated in place. The learning rate falls linearly from ``lr_begin`` at the first pair to
-    ``lr_end`` after the last, constant within a batch. Pair i draws its k noise words from counter
+    The tables are updated in place. The learning rate falls linearly from ``lr_begin`` at the first example
+    to ``lr_end`` after the last, constant within a batch. Example i draws its k noise words from counter
     ``first_pair + i`` under ``seed``.
     """
     accept, alias = _alias_arrays(noise)
@@ -130,8 +130,9 @@ def train_pairs(
         has_bias=tables.has_bias,
         train_bias=tables.train_bias,
         dim=tables.dim,
-        context=np.ascontiguousarray(context, dtype=np.int32),
-        centre=np.ascontiguousarray(centre, dtype=np.int32),
+        context=np.ascontiguousarray(examples.context, dtype=np.int32),
+        centre=np.ascontiguousarray(examples.centre, dtype=np.int32),
+        context_start=None if examples.starts is None else np.ascontiguousarray(examples.starts, dtype=np.int64),
         offset=np.ascontiguousarray(classifier.offsets.cpu().numpy(), dtype=np.float32),
         accept=accept,
         alias=alias,
@@ -147,7 +148,7 @@ def train_pairs(
 
 
 def draw_noise(noise: NoiseDistribution, seed: int, first_pair: int, pairs: int, negatives: int) -> np.ndarray:
-    """The noise words (pairs, negatives) that :func:`train_pairs` draws for pairs ``first_pair`` onwards."""
+    """The noise words (pairs, negatives) that :func:`train_examples` draws for examples ``first_pair`` onwards."""
     accept, alias = _alias_arrays(noise)
     out = np.empty((pairs, negatives), dtype=np.int64)
     _kernel.draw_noise_ids(accept, alias, out, seed, first_pair, negatives)

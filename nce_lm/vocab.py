@@ -198,10 +198,16 @@ def build_vocab(
     errors: str = "strict",
     max_distinct: int = DEFAULT_MAX_DISTINCT,
     progress: bool = False,
+    max_final_vocab: int | None = None,
 ) -> Vocab:
     """Count the corpus and keep tokens with count >= ``min_count``, at most ``max_size`` entries in all.
 
-    ``max_size`` counts the two special tokens, so ``len(vocab) <= max_size``. Literal ``<unk>`` and
+    ``max_size`` counts the two special tokens, so ``len(vocab) <= max_size``; past it, of the tokens with
+    equal counts the first by token string are kept. ``max_final_vocab`` is gensim's (``Word2Vec``'s
+    ``max_final_vocab``): instead of cutting the list, it raises ``min_count`` until at most that many words
+    (specials not counted) remain, so words with equal counts are kept or dropped together and the vocabulary
+    may end up smaller than the cap (:func:`final_vocab_min_count`); the ``min_count`` applied is saved as
+    ``settings["effective_min_count"]``. Literal ``<unk>`` and
     ``<eos>`` tokens of the corpus count towards the specials. A vocabulary left with no ordinary token
     (empty input, ``min_count`` too high) is an :class:`NceLmError`. ``progress`` shows a bar of the bytes
     read when counting takes more than 2 seconds.
@@ -211,7 +217,8 @@ def build_vocab(
     counted = count_tokens(files, tokenizer, errors, max_distinct, "counting words" if progress else None)
     sources = [{"path": str(f.resolve()), "bytes": f.stat().st_size} for f in files]
     settings = {"max_distinct": max_distinct, "errors": errors, "sources": sources}
-    return vocab_from_counts(*counted, min_count=min_count, max_size=max_size, tokenizer=tokenizer, settings=settings)
+    return vocab_from_counts(*counted, min_count=min_count, max_size=max_size, tokenizer=tokenizer, settings=settings,
+                             max_final_vocab=max_final_vocab)
 
 
 def vocab_from_counts(
@@ -223,13 +230,15 @@ def vocab_from_counts(
     max_size: int | None = None,
     tokenizer: TokenizerConfig = TokenizerConfig(),
     settings: dict[str, Any] | None = None,
+    max_final_vocab: int | None = None,
 ) -> Vocab:
     """The vocabulary of counted tokens (:func:`count_chunks`' result): :func:`build_vocab`'s rules."""
     _check_limits(min_count, max_size)
     unk_count = counter.pop(Vocab.UNK, 0) + pruned
     eos_count = counter.pop(Vocab.EOS, 0) + lines
     ranked = sorted(counter.items(), key=lambda item: (-item[1], item[0]))
-    kept = [item for item in ranked if item[1] >= min_count]
+    effective_min_count = final_vocab_min_count([c for _, c in ranked], min_count, max_final_vocab)
+    kept = [item for item in ranked if item[1] >= effective_min_count]
     if max_size is not None:
         kept = kept[: max_size - 2]
     if not kept:
@@ -239,10 +248,27 @@ def vocab_from_counts(
             f"min_count={min_count} times"
         )
     unk_count += sum(counter.values()) - sum(c for _, c in kept)
-    settings = {"min_count": min_count, "max_size": max_size, "prune_threshold": threshold, **(settings or {})}
+    settings = {"min_count": min_count, "max_final_vocab": max_final_vocab, "effective_min_count": effective_min_count,
+                "max_size": max_size, "prune_threshold": threshold, **(settings or {})}
     tokens = [Vocab.UNK, Vocab.EOS] + [t for t, _ in kept]
     counts = [unk_count, eos_count] + [c for _, c in kept]
     return Vocab(tokens, counts, tokenizer, settings)
+
+
+def final_vocab_min_count(ranked_counts: list[int], min_count: int, max_final_vocab: int | None) -> int:
+    """The ``min_count`` that leaves at most ``max_final_vocab`` words, as gensim's ``prepare_vocab`` sets it.
+
+    ranked_counts: every word's count, most frequent first. With more than N = ``max_final_vocab`` words, the
+    count of the (N + 1)-th word plus one (so that word and every word tied with it go), else 1; never below
+    ``min_count``. With ties at the cut the vocabulary is smaller than N: counts 9, 7, 7, 5 and N = 2 keep
+    only the word seen 9 times.
+    """
+    if max_final_vocab is None:
+        return min_count
+    if max_final_vocab < 1:
+        raise NceLmError(f"max_final_vocab must be at least 1, got {max_final_vocab}")
+    cut = ranked_counts[max_final_vocab] + 1 if len(ranked_counts) > max_final_vocab else 1
+    return max(min_count, cut)
 
 
 def coverage(vocab: Vocab) -> float:

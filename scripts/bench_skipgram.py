@@ -1,13 +1,14 @@
-"""gensim's skip-gram and ours, same corpus, same settings, same threads, one table.
+"""gensim's skip-gram (or CBOW) and ours, same corpus, same settings, same threads, one table.
 
-    python scripts/bench_skipgram.py CORPUS [--threads 2] [--epochs 5] [--sample 1e-4]
+    python scripts/bench_skipgram.py CORPUS [--model skipgram|cbow] [--threads 2] [--epochs 5] [--sample 1e-4]
         [--objectives neg,nce] [--kernels auto] [--repeats 1] [--gensim-threads N,...] [--device cpu|cuda]
         [--batch-size 1024] [--optimizer sgd|rowwise-adagrad] [--lr RATE] [--restrict-vocab 30000] [--output FILE]
 
 gensim runs ``Word2Vec(corpus_file=..., sg=1, hs=0, negative=5, vector_size=100, window=5, min_count=5,
 sample=..., workers=threads)`` (the settings of ../shared/docs/ANCHORS.md), ours ``train_skipgram`` with the
-same values. Throughput is corpus words × epochs / wall seconds of training, vocabulary building excluded for
-both. Both sets of vectors are scored by nce_lm's evaluators (which agree with gensim's own, see
+same values. ``--model cbow`` trains CBOW in both: gensim ``sg=0, cbow_mean=1`` (the mean of the window), ours
+``model="cbow"``, everything else as above (the learning rate 0.025 in both, gensim's default). Throughput
+is corpus words × epochs / wall seconds of training, vocabulary building excluded for both. Both sets of vectors are scored by nce_lm's evaluators (which agree with gensim's own, see
 tests/test_evaluation.py): Google analogies (3CosAdd, the 30,000 most frequent words as in ANCHORS.md), and
 Spearman ρ on WS-353 and SimLex-999 (gensim's bundled copies) and MEN (``$NCE_LM_DATA/eval/MEN``, when present).
 With ``--device cuda`` ours runs on the GPU and gensim on all CPU cores of the machine; a GPU wants batches of
@@ -63,7 +64,8 @@ def run_gensim(corpus: Path, args: argparse.Namespace, workers: int, seed: int) 
     from gensim.models import Word2Vec
 
     model = Word2Vec(
-        sg=1, hs=0, negative=args.negatives, vector_size=args.dim, window=args.window, min_count=args.min_count,
+        sg=int(args.model == "skipgram"), cbow_mean=1, hs=0, negative=args.negatives, vector_size=args.dim,
+        window=args.window, min_count=args.min_count,
         sample=args.sample, workers=workers, seed=seed,
     )
     model.build_vocab(corpus_file=str(corpus))
@@ -91,6 +93,7 @@ def speed_cell(speeds: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("corpus", type=Path)
+    parser.add_argument("--model", choices=("skipgram", "cbow"), default="skipgram")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--sample", type=float, default=1e-4)
@@ -133,7 +136,7 @@ def main() -> None:
         for kernel in args.kernels.split(","):
             for objective in args.objectives.split(","):
                 config = SkipGramConfig(
-                    dim=args.dim, window=args.window, negatives=args.negatives, epochs=args.epochs,
+                    model=args.model, dim=args.dim, window=args.window, negatives=args.negatives, epochs=args.epochs,
                     min_count=args.min_count, sample=args.sample, batch_size=args.batch_size, objective=objective,
                     device=args.device, threads=args.threads if args.device == "cpu" else None, kernel=kernel,
                     optimizer=args.optimizer, lr=args.lr,
@@ -158,7 +161,7 @@ def main() -> None:
 
     seeds = f"seed {args.seed}" if args.repeats == 1 else f"seeds {args.seed}–{args.seed + args.repeats - 1}"
     lines = [
-        f"corpus: {args.corpus.name}; dim {args.dim}, window {args.window}, negatives {args.negatives}, "
+        f"corpus: {args.corpus.name}; {args.model}; dim {args.dim}, window {args.window}, negatives {args.negatives}, "
         f"epochs {args.epochs}, min_count {args.min_count}, sample {args.sample:g}; ours: batch {args.batch_size:,}, "
         f"{args.optimizer}; analogy restricted to "
         f"{args.restrict_vocab:,} words; {args.repeats} round(s) taking turns ({seeds}): words/s median (range), "

@@ -14,13 +14,13 @@ from gensim.models import KeyedVectors
 from nce_lm import skipgram
 from nce_lm.cli import main
 from nce_lm.errors import NceLmError
-from nce_lm.skipgram import SkipGramConfig, load_checkpoint, sentence_ids, train_skipgram, window_pairs
+from nce_lm.skipgram import SkipGramConfig, load_checkpoint, sentence_ids, train_skipgram, window_examples
 
 
 def test_windows_match_word2vecs_loop() -> None:
     words = np.arange(100, 130)
     sentence = np.repeat([0, 1, 2], [12, 3, 15])
-    pairs = window_pairs(words, sentence, 4, np.random.default_rng(7))
+    pairs = window_examples(words, sentence, 4, np.random.default_rng(7))
     reach = np.random.default_rng(7).integers(1, 5, size=len(words))  # the same draws
     expected = [
         (words[j], words[i])
@@ -29,7 +29,8 @@ def test_windows_match_word2vecs_loop() -> None:
         if j != i and abs(i - j) <= reach[i] and sentence[i] == sentence[j]
     ]
     # word2vec's order: centre by centre, and within a centre its context words from left to right
-    assert list(zip(*(p.tolist() for p in pairs))) == [(int(a), int(b)) for a, b in expected]
+    assert pairs.starts is None
+    assert list(zip(pairs.context.tolist(), pairs.centre.tolist())) == [(int(a), int(b)) for a, b in expected]
 
 
 def test_lines_are_sentences_and_long_lines_are_cut(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -79,9 +80,9 @@ def test_learning_rate_decays_linearly(topic_corpus: Path, monkeypatch: pytest.M
     seen: list[float] = []
     original = skipgram.SkipGramTrainer._update
 
-    def spy(self, context, centre, lr):
+    def spy(self, examples, lr):
         seen.append(lr)
-        return original(self, context, centre, lr)
+        return original(self, examples, lr)
 
     monkeypatch.setattr(skipgram.SkipGramTrainer, "_update", spy)
     train_skipgram([topic_corpus], SkipGramConfig(**{**SMALL.__dict__, "kernel": "torch"}), progress=False)

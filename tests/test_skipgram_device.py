@@ -15,6 +15,7 @@ import torch
 
 from nce_lm import skipgram, skipgram_device
 from nce_lm.errors import NceLmError
+from nce_lm.examples import Examples
 from nce_lm.rowwise_adagrad import RowwiseAdagrad
 from nce_lm.skipgram import SkipGramConfig, SkipGramTrainer, train_skipgram
 from nce_lm.token_cache import cached_token_ids
@@ -28,18 +29,22 @@ def make_trainer(corpus: Path, config: SkipGramConfig, tmp_path: Path) -> SkipGr
     return SkipGramTrainer(config, vocab, np.asarray(cached_token_ids([corpus], vocab, tmp_path / "ids")))
 
 
-def test_window_pairs_are_the_host_generators_given_the_same_windows() -> None:
+@pytest.mark.parametrize("model", ["skipgram", "cbow"])
+def test_window_examples_are_the_host_generators_given_the_same_windows(model: str) -> None:
     """Catches an off-by-one at the window's edge or a sentence boundary, a pair in the wrong direction, or
     another order; the short sentences and the 3-word stream test windows wider than what they cut."""
     for n, window in [(30, 4), (3, 5), (200, 10)]:
         words = np.random.default_rng(n).integers(0, 50, size=n)
         sentence = np.sort(np.random.default_rng(n + 1).integers(0, max(1, n // 8), size=n))
-        reach = np.random.default_rng(7).integers(1, window + 1, size=n)  # window_pairs's draws under seed 7
-        expected = skipgram.window_pairs(words, sentence, window, np.random.default_rng(7))
-        ours = skipgram_device.window_pairs(
-            torch.from_numpy(words), torch.from_numpy(sentence), torch.from_numpy(reach), window
+        reach = np.random.default_rng(7).integers(1, window + 1, size=n)  # window_examples's draws under seed 7
+        expected = skipgram.window_examples(words, sentence, window, np.random.default_rng(7), model)
+        ours = skipgram_device.window_examples(
+            torch.from_numpy(words), torch.from_numpy(sentence), torch.from_numpy(reach), window, model
         )
-        for got, want in zip(ours, expected):
+        assert (ours.starts is None) == (expected.starts is None) == (model == "skipgram")
+        for got, want in [(ours.context, expected.context), (ours.centre, expected.centre)] + (
+            [(ours.starts, expected.starts)] if model == "cbow" else []
+        ):
             assert got.dtype == torch.int64
             np.testing.assert_array_equal(got.numpy(), want)
 
@@ -53,8 +58,8 @@ def test_pairs_follow_the_dynamic_window_and_the_subsampling() -> None:
     words = torch.arange(n)
     sentence = torch.arange(n) // 50_000  # 4 sentences
     generator = torch.Generator().manual_seed(3)
-    context, centre = skipgram_device.chunk_pairs(words, sentence, torch.ones(n, dtype=torch.float64), window,
-                                                  generator)
+    pairs = skipgram_device.chunk_examples(words, sentence, torch.ones(n, dtype=torch.float64), window, generator)
+    context, centre = pairs.context, pairs.centre
     offset = context - centre
     assert (offset != 0).all() and (offset.abs() <= window).all()
     assert torch.equal(sentence[context], sentence[centre])
@@ -66,7 +71,8 @@ def test_pairs_follow_the_dynamic_window_and_the_subsampling() -> None:
     assert chi2 < df + 6 * np.sqrt(2 * df)  # far beyond the 99.9th percentile of chi-square(df)
 
     keep = torch.where(words % 2 == 0, 0.3, 1.0).double()
-    context, centre = skipgram_device.chunk_pairs(words, sentence * 0, keep, window, generator)
+    pairs = skipgram_device.chunk_examples(words, sentence * 0, keep, window, generator)
+    context, centre = pairs.context, pairs.centre
     kept = torch.unique(torch.cat([context, centre]))  # with b >= 1, every kept word is in a pair
     even = (kept % 2 == 0).sum().item()
     assert (kept % 2 == 1).sum().item() == n // 2
@@ -84,7 +90,7 @@ def test_pair_counts_match_the_host_generator_on_the_lee_corpus(tmp_path: Path) 
     counts = {}
     for kernel in ("device", "torch"):
         trainer = make_trainer(corpus, replace(CONFIG, kernel=kernel, sample=1e-3, window=5), tmp_path)
-        counts[kernel] = np.mean([sum(len(c) for c, _, _ in trainer._pairs(epoch)) for epoch in range(5)])
+        counts[kernel] = np.mean([sum(len(e) for e, _ in trainer._examples(epoch)) for epoch in range(5)])
     assert counts["device"] == pytest.approx(counts["torch"], rel=0.01)
 
 
@@ -121,8 +127,8 @@ def test_update_equals_the_torch_paths(
         noise = torch_path.noise.sample((512, config.negatives), g)
         monkeypatch.setattr(torch_path.objective, "sample_noise", lambda targets: noise)
         monkeypatch.setattr(device.objective, "sample_noise", lambda targets: noise)
-        expected = torch_path._update(context, centre, 0.05)
-        loss = device._update_device(context, centre, 0.05)
+        expected = torch_path._update(Examples(context, centre), 0.05)
+        loss = device._update_device(Examples(context, centre), 0.05)
         assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     for name in ("input_vectors", "output_vectors", "output_bias"):
         ours, theirs = getattr(device.state, name), getattr(torch_path.state, name)
@@ -212,11 +218,11 @@ def test_on_a_gpu_the_update_equals_the_cpus(topic_corpus: Path, tmp_path: Path,
     context, centre = torch.randint(2, 22, (2, 4096), generator=g)
     noise = cpu.noise.sample((4096, config.negatives), g)
     loss = skipgram_device.update_(
-        cpu.state.input_vectors, cpu.state.output_vectors, cpu.state.output_bias, context, centre, noise,
+        cpu.state.input_vectors, cpu.state.output_vectors, cpu.state.output_bias, Examples(context, centre), noise,
         cpu.classifier, 0.05, cpu.optimizer, True,
     )
     loss_gpu = skipgram_device.update_(
-        gpu.state.input_vectors, gpu.state.output_vectors, gpu.state.output_bias, context.cuda(), centre.cuda(),
+        gpu.state.input_vectors, gpu.state.output_vectors, gpu.state.output_bias, Examples(context.cuda(), centre.cuda()),
         noise.cuda(), gpu.classifier, 0.05, gpu.optimizer, True,
     )
     assert loss_gpu.item() == pytest.approx(loss.item(), rel=1e-5)
@@ -225,22 +231,26 @@ def test_on_a_gpu_the_update_equals_the_cpus(topic_corpus: Path, tmp_path: Path,
 
 
 @pytest.mark.cuda
-@pytest.mark.parametrize("kernel, optimizer", [("device", "sgd"), ("device", "rowwise-adagrad"),
-                                               ("torch", "sgd"), ("torch", "rowwise-adagrad")])
-def test_on_a_gpu_no_batch_waits_for_the_host(topic_corpus: Path, tmp_path: Path, kernel: str, optimizer: str) -> None:
+@pytest.mark.parametrize("kernel, optimizer, model", [
+    ("device", "sgd", "skipgram"), ("device", "rowwise-adagrad", "skipgram"), ("torch", "sgd", "skipgram"),
+    ("torch", "rowwise-adagrad", "skipgram"), ("device", "sgd", "cbow"), ("torch", "sgd", "cbow"),
+])
+def test_on_a_gpu_no_batch_waits_for_the_host(
+    topic_corpus: Path, tmp_path: Path, kernel: str, optimizer: str, model: str
+) -> None:
     """A whole chunk of batches under torch's sync debug mode "error": any copy to the host, ``.item()``,
     ``nonzero`` or ``torch.unique`` inside the batch loop raises."""
     config = replace(CONFIG, device="cuda", kernel=kernel, optimizer=optimizer, objective="nce",
-                     output_bias="learned")
+                     output_bias="learned", model=model, batch_size=16 if model == "cbow" else CONFIG.batch_size)
     trainer = make_trainer(topic_corpus, config, tmp_path)
-    context, centre, _ = next(trainer._pairs(0))  # forming the chunk's pairs may sync, once
+    examples, _ = next(trainer._examples(0))  # forming the chunk's examples may sync, once
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        loss, trained = trainer._train_chunk_torch(context, centre, lambda fraction: 0.05)
+        loss, trained = trainer._train_chunk_torch(examples, lambda fraction: 0.05)
     finally:
         torch.cuda.set_sync_debug_mode("default")
-    assert trained == len(context) > 10 * config.batch_size and torch.isfinite(loss)
+    assert trained == len(examples) > 10 * config.batch_size and torch.isfinite(loss)
 
 
 @pytest.mark.cuda

@@ -11,6 +11,7 @@ import torch
 
 from nce_lm import skipgram, skipgram_kernel
 from nce_lm.errors import NceLmError
+from nce_lm.examples import Examples
 from nce_lm.noise import NoiseDistribution
 from nce_lm.objectives import build_objective
 from nce_lm.skipgram import SkipGramConfig, SkipGramTrainer, train_skipgram
@@ -114,5 +115,5 @@ def test_kernel_rejects_ids_outside_the_vocabulary() -> None:
     classifier = build_objective("neg", noise, 2, shared_noise=False).classifier(noise.log_probs)
     bad = np.array([3, 10], dtype=np.int32)
     with pytest.raises(ValueError, match="outside the vocabulary"):
-        skipgram_kernel.train_pairs(tables, bad, bad, classifier, noise, 2, 4, 1, 0, 0, 0.1, 0.1)
+        skipgram_kernel.train_examples(tables, Examples(bad, bad), classifier, noise, 2, 4, 1, 0, 0, 0.1, 0.1)
     assert torch.equal(tables.input, torch.zeros(10, 16))

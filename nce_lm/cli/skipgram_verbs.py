@@ -9,13 +9,16 @@ from nce_lm.cli.options import KERNEL_SIZE, SEED, device_name, integer, number, 
 from nce_lm.clobber import check_outputs
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import write_json_atomic
+from nce_lm.examples import MODELS
 from nce_lm.mi_bound import bound_line
-from nce_lm.skipgram import KERNELS, OPTIMIZERS, OUTPUT_BIAS, SkipGramConfig, load_checkpoint, train_skipgram
+from nce_lm.skipgram import (KERNELS, OPTIMIZERS, OUTPUT_BIAS, SkipGramConfig, SkipGramResult, load_checkpoint,
+                             train_skipgram)
 from nce_lm.token_cache import cache_vocab
 from nce_lm.vectors import FORMATS, save_vectors
 from nce_lm.vocab import Vocab
 
 _DEFAULTS = SkipGramConfig()
+GENSIM_MODEL = "gensim-model"  # a gensim Word2Vec model, trainable further (nce_lm.gensim_model)
 
 
 def given_settings(args: argparse.Namespace) -> dict[str, object]:
@@ -39,6 +42,9 @@ def check_given_vocabulary(args: argparse.Namespace, vocab: Vocab | None) -> Non
     """A vocabulary from --vocab or --cache is used as it is: options that would change it are refused."""
     if vocab is None:
         return
+    if args.max_final_vocab is not None:
+        raise NceLmError("--max-final-vocab applies when skipgram counts the vocabulary; with --vocab or --cache the "
+                         "vocabulary is used as it is")
     if args.min_count is not None:
         raise NceLmError("--min-count applies when skipgram counts the vocabulary; with --vocab or --cache the "
                          "vocabulary is used as it is (give --min-count to `nce-lm vocab`)")
@@ -52,11 +58,12 @@ def check_given_vocabulary(args: argparse.Namespace, vocab: Vocab | None) -> Non
 def run_skipgram(args: argparse.Namespace) -> int:
     if not args.corpus and not args.cache_dir:
         raise NceLmError("give the corpus (files or folders), or a token cache with --cache DIR")
-    check_outputs([*args.corpus, args.resume], files={"-o": args.output, "--metrics": args.metrics},
-                  folders={"--cache": args.cache_dir})
+    check_outputs([*args.corpus, args.resume], folders={"--cache": args.cache_dir},
+                  files={"-o": args.output, "--metrics": args.metrics, "--save-context-vectors": args.save_context_vectors})
     # --checkpoint may be the --resume file (a run continued in place), but neither a corpus file nor another output
     check_outputs([*args.corpus, args.vocab],
-                  files={"-o": args.output, "--metrics": args.metrics, "--checkpoint": args.checkpoint})
+                  files={"-o": args.output, "--metrics": args.metrics, "--checkpoint": args.checkpoint,
+                         "--save-context-vectors": args.save_context_vectors})
     vocab = Vocab.load(args.vocab) if args.vocab else None
     if not args.resume:
         check_given_vocabulary(args, vocab or (cache_vocab(args.cache_dir) if args.cache_dir else None))
@@ -74,7 +81,7 @@ def run_skipgram(args: argparse.Namespace) -> int:
     metrics = dict(result.metrics)
     if metrics["rank"] != 0:  # under torchrun, rank 0 writes the files
         return 0
-    save_vectors(result.vectors, args.output, args.format)
+    save_outputs(result, args)
     print(
         f"trained {len(result.vectors):,} vectors of dimension {config.dim} on {metrics['corpus_words']:,} words "
         f"× {metrics['epochs_run']} epochs: {metrics['words_per_s']:,.0f} words/s ({metrics['kernel']} update on "
@@ -85,10 +92,30 @@ def run_skipgram(args: argparse.Namespace) -> int:
     if args.metrics:
         write_json_atomic(args.metrics, metrics)
     written = [f"{args.output} (vectors, {args.format})"]
+    if args.save_context_vectors:
+        written.append(f"{args.save_context_vectors} (output vectors, {context_format(args.format)})")
     written += [f"{args.checkpoint} (checkpoint, for --resume)"] if args.checkpoint else []
     written += [f"{args.metrics} (metrics)"] if args.metrics else []
     print("wrote " + ", ".join(written))
     return 0
+
+
+def context_format(format: str) -> str:
+    """The format of the exported output vectors: ``--format``'s, or gensim's KeyedVectors beside a gensim
+    model (which holds them too, as ``syn1neg``)."""
+    return "gensim" if format == GENSIM_MODEL else format
+
+
+def save_outputs(result: SkipGramResult, args: argparse.Namespace) -> None:
+    """The vectors in ``--format`` (or the gensim model), then the output vectors when asked for."""
+    if args.format == GENSIM_MODEL:
+        from nce_lm.gensim_model import save_gensim_model
+
+        save_gensim_model(result, args.output)
+    else:
+        save_vectors(result.vectors, args.output, args.format)
+    if args.save_context_vectors:
+        save_vectors(result.context_vectors, args.save_context_vectors, context_format(args.format))
 
 
 def add_training_arguments(parser: argparse.ArgumentParser, defaults: SkipGramConfig = _DEFAULTS) -> None:
@@ -104,6 +131,9 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults: SkipGramCo
         parser.add_argument(name, dest=dest, action="store_true", default=None,
                             help=text + (" (on by default here)" if getattr(d, dest) else ""))
 
+    parser.add_argument("--model", choices=MODELS,
+                        help="skipgram: each context word predicts the centre word (word2vec -cbow 0); cbow: the mean "
+                        f"of the window's vectors predicts it (word2vec -cbow 1, gensim cbow_mean=1) (default {d.model})")
     parser.add_argument("--objective", choices=("neg", "nce", "ranking", "infonce"),
                         help=f"training objective (default {d.objective})")
     parser.add_argument("--dim", type=KERNEL_SIZE, help=f"vector size (default {d.dim})")
@@ -112,6 +142,9 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults: SkipGramCo
     parser.add_argument("--epochs", type=integer(1), help=f"passes over the corpus (default {d.epochs})")
     parser.add_argument("--min-count", dest="min_count", type=integer(1),
                         help=f"drop words seen fewer times (default {d.min_count})")
+    parser.add_argument("--max-final-vocab", dest="max_final_vocab", type=integer(1),
+                        help="raise --min-count until at most this many words remain, as gensim's max_final_vocab: "
+                        "words tied at the cut are all dropped, so the vocabulary may be smaller")
     parser.add_argument("--sample", type=number(0), help=f"subsampling threshold t (default {d.sample:g})")
     parser.add_argument("--noise-power", dest="noise_power", type=number(0, 1), help=f"q ∝ count^power (default {d.noise_power})")
     parser.add_argument("--optimizer", choices=tuple(OPTIMIZERS),
@@ -121,7 +154,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults: SkipGramCo
                         help="learning rate: SGD's starting rate (default 0.025) or Adagrad's constant rate (0.1); "
                         "on --resume, the rate to continue from")
     parser.add_argument("--min-lr", dest="min_lr", type=number(0), help=f"SGD's final learning rate (default {d.min_lr})")
-    parser.add_argument("--batch-size", dest="batch_size", type=KERNEL_SIZE, help=f"pairs per update (default {d.batch_size})")
+    parser.add_argument("--batch-size", dest="batch_size", type=KERNEL_SIZE, help=f"examples (skip-gram pairs, CBOW windows) per update (default {d.batch_size})")
     flag("--shared-noise", "one set of noise words per batch instead of per pair")
     parser.add_argument("--output-bias", dest="output_bias", choices=OUTPUT_BIAS,
                         help="a per-word output bias b_w = log q(w) in the score, fixed or learned (default: fixed "
@@ -149,7 +182,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("corpus", nargs="*",
                         help="corpus files or folders (.gz, .bz2, .xz read directly); none with --cache")
     parser.add_argument("-o", "--output", required=True, help="vector file to write")
-    parser.add_argument("--format", choices=FORMATS, default="word2vec-bin", help="vector format (default word2vec-bin)")
+    parser.add_argument("--format", choices=(*FORMATS, GENSIM_MODEL), default="word2vec-bin",
+                        help="vector format, or gensim-model: a gensim Word2Vec that gensim.models.Word2Vec.load opens "
+                        "and can train further (default word2vec-bin)")
+    parser.add_argument("--save-context-vectors", dest="save_context_vectors", metavar="PATH",
+                        help="also write the output (context) vectors u, in --format (gensim KeyedVectors with "
+                        "gensim-model)")
     add_training_arguments(parser)
     parser.add_argument("--metrics", help="write words_per_s, wall_s, epochs, vocab_size, final_loss... as JSON")
     parser.add_argument("--checkpoint", help="rewrite this checkpoint after every epoch (for --resume)")
