@@ -27,9 +27,9 @@ def spy_rates(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     seen: list[float] = []
     original = skipgram.SkipGramTrainer._update
 
-    def spy(self, context, centre, lr):
+    def spy(self, examples, lr):
         seen.append(lr)
-        return original(self, context, centre, lr)
+        return original(self, examples, lr)
 
     monkeypatch.setattr(skipgram.SkipGramTrainer, "_update", spy)
     return seen

@@ -90,7 +90,7 @@ def test_cli_writes_the_context_vectors_and_the_gensim_model(tmp_path: Path, cap
     text, context = tmp_path / "v.txt", tmp_path / "u.txt"
     assert main(["skipgram", str(corpus), "-o", str(text), "--format", "word2vec-txt",
                  "--save-context-vectors", str(context), *args]) == 0
-    assert f"wrote {context} (the output vectors, word2vec-txt)" in capsys.readouterr().out
+    assert f"{context} (output vectors, word2vec-txt)" in capsys.readouterr().out
     config = replace(CONFIG, model="cbow", epochs=2, max_final_vocab=300)
     result = train_skipgram([corpus], config, progress=False)
     assert len(result.vectors) <= 300
@@ -110,7 +110,7 @@ def test_cli_writes_the_context_vectors_and_the_gensim_model(tmp_path: Path, cap
 
 @pytest.mark.parametrize("extra, message", [
     (["--model", "glove"], "invalid choice"),
-    (["--max-final-vocab", "0"], "max_final_vocab must be at least 1"),
+    (["--max-final-vocab", "0"], "--max-final-vocab: must be at least 1"),
 ])
 def test_bad_values_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], extra, message) -> None:
     try:
