@@ -10,6 +10,7 @@ created.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -97,7 +98,11 @@ class DistributedContext:
             dist.barrier()
 
     def close(self) -> None:
+        """Leave the process group. Objects still holding it (a DistributedDataParallel wrapper in a reference
+        cycle) are collected first: destroyed after the group, at interpreter exit, they aborted the process
+        ("terminate called without an active exception") in about one run in three on a loaded machine."""
         if self.active and dist.is_initialized():
+            gc.collect()
             dist.destroy_process_group()
 
     def all_reduce_sum_(self, tensor: torch.Tensor) -> None:

@@ -64,6 +64,7 @@ def two_ranks_match_one_process(corpus, tmp_path: Path, objective: str, optimize
                "-m", "nce_lm", "lm", "train", *settings, "-o", str(tmp_path / "two")]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("\nwrote ") + done.stdout.startswith("wrote ") == 1, done.stdout  # rank 0 reports
     one = torch.load(tmp_path / "one" / "last.pt", weights_only=True)
     two = torch.load(tmp_path / "two" / "last.pt", weights_only=True)
     assert one["module"].keys() == two["module"].keys()

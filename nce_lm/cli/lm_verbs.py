@@ -62,6 +62,8 @@ def run_train(args: argparse.Namespace) -> int:
     vocab = Vocab.load(args.vocab) if args.vocab else None
     metrics = train_lm(config, run_dir, resume=bool(args.resume), vocab=vocab, cache_dir=args.cache,
                        errors=_errors(args))
+    if metrics["rank"] != 0:  # under torchrun, rank 0 reports and writes
+        return 0
     if metrics.get("test"):
         print_evaluation(metrics["test"], "test (best model)")
     if args.metrics:

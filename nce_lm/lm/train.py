@@ -406,7 +406,7 @@ def _train(config: LMConfig, run_dir: Path, saved: LMConfig | None, ctx: Distrib
                   f"{valid['self_normalized_ppl']:.2f}, mean log Z {valid['mean_log_z']:+.3f} ± "
                   f"{valid['std_log_z']:.3f}), {record['tokens_per_s']:,.0f} tokens/s", flush=True)
     metrics: dict[str, Any] = {
-        "config": config.to_dict(), "vocab_size": len(vocab), "history": history,
+        "config": config.to_dict(), "rank": ctx.rank, "vocab_size": len(vocab), "history": history,
         "valid": history[-1]["valid"] if history else None, "peak_memory_gib": _peak_memory_gib(device),
         "tokens_per_s": (sum(h["tokens_per_s"] for h in history) / len(history)) if history else None,
     }
