@@ -194,6 +194,23 @@ def test_9_stale_temporaries_of_killed_runs_are_removed(corpus: Path, tmp_path: 
     assert not killed.exists()
 
 
+def test_9_a_failed_demo_leaves_its_folder_as_it_was(corpus: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    from nce_lm.cli import demo_verbs
+
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "vocab.json").write_text("an earlier run's")
+
+    def fail(*args, **kwargs):
+        raise NceLmError("stopped on purpose after the vocabulary was written")
+
+    monkeypatch.setattr(demo_verbs, "train_skipgram", fail)
+    assert main(["demo", str(corpus), "-o", str(out), "--epochs", "1", "--min-count", "1", "--quiet"]) == 2
+    assert "stopped on purpose" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["vocab.json"] and (out / "vocab.json").read_text() == "an earlier run's"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]  # no staging folder left
+
+
 def test_10_files_follow_the_umask(corpus: Path, tmp_path: Path) -> None:
     old = os.umask(0o022)
     try:

@@ -18,7 +18,7 @@ from nce_lm.cli.vector_verbs import print_metrics
 from nce_lm.clobber import check_outputs
 from nce_lm.corpus import TokenizerConfig
 from nce_lm.evaluation import evaluate_all, nearest_neighbors
-from nce_lm.fileio import write_json_atomic
+from nce_lm.fileio import staged_folder, write_json_atomic
 from nce_lm.noise import NoiseDistribution
 from nce_lm.skipgram import SkipGramConfig, train_skipgram
 from nce_lm.vectors import save_vectors
@@ -55,35 +55,35 @@ def run_demo(args: argparse.Namespace) -> int:
     output = Path(args.output)
     config = config_from_args(args)
     check_outputs(corpus, files={name: output / name for name in ("vocab.json", "vectors.bin", "metrics.json")})
-    output.mkdir(parents=True, exist_ok=True)
-    print(f"corpus: {', '.join(str(p) for p in corpus)}")
-    errors = "replace" if args.replace_errors else "strict"
-    vocab = build_vocab(corpus, min_count=config.min_count, errors=errors, progress=not args.quiet,
-                        tokenizer=TokenizerConfig(config.lowercase, config.split_punctuation))
-    vocab.save(output / "vocab.json")
-    noise = NoiseDistribution(vocab.counts, config.noise_power, exclude=[vocab.unk_id, vocab.eos_id])
-    print_vocab_summary(vocab, noise)
+    with staged_folder(output) as staging:
+        print(f"corpus: {', '.join(str(p) for p in corpus)}")
+        errors = "replace" if args.replace_errors else "strict"
+        vocab = build_vocab(corpus, min_count=config.min_count, errors=errors, progress=not args.quiet,
+                            tokenizer=TokenizerConfig(config.lowercase, config.split_punctuation))
+        vocab.save(staging / "vocab.json")
+        noise = NoiseDistribution(vocab.counts, config.noise_power, exclude=[vocab.unk_id, vocab.eos_id])
+        print_vocab_summary(vocab, noise)
 
-    result = train_skipgram(corpus, config, vocab=vocab, progress=not args.quiet, errors=errors)
-    metrics = result.metrics
-    print(f"trained {len(result.vectors):,} vectors × {config.dim} with {config.objective}: "
-          f"{metrics['words_per_s']:,.0f} words/s, {metrics['wall_s']:.1f} s, final loss {metrics['final_loss']:.4f}")
+        result = train_skipgram(corpus, config, vocab=vocab, progress=not args.quiet, errors=errors)
+        metrics = result.metrics
+        print(f"trained {len(result.vectors):,} vectors × {config.dim} with {config.objective}: "
+              f"{metrics['words_per_s']:,.0f} words/s, {metrics['wall_s']:.1f} s, final loss {metrics['final_loss']:.4f}")
 
-    scores = evaluate_all(result.vectors)
-    print_metrics(scores)
-    words = int(vocab.counts.sum() - vocab.counts[vocab.eos_id])
-    if words < 1_000_000:
-        print(f"  (a {words:,}-word corpus is far too small for these figures to mean much: most test words are "
-              "unknown; BENCHMARKS.md has them on WikiText-2 next to gensim's)")
-    vectors_path = output / "vectors.bin"
-    save_vectors(result.vectors, vectors_path, "word2vec-bin")
-    reloaded = KeyedVectors.load_word2vec_format(str(vectors_path), binary=True)
-    same = reloaded.index_to_key == result.vectors.words and (reloaded.vectors == result.vectors.vectors).all()
-    print(f"wrote {vectors_path}; gensim reloads it {'bit for bit' if same else 'WITH DIFFERENCES'}")
-    for word in (w for w in DEMO_WORDS if w in result.vectors):
-        print(f"  {word}: " + ", ".join(f"{w} {s:.2f}" for w, s in nearest_neighbors(result.vectors, word, 5)))
-    write_json_atomic(output / "metrics.json", {"training": metrics, "evaluation": scores})
-    print(f"wrote {output / 'metrics.json'}")
+        scores = evaluate_all(result.vectors)
+        print_metrics(scores)
+        words = int(vocab.counts.sum() - vocab.counts[vocab.eos_id])
+        if words < 1_000_000:
+            print(f"  (a {words:,}-word corpus is far too small for these figures to mean much: most test words are "
+                  "unknown; BENCHMARKS.md has them on WikiText-2 next to gensim's)")
+        save_vectors(result.vectors, staging / "vectors.bin", "word2vec-bin")
+        reloaded = KeyedVectors.load_word2vec_format(str(staging / "vectors.bin"), binary=True)
+        same = reloaded.index_to_key == result.vectors.words and (reloaded.vectors == result.vectors.vectors).all()
+        print(f"{output / 'vectors.bin'}: gensim reloads it {'bit for bit' if same else 'WITH DIFFERENCES'}")
+        for word in (w for w in DEMO_WORDS if w in result.vectors):
+            print(f"  {word}: " + ", ".join(f"{w} {s:.2f}" for w, s in nearest_neighbors(result.vectors, word, 5)))
+        write_json_atomic(staging / "metrics.json", {"training": metrics, "evaluation": scores})
+    # every file moves in at the end, so a run that fails leaves the folder as it was
+    print(f"wrote {output}: vocab.json, vectors.bin, metrics.json")
     return 0 if same else 1
 
 
