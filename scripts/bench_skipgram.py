@@ -7,7 +7,8 @@
 gensim runs ``Word2Vec(corpus_file=..., sg=1, hs=0, negative=5, vector_size=100, window=5, min_count=5,
 sample=..., workers=threads)`` (the settings of ../shared/docs/ANCHORS.md), ours ``train_skipgram`` with the
 same values. ``--model cbow`` trains CBOW in both: gensim ``sg=0, cbow_mean=1`` (the mean of the window), ours
-``model="cbow"``, everything else as above (the learning rate 0.025 in both, gensim's default). Throughput
+``model="cbow"``, everything else as above. The starting learning rate is ours in both (gensim's ``alpha``): 0.025 for
+skip-gram, 0.05 for CBOW (word2vec's default, twice gensim's), or ``--lr``. Throughput
 is corpus words × epochs / wall seconds of training, vocabulary building excluded for both. Both sets of vectors are scored by nce_lm's evaluators (which agree with gensim's own, see
 tests/test_evaluation.py): Google analogies (3CosAdd, the 30,000 most frequent words as in ANCHORS.md), and
 Spearman ρ on WS-353 and SimLex-999 (gensim's bundled copies) and MEN (``$NCE_LM_DATA/eval/MEN``, when present).
@@ -67,6 +68,8 @@ def run_gensim(corpus: Path, args: argparse.Namespace, workers: int, seed: int) 
         sg=int(args.model == "skipgram"), cbow_mean=1, hs=0, negative=args.negatives, vector_size=args.dim,
         window=args.window, min_count=args.min_count,
         sample=args.sample, workers=workers, seed=seed,
+        # the same starting rate as ours (CBOW: word2vec's 0.05, not gensim's 0.025)
+        alpha=SkipGramConfig(model=args.model, optimizer="sgd", lr=args.lr if args.optimizer == "sgd" else None).start_lr(),
     )
     model.build_vocab(corpus_file=str(corpus))
     started = time.perf_counter()

@@ -234,3 +234,11 @@ def test_thread_count_does_not_change_cbows_vectors(topic_corpus: Path) -> None:
 def test_cbow_examples_from_counts_skip_lonely_centres() -> None:
     examples = cbow_examples(np.array([7, 8, 9]), np.array([1, 2, 3, 4]), np.array([2, 0, 1, 0]))
     assert examples.centre.tolist() == [1, 3] and examples.starts.tolist() == [0, 2, 3]
+
+
+def test_cbow_starts_at_word2vecs_rate_unless_told() -> None:
+    """word2vec.c's default -alpha is 0.05 with -cbow 1 and 0.025 without; row-wise Adagrad keeps its 0.1."""
+    assert SkipGramConfig(model="cbow").start_lr() == 0.05
+    assert SkipGramConfig(model="skipgram").start_lr() == 0.025
+    assert SkipGramConfig(model="cbow", lr=0.01).start_lr() == 0.01
+    assert SkipGramConfig(model="cbow", optimizer="rowwise-adagrad").start_lr() == 0.1

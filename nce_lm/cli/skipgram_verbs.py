@@ -151,7 +151,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults: SkipGramCo
                         help="sgd: word2vec's, the rate decaying linearly; rowwise-adagrad: one Adagrad accumulator "
                         f"per row, for batches of tens of thousands of pairs (GPU) (default {d.optimizer})")
     parser.add_argument("--lr", type=number(0, above=True),
-                        help="learning rate: SGD's starting rate (default 0.025) or Adagrad's constant rate (0.1); "
+                        help="learning rate: SGD's starting rate (default 0.025; CBOW 0.05, word2vec's) or Adagrad's constant rate (0.1); "
                         "on --resume, the rate to continue from")
     parser.add_argument("--min-lr", dest="min_lr", type=number(0), help=f"SGD's final learning rate (default {d.min_lr})")
     parser.add_argument("--batch-size", dest="batch_size", type=KERNEL_SIZE, help=f"examples (skip-gram pairs, CBOW windows) per update (default {d.batch_size})")
