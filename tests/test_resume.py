@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -227,3 +228,17 @@ def test_a_token_capped_run_of_two_ranks_continues_its_epoch_in_one_process(lm_c
     assert "note: epoch 1 continues at step 11 from a fresh hidden state" in capsys.readouterr().out
     history = json.loads((run / "metrics.json").read_text())["history"]
     assert [(h["epoch"], h["steps"], h["tokens_seen"]) for h in history] == [(1, 20, 1600)]
+
+
+def test_resuming_on_an_edited_training_text_warns(lm_corpus: Path, tmp_path: Path, capsys) -> None:
+    """Issue 16: a resumed LM run whose training text changed in place says so (new words become <unk>)."""
+    folder = tmp_path / "data"
+    shutil.copytree(lm_corpus, folder)
+    run = tmp_path / "run"
+    train_lm(tiny_lm(folder, max_tokens=800), run)
+    train_lm(tiny_lm(folder, max_tokens=1_600), run, resume=True)
+    assert "not the one this run was trained on" not in capsys.readouterr().err
+    with open(folder / "train.txt", "a") as text:
+        text.write("brand new words here\n")
+    train_lm(tiny_lm(folder, max_tokens=2_400), run, resume=True)
+    assert "not the one this run was trained on" in capsys.readouterr().err

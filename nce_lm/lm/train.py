@@ -16,6 +16,7 @@ import math
 import os
 import resource
 import shutil
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -241,6 +242,12 @@ def _partial_payload(epoch: int, steps: int, tokens: int, loss_sum: float, state
     return partial
 
 
+def _text_identity(path: Path) -> dict[str, Any]:
+    """What tells the training text apart from an edited or another one on resume: its path, size and mtime."""
+    stat = path.stat()
+    return {"path": str(path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
 def _resumed(config: LMConfig, run_dir: Path, vocab: Vocab | None) -> tuple[LMConfig, LMConfig, Vocab]:
     """The settings of a resumed run (``config`` resolved for its vocabulary), the ones it was trained with, and its
     vocabulary; an NceLmError for a change :mod:`nce_lm.resume` does not allow or another vocabulary."""
@@ -290,6 +297,7 @@ def _train(config: LMConfig, run_dir: Path, saved: LMConfig | None, ctx: Distrib
     start_epoch, tokens_seen, best_ppl = 0, 0, math.inf
     epoch_best_ppl = math.inf  # the best validation perplexity at an epoch's end: what the decay compares with
     partial = None  # where an epoch stopped by max_tokens stands
+    train_text = _text_identity(paths["train"])
     if payload is not None:
         try:
             module.load_state_dict(payload["module"])
@@ -302,6 +310,11 @@ def _train(config: LMConfig, run_dir: Path, saved: LMConfig | None, ctx: Distrib
             raise NceLmError(f"{run_dir / 'last.pt'} does not match the run: {str(err).splitlines()[0]}") from None
         if saved is not None and config.lr != saved.lr:
             lr = config.learning_rate  # asked for: the decay goes on from it
+        recorded = payload.get("train_text")
+        if ctx.is_main and recorded is not None and recorded != train_text:
+            print(f"warning: the training text {paths['train']} is not the one this run was trained on (its path, "
+                  "size or modification time differ); training goes on with the run's vocabulary, and words new "
+                  "to the text count as <unk>", file=sys.stderr, flush=True)
         if config.max_tokens is not None and tokens_seen >= config.max_tokens:
             raise NceLmError(f"{run_dir} has trained {tokens_seen:,} tokens, its max_tokens of {config.max_tokens:,}: "
                              "raise --max-tokens to continue it (or give --epochs alone, which lifts the cap)")
@@ -400,6 +413,7 @@ def _train(config: LMConfig, run_dir: Path, saved: LMConfig | None, ctx: Distrib
                 "module": module.state_dict(), "optimizer": optimizer.state_dict(),
                 "epoch": epoch if stopped else epoch + 1, "tokens_seen": tokens_seen, "lr": lr, "best_ppl": best_ppl,
                 "epoch_best_ppl": epoch_best_ppl, "history": history, "partial": partial,
+                "train_text": train_text,
             }, vocab)
             where = f" (stopped by --max-tokens after step {steps:,} of {steps_per_epoch:,})" if stopped else ""
             print(f"epoch {epoch + 1}{where}: valid ppl {valid['ppl']:.2f} (self-normalized "
