@@ -1,4 +1,5 @@
-"""Shared fixtures: where the reference corpora live.
+"""Shared fixtures: where the reference corpora live, a record of skip-gram's learning rates, and the fused
+kernel's noise words fed to the torch path.
 
 Tests read the shared copies of PTB, WikiText-2 and the evaluation sets through ``NCE_LM_DATA`` (``.ci/run``
 points it at ``../shared/data``); a test that needs them is skipped when the variable is unset, and never
@@ -44,3 +45,41 @@ def topic_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("corpus") / "topics.txt"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+@pytest.fixture
+def skipgram_rates(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The learning rate of every torch-path skip-gram update, in order, as the test's runs make them."""
+    from nce_lm.skipgram import SkipGramTrainer
+
+    seen: list[float] = []
+    original = SkipGramTrainer._update
+
+    def spy(self, examples, lr):
+        seen.append(lr)
+        return original(self, examples, lr)
+
+    monkeypatch.setattr(SkipGramTrainer, "_update", spy)
+    return seen
+
+
+@pytest.fixture
+def feed_kernel_noise(monkeypatch: pytest.MonkeyPatch):
+    """``feed(trainer, config) -> drawn``: make a torch-path skip-gram trainer draw the noise words that the fused
+    kernel draws in epoch 0 for the same examples, in order; ``drawn()`` is how many examples drew so far."""
+    from nce_lm import skipgram_kernel
+
+    def feed(trainer, config):
+        drawn = 0
+
+        def kernel_noise(centre: torch.Tensor) -> torch.Tensor:
+            nonlocal drawn
+            seed = skipgram_kernel.noise_seed(config.seed, 0)
+            ids = skipgram_kernel.draw_noise(trainer.noise, seed, drawn, len(centre), config.negatives)
+            drawn += len(centre)
+            return torch.from_numpy(ids)
+
+        monkeypatch.setattr(trainer.objective, "sample_noise", kernel_noise)
+        return lambda: drawn
+
+    return feed

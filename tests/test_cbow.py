@@ -136,7 +136,8 @@ def test_kernel_rejects_an_example_without_context_words() -> None:
 @needs_kernel
 @pytest.mark.parametrize("objective, bias", OBJECTIVES)
 def test_torch_path_trains_what_the_kernel_trains(
-    topic_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, objective: str, bias: str | None
+    topic_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, feed_kernel_noise, objective: str,
+    bias: str | None,
 ) -> None:
     """One epoch over several chunks and many batches, the torch path fed the kernel's noise words: the same
     tables to float32 rounding."""
@@ -144,18 +145,9 @@ def test_torch_path_trains_what_the_kernel_trains(
     config = replace(CONFIG, objective=objective, output_bias=bias)
     fused = make_trainer(topic_corpus, replace(config, kernel="fused"), tmp_path)
     reference = make_trainer(topic_corpus, replace(config, kernel="torch"), tmp_path)
-    drawn = 0
-
-    def kernel_noise(centre: torch.Tensor) -> torch.Tensor:
-        nonlocal drawn
-        seed = skipgram_kernel.noise_seed(config.seed, 0)
-        ids = skipgram_kernel.draw_noise(reference.noise, seed, drawn, len(centre), config.negatives)
-        drawn += len(centre)
-        return torch.from_numpy(ids)
-
-    monkeypatch.setattr(reference.objective, "sample_noise", kernel_noise)
+    drawn = feed_kernel_noise(reference, config)
     fused_metrics, reference_metrics = fused.train(progress=False), reference.train(progress=False)
-    assert drawn == 7200  # one example per word: every word of the topic corpus has a neighbour
+    assert drawn() == 7200  # one example per word: every word of the topic corpus has a neighbour
     for name in ("input_vectors", "output_vectors", "output_bias"):
         ours, theirs = getattr(fused.state, name), getattr(reference.state, name)
         if theirs is None:

@@ -23,19 +23,6 @@ SG = SkipGramConfig(dim=8, epochs=2, min_count=1, threads=1, kernel="torch", lr=
 W = 1_000  # corpus words, for the schedule arithmetic
 
 
-def spy_rates(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The learning rate of every torch-path update, in order."""
-    seen: list[float] = []
-    original = skipgram.SkipGramTrainer._update
-
-    def spy(self, examples, lr):
-        seen.append(lr)
-        return original(self, examples, lr)
-
-    monkeypatch.setattr(skipgram.SkipGramTrainer, "_update", spy)
-    return seen
-
-
 def test_an_interrupted_run_keeps_its_schedule() -> None:
     config = replace(SG, epochs=3)
     state = skipgram._State(None, None, epochs_done=1, schedule=LinearSchedule(0.02, 0, 3 * W, 0.001))
@@ -54,9 +41,9 @@ def test_more_epochs_re_spread_the_decay_from_the_rate_reached() -> None:
 
 
 def test_a_finished_run_given_more_epochs_never_jumps_back_up(
-    topic_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    topic_corpus: Path, tmp_path: Path, skipgram_rates: list[float], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rates = spy_rates(monkeypatch)
+    rates = skipgram_rates
     train_skipgram(topic_corpus, SG, progress=False, checkpoint=tmp_path / "c.pt")
     first = list(rates)
     rates.clear()

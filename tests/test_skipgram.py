@@ -74,17 +74,10 @@ def test_seeded_run_repeats_exactly(topic_corpus: Path) -> None:
     np.testing.assert_array_equal(first, again)
 
 
-def test_learning_rate_decays_linearly(topic_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_learning_rate_decays_linearly(topic_corpus: Path, skipgram_rates: list[float]) -> None:
     """On the torch path, which calls _update per batch; the kernel is held to the same schedule by
     tests/test_skipgram_kernel.py."""
-    seen: list[float] = []
-    original = skipgram.SkipGramTrainer._update
-
-    def spy(self, examples, lr):
-        seen.append(lr)
-        return original(self, examples, lr)
-
-    monkeypatch.setattr(skipgram.SkipGramTrainer, "_update", spy)
+    seen = skipgram_rates
     train_skipgram([topic_corpus], SkipGramConfig(**{**SMALL.__dict__, "kernel": "torch"}), progress=False)
     assert seen[0] == pytest.approx(SMALL.lr)
     assert seen[-1] < SMALL.lr / SMALL.epochs and seen[-1] >= SMALL.min_lr

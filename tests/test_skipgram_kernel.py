@@ -43,8 +43,8 @@ def make_trainer(corpus: Path, config: SkipGramConfig, tmp_path: Path) -> SkipGr
     ],
 )
 def test_kernel_trains_what_the_torch_path_trains(
-    topic_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, objective: str, bias: str | None,
-    dim: int, negatives: int,
+    topic_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, feed_kernel_noise, objective: str,
+    bias: str | None, dim: int, negatives: int,
 ) -> None:
     """One epoch over several chunks and many batches, the torch path fed the kernel's noise words."""
     monkeypatch.setattr(skipgram, "_CHUNK_TOKENS", 1000)
@@ -52,18 +52,9 @@ def test_kernel_trains_what_the_torch_path_trains(
     fused = make_trainer(topic_corpus, replace(config, kernel="fused"), tmp_path)
     reference = make_trainer(topic_corpus, replace(config, kernel="torch"), tmp_path)
     assert fused.use_kernel and not reference.use_kernel
-    drawn = 0
-
-    def kernel_noise(centre: torch.Tensor) -> torch.Tensor:
-        nonlocal drawn
-        seed = skipgram_kernel.noise_seed(config.seed, 0)
-        ids = skipgram_kernel.draw_noise(reference.noise, seed, drawn, len(centre), config.negatives)
-        drawn += len(centre)
-        return torch.from_numpy(ids)
-
-    monkeypatch.setattr(reference.objective, "sample_noise", kernel_noise)
+    drawn = feed_kernel_noise(reference, config)
     fused_metrics, reference_metrics = fused.train(progress=False), reference.train(progress=False)
-    assert drawn > 20_000  # every pair went through the patched sampler
+    assert drawn() > 20_000  # every pair went through the patched sampler
     for ours, theirs in [
         (fused.state.input_vectors, reference.state.input_vectors),
         (fused.state.output_vectors, reference.state.output_vectors),
