@@ -1,7 +1,7 @@
 """Build the optional C kernel of the CPU skip-gram trainer; everything else is declared in pyproject.toml.
 
 The extension is optional: where no C compiler is found, nce_lm installs without it and the skip-gram
-trainer uses its torch path on the CPU as well (``nce_lm.skipgram_kernel.available()`` tells which).
+trainer uses its torch path on the CPU as well (``nce_lm.skipgram.kernel.available()`` tells which).
 """
 
 import sys
@@ -18,8 +18,8 @@ else:
 setup(
     ext_modules=[
         Extension(
-            "nce_lm._skipgram_kernel",
-            sources=["nce_lm/_skipgram_kernel.c"],
+            "nce_lm.skipgram._kernel",
+            sources=["nce_lm/skipgram/_kernel.c"],
             extra_compile_args=compile_args,
             extra_link_args=link_args,
             optional=True,

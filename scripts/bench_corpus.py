@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nce_lm.noise import NoiseDistribution
-from nce_lm.token_cache import load_or_build
-from nce_lm.vocab import build_vocab
+from nce_lm.pipeline.noise import NoiseDistribution
+from nce_lm.pipeline.token_cache import load_or_build
+from nce_lm.pipeline.vocab import build_vocab
 
 
 def time_sampler(noise: NoiseDistribution, draws: int, repeats: int = 3) -> float:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from nce_lm.datasets import dataset_path
+from nce_lm.pipeline.datasets import dataset_path
 from nce_lm.lm import LMConfig, train_lm
 
 CONFIGS = {

@@ -4,7 +4,7 @@
         [--objectives full,nce,ranking] [--noise 1024] [--device cuda] [--data-dir data/synth]
         [--plot scaling.png] [--output FILE] [--quick]
 
-For each V, ``nce_lm.synth.write_corpus`` makes (or reuses, from ``--data-dir``) a corpus drawn from the
+For each V, ``nce_lm.pipeline.synth.write_corpus`` makes (or reuses, from ``--data-dir``) a corpus drawn from the
 class-bigram teacher, and the same LSTM is trained on it with each objective for the same token budget.
 The table gives training tokens/s, peak memory, exact test perplexity (full softmax), the teacher's floor,
 and the mean and standard deviation of log Z(c) on the test text. ``--plot`` draws tokens/s and perplexity
@@ -32,7 +32,7 @@ import torch
 
 from nce_lm.errors import NceLmError
 from nce_lm.lm import LMConfig, train_lm
-from nce_lm.synth import TeacherConfig, write_corpus
+from nce_lm.pipeline.synth import TeacherConfig, write_corpus
 
 MODEL = dict(model="lstm", dim=256, layers=1, dropout=0.0, batch_size=64, seq_len=35, epochs=1, is_samples=1024)
 QUICK = dict(MODEL, dim=64, batch_size=32, is_samples=256)
@@ -95,9 +95,9 @@ def time_steps(vocab: int, objective: str, noise_samples: int, optimizer: str | 
 
     import numpy as np
 
-    from nce_lm.distributed import DistributedContext
+    from nce_lm.training.distributed import DistributedContext
     from nce_lm.lm.train import build_trainer, train_step
-    from nce_lm.noise import NoiseDistribution
+    from nce_lm.pipeline.noise import NoiseDistribution
 
     torch.manual_seed(0)
     counts = 1e9 / np.arange(1, vocab + 1)  # Zipf: every id occurs

@@ -44,9 +44,9 @@ from pathlib import Path
 
 import torch
 
-from nce_lm.evaluation import default_evaluation_files, evaluate_all
-from nce_lm.skipgram import SkipGramConfig, train_skipgram
-from nce_lm.vectors import WordVectors
+from nce_lm.vectors.evaluation import default_evaluation_files, evaluate_all
+from nce_lm.skipgram.trainer import SkipGramConfig, train_skipgram
+from nce_lm.vectors.word_vectors import WordVectors
 
 MEN_FILE = Path("eval") / "MEN" / "MEN_dataset_natural_form_full"
 

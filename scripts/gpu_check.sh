@@ -134,7 +134,7 @@ from pathlib import Path
 started = time.perf_counter()
 import torch
 from nce_lm.lm import LMConfig, train_lm
-from nce_lm.skipgram import SkipGramConfig, train_skipgram
+from nce_lm.skipgram.trainer import SkipGramConfig, train_skipgram
 
 device, data = sys.argv[1], Path(sys.argv[2])
 if device.startswith("cuda"):

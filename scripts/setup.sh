@@ -14,7 +14,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 stamp="$VENV/.nce_lm-installed"
-want=$(cat pyproject.toml setup.py nce_lm/_skipgram_kernel.c | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml setup.py nce_lm/skipgram/_kernel.c | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     exit 0
 fi

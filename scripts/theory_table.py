@@ -2,7 +2,7 @@
 
     python scripts/theory_table.py [--contexts 4] [--words 4] [--seed 0] [--output FILE]
 
-No sampling anywhere: every expected loss is an exact sum (:mod:`nce_lm.theory`; the (k + 1)-way objectives
+No sampling anywhere: every expected loss is an exact sum (:mod:`nce_lm.objectives.theory`; the (k + 1)-way objectives
 enumerate every multiset of k negatives, 23,426 of them for k = 50 and V = 4, which is why V is small), and
 each is minimised over a free score table by L-BFGS in float64 to a gradient of 1e-7. For each objective, each
 noise q ∝ p(w)^α (α = 1 the unigram, i.e. the marginal; 0.75; 0 uniform) and k ∈ {1, 5, 50} it prints
@@ -25,9 +25,9 @@ import sys
 import torch
 
 from nce_lm.fileio import write_text_atomic
-from nce_lm.noise import NoiseDistribution
-from nce_lm.objectives import build_objective
-from nce_lm.theory import minimise, mutual_information, optimum_error, random_problem, theoretical_optimum
+from nce_lm.pipeline.noise import NoiseDistribution
+from nce_lm.objectives.losses import build_objective
+from nce_lm.objectives.theory import minimise, mutual_information, optimum_error, random_problem, theoretical_optimum
 
 POWERS = (1.0, 0.75, 0.0)
 KS = (1, 5, 50)

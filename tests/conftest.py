@@ -50,7 +50,7 @@ def topic_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def skipgram_rates(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The learning rate of every torch-path skip-gram update, in order, as the test's runs make them."""
-    from nce_lm.skipgram import SkipGramTrainer
+    from nce_lm.skipgram.trainer import SkipGramTrainer
 
     seen: list[float] = []
     original = SkipGramTrainer._update
@@ -67,7 +67,7 @@ def skipgram_rates(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 def feed_kernel_noise(monkeypatch: pytest.MonkeyPatch):
     """``feed(trainer, config) -> drawn``: make a torch-path skip-gram trainer draw the noise words that the fused
     kernel draws in epoch 0 for the same examples, in order; ``drawn()`` is how many examples drew so far."""
-    from nce_lm import skipgram_kernel
+    import nce_lm.skipgram.kernel as skipgram_kernel
 
     def feed(trainer, config):
         drawn = 0

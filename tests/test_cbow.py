@@ -10,13 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from nce_lm import skipgram, skipgram_device, skipgram_kernel
-from nce_lm.examples import Examples, cbow_examples
-from nce_lm.noise import NoiseDistribution
-from nce_lm.objectives import build_objective
-from nce_lm.skipgram import SkipGramConfig, SkipGramTrainer, train_skipgram, window_examples
-from nce_lm.token_cache import cached_token_ids
-from nce_lm.vocab import build_vocab
+import nce_lm.skipgram.trainer as skipgram
+import nce_lm.skipgram.device_update as skipgram_device
+import nce_lm.skipgram.kernel as skipgram_kernel
+from nce_lm.skipgram.examples import Examples, cbow_examples
+from nce_lm.pipeline.noise import NoiseDistribution
+from nce_lm.objectives.losses import build_objective
+from nce_lm.skipgram.trainer import SkipGramConfig, SkipGramTrainer, train_skipgram, window_examples
+from nce_lm.pipeline.token_cache import cached_token_ids
+from nce_lm.pipeline.vocab import build_vocab
 
 needs_kernel = pytest.mark.skipif(
     skipgram_kernel._kernel is None, reason="the C extension was not built (no compiler at install time)"

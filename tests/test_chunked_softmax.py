@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import nce_lm.chunked_softmax as chunked_softmax
-import nce_lm.partition as partition
-from nce_lm.chunked_softmax import chunked_cross_entropy
+import nce_lm.objectives.chunked_softmax as chunked_softmax
+import nce_lm.objectives.partition as partition
+from nce_lm.objectives.chunked_softmax import chunked_cross_entropy
 from nce_lm.errors import NceLmError
-from nce_lm.objectives import build_objective
+from nce_lm.objectives.losses import build_objective
 
 
 def inputs(n: int, vocab: int, dim: int, seed: int, dtype: torch.dtype = torch.float32, scale: float = 1.0):

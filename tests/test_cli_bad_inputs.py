@@ -22,9 +22,9 @@ import pytest
 
 from nce_lm.cli import main
 from nce_lm.lm import LMConfig, train_lm
-from nce_lm.synth import TeacherConfig, write_corpus
-from nce_lm.vectors import WordVectors, save_vectors
-from nce_lm.vocab import build_vocab
+from nce_lm.pipeline.synth import TeacherConfig, write_corpus
+from nce_lm.vectors.word_vectors import WordVectors, save_vectors
+from nce_lm.pipeline.vocab import build_vocab
 
 C = "corpus/c.txt"
 LM = ["--train", C, "--valid", C, "--dim", "8", "--layers", "1", "--batch-size", "4", "--seq-len", "8", "--quiet"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from tokenizers import normalizers, pre_tokenizers
 
-from nce_lm.corpus import TokenizerConfig, expand_inputs, iter_chunks
+from nce_lm.pipeline.corpus import TokenizerConfig, expand_inputs, iter_chunks
 from nce_lm.errors import NceLmError
 
 TEXT = "the cat sat\non the  mat\n\nÄrger über naïve café\nlast line without newline"

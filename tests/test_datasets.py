@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nce_lm.datasets import DATA_ENV, REGISTRY, dataset_path, find_local, get_dataset
+from nce_lm.pipeline.datasets import DATA_ENV, REGISTRY, dataset_path, find_local, get_dataset
 from nce_lm.errors import NceLmError
 
 
@@ -52,7 +52,7 @@ def _fake_dataset(tmp_path: Path, content: bytes, recorded: bytes):
     import io
     import tarfile
 
-    from nce_lm.datasets import Dataset, SplitFile
+    from nce_lm.pipeline.datasets import Dataset, SplitFile
 
     archive = tmp_path / "fake.tgz"
     with tarfile.open(archive, "w:gz") as tar:
@@ -64,7 +64,7 @@ def _fake_dataset(tmp_path: Path, content: bytes, recorded: bytes):
 
 
 def test_fetch_verifies_and_renames_into_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from nce_lm import datasets
+    import nce_lm.pipeline.datasets as datasets
 
     good = _fake_dataset(tmp_path, b"a b c\n", b"a b c\n")
     monkeypatch.setitem(datasets.REGISTRY, "fake", good)

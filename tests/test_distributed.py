@@ -2,7 +2,7 @@
 
 Each rank trains on half of the batch's streams. DistributedDataParallel averages the dense gradients, and
 the row-sparse gradients of the tables of a sampled objective are averaged by exchanging their rows
-(nce_lm.sparse_rows); together that is the gradient of the mean loss over the whole batch. The noise is
+(nce_lm.training.sparse_rows); together that is the gradient of the mean loss over the whole batch. The noise is
 shared by the global batch (the same draws on every rank), so with no dropout nothing random differs between
 the runs; what is left is the order of floating-point sums, hence the tolerance of 1e-5 on parameters after
 a dozen steps.
@@ -89,7 +89,7 @@ def test_skipgram_trains_on_two_gloo_ranks(tmp_path: Path) -> None:
                "--checkpoint", str(tmp_path / "c.ckpt")]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
-    from nce_lm.vectors import load_vectors
+    from nce_lm.vectors.word_vectors import load_vectors
 
     vectors = load_vectors(out)
     unit = vectors.unit_vectors()

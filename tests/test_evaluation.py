@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nce_lm.errors import NceLmError
-from nce_lm.evaluation import (
+from nce_lm.vectors.evaluation import (
     default_evaluation_files,
     evaluate_all,
     evaluate_analogies,
@@ -17,7 +17,7 @@ from nce_lm.evaluation import (
     read_analogies,
     spearman,
 )
-from nce_lm.vectors import WordVectors, to_keyed_vectors
+from nce_lm.vectors.word_vectors import WordVectors, to_keyed_vectors
 
 
 @pytest.fixture(scope="module")

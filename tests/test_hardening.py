@@ -37,9 +37,9 @@ from nce_lm.locks import folder_lock
 from nce_lm.lm import LMConfig, train_lm
 from nce_lm.lm.evaluate import evaluate_model
 from nce_lm.lm.model import build_model
-from nce_lm.synth import TeacherConfig, write_corpus
-from nce_lm.token_cache import IDS_FILE, MANIFEST_FILE, load_or_build
-from nce_lm.vocab import build_vocab
+from nce_lm.pipeline.synth import TeacherConfig, write_corpus
+from nce_lm.pipeline.token_cache import IDS_FILE, MANIFEST_FILE, load_or_build
+from nce_lm.pipeline.vocab import build_vocab
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_4_a_folder_in_use_is_refused_naming_the_process(corpus: Path, run: Path
 
 
 def test_5_absurd_settings_and_diverged_models_end_in_one_line(corpus: Path, tmp_path: Path, monkeypatch) -> None:
-    from nce_lm.skipgram import SkipGramConfig
+    from nce_lm.skipgram.trainer import SkipGramConfig
 
     with pytest.raises(NceLmError, match="threads must be between 1 and"):
         SkipGramConfig(threads=100_000).validate()  # segfaulted the kernel
@@ -156,7 +156,7 @@ def test_8_damaged_files_we_wrote_are_refused_or_rebuilt(corpus: Path, tmp_path:
     manifest = json.loads((cache / MANIFEST_FILE).read_text())
     (cache / MANIFEST_FILE).write_text(json.dumps({**manifest, "lines": "many"}))  # would break prepare's summary
     assert not load_or_build([corpus], vocab, cache).reused
-    from nce_lm.skipgram import SkipGramConfig, load_checkpoint, train_skipgram
+    from nce_lm.skipgram.trainer import SkipGramConfig, load_checkpoint, train_skipgram
 
     checkpoint = tmp_path / "c.pt"
     train_skipgram([corpus], SkipGramConfig(dim=4, epochs=1, min_count=1, threads=1), progress=False,
@@ -178,7 +178,7 @@ def test_8_damaged_files_we_wrote_are_refused_or_rebuilt(corpus: Path, tmp_path:
 
 
 def test_9_stale_temporaries_of_killed_runs_are_removed(corpus: Path, tmp_path: Path) -> None:
-    from nce_lm.skipgram import IDS_TEMP_PREFIX, SkipGramConfig, train_skipgram
+    from nce_lm.skipgram.trainer import IDS_TEMP_PREFIX, SkipGramConfig, train_skipgram
 
     dead, alive = _dead_pid(), os.getpid()
     stale = tmp_path / f".v.json.pid{dead}-abc123.tmp"
@@ -241,8 +241,8 @@ def test_10_lm_eval_reads_a_run_folder_it_cannot_write(corpus: Path, run: Path, 
 
 
 def test_11_downloads_are_verified_https_and_bounded(tmp_path: Path, monkeypatch) -> None:
-    from nce_lm import datasets
-    from nce_lm.datasets import REGISTRY, Dataset, SplitFile, fetch
+    import nce_lm.pipeline.datasets as datasets
+    from nce_lm.pipeline.datasets import REGISTRY, Dataset, SplitFile, fetch
 
     assert all(d.url.startswith("https://") for d in REGISTRY.values())
     assert {name for name, d in REGISTRY.items() if not d.verified} == {"wikitext-103", "text8"}

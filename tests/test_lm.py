@@ -19,7 +19,7 @@ from nce_lm.lm import LMConfig, evaluate_lm, train_lm
 from nce_lm.lm.checkpoint import load_run
 from nce_lm.lm.evaluate import evaluate_model
 from nce_lm.lm.model import build_model
-from nce_lm.noise import NoiseDistribution
+from nce_lm.pipeline.noise import NoiseDistribution
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-from nce_lm.devices import autocast, resolve_device, resolve_precision
+from nce_lm.training.devices import autocast, resolve_device, resolve_precision
 from nce_lm.errors import NceLmError
 from nce_lm.lm import LMConfig, train_lm
 from nce_lm.lm.config import default_optimizer
 from nce_lm.lm.model import build_model
 from nce_lm.lm.train import TrainingModule
-from nce_lm.noise import NoiseDistribution
-from nce_lm.objectives import build_objective
+from nce_lm.pipeline.noise import NoiseDistribution
+from nce_lm.objectives.losses import build_objective
 
 OBJECTIVES = ("full", "nce", "ranking", "neg", "infonce")
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from nce_lm.lm.config import LMConfig
 from nce_lm.lm.evaluate import evaluate_model
 from nce_lm.lm.model import LanguageModel, State, build_model
-from nce_lm.noise import NoiseDistribution
+from nce_lm.pipeline.noise import NoiseDistribution
 
 VOCAB = 23
 
@@ -146,11 +146,11 @@ def test_progress_bar_is_labelled_and_changes_nothing(capsys) -> None:
 WORKER = """
 import json, sys
 import numpy as np, torch
-from nce_lm.distributed import DistributedContext
+from nce_lm.training.distributed import DistributedContext
 from nce_lm.lm.evaluate import evaluate_model
 from nce_lm.lm.model import build_model
 from nce_lm.lm.config import LMConfig
-from nce_lm.noise import NoiseDistribution
+from nce_lm.pipeline.noise import NoiseDistribution
 folder = sys.argv[1]
 ctx = DistributedContext.from_environment("cpu")
 model = build_model(LMConfig(**json.load(open(folder + "/config.json"))), {vocab}, torch.zeros({vocab}))

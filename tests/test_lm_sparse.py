@@ -14,9 +14,9 @@ from nce_lm.lm.config import LMConfig
 from nce_lm.lm.model import build_model
 from nce_lm.lm.optim import LMOptimizer
 from nce_lm.lm.train import TrainingModule
-from nce_lm.noise import NoiseDistribution
-from nce_lm.objectives import build_objective
-from nce_lm.sparse_rows import clip_grad_norm_, gather_rows
+from nce_lm.pipeline.noise import NoiseDistribution
+from nce_lm.objectives.losses import build_objective
+from nce_lm.training.sparse_rows import clip_grad_norm_, gather_rows
 
 V, DIM = 50, 6
 SAMPLED = ("nce", "neg", "ranking", "infonce")

@@ -13,10 +13,10 @@ import torch
 from nce_lm.lm import LMConfig
 from nce_lm.lm.evaluate import evaluate_model
 from nce_lm.lm.model import build_model
-from nce_lm.mi_bound import bound_line, info_nce_bound
-from nce_lm.noise import NoiseDistribution
-from nce_lm.objectives import build_objective
-from nce_lm.skipgram import SkipGramConfig, train_skipgram
+from nce_lm.objectives.mi_bound import bound_line, info_nce_bound
+from nce_lm.pipeline.noise import NoiseDistribution
+from nce_lm.objectives.losses import build_objective
+from nce_lm.skipgram.trainer import SkipGramConfig, train_skipgram
 
 
 def test_the_bound_is_valid_only_with_the_marginal_as_noise() -> None:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from scipy.stats import chi2
 
 from nce_lm.errors import NceLmError
-from nce_lm.noise import NoiseDistribution, _alias_table, keep_probabilities
+from nce_lm.pipeline.noise import NoiseDistribution, _alias_table, keep_probabilities
 
 COUNTS = np.array([7, 0, 1000, 250, 3, 40, 1, 1, 90_000, 12])
 

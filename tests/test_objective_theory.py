@@ -1,7 +1,7 @@
 """What each objective converges to, computed exactly: no sampling, tolerances of 1e-3 nats or tighter.
 
 Each expected loss is an exact sum over the data and over every multiset of negatives, taken with the
-objective's own ``loss`` (:mod:`nce_lm.theory`), and minimised over a free score table by L-BFGS in float64.
+objective's own ``loss`` (:mod:`nce_lm.objectives.theory`), and minimised over a free score table by L-BFGS in float64.
 The minimiser is compared with the optimum theory states (docs/objectives.md, "What each objective
 estimates"). The problem (3 contexts × 4 words) has a non-uniform marginal, and k > 1 is always among the
 cases, so that a formula that loses its −log q or its −log k term, or changes a sign, moves an optimum by
@@ -17,9 +17,9 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from nce_lm.noise import NoiseDistribution
-from nce_lm.objectives import Objective, build_objective
-from nce_lm.theory import (
+from nce_lm.pipeline.noise import NoiseDistribution
+from nce_lm.objectives.losses import Objective, build_objective
+from nce_lm.objectives.theory import (
     TabularProblem,
     expected_loss,
     minimise,

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from nce_lm.errors import NceLmError
-from nce_lm.noise import NoiseDistribution
-from nce_lm.objectives import OBJECTIVES, build_objective
+from nce_lm.pipeline.noise import NoiseDistribution
+from nce_lm.objectives.losses import OBJECTIVES, build_objective
 
 V, D, B, K = 40, 8, 6, 5
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from nce_lm.errors import NceLmError
-from nce_lm.noise import NoiseDistribution
-from nce_lm.partition import exact_log_z, importance_sampled_log_z, log_z_stats
+from nce_lm.pipeline.noise import NoiseDistribution
+from nce_lm.objectives.partition import exact_log_z, importance_sampled_log_z, log_z_stats
 
 
 @pytest.mark.parametrize("chunk_size", [1, 7, 100, 1000])

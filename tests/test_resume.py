@@ -1,4 +1,4 @@
-"""Resuming: what may change (nce_lm.resume, shared by both trainers), schedules that continue, other corpora."""
+"""Resuming: what may change (nce_lm.training.resume, shared by both trainers), schedules that continue, other corpora."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from nce_lm import skipgram
+import nce_lm.skipgram.trainer as skipgram
 from nce_lm.cli import main
 from nce_lm.errors import NceLmError
 from nce_lm.lm import LMConfig, train_lm
 from nce_lm.lm.checkpoint import load_payload
-from nce_lm.skipgram import LinearSchedule, SkipGramConfig, continued_schedule, load_checkpoint, train_skipgram
-from nce_lm.vocab import Vocab
+from nce_lm.skipgram.trainer import LinearSchedule, SkipGramConfig, continued_schedule, load_checkpoint, train_skipgram
+from nce_lm.pipeline.vocab import Vocab
 
 SG = SkipGramConfig(dim=8, epochs=2, min_count=1, threads=1, kernel="torch", lr=0.02, min_lr=0.001)
 W = 1_000  # corpus words, for the schedule arithmetic
@@ -177,7 +177,7 @@ def test_the_progress_bar_ends_at_the_token_cap(lm_corpus: Path, tmp_path: Path,
 
 def test_the_corpus_check_compares_with_the_trained_corpus_not_the_vocabulary(topic_corpus: Path, tmp_path: Path,
                                                                                capsys) -> None:
-    from nce_lm.vocab import build_vocab
+    from nce_lm.pipeline.vocab import build_vocab
 
     half = tmp_path / "half.txt"
     half.write_text("\n".join(topic_corpus.read_text().splitlines()[:300]) + "\n")

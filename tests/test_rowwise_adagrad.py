@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nce_lm.rowwise_adagrad import EPSILON, RowwiseAdagrad
+from nce_lm.training.rowwise_adagrad import EPSILON, RowwiseAdagrad
 
 
 def reference(table, accumulator, ids, descent, lr):

@@ -11,10 +11,10 @@ import pytest
 import torch
 from gensim.models import KeyedVectors
 
-from nce_lm import skipgram
+import nce_lm.skipgram.trainer as skipgram
 from nce_lm.cli import main
 from nce_lm.errors import NceLmError
-from nce_lm.skipgram import SkipGramConfig, load_checkpoint, sentence_ids, train_skipgram, window_examples
+from nce_lm.skipgram.trainer import SkipGramConfig, load_checkpoint, sentence_ids, train_skipgram, window_examples
 
 
 def test_windows_match_word2vecs_loop() -> None:
@@ -101,8 +101,8 @@ def test_resume_equals_an_uninterrupted_run(topic_corpus: Path, tmp_path: Path, 
                 raise KeyboardInterrupt
 
         ids_run = skipgram.SkipGramTrainer
-        from nce_lm.token_cache import cached_token_ids
-        from nce_lm.vocab import build_vocab
+        from nce_lm.pipeline.token_cache import cached_token_ids
+        from nce_lm.pipeline.vocab import build_vocab
 
         vocab = build_vocab([topic_corpus], min_count=1)
         ids = np.asarray(cached_token_ids([topic_corpus], vocab, tmp_path / "ids"))
@@ -155,8 +155,8 @@ def test_a_corpus_that_forms_no_pairs_is_an_error(tmp_path: Path) -> None:
 
 
 def test_output_bias_follows_the_objective_and_survives_a_checkpoint(topic_corpus: Path, tmp_path: Path) -> None:
-    from nce_lm.token_cache import cached_token_ids
-    from nce_lm.vocab import build_vocab
+    from nce_lm.pipeline.token_cache import cached_token_ids
+    from nce_lm.pipeline.vocab import build_vocab
 
     vocab = build_vocab([topic_corpus], min_count=1)
     ids = np.asarray(cached_token_ids([topic_corpus], vocab, tmp_path / "ids"))
@@ -198,7 +198,7 @@ def test_rowwise_adagrad_learns_with_batches_that_break_sgd(topic_corpus: Path) 
 
 
 def test_without_the_c_extension_the_torch_path_trains(topic_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from nce_lm import skipgram_kernel
+    import nce_lm.skipgram.kernel as skipgram_kernel
 
     monkeypatch.setattr(skipgram_kernel, "_kernel", None)  # as when installed without a C compiler
     result = train_skipgram([topic_corpus], replace(SMALL, epochs=1), progress=False)

@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-from nce_lm import skipgram, skipgram_device
+import nce_lm.skipgram.trainer as skipgram
+import nce_lm.skipgram.device_update as skipgram_device
 from nce_lm.errors import NceLmError
-from nce_lm.examples import Examples
-from nce_lm.rowwise_adagrad import RowwiseAdagrad
-from nce_lm.skipgram import SkipGramConfig, SkipGramTrainer, train_skipgram
-from nce_lm.token_cache import cached_token_ids
-from nce_lm.vocab import build_vocab
+from nce_lm.skipgram.examples import Examples
+from nce_lm.training.rowwise_adagrad import RowwiseAdagrad
+from nce_lm.skipgram.trainer import SkipGramConfig, SkipGramTrainer, train_skipgram
+from nce_lm.pipeline.token_cache import cached_token_ids
+from nce_lm.pipeline.vocab import build_vocab
 
 CONFIG = SkipGramConfig(dim=16, epochs=1, min_count=1, sample=0.0, batch_size=64, lr=0.05, threads=1)
 

@@ -11,10 +11,10 @@ import pytest
 
 from nce_lm.cli import main
 from nce_lm.errors import NceLmError
-from nce_lm.gensim_model import save_gensim_model
-from nce_lm.skipgram import SkipGramConfig, train_skipgram
-from nce_lm.vectors import load_vectors
-from nce_lm.vocab import build_vocab, final_vocab_min_count
+from nce_lm.vectors.gensim_model import save_gensim_model
+from nce_lm.skipgram.trainer import SkipGramConfig, train_skipgram
+from nce_lm.vectors.word_vectors import load_vectors
+from nce_lm.pipeline.vocab import build_vocab, final_vocab_min_count
 
 CONFIG = SkipGramConfig(dim=12, epochs=2, min_count=1, sample=0.0, batch_size=64, lr=0.05, threads=1, seed=3)
 

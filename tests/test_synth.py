@@ -13,8 +13,8 @@ import torch
 
 from nce_lm.cli import main
 from nce_lm.errors import NceLmError
-from nce_lm.synth import Teacher, TeacherConfig, write_corpus
-from nce_lm.vocab import build_vocab
+from nce_lm.pipeline.synth import Teacher, TeacherConfig, write_corpus
+from nce_lm.pipeline.vocab import build_vocab
 
 CONFIG = TeacherConfig(vocab=12, classes=3, mix=0.8, zipf=1.0, mean_line=6.0, seed=3)
 

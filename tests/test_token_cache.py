@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from nce_lm.errors import NceLmError
-from nce_lm.token_cache import IDS_FILE, MANIFEST_FILE, cached_token_ids, load_or_build
-from nce_lm.vocab import build_vocab
+from nce_lm.pipeline.token_cache import IDS_FILE, MANIFEST_FILE, cached_token_ids, load_or_build
+from nce_lm.pipeline.vocab import build_vocab
 
 
 @pytest.fixture

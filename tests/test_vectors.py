@@ -9,7 +9,7 @@ import pytest
 from gensim.models import KeyedVectors
 
 from nce_lm.errors import NceLmError
-from nce_lm.vectors import FORMATS, WordVectors, load_vectors, save_vectors
+from nce_lm.vectors.word_vectors import FORMATS, WordVectors, load_vectors, save_vectors
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def test_every_format_round_trips_through_gensim(tmp_path: Path, vectors: WordVe
 
 
 def test_gensim_written_word2vec_files_load(tmp_path: Path, vectors: WordVectors) -> None:
-    from nce_lm.vectors import to_keyed_vectors
+    from nce_lm.vectors.word_vectors import to_keyed_vectors
 
     keyed = to_keyed_vectors(vectors)
     for binary in (True, False):

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nce_lm.corpus import TokenizerConfig
+from nce_lm.pipeline.corpus import TokenizerConfig
 from nce_lm.errors import NceLmError
-from nce_lm.vocab import Vocab, build_vocab, count_tokens, coverage
+from nce_lm.pipeline.vocab import Vocab, build_vocab, count_tokens, coverage
 
 
 def plain_python_counts(path: Path) -> tuple[Counter[str], int]:

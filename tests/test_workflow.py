@@ -13,9 +13,9 @@ from gensim.models import KeyedVectors
 from nce_lm.cli import main
 from nce_lm.cli.vector_verbs import parse_queries
 from nce_lm.errors import NceLmError
-from nce_lm.skipgram import SkipGramConfig, train_skipgram
-from nce_lm.vectors import WordVectors, save_vectors
-from nce_lm.vocab import Vocab, build_vocab
+from nce_lm.skipgram.trainer import SkipGramConfig, train_skipgram
+from nce_lm.vectors.word_vectors import WordVectors, save_vectors
+from nce_lm.pipeline.vocab import Vocab, build_vocab
 
 FAST = ["--dim", "8", "--epochs", "1", "--threads", "1", "--quiet"]
 
@@ -234,7 +234,7 @@ def test_reading_and_evaluation_bars_count_what_is_really_done(tmp_path: Path, m
     corpus.write_text("a b c\nd e\n" * 1000)
     build_vocab([corpus], progress=True)
     assert bars[-1].desc == "counting words" and bars[-1].n == bars[-1].total == corpus.stat().st_size
-    from nce_lm.evaluation import evaluate_all, read_analogies
+    from nce_lm.vectors.evaluation import evaluate_all, read_analogies
 
     analogies = tmp_path / "q.txt"
     analogies.write_text(": one\na b c d\nb c d e\n: two\nc d e a\n")
@@ -244,7 +244,7 @@ def test_reading_and_evaluation_bars_count_what_is_really_done(tmp_path: Path, m
 
 
 def test_every_registered_dataset_is_accepted_by_name(tmp_path: Path, monkeypatch, capsys) -> None:
-    from nce_lm.datasets import REGISTRY, data_splits
+    from nce_lm.pipeline.datasets import REGISTRY, data_splits
 
     for name, dataset in REGISTRY.items():  # a fake local copy of each
         for entry in dataset.splits.values():

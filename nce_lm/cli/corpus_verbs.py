@@ -1,6 +1,6 @@
 """``nce-lm vocab``, ``nce-lm prepare`` and ``nce-lm data``: the corpus pipeline on the command line.
 
-Thin wrappers: parse, call :mod:`nce_lm.vocab`, :mod:`nce_lm.token_cache` and :mod:`nce_lm.datasets`,
+Thin wrappers: parse, call :mod:`nce_lm.pipeline.vocab`, :mod:`nce_lm.pipeline.token_cache` and :mod:`nce_lm.pipeline.datasets`,
 print a short summary.
 """
 
@@ -11,11 +11,11 @@ from pathlib import Path
 
 from nce_lm.cli.options import integer
 from nce_lm.clobber import check_outputs
-from nce_lm.corpus import TokenizerConfig
-from nce_lm.datasets import REGISTRY, dataset_path, fetch, find_local
+from nce_lm.pipeline.corpus import TokenizerConfig
+from nce_lm.pipeline.datasets import REGISTRY, dataset_path, fetch, find_local
 from nce_lm.errors import NceLmError
-from nce_lm.token_cache import VOCAB_FILE, load_or_build
-from nce_lm.vocab import DEFAULT_MAX_DISTINCT, Vocab, build_vocab, coverage
+from nce_lm.pipeline.token_cache import VOCAB_FILE, load_or_build
+from nce_lm.pipeline.vocab import DEFAULT_MAX_DISTINCT, Vocab, build_vocab, coverage
 
 
 def _add_replace_errors(parser: argparse.ArgumentParser) -> None:

@@ -16,13 +16,13 @@ from pathlib import Path
 from nce_lm.cli.skipgram_verbs import add_training_arguments, config_from_args
 from nce_lm.cli.vector_verbs import print_metrics
 from nce_lm.clobber import check_outputs
-from nce_lm.corpus import TokenizerConfig
-from nce_lm.evaluation import evaluate_all, nearest_neighbors
+from nce_lm.pipeline.corpus import TokenizerConfig
+from nce_lm.vectors.evaluation import evaluate_all, nearest_neighbors
 from nce_lm.fileio import staged_folder, write_json_atomic
-from nce_lm.noise import NoiseDistribution
-from nce_lm.skipgram import SkipGramConfig, train_skipgram
-from nce_lm.vectors import save_vectors
-from nce_lm.vocab import Vocab, build_vocab, coverage
+from nce_lm.pipeline.noise import NoiseDistribution
+from nce_lm.skipgram.trainer import SkipGramConfig, train_skipgram
+from nce_lm.vectors.word_vectors import save_vectors
+from nce_lm.pipeline.vocab import Vocab, build_vocab, coverage
 
 DEMO_WORDS = ("government", "police", "fire", "australia", "said")
 # The demo's corpus is small (60,000 words): more epochs and a lower min count than word2vec's defaults.

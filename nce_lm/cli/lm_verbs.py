@@ -9,16 +9,16 @@ from typing import Any
 
 from nce_lm.cli.options import SEED, device_name, integer, number
 from nce_lm.clobber import check_outputs
-from nce_lm.datasets import REGISTRY
+from nce_lm.pipeline.datasets import REGISTRY
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import read_json, write_json_atomic
 from nce_lm.lm import LMConfig, evaluate_lm, train_lm
-from nce_lm.devices import PRECISIONS
+from nce_lm.training.devices import PRECISIONS
 from nce_lm.lm.config import DEFAULT_NOISE_SAMPLES, MODELS
 from nce_lm.lm.optim import DEFAULT_LR, OPTIMIZERS
-from nce_lm.mi_bound import bound_line
-from nce_lm.objectives import OBJECTIVES
-from nce_lm.vocab import Vocab
+from nce_lm.objectives.mi_bound import bound_line
+from nce_lm.objectives.losses import OBJECTIVES
+from nce_lm.pipeline.vocab import Vocab
 
 _D = LMConfig()
 

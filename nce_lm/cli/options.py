@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
-from nce_lm.devices import MAX_THREADS, check_device_name
+from nce_lm.training.devices import MAX_THREADS, check_device_name
 from nce_lm.errors import NceLmError
 
 

@@ -9,16 +9,16 @@ from nce_lm.cli.options import KERNEL_SIZE, SEED, device_name, integer, number, 
 from nce_lm.clobber import check_outputs
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import write_json_atomic
-from nce_lm.examples import MODELS
-from nce_lm.mi_bound import bound_line
-from nce_lm.skipgram import (KERNELS, OPTIMIZERS, OUTPUT_BIAS, SkipGramConfig, SkipGramResult, load_checkpoint,
+from nce_lm.skipgram.examples import MODELS
+from nce_lm.objectives.mi_bound import bound_line
+from nce_lm.skipgram.trainer import (KERNELS, OPTIMIZERS, OUTPUT_BIAS, SkipGramConfig, SkipGramResult, load_checkpoint,
                              train_skipgram)
-from nce_lm.token_cache import cache_vocab
-from nce_lm.vectors import FORMATS, save_vectors
-from nce_lm.vocab import Vocab
+from nce_lm.pipeline.token_cache import cache_vocab
+from nce_lm.vectors.word_vectors import FORMATS, save_vectors
+from nce_lm.pipeline.vocab import Vocab
 
 _DEFAULTS = SkipGramConfig()
-GENSIM_MODEL = "gensim-model"  # a gensim Word2Vec model, trainable further (nce_lm.gensim_model)
+GENSIM_MODEL = "gensim-model"  # a gensim Word2Vec model, trainable further (nce_lm.vectors.gensim_model)
 
 
 def given_settings(args: argparse.Namespace) -> dict[str, object]:
@@ -33,7 +33,7 @@ def config_from_args(args: argparse.Namespace) -> SkipGramConfig:
 
 def resumed_config(args: argparse.Namespace) -> SkipGramConfig:
     """For --resume: the checkpoint's settings with those given on the command line; train_skipgram refuses the
-    changes that a resumed run may not make (nce_lm.resume)."""
+    changes that a resumed run may not make (nce_lm.training.resume)."""
     saved, _, _ = load_checkpoint(args.resume)
     return replace(saved, **given_settings(args))
 
@@ -109,7 +109,7 @@ def context_format(format: str) -> str:
 def save_outputs(result: SkipGramResult, args: argparse.Namespace) -> None:
     """The vectors in ``--format`` (or the gensim model), then the output vectors when asked for."""
     if args.format == GENSIM_MODEL:
-        from nce_lm.gensim_model import save_gensim_model
+        from nce_lm.vectors.gensim_model import save_gensim_model
 
         save_gensim_model(result, args.output)
     else:

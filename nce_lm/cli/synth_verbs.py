@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from nce_lm.cli.options import SEED, device_name, integer, number
-from nce_lm.synth import TeacherConfig, write_corpus
+from nce_lm.pipeline.synth import TeacherConfig, write_corpus
 
 _D = TeacherConfig()
 

@@ -8,10 +8,10 @@ import sys
 
 from nce_lm.cli.options import integer
 from nce_lm.clobber import check_outputs
-from nce_lm.evaluation import DEFAULT_RESTRICT_VOCAB, evaluate_all, nearest_neighbors
+from nce_lm.vectors.evaluation import DEFAULT_RESTRICT_VOCAB, evaluate_all, nearest_neighbors
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import write_json_atomic
-from nce_lm.vectors import LOAD_FORMATS, WordVectors, load_vectors
+from nce_lm.vectors.word_vectors import LOAD_FORMATS, WordVectors, load_vectors
 
 
 DEFAULT_NEIGHBORS = 10

@@ -2,7 +2,7 @@
 
 ``config`` (settings), ``batches`` (contiguous streams), ``model`` (LSTM, Transformer), ``checkpoint``
 (run folders), ``evaluate`` (exact perplexity and self-normalization), ``train`` (the loop; data-parallel
-under torchrun through :mod:`nce_lm.distributed`).
+under torchrun through :mod:`nce_lm.training.distributed`).
 """
 
 from nce_lm.lm.config import LMConfig

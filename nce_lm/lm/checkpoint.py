@@ -16,13 +16,13 @@ from typing import Any
 
 import torch
 
-from nce_lm.devices import resolve_device
+from nce_lm.training.devices import resolve_device
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import atomic_path, read_json, write_json_atomic
 from nce_lm.lm.config import LMConfig
 from nce_lm.lm.model import LanguageModel, build_model
-from nce_lm.noise import NoiseDistribution
-from nce_lm.vocab import Vocab
+from nce_lm.pipeline.noise import NoiseDistribution
+from nce_lm.pipeline.vocab import Vocab
 
 FORMAT = "nce_lm.lm"
 

@@ -6,13 +6,13 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from nce_lm.devices import PRECISIONS, check_device_name
+from nce_lm.training.devices import PRECISIONS, check_device_name
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import check_field_types
-from nce_lm.memory import check_memory
+from nce_lm.training.memory import check_memory
 from nce_lm.lm.optim import DEFAULT_LR, OPTIMIZERS, sparse_tables
-from nce_lm.objectives import OBJECTIVES
-from nce_lm.partition import DEFAULT_CHUNK_SIZE
+from nce_lm.objectives.losses import OBJECTIVES
+from nce_lm.objectives.partition import DEFAULT_CHUNK_SIZE
 
 MODELS = ("lstm", "transformer")
 DEFAULT_NOISE_SAMPLES = 1024  # k for a sampled objective, unless V is smaller
@@ -90,7 +90,7 @@ class LMConfig:
                        lr=self.lr if self.lr is not None else DEFAULT_LR[optimizer])
 
     def check_sizes(self, vocab_size: int) -> None:
-        """Once V is known: k at most V, and the largest tensors within the memory budget (:mod:`nce_lm.memory`).
+        """Once V is known: k at most V, and the largest tensors within the memory budget (:mod:`nce_lm.training.memory`).
 
         The estimate counts the (B·T, k) noise scores (forward, gradient and a temporary: three copies), the
         (B·T, d) activations of every layer (six copies, an LSTM's gates), the two (V, d) tables with their

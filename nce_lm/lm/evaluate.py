@@ -2,7 +2,7 @@
 
 Perplexity is exp of the summed negative log-likelihood over every token divided once by the token count,
 with log p(w | c) = s(w, c) − log Z(c) and log Z(c) computed exactly over the whole vocabulary
-(:func:`nce_lm.partition.exact_log_z`). The training objective's own loss is never reported as a
+(:func:`nce_lm.objectives.partition.exact_log_z`). The training objective's own loss is never reported as a
 perplexity: for NCE it is not a likelihood at all.
 
 Which tokens, with which context. Every token that has a predecessor is scored exactly once, so ``tokens``
@@ -29,10 +29,10 @@ Self-normalization diagnostics (Mnih & Teh 2012; Devlin et al. 2014):
   exp(s) to be a probability (log Z = 0) and never computed Z — equal to ``ppl`` exactly when
   mean log Z = 0 (it is exp(mean(−s)) = ppl · exp(−mean log Z));
 * ``is_log_z_error``: mean |log Ẑ(c) − log Z(c)| of the importance-sampling estimate with the training
-  noise distribution (:func:`nce_lm.partition.importance_sampled_log_z`). Its k samples are drawn per
+  noise distribution (:func:`nce_lm.objectives.partition.importance_sampled_log_z`). Its k samples are drawn per
   window from a generator seeded with ``seed`` and shared by the window's rows, on every rank alike.
 
-Mutual information (:mod:`nce_lm.mi_bound`): ``info_nce_loss`` is the mean (k + 1)-way loss of the model's
+Mutual information (:mod:`nce_lm.objectives.mi_bound`): ``info_nce_loss`` is the mean (k + 1)-way loss of the model's
 scores against k negatives from the training noise, with the critic that matches what the scores estimate
 (ranking NCE's s − log q where they estimate log p, InfoNCE's s for neg and infonce); :func:`evaluate_lm`
 turns it into ``mi_bound`` = log(k + 1) − info_nce_loss, which bounds I(next word; context) from below only
@@ -50,14 +50,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from nce_lm.distributed import DistributedContext
+from nce_lm.training.distributed import DistributedContext
 from nce_lm.errors import NceLmError
 from nce_lm.lm.batches import windows
 from nce_lm.lm.model import LanguageModel, State
-from nce_lm.mi_bound import info_nce_bound
-from nce_lm.noise import NoiseDistribution
-from nce_lm.objectives import OBJECTIVES, Objective, build_objective
-from nce_lm.partition import exact_log_z, importance_sampled_log_z
+from nce_lm.objectives.mi_bound import info_nce_bound
+from nce_lm.pipeline.noise import NoiseDistribution
+from nce_lm.objectives.losses import OBJECTIVES, Objective, build_objective
+from nce_lm.objectives.partition import exact_log_z, importance_sampled_log_z
 
 # Positions in the float64 vector of sums.
 _NLL, _NEG_SCORE, _LOG_Z, _LOG_Z_SQ, _IS_ERROR, _INFO_NCE, _TOKENS = range(7)

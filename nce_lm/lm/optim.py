@@ -1,7 +1,7 @@
 """The optimizer of a language-model run: one rule for the dense parameters, one for the embedding tables.
 
 With a sampled objective the input embedding and the output weight and bias receive row-sparse gradients
-(:mod:`nce_lm.sparse_rows`): only the rows a step touched. What each optimizer does to a row the step did
+(:mod:`nce_lm.training.sparse_rows`): only the rows a step touched. What each optimizer does to a row the step did
 not touch:
 
 * ``sgd`` — nothing, exactly as dense SGD (no momentum, no weight decay): an untouched row's gradient is
@@ -10,7 +10,7 @@ not touch:
   advance only on the steps that touch it. Dense Adam would keep moving an untouched row with its decaying
   first moment and decay its second moment; lazy Adam skips both. It is not the dense update, but each row
   sees Adam over the steps that concern it, which is the usual choice for large embedding tables.
-* ``rowwise-adagrad`` — nothing (:class:`nce_lm.rowwise_adagrad.RowwiseAdagrad` for the tables, one
+* ``rowwise-adagrad`` — nothing (:class:`nce_lm.training.rowwise_adagrad.RowwiseAdagrad` for the tables, one
   accumulator per row; element-wise Adagrad for the rest): Adagrad adds nothing to an untouched row's
   accumulator and takes no step, so the sparse update equals the dense one with a row-wise accumulator.
 * ``adam`` — dense Adam on every parameter: the tables get dense (V, d) gradients and every row moves
@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nce_lm.rowwise_adagrad import RowwiseAdagrad
+from nce_lm.training.rowwise_adagrad import RowwiseAdagrad
 
 OPTIMIZERS = ("sgd", "adam", "lazy-adam", "rowwise-adagrad")
 DEFAULT_LR = {"sgd": 20.0, "adam": 3e-3, "lazy-adam": 3e-3, "rowwise-adagrad": 0.1}

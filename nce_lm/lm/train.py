@@ -27,31 +27,31 @@ import numpy as np
 import torch
 from torch import nn
 
-from nce_lm.datasets import REGISTRY, data_splits
+from nce_lm.pipeline.datasets import REGISTRY, data_splits
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import read_json, write_json_atomic
 from nce_lm.lm.batches import batchify, num_windows, rank_rows, windows
 from nce_lm.lm.checkpoint import load_payload, noise_for, save_payload, write_run_files
 from nce_lm.lm.config import LMConfig
-from nce_lm.devices import autocast, resolve_precision
-from nce_lm.distributed import DistributedContext
+from nce_lm.training.devices import autocast, resolve_precision
+from nce_lm.training.distributed import DistributedContext
 from nce_lm.lm.evaluate import evaluate_model
 from nce_lm.lm.model import LanguageModel, State, build_model
 from nce_lm.locks import folder_lock
 from nce_lm.lm.optim import LMOptimizer
-from nce_lm.noise import NoiseDistribution
-from nce_lm.objectives import Objective, build_objective
-from nce_lm.resume import refuse_changes
-from nce_lm.sparse_rows import average_sparse_grads_, clip_grad_norm_
-from nce_lm.token_cache import cache_vocab, cached_token_ids, prepared_ids
-from nce_lm.vocab import Vocab, build_vocab
+from nce_lm.pipeline.noise import NoiseDistribution
+from nce_lm.objectives.losses import Objective, build_objective
+from nce_lm.training.resume import refuse_changes
+from nce_lm.training.sparse_rows import average_sparse_grads_, clip_grad_norm_
+from nce_lm.pipeline.token_cache import cache_vocab, cached_token_ids, prepared_ids
+from nce_lm.pipeline.vocab import Vocab, build_vocab
 
 
 CHECK_EVERY = 50  # steps between host-side checks of the loss (each one a sync, and an all-reduce under torchrun)
 
 
 def resolve_path(name_or_path: str, split: str) -> Path:
-    """A registered dataset name or a folder of splits (:func:`nce_lm.datasets.data_splits`) becomes its
+    """A registered dataset name or a folder of splits (:func:`nce_lm.pipeline.datasets.data_splits`) becomes its
     ``split`` file; anything else is a path."""
     if name_or_path in REGISTRY or Path(name_or_path).is_dir():
         path = data_splits(name_or_path)[split]
@@ -185,7 +185,7 @@ def train_lm(
     ``vocab`` (default: the cache folder's, else the training text's own with every word) and ``cache_dir`` (a
     folder of ``nce-lm prepare`` holding the training text's ids) connect the run to the corpus pipeline;
     ``errors="replace"`` substitutes U+FFFD for undecodable bytes. A resumed run may change only the settings
-    of :mod:`nce_lm.resume`; one stopped by ``max_tokens`` inside an epoch continues that epoch from the step
+    of :mod:`nce_lm.training.resume`; one stopped by ``max_tokens`` inside an epoch continues that epoch from the step
     where it stopped (exactly, in one process: the hidden state and random streams are in ``last.pt``).
     Under torchrun every rank calls this; rank 0 alone writes files, holding the run folder's lock
     (:mod:`nce_lm.locks`). A new run that fails before its first checkpoint leaves no folder behind.
@@ -250,7 +250,7 @@ def _text_identity(path: Path) -> dict[str, Any]:
 
 def _resumed(config: LMConfig, run_dir: Path, vocab: Vocab | None) -> tuple[LMConfig, LMConfig, Vocab]:
     """The settings of a resumed run (``config`` resolved for its vocabulary), the ones it was trained with, and its
-    vocabulary; an NceLmError for a change :mod:`nce_lm.resume` does not allow or another vocabulary."""
+    vocabulary; an NceLmError for a change :mod:`nce_lm.training.resume` does not allow or another vocabulary."""
     saved = LMConfig.from_dict(read_json(run_dir / "config.json", "run config"))
     run_vocab = Vocab.load(run_dir / "vocab.json")
     config = config.resolved(len(run_vocab))
@@ -455,7 +455,7 @@ def _data_parallel(module: TrainingModule, tables: dict[str, nn.Parameter], spar
     """``module`` under DistributedDataParallel when running on several ranks (the module itself otherwise).
 
     With row-sparse tables DDP leaves the tables alone (their touched rows are exchanged by
-    :func:`nce_lm.sparse_rows.average_sparse_grads_`) and all-reduces only the dense parameters.
+    :func:`nce_lm.training.sparse_rows.average_sparse_grads_`) and all-reduces only the dense parameters.
     """
     if not ctx.active:
         return module

@@ -1,6 +1,6 @@
 """Corpora held in Python: token lists, as gensim's ``Word2Vec(sentences=...)`` takes them.
 
-A trainer's corpus is either files (paths, read by :mod:`nce_lm.corpus`) or an iterable of sentences, each a
+A trainer's corpus is either files (paths, read by :mod:`nce_lm.pipeline.corpus`) or an iterable of sentences, each a
 list of string tokens (``[["the", "cat", "sat"], ["a", "dog"]]``, or any object that yields such lists each
 time it is iterated over, like gensim's ``LineSentence``). Sentences are read twice, once to count the
 vocabulary and once to encode them, and are never held as Python lists: only their int32 ids stay in memory
@@ -18,9 +18,9 @@ from typing import Union
 
 import numpy as np
 
-from nce_lm.corpus import TokenChunk
+from nce_lm.pipeline.corpus import TokenChunk
 from nce_lm.errors import NceLmError
-from nce_lm.vocab import Vocab
+from nce_lm.pipeline.vocab import Vocab
 
 PathLike = Union[str, "os.PathLike[str]"]
 Corpus = Union[PathLike, Iterable[PathLike], Iterable[Sequence[str]]]  # what a trainer accepts

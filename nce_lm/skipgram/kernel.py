@@ -1,7 +1,7 @@
 """The fused CPU kernel of the skip-gram and CBOW update: when it applies, and a typed call into it.
 
-``nce_lm/_skipgram_kernel.c`` computes the same batched SGD update as the torch path of
-:class:`nce_lm.skipgram.SkipGramTrainer` — every pair of a batch scored against the tables as they stood at
+``nce_lm/skipgram/_kernel.c`` computes the same batched SGD update as the torch path of
+:class:`nce_lm.skipgram.trainer.SkipGramTrainer` — every pair of a batch scored against the tables as they stood at
 the batch's start, the steps then summed into the touched rows — but in one pass per example that keeps the
 rows of an example in cache, instead of a dozen torch kernels that each stream (B, 1 + k, d) tensors through
 memory. It draws its own noise from q with Walker's alias method and counter-based random numbers keyed by
@@ -17,12 +17,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nce_lm.examples import Examples
-from nce_lm.noise import NoiseDistribution
-from nce_lm.objectives import NoiseClassifier
+from nce_lm.skipgram.examples import Examples
+from nce_lm.pipeline.noise import NoiseDistribution
+from nce_lm.objectives.losses import NoiseClassifier
 
 try:
-    from nce_lm import _skipgram_kernel as _kernel
+    from nce_lm.skipgram import _kernel
 except ImportError:  # built without a C compiler
     _kernel = None
 
@@ -32,7 +32,7 @@ def unavailable_reason(
 ) -> str | None:
     """Why the fused kernel cannot run this training, or None when it can."""
     if _kernel is None:
-        return "the C extension nce_lm._skipgram_kernel was not built (no C compiler at install time)"
+        return "the C extension nce_lm.skipgram._kernel was not built (no C compiler at install time)"
     if device.type != "cpu":
         return f"it runs on the CPU, the run is on {device}"
     if world_size > 1:

@@ -29,11 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from nce_lm.corpus import TokenChunk, TokenizerConfig, expand_inputs, iter_chunks
+from nce_lm.pipeline.corpus import TokenChunk, TokenizerConfig, expand_inputs, iter_chunks
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import read_json, write_json_atomic
 
-FORMAT = "nce_lm.vocab"
+FORMAT = "nce_lm.pipeline.vocab"
 FORMAT_VERSION = 1
 DEFAULT_MAX_DISTINCT = 30_000_000  # word2vec's vocab_hash_size * 0.7 is of this order
 

@@ -28,11 +28,11 @@ from nce_lm.fileio import atomic_path
 if TYPE_CHECKING:
     from gensim.models import Word2Vec
 
-    from nce_lm.skipgram import SkipGramResult
+    from nce_lm.skipgram.trainer import SkipGramResult
 
 
 def to_gensim_word2vec(result: SkipGramResult) -> Word2Vec:
-    """``result`` (from :func:`nce_lm.skipgram.train_skipgram`) as a gensim ``Word2Vec`` ready to train."""
+    """``result`` (from :func:`nce_lm.skipgram.trainer.train_skipgram`) as a gensim ``Word2Vec`` ready to train."""
     from gensim.models import Word2Vec
 
     config, vectors, context = result.config, result.vectors, result.context_vectors

@@ -11,7 +11,7 @@ order = frequency order):
 
 with U_g = Σ_{w ≡ g mod C} u(w) and ε = 1 / mean line length; a line starts as if after a word of class 0.
 Every token's probability is exact and costs O(1), and sampling costs O(1) per token (alias tables per
-class, :mod:`nce_lm.noise`), so corpora of 10⁸ tokens over 10⁶ words are cheap, on a GPU when one is there.
+class, :mod:`nce_lm.pipeline.noise`), so corpora of 10⁸ tokens over 10⁶ words are cheap, on a GPU when one is there.
 A student must learn which class follows which — an embedding can — to go below the unigram's entropy.
 
 The floor: the teacher's cross-entropy on the test split, H = −(1/N) Σ_t log p*(x_t | x_{t−1}) over every
@@ -30,10 +30,10 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 
-from nce_lm.devices import resolve_device
+from nce_lm.training.devices import resolve_device
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import atomic_path, staged_folder, write_json_atomic
-from nce_lm.noise import _alias_table
+from nce_lm.pipeline.noise import _alias_table
 
 SPLITS = (("train", 0.90), ("valid", 0.95), ("test", 1.0))  # cumulative share of the tokens
 _LINES_PER_CHUNK = 65_536

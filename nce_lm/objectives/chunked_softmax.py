@@ -11,7 +11,7 @@ and its gradients, with p_iw = exp(s(w, h_i) − log Z(h_i)) the softmax and g_i
 ``F.cross_entropy(F.linear(h, W, b), t)`` materialises the float32 logits (N, V), their log-softmax, and in
 backward their gradient: for V = 10⁶ and N = 700 that is 2.8 GB each. :class:`ChunkedCrossEntropy` keeps none
 of them. Forward streams the vocabulary in chunks of C rows and keeps only log Z (N,)
-(:func:`nce_lm.partition.exact_log_z`); backward recomputes each chunk's scores (N, C), turns them into
+(:func:`nce_lm.objectives.partition.exact_log_z`); backward recomputes each chunk's scores (N, C), turns them into
 g · p, adds g · p @ W_chunk to ∂h and writes ∂W, ∂b for the chunk's rows, and finally subtracts the target
 terms with one gather and two index-adds. Memory beyond the parameters and their gradients is O(N · C);
 the cost is three (N, d) × (d, V) products per step (2·N·V·d FLOPs each): forward, recompute, gradients —
@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from nce_lm.errors import NceLmError
-from nce_lm.partition import compute_dtype, exact_log_z, scores
+from nce_lm.objectives.partition import compute_dtype, exact_log_z, scores
 
 DEFAULT_CHUNK_SIZE = 8_192  # vocabulary rows per chunk: (N, 8192) float32 scores are 23 MB for N = 700
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from nce_lm.errors import NceLmError
-from nce_lm.vectors import WordVectors
+from nce_lm.vectors.word_vectors import WordVectors
 
 DEFAULT_RESTRICT_VOCAB = 300_000  # gensim's default
 COSMUL_EPSILON = 1e-3

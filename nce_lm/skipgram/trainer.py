@@ -3,7 +3,7 @@
 Skip-gram (Mikolov et al. 2013, "Efficient Estimation of Word Representations in Vector Space"; "Distributed
 Representations of Words and Phrases and their Compositionality") learns an input vector v_w and an output
 vector u_w per word, so that s(w, c) = v_c · u_w scores the words w seen within a window of each word c.
-The scores are trained with any objective of :mod:`nce_lm.objectives` (negative sampling by default), with
+The scores are trained with any objective of :mod:`nce_lm.objectives.losses` (negative sampling by default), with
 word2vec's procedure, which gensim follows too:
 
 * words rarer than ``min_count`` are removed before the windows are formed; each line is a sentence (cut
@@ -33,15 +33,15 @@ all its pairs are then added into the rows they touch. Three implementations com
 * the torch path (any device, any objective): one gather and one batched product score a batch, the
   objective gives ∂loss/∂s, and ``scatter_add_`` applies the row steps. No autograd graph runs through the
   tables, so each update moves only the rows it touches (the bytes per pair are counted in docs/skipgram.md);
-* the fused CPU kernel (:mod:`nce_lm.skipgram_kernel`), used by default where it applies (one process on the
-  CPU, an objective with a per-pair :class:`~nce_lm.objectives.NoiseClassifier` form): one pass per pair
+* the fused CPU kernel (:mod:`nce_lm.skipgram.kernel`), used by default where it applies (one process on the
+  CPU, an objective with a per-pair :class:`~nce_lm.objectives.losses.NoiseClassifier` form): one pass per pair
   with the pair's rows in cache, and tables that come out the same for any number of threads;
-* the device update (:mod:`nce_lm.skipgram_device`), used by default on a GPU where it applies (a per-pair
+* the device update (:mod:`nce_lm.skipgram.device_update`), used by default on a GPU where it applies (a per-pair
   classifier form): the corpus, the pairs and the noise stay on the device and no batch waits for the host.
 
 CBOW (``model="cbow"``, word2vec's ``-cbow 1``, gensim's ``sg=0, cbow_mean=1``) makes one example per centre
 word instead of one per pair: the mean of the input vectors of its window predicts the centre word, and the
-step for that mean is added to every context word's input vector (:mod:`nce_lm.examples`). The same three
+step for that mean is added to every context word's input vector (:mod:`nce_lm.skipgram.examples`). The same three
 implementations train it with the same objectives; only the input and its step differ.
 
 Under ``torchrun`` every rank forms the same pairs (the subsampling and window draws are seeded by epoch),
@@ -66,30 +66,31 @@ from typing import Any
 import numpy as np
 import torch
 
-from nce_lm import skipgram_device, skipgram_kernel
-from nce_lm.corpus import TokenizerConfig
-from nce_lm.devices import MAX_THREADS, check_device_name
-from nce_lm.distributed import DistributedContext
+from nce_lm.skipgram import device_update
+from nce_lm.skipgram import kernel as fused_kernel
+from nce_lm.pipeline.corpus import TokenizerConfig
+from nce_lm.training.devices import MAX_THREADS, check_device_name
+from nce_lm.training.distributed import DistributedContext
 from nce_lm.errors import NceLmError
-from nce_lm.examples import MODELS, Examples, cbow_examples, context_steps, mean_inputs
+from nce_lm.skipgram.examples import MODELS, Examples, cbow_examples, context_steps, mean_inputs
 from nce_lm.fileio import atomic_path, check_field_types, remove_stale, temp_prefix
-from nce_lm.memory import check_memory
-from nce_lm.mi_bound import info_nce_bound
-from nce_lm.noise import NoiseDistribution, keep_probabilities
-from nce_lm.objectives import build_objective
-from nce_lm.resume import refuse_changes
-from nce_lm.rowwise_adagrad import RowwiseAdagrad
-from nce_lm.sentences import Corpus, encode_sentences, sentence_chunks, split_corpus
-from nce_lm.token_cache import cache_sources, cache_vocab, cached_token_ids, prepared_ids
-from nce_lm.vectors import WordVectors
-from nce_lm.vocab import Vocab, build_vocab, count_chunks, vocab_from_counts
+from nce_lm.training.memory import check_memory
+from nce_lm.objectives.mi_bound import info_nce_bound
+from nce_lm.pipeline.noise import NoiseDistribution, keep_probabilities
+from nce_lm.objectives.losses import build_objective
+from nce_lm.training.resume import refuse_changes
+from nce_lm.training.rowwise_adagrad import RowwiseAdagrad
+from nce_lm.pipeline.sentences import Corpus, encode_sentences, sentence_chunks, split_corpus
+from nce_lm.pipeline.token_cache import cache_sources, cache_vocab, cached_token_ids, prepared_ids
+from nce_lm.vectors.word_vectors import WordVectors
+from nce_lm.pipeline.vocab import Vocab, build_vocab, count_chunks, vocab_from_counts
 
 OUTPUT_BIAS = ("fixed", "learned", "none")
 OPTIMIZERS = {"sgd": 0.025, "rowwise-adagrad": 0.1}  # and their default learning rates
 CBOW_SGD_LR = 0.05  # word2vec.c's default -alpha with -cbow 1 (gensim uses 0.025 for both models)
 KERNELS = ("auto", "fused", "device", "torch")  # the implementations of the update (SkipGramConfig.kernel)
 MAX_SENTENCE_WORDS = 10_000  # gensim's MAX_WORDS_IN_BATCH: longer lines are cut into sentences this long
-CHECKPOINT_FORMAT = "nce_lm.skipgram"
+CHECKPOINT_FORMAT = "nce_lm.skipgram.trainer"
 IDS_TEMP_PREFIX = "nce_lm-ids-"  # a run without --cache-dir keeps its token ids in a temporary folder so named
 _CHUNK_TOKENS = 1 << 20  # tokens turned into examples at a time: bounds the memory of their arrays
 
@@ -112,7 +113,7 @@ class SkipGramConfig:
     # row-wise Adagrad: the constant rate (0.1)
     min_lr: float = 0.0001  # SGD's final learning rate (gensim min_alpha; word2vec uses lr · 1e-4)
     batch_size: int = 1024  # examples per update (word2vec: 1); smaller batches stay in cache
-    objective: str = "neg"  # any name of nce_lm.objectives.OBJECTIVES except "full"
+    objective: str = "neg"  # any name of nce_lm.objectives.losses.OBJECTIVES except "full"
     shared_noise: bool = False  # one set of k noise words per batch instead of k per pair (word2vec: per pair)
     sync_every: int = 64  # under torchrun: average the tables across ranks every this many batches per rank
     output_bias: str | None = None  # a per-word bias b_w in s = v·u + b_w, starting at log q(w): "fixed" (not
@@ -370,10 +371,10 @@ class SkipGramTrainer:
         device update on CUDA where it applies, else the torch path; asking for one that cannot run is an error."""
         config = self.config
         reasons = {
-            "fused": skipgram_kernel.unavailable_reason(
+            "fused": fused_kernel.unavailable_reason(
                 self.device, self.ctx.world_size, self.classifier, config.optimizer
             ),
-            "device": skipgram_device.unavailable_reason(self.classifier),
+            "device": device_update.unavailable_reason(self.classifier),
             "torch": None,
         }
         if config.kernel == "auto":
@@ -389,11 +390,11 @@ class SkipGramTrainer:
         arrays on the host, or for the device update int64 tensors on the device."""
         config = self.config
         if self.kernel == "device":
-            generator = skipgram_device.pair_generator(self.device, config.seed, epoch)
+            generator = device_update.pair_generator(self.device, config.seed, epoch)
             for start in range(0, len(self.device_words), _CHUNK_TOKENS):
                 words = self.device_words[start : start + _CHUNK_TOKENS]
                 sentence = self.device_sentence[start : start + _CHUNK_TOKENS]
-                examples = skipgram_device.chunk_examples(
+                examples = device_update.chunk_examples(
                     words, sentence, self.device_keep, config.window, generator, config.model
                 )
                 yield examples, len(words)
@@ -462,9 +463,9 @@ class SkipGramTrainer:
         return loss.detach().double()
 
     def _update_device(self, examples: Examples, lr: float) -> torch.Tensor:
-        """:meth:`_update`'s step by :func:`nce_lm.skipgram_device.update_`, on per-example noise drawn on the
+        """:meth:`_update`'s step by :func:`nce_lm.skipgram.device_update.update_`, on per-example noise drawn on the
         device."""
-        return skipgram_device.update_(
+        return device_update.update_(
             self.state.input_vectors, self.state.output_vectors, self.state.output_bias, examples,
             self.objective.sample_noise(examples.centre), self.classifier, lr, self.optimizer,
             self.bias_mode == "learned",
@@ -479,14 +480,14 @@ class SkipGramTrainer:
         return max(1, min(torch.get_num_threads(), usable))
 
     def _train_chunk_fused(
-        self, tables: skipgram_kernel.KernelTables, examples: Examples, epoch: int, first_pair: int,
+        self, tables: fused_kernel.KernelTables, examples: Examples, epoch: int, first_pair: int,
         lr_begin: float, lr_end: float,
     ) -> float:
         """All examples of one chunk through the fused kernel; returns their summed loss."""
         config = self.config
-        return skipgram_kernel.train_examples(
+        return fused_kernel.train_examples(
             tables, examples, self.classifier, self.noise, config.negatives, config.batch_size, self._threads(),
-            skipgram_kernel.noise_seed(config.seed, epoch), first_pair, lr_begin, lr_end,
+            fused_kernel.noise_seed(config.seed, epoch), first_pair, lr_begin, lr_end,
         )
 
     def _on_device(self, ids: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -542,7 +543,7 @@ class SkipGramTrainer:
         unit = "(context, centre) pair" if config.model == "skipgram" else "CBOW example"
         tables = None
         if self.use_kernel:
-            tables = skipgram_kernel.KernelTables(
+            tables = fused_kernel.KernelTables(
                 self.state.input_vectors, self.state.output_vectors, self.state.output_bias,
                 train_bias=self.bias_mode == "learned",
             )
@@ -766,7 +767,7 @@ def train_skipgram(
 
     ``corpus``: text files (a path or a list of paths, folders read recursively), or token lists as gensim's
     ``Word2Vec`` takes them (``[["the", "cat"], ["a", "dog"]]`` or any re-iterable of such lists; see
-    :mod:`nce_lm.sentences`), or None with ``cache_dir`` (the files recorded there). Settings come from
+    :mod:`nce_lm.pipeline.sentences`), or None with ``cache_dir`` (the files recorded there). Settings come from
     ``config`` (default :class:`SkipGramConfig`) with ``settings`` (``dim=50, min_count=1``...) applied on top.
 
     ``vocab`` defaults to the cache folder's (written by ``nce-lm prepare``) or else the corpus's own, counted
@@ -776,7 +777,7 @@ def train_skipgram(
     ``errors="replace"`` substitutes U+FFFD for undecodable bytes instead of stopping.
 
     ``checkpoint`` is rewritten after every epoch; ``resume`` continues a checkpoint up to ``config.epochs``
-    epochs in all with its tables, vocabulary and schedule. Only the settings of :mod:`nce_lm.resume` may
+    epochs in all with its tables, vocabulary and schedule. Only the settings of :mod:`nce_lm.training.resume` may
     differ from the checkpoint's; the learning rate continues as :func:`continued_schedule` says.
     """
     config = replace(config or SkipGramConfig(), **settings)

@@ -32,13 +32,13 @@ from typing import Any
 import numpy as np
 
 from nce_lm.clobber import check_outputs
-from nce_lm.corpus import ERROR_MODES, expand_inputs, iter_chunks
+from nce_lm.pipeline.corpus import ERROR_MODES, expand_inputs, iter_chunks
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import atomic_path, read_json, write_json_atomic
 from nce_lm.locks import folder_lock
-from nce_lm.vocab import Vocab
+from nce_lm.pipeline.vocab import Vocab
 
-MANIFEST_FORMAT = "nce_lm.token_cache"
+MANIFEST_FORMAT = "nce_lm.pipeline.token_cache"
 MANIFEST_VERSION = 1
 IDS_FILE = "tokens.npy"
 MANIFEST_FILE = "manifest.json"

@@ -1,19 +1,19 @@
 """The skip-gram and CBOW update that keeps everything on the tables' device: examples, noise and steps, no host
 round trip.
 
-What a GPU needs from :class:`nce_lm.skipgram.SkipGramTrainer` that the torch path does not give it: the torch
+What a GPU needs from :class:`nce_lm.skipgram.trainer.SkipGramTrainer` that the torch path does not give it: the torch
 path forms the pairs with numpy on the host and copies them over per chunk, and its update is a dozen small
 kernels around an autograd call. Here, per chunk of the corpus (whose ids live on the device for the whole
 run), :func:`chunk_examples` draws word2vec's subsampling and shrunk windows with a device generator and forms
 the examples with one ``nonzero`` (the chunk's one host sync: it sizes the arrays); per batch,
 :func:`update_` scores each example against its k noise words (drawn on the device too) and applies the steps
 with ``index_add_``, with the gradient of the objective in closed form, as the fused CPU kernel has it
-(:class:`~nce_lm.objectives.NoiseClassifier`). Nothing in a batch depends on a value the host must read,
+(:class:`~nce_lm.objectives.losses.NoiseClassifier`). Nothing in a batch depends on a value the host must read,
 so the host queues batches ahead of the GPU.
 
 The pairs and the update are those of the torch path (word2vec's procedure, Mikolov et al. 2013, batched as
 docs/skipgram.md describes): given the same draws, :func:`window_examples` forms the same examples in the same
-order as :func:`nce_lm.skipgram.window_examples`, and :func:`update_` computes the torch path's update to
+order as :func:`nce_lm.skipgram.trainer.window_examples`, and :func:`update_` computes the torch path's update to
 float32 rounding. The draws come from torch's generator rather than numpy's, so a run is a different sample
 of the same distribution; it repeats exactly on the CPU, and resumes exactly from a checkpoint.
 """
@@ -23,9 +23,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nce_lm.examples import Examples, cbow_examples, context_steps, mean_inputs
-from nce_lm.objectives import NoiseClassifier
-from nce_lm.rowwise_adagrad import RowwiseAdagrad
+from nce_lm.skipgram.examples import Examples, cbow_examples, context_steps, mean_inputs
+from nce_lm.objectives.losses import NoiseClassifier
+from nce_lm.training.rowwise_adagrad import RowwiseAdagrad
 
 
 def unavailable_reason(classifier: NoiseClassifier | None) -> str | None:
@@ -49,7 +49,7 @@ def window_examples(
 
     words, sentence, reach: (n,), with 1 <= reach <= window. Every j ≠ i with |i − j| <= reach[i] in the same
     sentence is a context word of i, centre by centre, then left to right: the examples of
-    :func:`nce_lm.skipgram.window_examples` when its generator draws ``reach``. int64 tensors; sizing them is
+    :func:`nce_lm.skipgram.trainer.window_examples` when its generator draws ``reach``. int64 tensors; sizing them is
     a host sync.
     """
     n = len(words)
@@ -101,7 +101,7 @@ def update_(
     input_vectors v, output_vectors u: (V, d); output_bias b: (V,) or None; examples: B examples, int64 on the
     tables' device; noise_ids: (B, k). Every example is scored against the tables as they stand at the call:
     s = h · u_w + b_w for the centre w_0 and the k noise words, z = s − offsets[w], with h the mean of the
-    example's context vectors (:mod:`nce_lm.examples`). The classifier's loss (binary: softplus(−z_0) +
+    example's context vectors (:mod:`nce_lm.skipgram.examples`). The classifier's loss (binary: softplus(−z_0) +
     Σ_j softplus(z_j); ranking: logsumexp(z) − z_0) gives ∂loss/∂z in closed form; the steps of all examples
     are then summed into the rows they touch (the step for h into every context row), SGD's (−lr × gradient) with
     ``index_add_``, or row-wise Adagrad's (``optimizer``). The bias is part of the score; it is trained only

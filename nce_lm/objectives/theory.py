@@ -2,7 +2,7 @@
 
 A tabular problem has C contexts with probabilities π(c) and a known p(w | c) over V words; a model is a free
 table of scores s (C, V). The expected loss of an objective is a finite sum, taken here with the objective's own
-:meth:`nce_lm.objectives.Objective.loss`, so a change to a formula in ``objectives.py`` changes these numbers:
+:meth:`nce_lm.objectives.losses.Objective.loss`, so a change to a formula in ``objectives.py`` changes these numbers:
 
 * binary objectives (``nce``, ``neg``) add one term per negative, so by linearity
   E[loss] = Σ_c π(c) [Σ_w p(w | c) T(c, w) + k Σ_w q(w) N(c, w)], with T the data term and N one noise term,
@@ -39,7 +39,7 @@ from itertools import combinations
 import torch
 
 from nce_lm.errors import NceLmError
-from nce_lm.objectives import BinaryNCE, FullSoftmax, Objective, RankingNCE
+from nce_lm.objectives.losses import BinaryNCE, FullSoftmax, Objective, RankingNCE
 
 
 @dataclass(frozen=True)

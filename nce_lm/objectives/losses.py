@@ -30,7 +30,7 @@ replaces it by a comparison between the observed word and k words drawn from a n
   ranking NCE *is* InfoNCE whose critic is the model's score (tests show equal gradients).
 * ``full`` — the exact softmax cross-entropy log Z(c) − s(w_0, c), the reference all others approximate.
 
-:mod:`nce_lm.theory` computes every expected loss exactly on a small tabular problem and checks each optimum
+:mod:`nce_lm.objectives.theory` computes every expected loss exactly on a small tabular problem and checks each optimum
 above; docs/objectives.md has the table.
 
 Every sampled objective is a small pure function, :meth:`Objective.loss`, of the scores of the true words
@@ -40,7 +40,7 @@ the batch by default, which turns the scoring of the noise into one (B, d) × (d
 Seen as classifiers, the four sampled objectives are two: a binary classifier of each word as data or noise
 (nce, neg) and a (k + 1)-way classifier of which candidate is the data (ranking, infonce), each on logits
 z(w) = s(w, c) − offset(w). :meth:`Objective.classifier` returns that form, which is all a fused kernel
-(``nce_lm/_skipgram_kernel.c``) needs to train with any of them.
+(``nce_lm/skipgram/_kernel.c``) needs to train with any of them.
 """
 
 from __future__ import annotations
@@ -53,10 +53,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nce_lm.chunked_softmax import DEFAULT_CHUNK_SIZE, chunked_cross_entropy
+from nce_lm.objectives.chunked_softmax import DEFAULT_CHUNK_SIZE, chunked_cross_entropy
 from nce_lm.errors import NceLmError
-from nce_lm.noise import NoiseDistribution
-from nce_lm.sparse_rows import gather_rows
+from nce_lm.pipeline.noise import NoiseDistribution
+from nce_lm.training.sparse_rows import gather_rows
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class Objective(nn.Module):
         generator: the random generator for the noise; it must live on the device of the targets.
         seed: instead of ``generator``, a seed for one made on the targets' device at the first draw.
         sparse_gradients: gather the rows of ``weight`` and ``bias`` so that their gradients are row-sparse
-            (:func:`nce_lm.sparse_rows.gather_rows`): only the targets' and noise words' rows, not (V, d).
+            (:func:`nce_lm.training.sparse_rows.gather_rows`): only the targets' and noise words' rows, not (V, d).
     """
 
     name: ClassVar[str]
@@ -323,7 +323,7 @@ class InfoNCE(RankingNCE):
 class FullSoftmax(Objective):
     """The exact softmax cross-entropy: log Σ_w exp(s(w, c)) − s(w_0, c). No noise.
 
-    :meth:`forward` never forms the (B, V) logits: :func:`nce_lm.chunked_softmax.chunked_cross_entropy`
+    :meth:`forward` never forms the (B, V) logits: :func:`nce_lm.objectives.chunked_softmax.chunked_cross_entropy`
     streams the vocabulary ``chunk_size`` rows at a time in forward and backward, in float32 (float64 for
     float64 inputs) even under autocast, so memory is O(B · chunk_size) beyond the output layer and its
     gradient. :meth:`loss` takes the scores over the whole vocabulary (B, V) in place of ``s_noise``.
