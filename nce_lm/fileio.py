@@ -38,7 +38,8 @@ def _umask() -> int:
 
 
 def chmod_as_created(path: str | os.PathLike[str]) -> None:
-    """Give ``path`` the mode an ordinary ``open``/``mkdir`` would have: 0666 (files) or 0777 (folders) less the umask."""
+    """Give ``path`` the mode an ordinary ``open``/``mkdir`` would have: 0666 (files) or 0777 (folders) less the
+    umask."""
     os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~_umask())
 
 

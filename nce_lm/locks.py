@@ -23,7 +23,7 @@ LOCK_FILE = ".lock"
 
 
 def _holder(fd: int) -> str:
-    """" (pid N)" for the process id recorded in an open lock file, or "" when none is."""
+    """ " (pid N)" for the process id recorded in an open lock file, or "" when none is."""
     try:
         text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
     except OSError:

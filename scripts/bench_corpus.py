@@ -65,7 +65,9 @@ def main() -> None:
     start = time.perf_counter()
     big = NoiseDistribution(zipf, device=args.device)
     build_s = time.perf_counter() - start
-    rows.append(("sample q, V=1,000,000", f"{time_sampler(big, args.samples):,.0f} draws/s", f"table built in {build_s:.2f} s"))
+    rows.append(
+        ("sample q, V=1,000,000", f"{time_sampler(big, args.samples):,.0f} draws/s", f"table built in {build_s:.2f} s")
+    )
 
     print(f"corpus: {' '.join(args.corpus)} ({tokens:,} tokens incl. <eos>); torch threads {torch.get_num_threads()}")
     print("| step | throughput | notes |")

@@ -11,7 +11,8 @@ training tokens/s and peak memory (CUDA: max allocated; CPU: the process's peak 
 ``--config cpu`` (the default; 2 CPU cores): the 2 × 200 LSTM, dropout 0, 1,000,000 training tokens, every
 other setting at the trainer's defaults — what ``nce-lm lm train --data D --objective O --dropout 0
 --max-tokens 1000000`` gives a user — on the full validation and test sets; the table adds the seconds the
-exact test evaluation took. ``--noise`` and ``--optimizer`` override the defaults. ``--config small``: a 1 × 128 LSTM, Adam, 200,000 training tokens,
+exact test evaluation took. ``--noise`` and ``--optimizer`` override the defaults. ``--config small``: a 1 × 128
+LSTM, Adam, 200,000 training tokens,
 evaluation on the first ``--eval-lines`` lines of validation and test (all of them for PTB). ``--config full``
 (a GPU): Zaremba et al.'s medium model, 2 × 650, dropout 0.5, 40 epochs, full splits, each objective at its defaults
 """
@@ -24,15 +25,35 @@ from pathlib import Path
 
 import torch
 
-from nce_lm.pipeline.datasets import dataset_path
 from nce_lm.lm import LMConfig, train_lm
+from nce_lm.pipeline.datasets import dataset_path
 
 CONFIGS = {
     "cpu": dict(model="lstm", dim=200, layers=2, dropout=0.0, max_tokens=1_000_000),
-    "small": dict(model="lstm", dim=128, layers=1, dropout=0.1, optimizer="adam", lr=2e-3, batch_size=32,
-                  seq_len=35, epochs=1, max_tokens=200_000, is_samples=256),
-    "full": dict(model="lstm", dim=650, layers=2, dropout=0.5, batch_size=20,
-                 seq_len=35, epochs=40, max_tokens=None, is_samples=1024),
+    "small": dict(
+        model="lstm",
+        dim=128,
+        layers=1,
+        dropout=0.1,
+        optimizer="adam",
+        lr=2e-3,
+        batch_size=32,
+        seq_len=35,
+        epochs=1,
+        max_tokens=200_000,
+        is_samples=256,
+    ),
+    "full": dict(
+        model="lstm",
+        dim=650,
+        layers=2,
+        dropout=0.5,
+        batch_size=20,
+        seq_len=35,
+        epochs=40,
+        max_tokens=None,
+        is_samples=1024,
+    ),
 }
 
 
@@ -58,8 +79,12 @@ def main() -> None:
     parser.add_argument("--noise", help="values of k for the sampled objectives (default: the trainer's)")
     parser.add_argument("--optimizer", help="the optimizer of every run (default: the trainer's, by objective)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--eval-lines", type=int, default=800,
-                        help="small config, WikiText-2: evaluate on this many lines of valid and test")
+    parser.add_argument(
+        "--eval-lines",
+        type=int,
+        default=800,
+        help="small config, WikiText-2: evaluate on this many lines of valid and test",
+    )
     parser.add_argument("--max-tokens", type=int, help="override the configuration's training budget")
     parser.add_argument("--output", help="also write the tables here")
     args = parser.parse_args()
@@ -70,25 +95,41 @@ def main() -> None:
     ks = [int(k) for k in args.noise.split(",")] if args.noise else [None]
     if args.optimizer:
         settings["optimizer"] = args.optimizer
-    out = [f"config {args.config}: {settings}; device {args.device}"
-           + (f" ({torch.cuda.get_device_name(args.device)})" if args.device.startswith("cuda") else
-              f" ({torch.get_num_threads()} threads)")]
+    out = [
+        f"config {args.config}: {settings}; device {args.device}"
+        + (
+            f" ({torch.cuda.get_device_name(args.device)})"
+            if args.device.startswith("cuda")
+            else f" ({torch.get_num_threads()} threads)"
+        )
+    ]
     with tempfile.TemporaryDirectory(prefix="bench_lm-") as tmp:
         folder = Path(tmp)
         for dataset in args.datasets.split(","):
             lines = args.eval_lines if (args.config == "small" and dataset != "ptb") else None
             valid = head(dataset_path(dataset, "valid"), lines, folder)
             test = head(dataset_path(dataset, "test"), lines, folder)
-            out += ["", f"### {dataset}" + (f" (valid/test: first {lines} lines)" if lines else ""), "",
-                    "| objective | k | optimizer | valid ppl | test ppl | × full | mean log Z | std log Z | "
-                    "self-norm. ppl | tokens/s | test eval s | peak GiB |",
-                    "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            out += [
+                "",
+                f"### {dataset}" + (f" (valid/test: first {lines} lines)" if lines else ""),
+                "",
+                "| objective | k | optimizer | valid ppl | test ppl | × full | mean log Z | std log Z | "
+                "self-norm. ppl | tokens/s | test eval s | peak GiB |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            ]
             runs = [(o, k) for o in args.objectives.split(",") for k in ([None] if o == "full" else ks)]
             full_ppl = None
             for objective, k in runs:
-                config = LMConfig(train=str(dataset_path(dataset, "train")), valid=str(valid), test=str(test),
-                                  objective=objective, noise_samples=k, device=args.device,
-                                  progress=False, **settings)
+                config = LMConfig(
+                    train=str(dataset_path(dataset, "train")),
+                    valid=str(valid),
+                    test=str(test),
+                    objective=objective,
+                    noise_samples=k,
+                    device=args.device,
+                    progress=False,
+                    **settings,
+                )
                 if args.device.startswith("cuda"):
                     torch.cuda.reset_peak_memory_stats()
                 metrics = train_lm(config, folder / f"{dataset}-{objective}-{k}")
@@ -97,10 +138,12 @@ def main() -> None:
                     full_ppl = test_m["ppl"]
                 ratio = f"{test_m['ppl'] / full_ppl:.3f}" if full_ppl else "–"
                 k_used = used["noise_samples"] if objective != "full" else "–"
-                row = (f"| {objective} | {k_used} | {used['optimizer']} (lr {used['lr']:g}) | {valid_m['ppl']:.1f} | "
-                       f"{test_m['ppl']:.1f} | {ratio} | {test_m['mean_log_z']:+.3f} | {test_m['std_log_z']:.3f} | "
-                       f"{test_m['self_normalized_ppl']:.1f} | {metrics['tokens_per_s']:,.0f} | "
-                       f"{test_m['seconds']:.1f} | {metrics['peak_memory_gib']:.2f} |")
+                row = (
+                    f"| {objective} | {k_used} | {used['optimizer']} (lr {used['lr']:g}) | {valid_m['ppl']:.1f} | "
+                    f"{test_m['ppl']:.1f} | {ratio} | {test_m['mean_log_z']:+.3f} | {test_m['std_log_z']:.3f} | "
+                    f"{test_m['self_normalized_ppl']:.1f} | {metrics['tokens_per_s']:,.0f} | "
+                    f"{test_m['seconds']:.1f} | {metrics['peak_memory_gib']:.2f} |"
+                )
                 out.append(row)
                 print(row, flush=True)
     table = "\n".join(out)

@@ -21,8 +21,8 @@ import time
 import torch
 
 from nce_lm.fileio import write_text_atomic
-from nce_lm.pipeline.noise import NoiseDistribution
 from nce_lm.objectives.losses import build_objective
+from nce_lm.pipeline.noise import NoiseDistribution
 
 SAMPLED = ("nce", "neg", "ranking", "infonce")
 

@@ -87,23 +87,25 @@ def plot(rows: list[dict], path: str) -> None:
 STEP_MODEL = dict(model="lstm", dim=128, layers=1, dropout=0.0, batch_size=32, seq_len=35)
 
 
-def time_steps(vocab: int, objective: str, noise_samples: int, optimizer: str | None, device: str, steps: int,
-               max_seconds: float) -> dict:
+def time_steps(
+    vocab: int, objective: str, noise_samples: int, optimizer: str | None, device: str, steps: int, max_seconds: float
+) -> dict:
     """Tokens/s of training steps at vocabulary size ``vocab`` and the memory they need (one process)."""
     import resource
     import time
 
     import numpy as np
 
-    from nce_lm.training.distributed import DistributedContext
     from nce_lm.lm.train import build_trainer, train_step
     from nce_lm.pipeline.noise import NoiseDistribution
+    from nce_lm.training.distributed import DistributedContext
 
     torch.manual_seed(0)
     counts = 1e9 / np.arange(1, vocab + 1)  # Zipf: every id occurs
     settings = dict(STEP_MODEL, **({"optimizer": optimizer} if optimizer else {}))
-    config = LMConfig(train="-", objective=objective, noise_samples=noise_samples, device=device,
-                      **settings).resolved(vocab)
+    config = LMConfig(train="-", objective=objective, noise_samples=noise_samples, device=device, **settings).resolved(
+        vocab
+    )
     noise = NoiseDistribution(counts, config.noise_power, device=device)
     data = NoiseDistribution(counts, 1.0, device=device)
     ctx = DistributedContext()
@@ -113,19 +115,38 @@ def time_steps(vocab: int, objective: str, noise_samples: int, optimizer: str | 
     done, started = -2, 0.0
     while done < steps and (done < 2 or time.perf_counter() - started < max_seconds):
         window = data.sample(shape)
-        loss, _, state = train_step(trainer.trained, trainer.module, trainer.optimizer, window[:, :-1], window[:, 1:],
-                                    state, config.clip, "fp32", ctx)
+        loss, _, state = train_step(
+            trainer.trained,
+            trainer.module,
+            trainer.optimizer,
+            window[:, :-1],
+            window[:, 1:],
+            state,
+            config.clip,
+            "fp32",
+            ctx,
+        )
         loss.item()  # the step is done
         done += 1
         if done == 0:
             started = time.perf_counter()
     seconds = time.perf_counter() - started
     table_bytes = sum(p.numel() * p.element_size() for p in trainer.model.tables().values())
-    return dict(vocab=vocab, objective=objective, optimizer=config.optimizer, sparse=config.sparse_tables,
-                steps=done, tokens_per_s=done * config.batch_size * config.seq_len / seconds,
-                peak_gib=(torch.cuda.max_memory_allocated() if noise.device.type == "cuda" else
-                          resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**30,
-                table_gib=table_bytes / 2**30)
+    return dict(
+        vocab=vocab,
+        objective=objective,
+        optimizer=config.optimizer,
+        sparse=config.sparse_tables,
+        steps=done,
+        tokens_per_s=done * config.batch_size * config.seq_len / seconds,
+        peak_gib=(
+            torch.cuda.max_memory_allocated()
+            if noise.device.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        )
+        / 2**30,
+        table_gib=table_bytes / 2**30,
+    )
 
 
 def _time_in_child(queue, *args) -> None:
@@ -140,8 +161,10 @@ def step_timing(args: argparse.Namespace) -> None:
     for vocab in (int(v) for v in args.vocab_sizes.split(",")):
         for objective in args.objectives.split(","):
             queue = context.Queue()
-            child = context.Process(target=_time_in_child, args=(queue, vocab, objective, args.noise, args.optimizer,
-                                                                 args.device, args.steps, args.max_seconds))
+            child = context.Process(
+                target=_time_in_child,
+                args=(queue, vocab, objective, args.noise, args.optimizer, args.device, args.steps, args.max_seconds),
+            )
             child.start()
             row = queue.get()
             child.join()
@@ -149,15 +172,21 @@ def step_timing(args: argparse.Namespace) -> None:
             print(row, flush=True)
     base = {r["objective"]: r["tokens_per_s"] for r in rows if r["vocab"] == rows[0]["vocab"]}
     full = {r["vocab"]: r["tokens_per_s"] for r in rows if r["objective"] == "full"}
-    lines = [f"{device_label(args.device)}; model {STEP_MODEL}; k = {args.noise}; optimizer {args.optimizer or 'default'}", "",
-             f"| V | objective | optimizer | sparse tables | steps | tokens/s | × own at V = {rows[0]['vocab']:,} | "
-             "× full at this V | peak GiB | tables GiB |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"{device_label(args.device)}; model {STEP_MODEL}; k = {args.noise}; optimizer {args.optimizer or 'default'}",
+        "",
+        f"| V | objective | optimizer | sparse tables | steps | tokens/s | × own at V = {rows[0]['vocab']:,} | "
+        "× full at this V | peak GiB | tables GiB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         own = r["tokens_per_s"] / base[r["objective"]]
         versus_full = f"{r['tokens_per_s'] / full[r['vocab']]:.1f}" if r["vocab"] in full else "–"
-        lines.append(f"| {r['vocab']:,} | {r['objective']} | {r['optimizer']} | {'yes' if r['sparse'] else 'no'} | "
-                     f"{r['steps']} | {r['tokens_per_s']:,.0f} | {own:.2f} | {versus_full} | {r['peak_gib']:.2f} | "
-                     f"{r['table_gib']:.2f} |")
+        lines.append(
+            f"| {r['vocab']:,} | {r['objective']} | {r['optimizer']} | {'yes' if r['sparse'] else 'no'} | "
+            f"{r['steps']} | {r['tokens_per_s']:,.0f} | {own:.2f} | {versus_full} | {r['peak_gib']:.2f} | "
+            f"{r['table_gib']:.2f} |"
+        )
     emit(lines, args.output)
 
 
@@ -173,7 +202,9 @@ def main() -> None:
     parser.add_argument("--output", help="also write the table here")
     parser.add_argument("--quick", action="store_true", help="a CPU-sized run")
     parser.add_argument("--small-model", action="store_true", help="--quick's 1 x 64 LSTM, at the V and tokens given")
-    parser.add_argument("--step-timing", action="store_true", help="time training steps alone (no corpus, no evaluation)")
+    parser.add_argument(
+        "--step-timing", action="store_true", help="time training steps alone (no corpus, no evaluation)"
+    )
     parser.add_argument("--optimizer", help="the optimizer of every run (default: the trainer's, by objective and V)")
     parser.add_argument("--steps", type=int, default=200, help="--step-timing: timed steps at most")
     parser.add_argument("--max-seconds", type=float, default=60.0, help="--step-timing: time per run at most")
@@ -193,30 +224,51 @@ def main() -> None:
             for objective in args.objectives.split(","):
                 if args.device.startswith("cuda"):
                     torch.cuda.reset_peak_memory_stats()
-                config = LMConfig(train=str(folder / "train.txt"), valid=str(folder / "valid.txt"),
-                                  test=str(folder / "test.txt"), objective=objective, noise_samples=args.noise,
-                                  device=args.device, progress=False, **settings,
-                                  **({"optimizer": args.optimizer} if args.optimizer else {}))
+                config = LMConfig(
+                    train=str(folder / "train.txt"),
+                    valid=str(folder / "valid.txt"),
+                    test=str(folder / "test.txt"),
+                    objective=objective,
+                    noise_samples=args.noise,
+                    device=args.device,
+                    progress=False,
+                    **settings,
+                    **({"optimizer": args.optimizer} if args.optimizer else {}),
+                )
                 try:
                     metrics = train_lm(config, Path(tmp) / f"run-{vocab}-{objective}")
                 except torch.cuda.OutOfMemoryError:
                     print(f"V={vocab:,} {objective}: skipped, out of GPU memory", flush=True)
                     continue
                 test = metrics["test"]
-                row = dict(vocab=metrics["vocab_size"], objective=objective, optimizer=metrics["config"]["optimizer"],
-                           tokens_per_s=metrics["tokens_per_s"],
-                           peak_gib=metrics["peak_memory_gib"], ppl=test["ppl"], floor=teacher["test_floor_ppl"],
-                           mean_log_z=test["mean_log_z"], std_log_z=test["std_log_z"])
+                row = dict(
+                    vocab=metrics["vocab_size"],
+                    objective=objective,
+                    optimizer=metrics["config"]["optimizer"],
+                    tokens_per_s=metrics["tokens_per_s"],
+                    peak_gib=metrics["peak_memory_gib"],
+                    ppl=test["ppl"],
+                    floor=teacher["test_floor_ppl"],
+                    mean_log_z=test["mean_log_z"],
+                    std_log_z=test["std_log_z"],
+                )
                 rows.append(row)
                 print(row, flush=True)
-    lines = [f"{device_label(args.device)}; model {settings}; k = {args.noise}; optimizer {args.optimizer or 'default'}; "
-             f"corpus {args.tokens:,} tokens per V", "",
-             "| V (seen in training) | objective | optimizer | tokens/s | peak GiB | test ppl | teacher floor | "
-             "ppl / floor | mean log Z | std log Z |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"{device_label(args.device)}; model {settings}; k = {args.noise}; optimizer {args.optimizer or 'default'}; "
+        f"corpus {args.tokens:,} tokens per V",
+        "",
+        "| V (seen in training) | objective | optimizer | tokens/s | peak GiB | test ppl | teacher floor | "
+        "ppl / floor | mean log Z | std log Z |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['vocab']:,} | {r['objective']} | {r['optimizer']} | {r['tokens_per_s']:,.0f} | {r['peak_gib']:.2f} | "
-                     f"{r['ppl']:.1f} | {r['floor']:.1f} | {r['ppl'] / r['floor']:.3f} | {r['mean_log_z']:+.3f} | "
-                     f"{r['std_log_z']:.3f} |")
+        lines.append(
+            f"| {r['vocab']:,} | {r['objective']} | {r['optimizer']} | {r['tokens_per_s']:,.0f} | "
+            f"{r['peak_gib']:.2f} | "
+            f"{r['ppl']:.1f} | {r['floor']:.1f} | {r['ppl'] / r['floor']:.3f} | {r['mean_log_z']:+.3f} | "
+            f"{r['std_log_z']:.3f} |"
+        )
     emit(lines, args.output)
     if args.plot:
         plot(rows, args.plot)

@@ -9,7 +9,8 @@ sample=..., workers=threads)`` (the settings of ../shared/docs/ANCHORS.md), ours
 same values. ``--model cbow`` trains CBOW in both: gensim ``sg=0, cbow_mean=1`` (the mean of the window), ours
 ``model="cbow"``, everything else as above. The starting learning rate is ours in both (gensim's ``alpha``): 0.025 for
 skip-gram, 0.05 for CBOW (word2vec's default, twice gensim's), or ``--lr``. Throughput
-is corpus words × epochs / wall seconds of training, vocabulary building excluded for both. Both sets of vectors are scored by nce_lm's evaluators (which agree with gensim's own, see
+is corpus words × epochs / wall seconds of training, vocabulary building excluded for both. Both sets of vectors
+are scored by nce_lm's evaluators (which agree with gensim's own, see
 tests/test_evaluation.py): Google analogies (3CosAdd, the 30,000 most frequent words as in ANCHORS.md), and
 Spearman ρ on WS-353 and SimLex-999 (gensim's bundled copies) and MEN (``$NCE_LM_DATA/eval/MEN``, when present).
 With ``--device cuda`` ours runs on the GPU and gensim on all CPU cores of the machine; a GPU wants batches of
@@ -26,7 +27,9 @@ gensim"). With ``corpus_file``, gensim's learning rate decays more slowly with m
 measures its progress through an epoch as its own sentences over all of the corpus's
 (``get_next_alpha`` in gensim 4.4's ``word2vec_corpusfile.pyx``), so with two workers the rate falls within
 each epoch only half as far as the nominal schedule says; one worker follows the nominal schedule, as
-nce_lm does. ``--kernels fused,device,torch`` adds a row per update
+nce_lm does, and so do any number of workers reading ``--gensim-input iterable`` (gensim's job producer
+computes the rate from the progress of all workers; slower to read than corpus_file). ``--kernels
+fused,device,torch`` adds a row per update
 path of ours (``auto``: the fused kernel where it applies on the CPU, the device update on CUDA).
 """
 
@@ -44,8 +47,8 @@ from pathlib import Path
 
 import torch
 
-from nce_lm.vectors.evaluation import default_evaluation_files, evaluate_all
 from nce_lm.skipgram.trainer import SkipGramConfig, train_skipgram
+from nce_lm.vectors.evaluation import default_evaluation_files, evaluate_all
 from nce_lm.vectors.word_vectors import WordVectors
 
 MEN_FILE = Path("eval") / "MEN" / "MEN_dataset_natural_form_full"
@@ -63,18 +66,29 @@ def plain_copy(corpus: Path, folder: str) -> Path:
 
 def run_gensim(corpus: Path, args: argparse.Namespace, workers: int, seed: int) -> tuple[WordVectors, float, int]:
     from gensim.models import Word2Vec
+    from gensim.models.word2vec import LineSentence
 
     model = Word2Vec(
-        sg=int(args.model == "skipgram"), cbow_mean=1, hs=0, negative=args.negatives, vector_size=args.dim,
-        window=args.window, min_count=args.min_count,
-        sample=args.sample, workers=workers, seed=seed,
+        sg=int(args.model == "skipgram"),
+        cbow_mean=1,
+        hs=0,
+        negative=args.negatives,
+        vector_size=args.dim,
+        window=args.window,
+        min_count=args.min_count,
+        sample=args.sample,
+        workers=workers,
+        seed=seed,
         # the same starting rate as ours (CBOW: word2vec's 0.05, not gensim's 0.025)
-        alpha=SkipGramConfig(model=args.model, optimizer="sgd", lr=args.lr if args.optimizer == "sgd" else None).start_lr(),
+        alpha=SkipGramConfig(
+            model=args.model, optimizer="sgd", lr=args.lr if args.optimizer == "sgd" else None
+        ).start_lr(),
     )
-    model.build_vocab(corpus_file=str(corpus))
+    # corpus_file (gensim's fastest input) or an iterable of sentences, whose rate follows the nominal schedule
+    source = {"corpus_file": str(corpus)} if args.gensim_input == "file" else {"corpus_iterable": LineSentence(corpus)}
+    model.build_vocab(**source)
     started = time.perf_counter()
-    model.train(corpus_file=str(corpus), total_words=model.corpus_total_words, total_examples=model.corpus_count,
-                epochs=args.epochs)
+    model.train(**source, total_words=model.corpus_total_words, total_examples=model.corpus_count, epochs=args.epochs)
     wall = time.perf_counter() - started
     keyed = model.wv
     vectors = WordVectors(list(keyed.index_to_key), keyed.vectors)
@@ -111,6 +125,12 @@ def main() -> None:
     parser.add_argument("--objectives", default="neg,nce")
     parser.add_argument("--kernels", default="auto", help="comma-separated: auto, fused, device, torch")
     parser.add_argument("--repeats", type=int, default=1, help="rounds, each with its own seed")
+    parser.add_argument(
+        "--gensim-input",
+        choices=("file", "iterable"),
+        default="file",
+        help="gensim reads corpus_file (default) or an iterable of sentences (LineSentence)",
+    )
     parser.add_argument("--gensim-threads", help="gensim worker counts, comma-separated (default: --threads)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--restrict-vocab", type=int, default=30_000)
@@ -134,15 +154,26 @@ def main() -> None:
         if not args.skip_gensim:
             corpus = plain_copy(args.corpus, tmp)
             for workers in gensim_workers:
-                tool = f"gensim {__import__('gensim').__version__} ({workers} thread{'s' * (workers != 1)})"
+                tool = f"gensim {__import__('gensim').__version__} ({workers} thread{'s' * (workers != 1)}"
+                tool += ", iterable)" if args.gensim_input == "iterable" else ")"
                 rows.append((tool, "neg", lambda seed, w=workers: run_gensim(corpus, args, w, seed)))
         for kernel in args.kernels.split(","):
             for objective in args.objectives.split(","):
                 config = SkipGramConfig(
-                    model=args.model, dim=args.dim, window=args.window, negatives=args.negatives, epochs=args.epochs,
-                    min_count=args.min_count, sample=args.sample, batch_size=args.batch_size, objective=objective,
-                    device=args.device, threads=args.threads if args.device == "cpu" else None, kernel=kernel,
-                    optimizer=args.optimizer, lr=args.lr,
+                    model=args.model,
+                    dim=args.dim,
+                    window=args.window,
+                    negatives=args.negatives,
+                    epochs=args.epochs,
+                    min_count=args.min_count,
+                    sample=args.sample,
+                    batch_size=args.batch_size,
+                    objective=objective,
+                    device=args.device,
+                    threads=args.threads if args.device == "cpu" else None,
+                    kernel=kernel,
+                    optimizer=args.optimizer,
+                    lr=args.lr,
                 )
 
                 def run_ours(seed: int, config: SkipGramConfig = config) -> tuple[WordVectors, float, int]:
@@ -178,8 +209,10 @@ def main() -> None:
         ratio = f"{statistics.median(ratios):.2f}" if ratios else "–"
         means = {key: statistics.mean(f[key] for f in row_figures) for key in ["analogy", *names]}
         cells = " | ".join(f"{means[n]:.3f}" for n in names)
-        lines.append(f"| {tool} | {objective} | {vocab_size:,} | {speed_cell(runs)} | {ratio} | "
-                     f"{means['analogy']:.3f} | {cells} |")
+        lines.append(
+            f"| {tool} | {objective} | {vocab_size:,} | {speed_cell(runs)} | {ratio} | "
+            f"{means['analogy']:.3f} | {cells} |"
+        )
     table = "\n".join(lines)
     print(table)
     if args.output:

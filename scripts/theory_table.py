@@ -25,9 +25,9 @@ import sys
 import torch
 
 from nce_lm.fileio import write_text_atomic
-from nce_lm.pipeline.noise import NoiseDistribution
 from nce_lm.objectives.losses import build_objective
 from nce_lm.objectives.theory import minimise, mutual_information, optimum_error, random_problem, theoretical_optimum
+from nce_lm.pipeline.noise import NoiseDistribution
 
 POWERS = (1.0, 0.75, 0.0)
 KS = (1, 5, 50)

@@ -10,8 +10,8 @@ import pytest
 from gensim.models import KeyedVectors
 
 from nce_lm.errors import NceLmError
-from nce_lm.vectors.evaluation import nearest_neighbors
 from nce_lm.skipgram.trainer import SkipGramConfig, train_skipgram
+from nce_lm.vectors.evaluation import nearest_neighbors
 from nce_lm.vectors.word_vectors import WordVectors
 
 README = Path(__file__).resolve().parent.parent / "README.md"

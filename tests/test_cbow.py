@@ -10,23 +10,21 @@ import numpy as np
 import pytest
 import torch
 
-import nce_lm.skipgram.trainer as skipgram
 import nce_lm.skipgram.device_update as skipgram_device
 import nce_lm.skipgram.kernel as skipgram_kernel
-from nce_lm.skipgram.examples import Examples, cbow_examples
-from nce_lm.pipeline.noise import NoiseDistribution
+import nce_lm.skipgram.trainer as skipgram
 from nce_lm.objectives.losses import build_objective
-from nce_lm.skipgram.trainer import SkipGramConfig, SkipGramTrainer, train_skipgram, window_examples
+from nce_lm.pipeline.noise import NoiseDistribution
 from nce_lm.pipeline.token_cache import cached_token_ids
 from nce_lm.pipeline.vocab import build_vocab
+from nce_lm.skipgram.examples import Examples, cbow_examples
+from nce_lm.skipgram.trainer import SkipGramConfig, SkipGramTrainer, train_skipgram, window_examples
 
 needs_kernel = pytest.mark.skipif(
     skipgram_kernel._kernel is None, reason="the C extension was not built (no compiler at install time)"
 )
 
-CONFIG = SkipGramConfig(
-    model="cbow", dim=16, epochs=1, min_count=1, sample=0.0, batch_size=64, lr=0.05, threads=1
-)
+CONFIG = SkipGramConfig(model="cbow", dim=16, epochs=1, min_count=1, sample=0.0, batch_size=64, lr=0.05, threads=1)
 OBJECTIVES = [("neg", None), ("nce", None), ("nce", "learned"), ("ranking", "learned"), ("infonce", None)]
 
 
@@ -69,7 +67,9 @@ def reference_update(
     log_q = objective.noise.log_probs.double()
     loss = objective.loss(s_true, s_noise, log_q[examples.centre], log_q[noise_ids]).sum()
     loss.backward()
-    assert torch.allclose(v.grad, torch.zeros_like(v).index_add(0, examples.context, (h.grad / counts[:, None])[example]))
+    assert torch.allclose(
+        v.grad, torch.zeros_like(v).index_add(0, examples.context, (h.grad / counts[:, None])[example])
+    )
     expected = {
         "input": v.detach().index_add(0, examples.context, -lr * h.grad[example]),
         "output": u.detach() - lr * u.grad,
@@ -102,13 +102,24 @@ def test_kernel_update_is_the_gradient_of_the_loss(objective_name: str, bias: st
         starts=np.array([0, 2, 6, 7, 10], dtype=np.int64),
     )
     kernel_tables = skipgram_kernel.KernelTables(
-        tables["input"].clone(), tables["output"].clone(), tables["bias"].clone() if bias else None,
+        tables["input"].clone(),
+        tables["output"].clone(),
+        tables["bias"].clone() if bias else None,
         train_bias=bias == "learned",
     )
     seed = 99
     loss = skipgram_kernel.train_examples(
-        kernel_tables, examples, classifier, noise, negatives, batch_size=len(examples), threads=threads, seed=seed,
-        first_pair=0, lr_begin=lr, lr_end=lr,
+        kernel_tables,
+        examples,
+        classifier,
+        noise,
+        negatives,
+        batch_size=len(examples),
+        threads=threads,
+        seed=seed,
+        first_pair=0,
+        lr_begin=lr,
+        lr_end=lr,
     )
     noise_ids = torch.from_numpy(skipgram_kernel.draw_noise(noise, seed, 0, len(examples), negatives))
     expected, expected_loss = reference_update(
@@ -138,7 +149,11 @@ def test_kernel_rejects_an_example_without_context_words() -> None:
 @needs_kernel
 @pytest.mark.parametrize("objective, bias", OBJECTIVES)
 def test_torch_path_trains_what_the_kernel_trains(
-    topic_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, feed_kernel_noise, objective: str,
+    topic_corpus: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    feed_kernel_noise,
+    objective: str,
     bias: str | None,
 ) -> None:
     """One epoch over several chunks and many batches, the torch path fed the kernel's noise words: the same
@@ -169,11 +184,16 @@ def test_device_update_equals_the_torch_paths(
     device = make_trainer(topic_corpus, replace(config, kernel="device"), tmp_path)
     g = torch.Generator().manual_seed(2)
     for trainer in (torch_path, device):
-        trainer.state.input_vectors.copy_(torch.randn(trainer.state.input_vectors.shape, generator=torch.Generator().manual_seed(0)))
-        trainer.state.output_vectors.copy_(torch.randn(trainer.state.output_vectors.shape, generator=torch.Generator().manual_seed(1)) * 0.1)
+        trainer.state.input_vectors.copy_(
+            torch.randn(trainer.state.input_vectors.shape, generator=torch.Generator().manual_seed(0))
+        )
+        trainer.state.output_vectors.copy_(
+            torch.randn(trainer.state.output_vectors.shape, generator=torch.Generator().manual_seed(1)) * 0.1
+        )
     counts = torch.randint(1, 9, (300,), generator=g)
     examples = Examples(
-        torch.randint(2, 22, (int(counts.sum()),), generator=g), torch.randint(2, 22, (300,), generator=g),
+        torch.randint(2, 22, (int(counts.sum()),), generator=g),
+        torch.randint(2, 22, (300,), generator=g),
         torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)]),
     )
     noise = torch_path.noise.sample((300, config.negatives), g)

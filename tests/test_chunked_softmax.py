@@ -8,8 +8,8 @@ import torch.nn.functional as F
 
 import nce_lm.objectives.chunked_softmax as chunked_softmax
 import nce_lm.objectives.partition as partition
-from nce_lm.objectives.chunked_softmax import chunked_cross_entropy
 from nce_lm.errors import NceLmError
+from nce_lm.objectives.chunked_softmax import chunked_cross_entropy
 from nce_lm.objectives.losses import build_objective
 
 
@@ -44,7 +44,9 @@ def test_loss_and_gradients_equal_cross_entropy(vocab: int, chunk_size: int, wit
     """Catches a chunk left out or counted twice, a wrong target term, or a gradient written to the wrong rows."""
     hidden, weight, bias, targets, upstream = inputs(24, vocab, 16, seed=vocab + chunk_size)
     bias = bias if with_bias else None
-    got = loss_and_grads(lambda *a: chunked_cross_entropy(*a, chunk_size=chunk_size), hidden, weight, bias, targets, upstream)
+    got = loss_and_grads(
+        lambda *a: chunked_cross_entropy(*a, chunk_size=chunk_size), hidden, weight, bias, targets, upstream
+    )
     expected = loss_and_grads(reference, hidden, weight, bias, targets, upstream)
     for name, g, e in zip(("loss", "hidden", "weight", "bias"), got, expected):
         assert g.dtype == e.dtype == torch.float32, name
@@ -103,7 +105,9 @@ def test_bf16_hidden_under_autocast() -> None:
 def test_float32_inputs_under_autocast_are_not_rounded_to_bf16() -> None:
     hidden, weight, bias, targets, upstream = inputs(16, 300, 32, seed=5)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        got = loss_and_grads(lambda *a: chunked_cross_entropy(*a, chunk_size=100), hidden, weight, bias, targets, upstream)
+        got = loss_and_grads(
+            lambda *a: chunked_cross_entropy(*a, chunk_size=100), hidden, weight, bias, targets, upstream
+        )
     expected = loss_and_grads(reference, hidden, weight, bias, targets, upstream)
     for g, e in zip(got, expected):
         torch.testing.assert_close(g, e)

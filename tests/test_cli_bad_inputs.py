@@ -23,8 +23,8 @@ import pytest
 from nce_lm.cli import main
 from nce_lm.lm import LMConfig, train_lm
 from nce_lm.pipeline.synth import TeacherConfig, write_corpus
-from nce_lm.vectors.word_vectors import WordVectors, save_vectors
 from nce_lm.pipeline.vocab import build_vocab
+from nce_lm.vectors.word_vectors import WordVectors, save_vectors
 
 C = "corpus/c.txt"
 LM = ["--train", C, "--valid", C, "--dim", "8", "--layers", "1", "--batch-size", "4", "--seq-len", "8", "--quiet"]
@@ -155,8 +155,13 @@ def _snapshot(root: Path) -> dict[str, tuple]:
     for path in sorted(root.rglob("*")):
         stat = path.lstat()
         digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
-        state[str(path.relative_to(root))] = (path.is_dir(), stat.st_size if path.is_file() else 0,
-                                              stat.st_mtime_ns, stat.st_mode, digest)
+        state[str(path.relative_to(root))] = (
+            path.is_dir(),
+            stat.st_size if path.is_file() else 0,
+            stat.st_mtime_ns,
+            stat.st_mode,
+            digest,
+        )
     return state
 
 
@@ -172,16 +177,28 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     vocab.save(root / "v.json")
     (root / "vocab.json").write_text("the demo's own output name, given as its input\n")
     data = vocab.to_dict()
-    (root / "v_zero.json").write_text(json.dumps({**data, "counts": data["counts"][:-1] + [0]}))
-    (root / "v_blank.json").write_text(json.dumps({**data, "tokens": data["tokens"][:-1] + ["a b"]}))
+    (root / "v_zero.json").write_text(json.dumps({**data, "counts": [*data["counts"][:-1], 0]}))
+    (root / "v_blank.json").write_text(json.dumps({**data, "tokens": [*data["tokens"][:-1], "a b"]}))
     (root / "v_types.json").write_text(json.dumps({**data, "counts": [str(c) for c in data["counts"]]}))
     vectors = WordVectors([f"a{i}" for i in range(10)], rng.normal(size=(10, 4)))
     save_vectors(vectors, root / "vec.bin", "word2vec-bin")
     (root / "pickle.bin").write_bytes(pickle.dumps({"not": "vectors"}, protocol=4))
     (root / "huge.bin").write_bytes(b"1000000000 1000000000\na " + b"\0" * 16 + b"\n")
     (root / "nan.txt").write_text("2 2\na 1 2\nb nan 1\n")
-    config = LMConfig(train=str(root / C), valid=str(root / C), dim=8, layers=1, seq_len=8, batch_size=4, epochs=1,
-                      noise_samples=4, progress=False, is_samples=4, eval_batch_size=2, device="cpu")
+    config = LMConfig(
+        train=str(root / C),
+        valid=str(root / C),
+        dim=8,
+        layers=1,
+        seq_len=8,
+        batch_size=4,
+        epochs=1,
+        noise_samples=4,
+        progress=False,
+        is_samples=4,
+        eval_batch_size=2,
+        device="cpu",
+    )
     train_lm(config, root / "run")
     shutil.rmtree(root / "run" / "cache")
     shutil.copytree(root / "run", root / "run_badcfg")

@@ -39,7 +39,10 @@ def test_vocab_then_prepare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         (lambda d: ["vocab", str(d / "absent.txt"), "-o", str(d / "v.json")], "corpus file not found"),
         (lambda d: ["vocab", str(d / "bad.txt"), "-o", str(d / "v.json")], "invalid UTF-8 at byte offset 2"),
         (lambda d: ["vocab", str(d / "c.txt"), "-o", str(d / "v.json"), "--min-count", "9"], "vocabulary is empty"),
-        (lambda d: ["vocab", str(d / "c.txt"), "-o", str(d / "v.json"), "--min-count", "0"], "--min-count: must be at least 1"),
+        (
+            lambda d: ["vocab", str(d / "c.txt"), "-o", str(d / "v.json"), "--min-count", "0"],
+            "--min-count: must be at least 1",
+        ),
         (lambda d: ["prepare", str(d / "c.txt"), "--vocab", str(d / "c.txt"), "-o", str(d / "x")], "vocabulary"),
         (lambda d: ["data", "path"], "needs a dataset name"),
     ],
@@ -49,7 +52,7 @@ def test_bad_inputs_end_in_one_line_and_status_2(
 ) -> None:
     (tmp_path / "c.txt").write_text("a b\n")
     (tmp_path / "bad.txt").write_bytes(b"a \xfe b\n")
-    status, out, err = run(make_args(tmp_path), capsys)
+    status, _out, err = run(make_args(tmp_path), capsys)
     assert status == 2
     assert err.count("\n") == 1 and err.startswith("nce-lm ") and message in err
     assert not (tmp_path / "v.json").exists()

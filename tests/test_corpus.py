@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from tokenizers import normalizers, pre_tokenizers
 
-from nce_lm.pipeline.corpus import TokenizerConfig, expand_inputs, iter_chunks
 from nce_lm.errors import NceLmError
+from nce_lm.pipeline.corpus import TokenizerConfig, expand_inputs, iter_chunks
 
 TEXT = "the cat sat\non the  mat\n\nÄrger über naïve café\nlast line without newline"
 
@@ -27,10 +27,7 @@ def lines_of(paths, **kwargs) -> list[list[str]]:
     return lines[:-1]
 
 
-@pytest.mark.parametrize(
-    "suffix, opener",
-    [("", open), (".gz", gzip.open), (".bz2", bz2.open), (".xz", lzma.open)],
-)
+@pytest.mark.parametrize("suffix, opener", [("", open), (".gz", gzip.open), (".bz2", bz2.open), (".xz", lzma.open)])
 def test_compressed_inputs_read_like_plain_text(tmp_path: Path, suffix: str, opener) -> None:
     path = tmp_path / f"corpus.txt{suffix}"
     with opener(path, "wb") as handle:
@@ -126,5 +123,5 @@ def test_a_long_line_is_one_line_whatever_its_ending(tmp_path: Path, ending: str
     chunks = list(iter_chunks([path], block_size=16))
     ends = [i for i, c in enumerate(chunks) if c.line_end]
     first_line = [t for c in chunks[: ends[0] + 1] for t in c.tokens]
-    assert first_line == "a b c d e f g h".split() * 50 + ["end"]
+    assert first_line == ["a", "b", "c", "d", "e", "f", "g", "h"] * 50 + ["end"]
     assert len(ends) == (3 if ending == "\n" else 1)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import gzip
+import hashlib
 from pathlib import Path
 
 import pytest
 
-from nce_lm.pipeline.datasets import DATA_ENV, REGISTRY, dataset_path, find_local, get_dataset
 from nce_lm.errors import NceLmError
+from nce_lm.pipeline.datasets import DATA_ENV, REGISTRY, dataset_path, find_local, get_dataset
 
 
 def test_registry_names_every_corpus_the_issue_asks_for() -> None:

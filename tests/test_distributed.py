@@ -34,12 +34,15 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     rng = np.random.default_rng(0)
     folder = tmp_path_factory.mktemp("ddp")
     for name, lines in (("train.txt", 200), ("valid.txt", 30)):
-        (folder / name).write_text("\n".join(" ".join(f"w{w}" for w in rng.integers(0, 25, size=8)) for _ in range(lines)) + "\n")
+        (folder / name).write_text(
+            "\n".join(" ".join(f"w{w}" for w in rng.integers(0, 25, size=8)) for _ in range(lines)) + "\n"
+        )
     return folder / "train.txt", folder / "valid.txt"
 
 
-@pytest.mark.parametrize(("objective", "optimizer", "lr"), [("full", "sgd", "1"), ("nce", "sgd", "1"),
-                                                      ("ranking", "lazy-adam", "0.01")])
+@pytest.mark.parametrize(
+    ("objective", "optimizer", "lr"), [("full", "sgd", "1"), ("nce", "sgd", "1"), ("ranking", "lazy-adam", "0.01")]
+)
 def test_two_gloo_ranks_match_one_process(corpus, tmp_path: Path, objective: str, optimizer: str, lr: str) -> None:
     two_ranks_match_one_process(corpus, tmp_path, objective, optimizer, lr, "cpu", 1e-5)
 
@@ -52,16 +55,57 @@ def test_two_nccl_ranks_match_one_process(corpus, tmp_path: Path, objective: str
     two_ranks_match_one_process(corpus, tmp_path, objective, optimizer, "0.01", "cuda", 1e-4)
 
 
-def two_ranks_match_one_process(corpus, tmp_path: Path, objective: str, optimizer: str, lr: str, device: str,
-                                tolerance: float) -> None:
+def two_ranks_match_one_process(
+    corpus, tmp_path: Path, objective: str, optimizer: str, lr: str, device: str, tolerance: float
+) -> None:
     train, valid = corpus
-    settings = ["--train", str(train), "--valid", str(valid), "--objective", objective, "--optimizer", optimizer,
-                "--noise-samples", "6", "--dropout", "0", "--dim", "8", "--layers", "1", "--batch-size", "8",
-                "--seq-len", "10", "--epochs", "1", "--lr", lr, "--device", device, "--precision", "fp32", "--quiet"]
+    settings = [
+        "--train",
+        str(train),
+        "--valid",
+        str(valid),
+        "--objective",
+        objective,
+        "--optimizer",
+        optimizer,
+        "--noise-samples",
+        "6",
+        "--dropout",
+        "0",
+        "--dim",
+        "8",
+        "--layers",
+        "1",
+        "--batch-size",
+        "8",
+        "--seq-len",
+        "10",
+        "--epochs",
+        "1",
+        "--lr",
+        lr,
+        "--device",
+        device,
+        "--precision",
+        "fp32",
+        "--quiet",
+    ]
     assert main(["lm", "train", *settings, "-o", str(tmp_path / "one")]) == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
-               "-m", "nce_lm", "lm", "train", *settings, "-o", str(tmp_path / "two")]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={free_port()}",
+        "-m",
+        "nce_lm",
+        "lm",
+        "train",
+        *settings,
+        "-o",
+        str(tmp_path / "two"),
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("\nwrote ") + done.stdout.startswith("wrote ") == 1, done.stdout  # rank 0 reports
@@ -83,10 +127,36 @@ def test_skipgram_trains_on_two_gloo_ranks(tmp_path: Path) -> None:
     corpus.write_text("\n".join(" ".join(rng.choice(topics[t % 2], size=12)) for t in range(600)) + "\n")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     out = tmp_path / "v.txt"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
-               "-m", "nce_lm", "skipgram", str(corpus), "-o", str(out), "--format", "word2vec-txt", "--dim", "16",
-               "--epochs", "3", "--min-count", "1", "--sample", "0", "--batch-size", "256", "--lr", "0.05", "--quiet",
-               "--checkpoint", str(tmp_path / "c.ckpt")]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={free_port()}",
+        "-m",
+        "nce_lm",
+        "skipgram",
+        str(corpus),
+        "-o",
+        str(out),
+        "--format",
+        "word2vec-txt",
+        "--dim",
+        "16",
+        "--epochs",
+        "3",
+        "--min-count",
+        "1",
+        "--sample",
+        "0",
+        "--batch-size",
+        "256",
+        "--lr",
+        "0.05",
+        "--quiet",
+        "--checkpoint",
+        str(tmp_path / "c.ckpt"),
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
     from nce_lm.vectors.word_vectors import load_vectors
@@ -97,5 +167,25 @@ def test_skipgram_trains_on_two_gloo_ranks(tmp_path: Path) -> None:
     a, b = unit[[index[f"a{i}"] for i in range(10)]], unit[[index[f"b{i}"] for i in range(10)]]
     assert (a @ a.T)[~np.eye(10, dtype=bool)].mean() > (a @ b.T).mean() + 0.5
     # The checkpoint written by rank 0 continues in one process.
-    assert main(["skipgram", str(corpus), "-o", str(tmp_path / "w.bin"), "--dim", "16", "--epochs", "4",
-                 "--min-count", "1", "--sample", "0", "--resume", str(tmp_path / "c.ckpt"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "skipgram",
+                str(corpus),
+                "-o",
+                str(tmp_path / "w.bin"),
+                "--dim",
+                "16",
+                "--epochs",
+                "4",
+                "--min-count",
+                "1",
+                "--sample",
+                "0",
+                "--resume",
+                str(tmp_path / "c.ckpt"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )

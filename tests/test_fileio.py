@@ -11,10 +11,9 @@ from nce_lm.fileio import atomic_path, read_json, write_json_atomic
 def test_failed_write_keeps_previous_content_and_leaves_no_temporary(tmp_path):
     target = tmp_path / "out.json"
     write_json_atomic(target, {"version": 1})
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("interrupted")
     assert json.loads(target.read_text()) == {"version": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
 

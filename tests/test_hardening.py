@@ -33,10 +33,10 @@ import torch
 
 from nce_lm.cli import main
 from nce_lm.errors import NceLmError
-from nce_lm.locks import folder_lock
 from nce_lm.lm import LMConfig, train_lm
 from nce_lm.lm.evaluate import evaluate_model
 from nce_lm.lm.model import build_model
+from nce_lm.locks import folder_lock
 from nce_lm.pipeline.synth import TeacherConfig, write_corpus
 from nce_lm.pipeline.token_cache import IDS_FILE, MANIFEST_FILE, load_or_build
 from nce_lm.pipeline.vocab import build_vocab
@@ -51,8 +51,20 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _lm_config(corpus: Path, **changes) -> LMConfig:
-    base = dict(train=str(corpus), valid=str(corpus), dim=8, layers=1, seq_len=8, batch_size=4, epochs=1,
-                noise_samples=4, progress=False, is_samples=4, eval_batch_size=2, device="cpu")
+    base = dict(
+        train=str(corpus),
+        valid=str(corpus),
+        dim=8,
+        layers=1,
+        seq_len=8,
+        batch_size=4,
+        epochs=1,
+        noise_samples=4,
+        progress=False,
+        is_samples=4,
+        eval_batch_size=2,
+        device="cpu",
+    )
     return LMConfig(**{**base, **changes})
 
 
@@ -78,10 +90,12 @@ def test_2_an_output_never_overwrites_an_input(corpus: Path, tmp_path: Path, cap
     original = text.read_bytes()
     vocab = tmp_path / "v.json"
     assert main(["vocab", str(text), "-o", str(vocab)]) == 0
-    for argv in (["vocab", str(text), "-o", str(text)],
-                 ["skipgram", str(text), "-o", str(text), "--min-count", "1", "--quiet"],
-                 ["skipgram", str(text), "-o", str(tmp_path / "o.bin"), "--checkpoint", str(text), "--quiet"],
-                 ["prepare", str(text), "--vocab", str(vocab), "-o", str(folder)]):
+    for argv in (
+        ["vocab", str(text), "-o", str(text)],
+        ["skipgram", str(text), "-o", str(text), "--min-count", "1", "--quiet"],
+        ["skipgram", str(text), "-o", str(tmp_path / "o.bin"), "--checkpoint", str(text), "--quiet"],
+        ["prepare", str(text), "--vocab", str(vocab), "-o", str(folder)],
+    ):
         assert main(argv) == 2
     assert text.read_bytes() == original and sorted(p.name for p in folder.iterdir()) == ["c.txt"]
     with pytest.raises(NceLmError, match="holds the input"):
@@ -99,14 +113,17 @@ def test_3_a_failed_synth_leaves_the_folder_as_it_was(tmp_path: Path) -> None:
     report = write_corpus(out, 5000, TeacherConfig(vocab=50, classes=8, seed=2))  # a success replaces all four
     assert json.loads((out / "teacher.json").read_text())["tokens"] == report["tokens"]
     assert sum(len((out / f"{s}.txt").read_text().split("\n")) - 1 for s in ("train", "valid", "test")) == sum(
-        report["lines"].values())
+        report["lines"].values()
+    )
 
 
 def test_4_a_folder_in_use_is_refused_naming_the_process(corpus: Path, run: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "new"
-    with folder_lock(out, "run folder"):
-        with pytest.raises(NceLmError, match=f"in use by another process \\(pid {os.getpid()}\\)"):
-            train_lm(_lm_config(corpus), out)
+    with (
+        folder_lock(out, "run folder"),
+        pytest.raises(NceLmError, match=f"in use by another process \\(pid {os.getpid()}\\)"),
+    ):
+        train_lm(_lm_config(corpus), out)
     vocab = tmp_path / "v.json"
     build_vocab([corpus]).save(vocab)
     with folder_lock(tmp_path / "ids", "token cache"):
@@ -159,14 +176,16 @@ def test_8_damaged_files_we_wrote_are_refused_or_rebuilt(corpus: Path, tmp_path:
     from nce_lm.skipgram.trainer import SkipGramConfig, load_checkpoint, train_skipgram
 
     checkpoint = tmp_path / "c.pt"
-    train_skipgram([corpus], SkipGramConfig(dim=4, epochs=1, min_count=1, threads=1), progress=False,
-                   checkpoint=checkpoint)
+    train_skipgram(
+        [corpus], SkipGramConfig(dim=4, epochs=1, min_count=1, threads=1), progress=False, checkpoint=checkpoint
+    )
     payload = torch.load(checkpoint, weights_only=True)
     torch.save({**payload, "input_vectors": [[0.0] * 4]}, checkpoint)
     with pytest.raises(NceLmError, match="not tensors"):
         load_checkpoint(checkpoint)
-    torch.save({**payload, "vocab": {**payload["vocab"], "counts": [c + 1 for c in payload["vocab"]["counts"]]}},
-               checkpoint)
+    torch.save(
+        {**payload, "vocab": {**payload["vocab"], "counts": [c + 1 for c in payload["vocab"]["counts"]]}}, checkpoint
+    )
     with pytest.raises(NceLmError, match="does not match the fingerprint"):
         load_checkpoint(checkpoint)
     with pytest.raises(NceLmError, match="zipf must be finite"):
@@ -226,14 +245,16 @@ def test_10_files_follow_the_umask(corpus: Path, tmp_path: Path) -> None:
     assert (tmp_path / "locked" / ".lock").stat().st_mode & 0o777 == 0o644
 
 
-def test_10_lm_eval_reads_a_run_folder_it_cannot_write(corpus: Path, run: Path, tmp_path: Path, monkeypatch,
-                                                       capsys) -> None:
+def test_10_lm_eval_reads_a_run_folder_it_cannot_write(
+    corpus: Path, run: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
     """Root writes anywhere, so the read-only folder is simulated by ``os.access``."""
     before = sorted(str(p.relative_to(run)) for p in run.rglob("*"))
     real_access = os.access
-    monkeypatch.setattr("nce_lm.lm.evaluate.os.access",
-                        lambda path, mode: False if Path(path).resolve().is_relative_to(run.resolve()) else
-                        real_access(path, mode))
+    monkeypatch.setattr(
+        "nce_lm.lm.evaluate.os.access",
+        lambda path, mode: False if Path(path).resolve().is_relative_to(run.resolve()) else real_access(path, mode),
+    )
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert main(["lm", "eval", str(run), "--data", str(corpus), "--quiet"]) == 0
     assert sorted(str(p.relative_to(run)) for p in run.rglob("*")) == before
@@ -256,8 +277,11 @@ def test_11_downloads_are_verified_https_and_bounded(tmp_path: Path, monkeypatch
         info.size = len(content)
         tar.addfile(info, io.BytesIO(content))
     split = SplitFile("bomb/train.txt", "train.txt", hashlib.sha256(content).hexdigest())
-    monkeypatch.setitem(datasets.REGISTRY, "bomb", Dataset("bomb", archive.as_uri(), "tgz", None, "test", {"train": split},
-                                                           max_bytes=1000))
+    monkeypatch.setitem(
+        datasets.REGISTRY,
+        "bomb",
+        Dataset("bomb", archive.as_uri(), "tgz", None, "test", {"train": split}, max_bytes=1000),
+    )
     with pytest.raises(NceLmError, match="expands past 1,000 bytes"):
         fetch("bomb", tmp_path / "data")
     assert not (tmp_path / "data" / "bomb").exists()

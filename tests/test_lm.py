@@ -45,9 +45,21 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def tiny(corpus: dict[str, Path], **changes) -> LMConfig:
-    base = dict(train=str(corpus["train"]), valid=str(corpus["valid"]), test=str(corpus["test"]), dim=16, layers=1,
-                dropout=0.0, seq_len=10, batch_size=8, epochs=2, noise_samples=8, progress=False, is_samples=16,
-                eval_batch_size=4)
+    base = dict(
+        train=str(corpus["train"]),
+        valid=str(corpus["valid"]),
+        test=str(corpus["test"]),
+        dim=16,
+        layers=1,
+        dropout=0.0,
+        seq_len=10,
+        batch_size=8,
+        epochs=2,
+        noise_samples=8,
+        progress=False,
+        is_samples=16,
+        eval_batch_size=4,
+    )
     return LMConfig(**{**base, **changes})
 
 
@@ -108,8 +120,11 @@ def test_nan_loss_stops_with_an_error_and_keeps_the_last_checkpoint(corpus, tmp_
     run = tmp_path / "run"
     train_lm(tiny(corpus, epochs=1), run)
     before = (run / "last.pt").read_bytes()
-    monkeypatch.setattr(train_module.TrainingModule, "forward",
-                        lambda self, inputs, targets, state: (torch.tensor(float("nan"), requires_grad=True), state))
+    monkeypatch.setattr(
+        train_module.TrainingModule,
+        "forward",
+        lambda self, inputs, targets, state: (torch.tensor(float("nan"), requires_grad=True), state),
+    )
     with pytest.raises(NceLmError, match="loss became non-finite.*checkpoint .* is intact"):
         train_lm(tiny(corpus, epochs=2), run, resume=True)
     assert (run / "last.pt").read_bytes() == before
@@ -134,27 +149,68 @@ def test_corrupted_and_mismatched_checkpoints(corpus, tmp_path: Path) -> None:
 
 def test_cli_train_eval_and_errors(corpus, tmp_path: Path, capsys) -> None:
     run = tmp_path / "run"
-    common = ["--train", str(corpus["train"]), "--valid", str(corpus["valid"]), "--dim", "8", "--layers", "1",
-              "--batch-size", "4", "--seq-len", "8", "--noise-samples", "4", "--quiet"]
+    common = [
+        "--train",
+        str(corpus["train"]),
+        "--valid",
+        str(corpus["valid"]),
+        "--dim",
+        "8",
+        "--layers",
+        "1",
+        "--batch-size",
+        "4",
+        "--seq-len",
+        "8",
+        "--noise-samples",
+        "4",
+        "--quiet",
+    ]
     assert main(["lm", "train", *common, "-o", str(run), "--epochs", "1"]) == 0
     capsys.readouterr()
     assert main(["lm", "eval", str(run), "--data", str(corpus["test"]), "--metrics", str(tmp_path / "m.json")]) == 0
     out = capsys.readouterr().out
     assert "perplexity" in out and "self-normalization: log Z" in out and f"wrote {tmp_path / 'm.json'}" in out
     written = json.loads((tmp_path / "m.json").read_text())
-    for key in ("ppl", "mean_log_z", "std_log_z", "self_normalized_ppl", "is_log_z_error", "info_nce_loss",
-                "mi_bound", "mi_bound_valid", "tokens"):
+    for key in (
+        "ppl",
+        "mean_log_z",
+        "std_log_z",
+        "self_normalized_ppl",
+        "is_log_z_error",
+        "info_nce_loss",
+        "mi_bound",
+        "mi_bound_valid",
+        "tokens",
+    ):
         assert key in written
     assert f"{written['ppl']:.2f} over {written['tokens']:,} tokens" in out
     assert written["mi_bound"] == pytest.approx(math.log(4 + 1) - written["info_nce_loss"])
     assert written["mi_bound_valid"] and "a lower bound on I(w; c)" in out  # the default noise power is 1
     assert main(["lm", "train", "--resume", str(run), "--epochs", "2", "--quiet"]) == 0
     for argv, message in [
-        (["lm", "train", "--resume", str(run), "--dim", "32"], "only epochs, max_tokens, lr, device, precision, progress may change"),
-        (["lm", "train", "--train", str(tmp_path / "absent.txt"), "--valid", str(corpus["valid"]), "-o",
-          str(tmp_path / "x")], "train file not found"),
+        (
+            ["lm", "train", "--resume", str(run), "--dim", "32"],
+            "only epochs, max_tokens, lr, device, precision, progress may change",
+        ),
+        (
+            [
+                "lm",
+                "train",
+                "--train",
+                str(tmp_path / "absent.txt"),
+                "--valid",
+                str(corpus["valid"]),
+                "-o",
+                str(tmp_path / "x"),
+            ],
+            "train file not found",
+        ),
         (["lm", "eval", str(tmp_path / "absent"), "--data", str(corpus["test"])], "run folder not found"),
-        (["lm", "train", *common, "-o", str(tmp_path / "y"), "--dropout", "1.5"], "--dropout: must be a finite number between 0 and 1"),
+        (
+            ["lm", "train", *common, "-o", str(tmp_path / "y"), "--dropout", "1.5"],
+            "--dropout: must be a finite number between 0 and 1",
+        ),
     ]:
         capsys.readouterr()
         assert main(argv) == 2

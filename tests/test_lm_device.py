@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-from nce_lm.training.devices import autocast, resolve_device, resolve_precision
 from nce_lm.errors import NceLmError
 from nce_lm.lm import LMConfig, train_lm
 from nce_lm.lm.config import default_optimizer
 from nce_lm.lm.model import build_model
 from nce_lm.lm.train import TrainingModule
-from nce_lm.pipeline.noise import NoiseDistribution
 from nce_lm.objectives.losses import build_objective
+from nce_lm.pipeline.noise import NoiseDistribution
+from nce_lm.training.devices import autocast, resolve_device, resolve_precision
 
 OBJECTIVES = ("full", "nce", "ranking", "neg", "infonce")
 
@@ -45,9 +45,21 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def settings(corpus: dict[str, Path], **changes) -> LMConfig:
-    base = dict(train=str(corpus["train"]), valid=str(corpus["valid"]), test=str(corpus["test"]), dim=16,
-                layers=1, dropout=0.0, seq_len=10, batch_size=8, epochs=2, progress=False, is_samples=16,
-                eval_batch_size=4, device="cpu")
+    base = dict(
+        train=str(corpus["train"]),
+        valid=str(corpus["valid"]),
+        test=str(corpus["test"]),
+        dim=16,
+        layers=1,
+        dropout=0.0,
+        seq_len=10,
+        batch_size=8,
+        epochs=2,
+        progress=False,
+        is_samples=16,
+        eval_batch_size=4,
+        device="cpu",
+    )
     return LMConfig(**{**base, **changes})
 
 
@@ -56,8 +68,10 @@ def test_bf16_loss_is_the_fp32_loss_within_bf16_rounding(objective: str) -> None
     config = LMConfig(train="x", dim=32, layers=2, dropout=0.0, objective=objective, noise_samples=20)
     noise = NoiseDistribution(torch.arange(1, 61).float())
     torch.manual_seed(0)
-    module = TrainingModule(build_model(config, 60, noise.log_probs), build_objective(objective, noise, 20, seed=3)
-                            if objective != "full" else build_objective("full", None, 0))
+    module = TrainingModule(
+        build_model(config, 60, noise.log_probs),
+        build_objective(objective, noise, 20, seed=3) if objective != "full" else build_objective("full", None, 0),
+    )
     with torch.no_grad():  # weights large enough that the scores depend on the hidden states' rounding
         module.model.output_weight.normal_()
         module.model.embedding.weight.normal_()
@@ -111,8 +125,17 @@ def test_defaults_depend_on_the_objective_and_the_vocabulary() -> None:
 @pytest.mark.cuda
 @pytest.mark.parametrize("objective", OBJECTIVES)
 def test_a_few_steps_on_cuda_in_bf16(corpus, tmp_path: Path, objective: str) -> None:
-    metrics = train_lm(settings(corpus, objective=objective, device="cuda", precision="auto", epochs=1,
-                                lr=None if objective == "full" else 0.01), tmp_path / objective)
+    metrics = train_lm(
+        settings(
+            corpus,
+            objective=objective,
+            device="cuda",
+            precision="auto",
+            epochs=1,
+            lr=None if objective == "full" else 0.01,
+        ),
+        tmp_path / objective,
+    )
     assert np.isfinite(metrics["test"]["ppl"])
     assert metrics["test"]["ppl"] < 40  # V = 42: it learned something
 
@@ -143,9 +166,21 @@ def test_nce_at_the_defaults_stays_near_the_full_softmax_and_self_normalized(tmp
         (tmp_path / f"{split}.txt").write_text("\n".join(lines) + "\n")
     results = {}
     for objective in ("full", "nce"):
-        config = LMConfig(train=str(tmp_path / "train.txt"), valid=str(tmp_path / "valid.txt"),
-                          test=str(tmp_path / "test.txt"), dim=32, layers=1, dropout=0.0, batch_size=10,
-                          seq_len=20, epochs=6, objective=objective, progress=False, device="cpu", is_samples=64)
+        config = LMConfig(
+            train=str(tmp_path / "train.txt"),
+            valid=str(tmp_path / "valid.txt"),
+            test=str(tmp_path / "test.txt"),
+            dim=32,
+            layers=1,
+            dropout=0.0,
+            batch_size=10,
+            seq_len=20,
+            epochs=6,
+            objective=objective,
+            progress=False,
+            device="cpu",
+            is_samples=64,
+        )
         results[objective] = train_lm(config, tmp_path / objective)["test"]
     assert results["full"]["ppl"] < 8  # unigram perplexity is about 50: both learned the bigrams
     assert results["nce"]["ppl"] < 1.25 * results["full"]["ppl"]

@@ -60,8 +60,13 @@ def figures(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
     log_probs = F.log_softmax(logits, dim=-1).gather(1, targets[:, None]).squeeze(1)
     log_z = torch.logsumexp(logits, dim=-1)
     scores = logits.gather(1, targets[:, None]).squeeze(1)
-    return {"nll": -log_probs.mean().item(), "self_normalized_ppl": math.exp(-scores.mean().item()),
-            "mean_log_z": log_z.mean().item(), "std_log_z": log_z.std(unbiased=False).item(), "tokens": len(targets)}
+    return {
+        "nll": -log_probs.mean().item(),
+        "self_normalized_ppl": math.exp(-scores.mean().item()),
+        "mean_log_z": log_z.mean().item(),
+        "std_log_z": log_z.std(unbiased=False).item(),
+        "tokens": len(targets),
+    }
 
 
 def assert_matches(got: dict, expected: dict) -> None:
@@ -177,8 +182,15 @@ def test_two_gloo_ranks_give_the_figures_of_one_process(tmp_path: Path) -> None:
     script = tmp_path / "worker.py"
     script.write_text(WORKER.format(vocab=VOCAB))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
-               str(script), str(tmp_path)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={free_port()}",
+        str(script),
+        str(tmp_path),
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
     noise = NoiseDistribution(np.arange(1, VOCAB + 1))

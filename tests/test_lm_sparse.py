@@ -14,8 +14,8 @@ from nce_lm.lm.config import LMConfig
 from nce_lm.lm.model import build_model
 from nce_lm.lm.optim import LMOptimizer
 from nce_lm.lm.train import TrainingModule
-from nce_lm.pipeline.noise import NoiseDistribution
 from nce_lm.objectives.losses import build_objective
+from nce_lm.pipeline.noise import NoiseDistribution
 from nce_lm.training.sparse_rows import clip_grad_norm_, gather_rows
 
 V, DIM = 50, 6
@@ -25,15 +25,25 @@ SAMPLED = ("nce", "neg", "ranking", "infonce")
 def batches(steps: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Windows that use only ids < 30, so that rows 30..49 are touched by noise alone (or not at all)."""
     generator = torch.Generator().manual_seed(3)
-    return [(torch.randint(0, 30, (4, 5), generator=generator), torch.randint(0, 30, (4, 5), generator=generator))
-            for _ in range(steps)]
+    return [
+        (torch.randint(0, 30, (4, 5), generator=generator), torch.randint(0, 30, (4, 5), generator=generator))
+        for _ in range(steps)
+    ]
 
 
 def run(objective: str, optimizer: str, sparse: bool, steps: int, clip: float = 1e9, tie: bool = False):
     """Train a tiny LSTM for ``steps`` steps; returns its parameters before the first step and after each,
     the gradient norms and the (clipped, dense) gradients of each step."""
-    config = LMConfig(train="x", dim=DIM, layers=1, dropout=0.0, objective=objective, optimizer=optimizer,
-                      tie_weights=tie, noise_samples=7)
+    config = LMConfig(
+        train="x",
+        dim=DIM,
+        layers=1,
+        dropout=0.0,
+        objective=objective,
+        optimizer=optimizer,
+        tie_weights=tie,
+        noise_samples=7,
+    )
     noise = NoiseDistribution(torch.arange(1, V + 1).float())
     torch.manual_seed(0)
     model = build_model(config, V, noise.log_probs)
@@ -52,7 +62,9 @@ def run(objective: str, optimizer: str, sparse: bool, steps: int, clip: float = 
         if sparse:
             assert all(t.grad.is_sparse for t in tables.values())
         norms.append(clip_grad_norm_(module.parameters(), clip))
-        grads.append({n: p.grad.to_dense() if p.grad.is_sparse else p.grad.clone() for n, p in module.named_parameters()})
+        grads.append(
+            {n: p.grad.to_dense() if p.grad.is_sparse else p.grad.clone() for n, p in module.named_parameters()}
+        )
         opt.step()
         snapshots.append({n: p.detach().clone() for n, p in module.named_parameters()})
     return snapshots, norms, grads

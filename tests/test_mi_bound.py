@@ -13,9 +13,9 @@ import torch
 from nce_lm.lm import LMConfig
 from nce_lm.lm.evaluate import evaluate_model
 from nce_lm.lm.model import build_model
+from nce_lm.objectives.losses import build_objective
 from nce_lm.objectives.mi_bound import bound_line, info_nce_bound
 from nce_lm.pipeline.noise import NoiseDistribution
-from nce_lm.objectives.losses import build_objective
 from nce_lm.skipgram.trainer import SkipGramConfig, train_skipgram
 
 
@@ -34,8 +34,18 @@ def test_the_bound_is_valid_only_with_the_marginal_as_noise() -> None:
 
 def test_skipgram_reports_the_bound_below_the_true_information(topic_corpus: Path) -> None:
     """Two topics of ten equally frequent words that co-occur only within a topic: I(centre; context) = log 2."""
-    config = SkipGramConfig(dim=16, epochs=3, min_count=1, sample=0.0, batch_size=256, lr=0.05, threads=1,
-                            objective="infonce", noise_power=1.0, negatives=5)
+    config = SkipGramConfig(
+        dim=16,
+        epochs=3,
+        min_count=1,
+        sample=0.0,
+        batch_size=256,
+        lr=0.05,
+        threads=1,
+        objective="infonce",
+        noise_power=1.0,
+        negatives=5,
+    )
     metrics = train_skipgram([topic_corpus], config, progress=False).metrics
     assert metrics["mi_bound_valid"]
     assert metrics["mi_bound"] == pytest.approx(math.log(6) - metrics["final_loss"], abs=1e-12)

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from nce_lm.pipeline.noise import NoiseDistribution
 from nce_lm.objectives.losses import Objective, build_objective
 from nce_lm.objectives.theory import (
     TabularProblem,
@@ -28,6 +27,7 @@ from nce_lm.objectives.theory import (
     random_problem,
     theoretical_optimum,
 )
+from nce_lm.pipeline.noise import NoiseDistribution
 
 TOLERANCE = 1e-3
 PROBLEM = random_problem(3, 4, seed=0)
@@ -84,15 +84,19 @@ def test_negative_sampling_is_binary_nce_when_k_q_is_one() -> None:
     s_noise = torch.randn(6, words, generator=g, dtype=torch.float64)
     logq = torch.full((words,), -math.log(words), dtype=torch.float64)  # log q = −log k
     logq_true = logq[:1].expand(6)
-    torch.testing.assert_close(nce.loss(s_true, s_noise, logq_true, logq), neg.loss(s_true, s_noise, logq_true, logq),
-                               rtol=0, atol=1e-15)
+    torch.testing.assert_close(
+        nce.loss(s_true, s_noise, logq_true, logq), neg.loss(s_true, s_noise, logq_true, logq), rtol=0, atol=1e-15
+    )
     # For any q, negative sampling on s is binary NCE on s + log(k q): the same loss, shifted scores.
     logq = torch.log_softmax(torch.randn(words, generator=g, dtype=torch.float64), 0)
     targets = torch.tensor([0, 1, 2, 3, 1, 0])
     shift = math.log(words) + logq
     torch.testing.assert_close(
         neg.loss(s_true, s_noise, logq[targets], logq),
-        nce.loss(s_true + shift[targets], s_noise + shift, logq[targets], logq), rtol=0, atol=1e-12)
+        nce.loss(s_true + shift[targets], s_noise + shift, logq[targets], logq),
+        rtol=0,
+        atol=1e-12,
+    )
     # And so its optimum is log p exactly, like NCE's.
     table = random_problem(3, words, seed=1)
     scores, _ = minimise(build_objective("neg", uniform, words), table, table.noise(0.0))
@@ -112,8 +116,9 @@ def test_the_multiset_sum_is_the_expectation_over_ordered_k_tuples(name: str) ->
     for c in range(3):
         for w in range(4):
             rows = len(tuples)
-            losses = loss_fn.loss(scores[c, w].expand(rows), scores[c, tuples], log_q[w].expand(rows), log_q[tuples],
-                                  tuples == w)
+            losses = loss_fn.loss(
+                scores[c, w].expand(rows), scores[c, tuples], log_q[w].expand(rows), log_q[tuples], tuples == w
+            )
             total += PROBLEM.context_probs[c] * PROBLEM.log_p[c, w].exp() * (tuple_probs * losses).sum()
     assert expected_loss(loss_fn, scores, PROBLEM, log_q).item() == pytest.approx(total.item(), rel=1e-12)
 

@@ -9,8 +9,13 @@ import torch
 import torch.nn.functional as F
 
 from nce_lm.errors import NceLmError
-from nce_lm.pipeline.noise import NoiseDistribution
 from nce_lm.objectives.losses import OBJECTIVES, build_objective
+from nce_lm.pipeline.noise import NoiseDistribution
+
+
+def sig(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
 
 V, D, B, K = 40, 8, 6, 5
 
@@ -25,7 +30,6 @@ def reference_loss(name: str, s_true, s_noise, logq_true, logq_noise, k: int, hi
         hit = [bool(x) for x in hits[i]] if hits is not None else [False] * len(sn)
         if name in ("nce", "neg"):
             shift = (lambda lq: math.log(k) + lq) if name == "nce" else (lambda lq: 0.0)
-            sig = lambda x: 1 / (1 + math.exp(-x))
             value = -math.log(sig(st - shift(lqt))) - sum(math.log(1 - sig(s - shift(lq))) for s, lq in zip(sn, lqn))
         else:
             correct = (lambda s, lq: s - lq) if name == "ranking" else (lambda s, lq: s)
@@ -119,9 +123,13 @@ def test_full_softmax_is_cross_entropy() -> None:
     targets = torch.randint(0, V, (B,), generator=g)
     objective = build_objective("full", None, 0)
     logits = hidden @ weight.T + bias
-    torch.testing.assert_close(objective(hidden, weight, bias, targets), F.cross_entropy(logits, targets, reduction="none"))
+    torch.testing.assert_close(
+        objective(hidden, weight, bias, targets), F.cross_entropy(logits, targets, reduction="none")
+    )
     s_true = logits.gather(1, targets[:, None]).squeeze(1)
-    torch.testing.assert_close(objective.loss(s_true, logits, None, None), F.cross_entropy(logits, targets, reduction="none"))
+    torch.testing.assert_close(
+        objective.loss(s_true, logits, None, None), F.cross_entropy(logits, targets, reduction="none")
+    )
 
 
 @pytest.mark.parametrize("name", ["nce", "neg", "ranking", "infonce"])
@@ -138,7 +146,9 @@ def test_forward_scores_shared_and_per_example_noise_like_the_loss(noise, name: 
         scores = hidden @ weight.T + bias  # (B, V)
         s_noise = scores.gather(1, ids_bk)
         s_true = scores.gather(1, targets[:, None]).squeeze(1)
-        expected = objective.loss(s_true, s_noise, noise.log_probs[targets], noise.log_probs[ids], targets[:, None] == ids_bk)
+        expected = objective.loss(
+            s_true, s_noise, noise.log_probs[targets], noise.log_probs[ids], targets[:, None] == ids_bk
+        )
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
@@ -146,8 +156,12 @@ def test_accidental_hits_are_removed_only_when_asked(noise) -> None:
     s_true, s_noise, logq_true, logq_noise, hits = random_inputs(5, True)
     hits[:] = False
     hits[0, 0] = True
-    kept = build_objective("ranking", noise, K, remove_accidental_hits=False).loss(s_true, s_noise, logq_true, logq_noise, hits)
-    removed = build_objective("ranking", noise, K, remove_accidental_hits=True).loss(s_true, s_noise, logq_true, logq_noise, hits)
+    kept = build_objective("ranking", noise, K, remove_accidental_hits=False).loss(
+        s_true, s_noise, logq_true, logq_noise, hits
+    )
+    removed = build_objective("ranking", noise, K, remove_accidental_hits=True).loss(
+        s_true, s_noise, logq_true, logq_noise, hits
+    )
     assert removed[0] < kept[0] and torch.equal(removed[1:], kept[1:])
 
 
@@ -269,7 +283,10 @@ def test_classifier_form_gives_the_same_loss(noise, name: str) -> None:
 def test_no_classifier_form_where_the_options_forbid_one(noise) -> None:
     log_probs = noise.log_probs
     assert build_objective("nce", noise, K, shared_noise=True).classifier(log_probs) is None
-    assert build_objective("ranking", noise, K, shared_noise=False, remove_accidental_hits=True).classifier(log_probs) is None
+    assert (
+        build_objective("ranking", noise, K, shared_noise=False, remove_accidental_hits=True).classifier(log_probs)
+        is None
+    )
     assert build_objective("infonce", noise, K, negatives="batch", shared_noise=False).classifier(log_probs) is None
     assert build_objective("full", None, 0).classifier(log_probs) is None
 

@@ -8,14 +8,18 @@ import pytest
 import torch
 
 from nce_lm.errors import NceLmError
-from nce_lm.pipeline.noise import NoiseDistribution
 from nce_lm.objectives.partition import exact_log_z, importance_sampled_log_z, log_z_stats
+from nce_lm.pipeline.noise import NoiseDistribution
 
 
 @pytest.mark.parametrize("chunk_size", [1, 7, 100, 1000])
 def test_exact_log_z_in_chunks_equals_one_logsumexp(chunk_size: int) -> None:
     g = torch.Generator().manual_seed(0)
-    hidden, weight, bias = torch.randn(5, 16, generator=g), torch.randn(333, 16, generator=g), torch.randn(333, generator=g)
+    hidden, weight, bias = (
+        torch.randn(5, 16, generator=g),
+        torch.randn(333, 16, generator=g),
+        torch.randn(333, generator=g),
+    )
     expected = torch.logsumexp((hidden.double() @ weight.double().T + bias.double()), dim=1).float()
     torch.testing.assert_close(exact_log_z(hidden, weight, bias, chunk_size), expected)
     torch.testing.assert_close(exact_log_z(hidden, weight, None, chunk_size), torch.logsumexp(hidden @ weight.T, 1))
@@ -80,7 +84,11 @@ def test_exact_log_z_keeps_float64_and_ignores_autocast() -> None:
     """float64 inputs stay float64 (gradcheck of the full softmax relies on it); under bf16 autocast the
     scores of a bf16 hidden state are still computed in float32, not rounded to bf16 by the matmul."""
     g = torch.Generator().manual_seed(5)
-    hidden, weight, bias = torch.randn(4, 32, generator=g), torch.randn(300, 32, generator=g), torch.randn(300, generator=g)
+    hidden, weight, bias = (
+        torch.randn(4, 32, generator=g),
+        torch.randn(300, 32, generator=g),
+        torch.randn(300, generator=g),
+    )
     exact = torch.logsumexp(hidden.double() @ weight.double().T + bias.double(), dim=1)
     got = exact_log_z(hidden.double(), weight.double(), bias.double(), chunk_size=64)
     assert got.dtype == torch.float64

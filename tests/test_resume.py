@@ -1,7 +1,9 @@
-"""Resuming: what may change (nce_lm.training.resume, shared by both trainers), schedules that continue, other corpora."""
+"""Resuming: what may change (nce_lm.training.resume, shared by both trainers), schedules that continue, other
+corpora."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from dataclasses import replace
@@ -16,8 +18,8 @@ from nce_lm.cli import main
 from nce_lm.errors import NceLmError
 from nce_lm.lm import LMConfig, train_lm
 from nce_lm.lm.checkpoint import load_payload
-from nce_lm.skipgram.trainer import LinearSchedule, SkipGramConfig, continued_schedule, load_checkpoint, train_skipgram
 from nce_lm.pipeline.vocab import Vocab
+from nce_lm.skipgram.trainer import LinearSchedule, SkipGramConfig, continued_schedule, load_checkpoint, train_skipgram
 
 SG = SkipGramConfig(dim=8, epochs=2, min_count=1, threads=1, kernel="torch", lr=0.02, min_lr=0.001)
 W = 1_000  # corpus words, for the schedule arithmetic
@@ -48,15 +50,25 @@ def test_a_finished_run_given_more_epochs_never_jumps_back_up(
     first = list(rates)
     rates.clear()
     train_skipgram(topic_corpus, replace(SG, epochs=4), progress=False, resume=tmp_path / "c.pt")
-    assert rates[0] <= first[-1] + 1e-12 and all(a >= b for a, b in zip(rates, rates[1:]))
+    assert rates[0] <= first[-1] + 1e-12 and all(a >= b for a, b in itertools.pairwise(rates))
     assert "learning rate: from 0.001" in capsys.readouterr().out
     rates.clear()
     train_skipgram(topic_corpus, replace(SG, epochs=4, lr=0.01), progress=False, resume=tmp_path / "c.pt")
     assert rates[0] == pytest.approx(0.01) and rates[-1] >= 0.001
 
 
-@pytest.mark.parametrize("change", [{"objective": "nce"}, {"window": 2}, {"negatives": 3}, {"dim": 4},
-                                    {"sample": 0.0}, {"seed": 2}, {"batch_size": 64}])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"objective": "nce"},
+        {"window": 2},
+        {"negatives": 3},
+        {"dim": 4},
+        {"sample": 0.0},
+        {"seed": 2},
+        {"batch_size": 64},
+    ],
+)
 def test_skipgram_refuses_changes_a_resumed_run_cannot_make(topic_corpus: Path, tmp_path: Path, change) -> None:
     train_skipgram(topic_corpus, SG, progress=False, checkpoint=tmp_path / "c.pt")
     name = next(iter(change))
@@ -68,16 +80,64 @@ def test_skipgram_cli_resumes_with_the_checkpoints_settings(
     topic_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fast = ["--quiet", "--threads", "1", "-o", str(tmp_path / "v.bin")]
-    assert main(["skipgram", str(topic_corpus), "--dim", "6", "--window", "3", "--min-count", "1", "--epochs", "1",
-                 "--checkpoint", str(tmp_path / "c.pt"), *fast]) == 0
+    assert (
+        main(
+            [
+                "skipgram",
+                str(topic_corpus),
+                "--dim",
+                "6",
+                "--window",
+                "3",
+                "--min-count",
+                "1",
+                "--epochs",
+                "1",
+                "--checkpoint",
+                str(tmp_path / "c.pt"),
+                *fast,
+            ]
+        )
+        == 0
+    )
     # dim and window are not repeated: they come from the checkpoint; the rate may change
-    assert main(["skipgram", str(topic_corpus), "--resume", str(tmp_path / "c.pt"), "--epochs", "2", "--lr", "0.01",
-                 "--checkpoint", str(tmp_path / "c.pt"), *fast]) == 0
+    assert (
+        main(
+            [
+                "skipgram",
+                str(topic_corpus),
+                "--resume",
+                str(tmp_path / "c.pt"),
+                "--epochs",
+                "2",
+                "--lr",
+                "0.01",
+                "--checkpoint",
+                str(tmp_path / "c.pt"),
+                *fast,
+            ]
+        )
+        == 0
+    )
     config, _, state = load_checkpoint(tmp_path / "c.pt")
     assert (config.dim, config.window, config.lr, state.epochs_done) == (6, 3, 0.01, 2)
     capsys.readouterr()
-    assert main(["skipgram", str(topic_corpus), "--resume", str(tmp_path / "c.pt"), "--epochs", "3",
-                 "--negatives", "2", *fast]) == 2
+    assert (
+        main(
+            [
+                "skipgram",
+                str(topic_corpus),
+                "--resume",
+                str(tmp_path / "c.pt"),
+                "--epochs",
+                "3",
+                "--negatives",
+                "2",
+                *fast,
+            ]
+        )
+        == 2
+    )
     assert "negatives 5 -> 2" in capsys.readouterr().err
 
 
@@ -95,10 +155,24 @@ def test_resuming_on_another_corpus_warns(topic_corpus: Path, tmp_path: Path, ca
 
 # ---- the language model ----------------------------------------------------------------------------------------
 
+
 def tiny_lm(folder: Path, **changes) -> LMConfig:
-    settings = dict(train=str(folder / "train.txt"), valid=str(folder / "valid.txt"), dim=12, layers=1, dropout=0.3,
-                    seq_len=10, batch_size=8, epochs=2, noise_samples=8, progress=False, is_samples=8,
-                    eval_batch_size=4, optimizer="adam", lr=0.01)
+    settings = dict(
+        train=str(folder / "train.txt"),
+        valid=str(folder / "valid.txt"),
+        dim=12,
+        layers=1,
+        dropout=0.3,
+        seq_len=10,
+        batch_size=8,
+        epochs=2,
+        noise_samples=8,
+        progress=False,
+        is_samples=8,
+        eval_batch_size=4,
+        optimizer="adam",
+        lr=0.01,
+    )
     return LMConfig(**{**settings, **changes})
 
 
@@ -145,8 +219,23 @@ def test_a_resumed_run_with_nothing_to_do_says_so(lm_corpus: Path, tmp_path: Pat
 
 def test_cli_epochs_alone_lifts_a_token_cap_and_says_so(lm_corpus: Path, tmp_path: Path, capsys) -> None:
     run = tmp_path / "run"
-    common = ["--train", str(lm_corpus / "train.txt"), "--valid", str(lm_corpus / "valid.txt"), "--dim", "8",
-              "--layers", "1", "--batch-size", "8", "--seq-len", "10", "--noise-samples", "4", "--quiet"]
+    common = [
+        "--train",
+        str(lm_corpus / "train.txt"),
+        "--valid",
+        str(lm_corpus / "valid.txt"),
+        "--dim",
+        "8",
+        "--layers",
+        "1",
+        "--batch-size",
+        "8",
+        "--seq-len",
+        "10",
+        "--noise-samples",
+        "4",
+        "--quiet",
+    ]
     assert main(["lm", "train", *common, "-o", str(run), "--epochs", "1", "--max-tokens", "800"]) == 0
     capsys.readouterr()
     assert main(["lm", "train", "--resume", str(run), "--epochs", "2", "--quiet"]) == 0
@@ -175,8 +264,9 @@ def test_the_progress_bar_ends_at_the_token_cap(lm_corpus: Path, tmp_path: Path,
     assert totals == [10]
 
 
-def test_the_corpus_check_compares_with_the_trained_corpus_not_the_vocabulary(topic_corpus: Path, tmp_path: Path,
-                                                                               capsys) -> None:
+def test_the_corpus_check_compares_with_the_trained_corpus_not_the_vocabulary(
+    topic_corpus: Path, tmp_path: Path, capsys
+) -> None:
     from nce_lm.pipeline.vocab import build_vocab
 
     half = tmp_path / "half.txt"
@@ -188,8 +278,9 @@ def test_the_corpus_check_compares_with_the_trained_corpus_not_the_vocabulary(to
     assert capsys.readouterr().err == ""
 
 
-def test_a_token_capped_run_of_two_ranks_continues_its_epoch_in_one_process(lm_corpus: Path, tmp_path: Path,
-                                                                             capsys) -> None:
+def test_a_token_capped_run_of_two_ranks_continues_its_epoch_in_one_process(
+    lm_corpus: Path, tmp_path: Path, capsys
+) -> None:
     """Under torchrun only rank 0's hidden state could be saved, so the epoch goes on at the same step from a
     fresh state, and says so."""
     import os
@@ -201,12 +292,44 @@ def test_a_token_capped_run_of_two_ranks_continues_its_epoch_in_one_process(lm_c
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     run = tmp_path / "run"
-    settings = ["--train", str(lm_corpus / "train.txt"), "--valid", str(lm_corpus / "valid.txt"), "--dim", "8",
-                "--layers", "1", "--batch-size", "8", "--seq-len", "10", "--noise-samples", "4", "--epochs", "1",
-                "--device", "cpu", "--quiet", "--max-tokens", "800"]
+    settings = [
+        "--train",
+        str(lm_corpus / "train.txt"),
+        "--valid",
+        str(lm_corpus / "valid.txt"),
+        "--dim",
+        "8",
+        "--layers",
+        "1",
+        "--batch-size",
+        "8",
+        "--seq-len",
+        "10",
+        "--noise-samples",
+        "4",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--max-tokens",
+        "800",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
-               "-m", "nce_lm", "lm", "train", *settings, "-o", str(run)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={port}",
+        "-m",
+        "nce_lm",
+        "lm",
+        "train",
+        *settings,
+        "-o",
+        str(run),
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
     partial = load_payload(run / "last.pt", Vocab.load(run / "vocab.json"))["partial"]

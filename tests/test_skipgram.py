@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -81,7 +82,7 @@ def test_learning_rate_decays_linearly(topic_corpus: Path, skipgram_rates: list[
     train_skipgram([topic_corpus], SkipGramConfig(**{**SMALL.__dict__, "kernel": "torch"}), progress=False)
     assert seen[0] == pytest.approx(SMALL.lr)
     assert seen[-1] < SMALL.lr / SMALL.epochs and seen[-1] >= SMALL.min_lr
-    assert all(a >= b for a, b in zip(seen, seen[1:]))
+    assert all(a >= b for a, b in itertools.pairwise(seen))
 
 
 ADAGRAD = replace(SMALL, optimizer="rowwise-adagrad", objective="nce", output_bias="learned")
@@ -95,6 +96,7 @@ def test_resume_equals_an_uninterrupted_run(topic_corpus: Path, tmp_path: Path, 
     two = replace(config, epochs=2)
     # Stop after epoch 2 of a 3-epoch run: train 3 epochs, interrupting from the epoch-end hook.
     with pytest.raises(KeyboardInterrupt):
+
         def stop_after_two(trainer):
             trainer.save_checkpoint(checkpoint)
             if trainer.state.epochs_done == 2:
@@ -118,8 +120,25 @@ def test_resume_equals_an_uninterrupted_run(topic_corpus: Path, tmp_path: Path, 
 
 def test_cli_trains_exports_and_reports(topic_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out, metrics = tmp_path / "v.bin", tmp_path / "m.json"
-    status = main(["skipgram", str(topic_corpus), "-o", str(out), "--dim", "8", "--epochs", "1", "--min-count", "1",
-                   "--metrics", str(metrics), "--quiet", "--checkpoint", str(tmp_path / "c.ckpt")])
+    status = main(
+        [
+            "skipgram",
+            str(topic_corpus),
+            "-o",
+            str(out),
+            "--dim",
+            "8",
+            "--epochs",
+            "1",
+            "--min-count",
+            "1",
+            "--metrics",
+            str(metrics),
+            "--quiet",
+            "--checkpoint",
+            str(tmp_path / "c.ckpt"),
+        ]
+    )
     assert status == 0
     keyed = KeyedVectors.load_word2vec_format(str(out), binary=True)
     assert len(keyed) == 20 and keyed.vector_size == 8

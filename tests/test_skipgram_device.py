@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-import nce_lm.skipgram.trainer as skipgram
 import nce_lm.skipgram.device_update as skipgram_device
+import nce_lm.skipgram.trainer as skipgram
 from nce_lm.errors import NceLmError
-from nce_lm.skipgram.examples import Examples
-from nce_lm.training.rowwise_adagrad import RowwiseAdagrad
-from nce_lm.skipgram.trainer import SkipGramConfig, SkipGramTrainer, train_skipgram
 from nce_lm.pipeline.token_cache import cached_token_ids
 from nce_lm.pipeline.vocab import build_vocab
+from nce_lm.skipgram.examples import Examples
+from nce_lm.skipgram.trainer import SkipGramConfig, SkipGramTrainer, train_skipgram
+from nce_lm.training.rowwise_adagrad import RowwiseAdagrad
 
 CONFIG = SkipGramConfig(dim=16, epochs=1, min_count=1, sample=0.0, batch_size=64, lr=0.05, threads=1)
 
@@ -110,7 +110,11 @@ def random_tables(trainer: SkipGramTrainer, seed: int) -> None:
     "objective, bias", [("neg", None), ("nce", None), ("nce", "learned"), ("ranking", "learned"), ("infonce", None)]
 )
 def test_update_equals_the_torch_paths(
-    topic_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, objective: str, bias: str | None,
+    topic_corpus: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    objective: str,
+    bias: str | None,
     optimizer: str,
 ) -> None:
     """One batch with repeated rows (20 words, 512 pairs), the same noise, two batches in a row so that Adagrad's
@@ -126,8 +130,8 @@ def test_update_equals_the_torch_paths(
     for _ in range(2):
         context, centre = torch.randint(2, 22, (2, 512), generator=g)
         noise = torch_path.noise.sample((512, config.negatives), g)
-        monkeypatch.setattr(torch_path.objective, "sample_noise", lambda targets: noise)
-        monkeypatch.setattr(device.objective, "sample_noise", lambda targets: noise)
+        monkeypatch.setattr(torch_path.objective, "sample_noise", lambda targets, noise=noise: noise)
+        monkeypatch.setattr(device.objective, "sample_noise", lambda targets, noise=noise: noise)
         expected = torch_path._update(Examples(context, centre), 0.05)
         loss = device._update_device(Examples(context, centre), 0.05)
         assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
@@ -219,12 +223,26 @@ def test_on_a_gpu_the_update_equals_the_cpus(topic_corpus: Path, tmp_path: Path,
     context, centre = torch.randint(2, 22, (2, 4096), generator=g)
     noise = cpu.noise.sample((4096, config.negatives), g)
     loss = skipgram_device.update_(
-        cpu.state.input_vectors, cpu.state.output_vectors, cpu.state.output_bias, Examples(context, centre), noise,
-        cpu.classifier, 0.05, cpu.optimizer, True,
+        cpu.state.input_vectors,
+        cpu.state.output_vectors,
+        cpu.state.output_bias,
+        Examples(context, centre),
+        noise,
+        cpu.classifier,
+        0.05,
+        cpu.optimizer,
+        True,
     )
     loss_gpu = skipgram_device.update_(
-        gpu.state.input_vectors, gpu.state.output_vectors, gpu.state.output_bias, Examples(context.cuda(), centre.cuda()),
-        noise.cuda(), gpu.classifier, 0.05, gpu.optimizer, True,
+        gpu.state.input_vectors,
+        gpu.state.output_vectors,
+        gpu.state.output_bias,
+        Examples(context.cuda(), centre.cuda()),
+        noise.cuda(),
+        gpu.classifier,
+        0.05,
+        gpu.optimizer,
+        True,
     )
     assert loss_gpu.item() == pytest.approx(loss.item(), rel=1e-5)
     for name in ("input_vectors", "output_vectors", "output_bias"):
@@ -232,17 +250,32 @@ def test_on_a_gpu_the_update_equals_the_cpus(topic_corpus: Path, tmp_path: Path,
 
 
 @pytest.mark.cuda
-@pytest.mark.parametrize("kernel, optimizer, model", [
-    ("device", "sgd", "skipgram"), ("device", "rowwise-adagrad", "skipgram"), ("torch", "sgd", "skipgram"),
-    ("torch", "rowwise-adagrad", "skipgram"), ("device", "sgd", "cbow"), ("torch", "sgd", "cbow"),
-])
+@pytest.mark.parametrize(
+    "kernel, optimizer, model",
+    [
+        ("device", "sgd", "skipgram"),
+        ("device", "rowwise-adagrad", "skipgram"),
+        ("torch", "sgd", "skipgram"),
+        ("torch", "rowwise-adagrad", "skipgram"),
+        ("device", "sgd", "cbow"),
+        ("torch", "sgd", "cbow"),
+    ],
+)
 def test_on_a_gpu_no_batch_waits_for_the_host(
     topic_corpus: Path, tmp_path: Path, kernel: str, optimizer: str, model: str
 ) -> None:
     """A whole chunk of batches under torch's sync debug mode "error": any copy to the host, ``.item()``,
     ``nonzero`` or ``torch.unique`` inside the batch loop raises."""
-    config = replace(CONFIG, device="cuda", kernel=kernel, optimizer=optimizer, objective="nce",
-                     output_bias="learned", model=model, batch_size=16 if model == "cbow" else CONFIG.batch_size)
+    config = replace(
+        CONFIG,
+        device="cuda",
+        kernel=kernel,
+        optimizer=optimizer,
+        objective="nce",
+        output_bias="learned",
+        model=model,
+        batch_size=16 if model == "cbow" else CONFIG.batch_size,
+    )
     trainer = make_trainer(topic_corpus, config, tmp_path)
     examples, _ = next(trainer._examples(0))  # forming the chunk's examples may sync, once
     torch.cuda.synchronize()

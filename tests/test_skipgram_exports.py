@@ -11,10 +11,10 @@ import pytest
 
 from nce_lm.cli import main
 from nce_lm.errors import NceLmError
-from nce_lm.vectors.gensim_model import save_gensim_model
-from nce_lm.skipgram.trainer import SkipGramConfig, train_skipgram
-from nce_lm.vectors.word_vectors import load_vectors
 from nce_lm.pipeline.vocab import build_vocab, final_vocab_min_count
+from nce_lm.skipgram.trainer import SkipGramConfig, train_skipgram
+from nce_lm.vectors.gensim_model import save_gensim_model
+from nce_lm.vectors.word_vectors import load_vectors
 
 CONFIG = SkipGramConfig(dim=12, epochs=2, min_count=1, sample=0.0, batch_size=64, lr=0.05, threads=1, seed=3)
 
@@ -63,7 +63,11 @@ def test_gensim_model_loads_with_our_vectors_and_trains_further(tmp_path: Path) 
         model = Word2Vec.load(str(path))
         assert path.is_file() and not list(tmp_path.glob(f"{path.name}.*"))  # one file: no side files, no temp
         assert (model.sg, model.cbow_mean, model.negative, model.window, model.vector_size) == (
-            int(model_name == "skipgram"), 1, config.negatives, config.window, config.dim
+            int(model_name == "skipgram"),
+            1,
+            config.negatives,
+            config.window,
+            config.dim,
         )
         rows = [model.wv.key_to_index[w] for w in result.vectors.words]
         assert sorted(rows) == list(range(len(result.vectors)))
@@ -79,17 +83,54 @@ def test_gensim_model_loads_with_our_vectors_and_trains_further(tmp_path: Path) 
         assert model.wv.most_similar("government", topn=1)
 
 
-def test_cli_writes_the_context_vectors_and_the_gensim_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_writes_the_context_vectors_and_the_gensim_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The CLI's files hold what the Python API trains with the same settings (a seeded run on the fused kernel
     or the torch path repeats exactly)."""
     from gensim.models import Word2Vec
 
     corpus = lee_corpus()
-    args = ["--model", "cbow", "--dim", "12", "--epochs", "2", "--min-count", "1", "--max-final-vocab", "300",
-            "--sample", "0", "--batch-size", "64", "--lr", "0.05", "--threads", "1", "--seed", "3", "--quiet"]
+    args = [
+        "--model",
+        "cbow",
+        "--dim",
+        "12",
+        "--epochs",
+        "2",
+        "--min-count",
+        "1",
+        "--max-final-vocab",
+        "300",
+        "--sample",
+        "0",
+        "--batch-size",
+        "64",
+        "--lr",
+        "0.05",
+        "--threads",
+        "1",
+        "--seed",
+        "3",
+        "--quiet",
+    ]
     text, context = tmp_path / "v.txt", tmp_path / "u.txt"
-    assert main(["skipgram", str(corpus), "-o", str(text), "--format", "word2vec-txt",
-                 "--save-context-vectors", str(context), *args]) == 0
+    assert (
+        main(
+            [
+                "skipgram",
+                str(corpus),
+                "-o",
+                str(text),
+                "--format",
+                "word2vec-txt",
+                "--save-context-vectors",
+                str(context),
+                *args,
+            ]
+        )
+        == 0
+    )
     assert f"{context} (output vectors, word2vec-txt)" in capsys.readouterr().out
     config = replace(CONFIG, model="cbow", epochs=2, max_final_vocab=300)
     result = train_skipgram([corpus], config, progress=False)
@@ -99,8 +140,22 @@ def test_cli_writes_the_context_vectors_and_the_gensim_model(tmp_path: Path, cap
         assert loaded.words == expected.words
         np.testing.assert_allclose(loaded.vectors, expected.vectors, rtol=1e-6, atol=0)
     model_path, keyed_path = tmp_path / "w2v.model", tmp_path / "u.kv"
-    assert main(["skipgram", str(corpus), "-o", str(model_path), "--format", "gensim-model",
-                 "--save-context-vectors", str(keyed_path), *args]) == 0
+    assert (
+        main(
+            [
+                "skipgram",
+                str(corpus),
+                "-o",
+                str(model_path),
+                "--format",
+                "gensim-model",
+                "--save-context-vectors",
+                str(keyed_path),
+                *args,
+            ]
+        )
+        == 0
+    )
     model = Word2Vec.load(str(model_path))
     assert model.sg == 0 and len(model.wv) == len(result.vectors)
     context_vectors = load_vectors(keyed_path)
@@ -108,10 +163,10 @@ def test_cli_writes_the_context_vectors_and_the_gensim_model(tmp_path: Path, cap
     np.testing.assert_array_equal(context_vectors.counts, result.vectors.counts)
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--model", "glove"], "invalid choice"),
-    (["--max-final-vocab", "0"], "--max-final-vocab: must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [(["--model", "glove"], "invalid choice"), (["--max-final-vocab", "0"], "--max-final-vocab: must be at least 1")],
+)
 def test_bad_values_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], extra, message) -> None:
     try:
         code = main(["skipgram", str(lee_corpus()), "-o", str(tmp_path / "v.bin"), "--quiet", *extra])

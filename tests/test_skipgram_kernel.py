@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-import nce_lm.skipgram.trainer as skipgram
 import nce_lm.skipgram.kernel as skipgram_kernel
+import nce_lm.skipgram.trainer as skipgram
 from nce_lm.errors import NceLmError
-from nce_lm.skipgram.examples import Examples
-from nce_lm.pipeline.noise import NoiseDistribution
 from nce_lm.objectives.losses import build_objective
-from nce_lm.skipgram.trainer import SkipGramConfig, SkipGramTrainer, train_skipgram
+from nce_lm.pipeline.noise import NoiseDistribution
 from nce_lm.pipeline.token_cache import cached_token_ids
 from nce_lm.pipeline.vocab import build_vocab
+from nce_lm.skipgram.examples import Examples
+from nce_lm.skipgram.trainer import SkipGramConfig, SkipGramTrainer, train_skipgram
 
 pytestmark = pytest.mark.skipif(
     skipgram_kernel._kernel is None, reason="the C extension was not built (no compiler at install time)"
@@ -44,8 +44,14 @@ def make_trainer(corpus: Path, config: SkipGramConfig, tmp_path: Path) -> SkipGr
     ],
 )
 def test_kernel_trains_what_the_torch_path_trains(
-    topic_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, feed_kernel_noise, objective: str,
-    bias: str | None, dim: int, negatives: int,
+    topic_corpus: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    feed_kernel_noise,
+    objective: str,
+    bias: str | None,
+    dim: int,
+    negatives: int,
 ) -> None:
     """One epoch over several chunks and many batches, the torch path fed the kernel's noise words."""
     monkeypatch.setattr(skipgram, "_CHUNK_TOKENS", 1000)

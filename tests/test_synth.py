@@ -50,14 +50,16 @@ def test_recorded_floor_is_the_exact_cross_entropy_of_the_test_text(tmp_path: Pa
     total, count = 0.0, 0
     for line in (tmp_path / "test.txt").read_text().splitlines():
         prev = CONFIG.vocab  # line start
-        for token in line.split() + ["<eos>"]:
+        for token in [*line.split(), "<eos>"]:
             word = CONFIG.vocab if token == "<eos>" else int(token[1:])
             total += math.log(table[prev, word])
             count += 1
             prev = word
     assert count == report["tokens"]["test"]
     assert report["test_cross_entropy"] == pytest.approx(-total / count, rel=1e-10)
-    assert json.loads((tmp_path / "teacher.json").read_text())["test_floor_ppl"] == pytest.approx(math.exp(-total / count))
+    assert json.loads((tmp_path / "teacher.json").read_text())["test_floor_ppl"] == pytest.approx(
+        math.exp(-total / count)
+    )
     assert report["test_floor_ppl"] < report["unigram_ppl"]
     assert sum(report["tokens"].values()) >= 3000
 

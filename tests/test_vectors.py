@@ -104,12 +104,15 @@ def test_a_pickle_is_never_loaded_unless_named(tmp_path: Path) -> None:
     assert SPRUNG == [True]
 
 
-@pytest.mark.parametrize("header, body", [
-    (b"1000000000 1000000000\n", b"a " + b"\0" * 8),  # absurd sizes: refused before allocating
-    (b"3 4\n", b"a " + b"\0" * 16 + b"\n"),  # binary: 3 rows declared, 1 present
-    (b"3 4\n", b"a 1 2 3 4\n"),  # text: the same
-    (b"99999999999999999999 2\n", b"a 1 2\n"),
-])
+@pytest.mark.parametrize(
+    "header, body",
+    [
+        (b"1000000000 1000000000\n", b"a " + b"\0" * 8),  # absurd sizes: refused before allocating
+        (b"3 4\n", b"a " + b"\0" * 16 + b"\n"),  # binary: 3 rows declared, 1 present
+        (b"3 4\n", b"a 1 2 3 4\n"),  # text: the same
+        (b"99999999999999999999 2\n", b"a 1 2\n"),
+    ],
+)
 def test_headers_are_checked_against_the_file_size(tmp_path: Path, header: bytes, body: bytes) -> None:
     path = tmp_path / "v.bin"
     path.write_bytes(header + body)

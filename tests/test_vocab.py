@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nce_lm.pipeline.corpus import TokenizerConfig
 from nce_lm.errors import NceLmError
+from nce_lm.pipeline.corpus import TokenizerConfig
 from nce_lm.pipeline.vocab import Vocab, build_vocab, count_tokens, coverage
 
 
@@ -25,8 +25,7 @@ def plain_python_counts(path: Path) -> tuple[Counter[str], int]:
 
 
 @pytest.mark.parametrize(
-    "relative, word_types",
-    [("ptb/ptb.train.txt.gz", 9_999), ("wikitext-2/wiki.train.tokens.gz", 33_277)],
+    "relative, word_types", [("ptb/ptb.train.txt.gz", 9_999), ("wikitext-2/wiki.train.tokens.gz", 33_277)]
 )
 def test_reference_corpora_counted_exactly(shared_data: Path, relative: str, word_types: int) -> None:
     path = shared_data / relative
@@ -83,7 +82,7 @@ def test_pruning_bounds_distinct_tokens_and_keeps_the_total(tmp_path: Path) -> N
     path = tmp_path / "c.txt"
     rare = " ".join(f"r{i}" for i in range(50))
     path.write_text(f"a a a a b b b {rare}\n" * 3)
-    counter, lines, pruned, threshold = count_tokens([path], max_distinct=10)
+    counter, lines, _pruned, threshold = count_tokens([path], max_distinct=10)
     assert len(counter) <= 10 and threshold >= 1 and lines == 3
     assert counter["a"] == 12 and counter["b"] == 9
     vocab = build_vocab([path], max_distinct=10)

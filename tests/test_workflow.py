@@ -13,9 +13,9 @@ from gensim.models import KeyedVectors
 from nce_lm.cli import main
 from nce_lm.cli.vector_verbs import parse_queries
 from nce_lm.errors import NceLmError
+from nce_lm.pipeline.vocab import Vocab, build_vocab
 from nce_lm.skipgram.trainer import SkipGramConfig, train_skipgram
 from nce_lm.vectors.word_vectors import WordVectors, save_vectors
-from nce_lm.pipeline.vocab import Vocab, build_vocab
 
 FAST = ["--dim", "8", "--epochs", "1", "--threads", "1", "--quiet"]
 
@@ -35,8 +35,22 @@ def test_vocab_and_prepare_outputs_feed_skipgram(topic_corpus: Path, tmp_path: P
     outputs = {name: tmp_path / f"{name}.bin" for name in ("cache", "vocab", "both", "own")}
     assert main(["skipgram", "--cache", str(cache), "-o", str(outputs["cache"]), *FAST]) == 0
     assert main(["skipgram", str(topic_corpus), "--vocab", str(vocab), "-o", str(outputs["vocab"]), *FAST]) == 0
-    assert main(["skipgram", str(topic_corpus), "--vocab", str(vocab), "--cache", str(cache),
-                 "-o", str(outputs["both"]), *FAST]) == 0
+    assert (
+        main(
+            [
+                "skipgram",
+                str(topic_corpus),
+                "--vocab",
+                str(vocab),
+                "--cache",
+                str(cache),
+                "-o",
+                str(outputs["both"]),
+                *FAST,
+            ]
+        )
+        == 0
+    )
     assert main(["skipgram", str(topic_corpus), "--min-count", "1", "-o", str(outputs["own"]), *FAST]) == 0
     assert (cache / "tokens.npy").stat().st_mtime_ns == before  # reused, not rewritten
     reference = KeyedVectors.load_word2vec_format(str(outputs["own"]), binary=True)
@@ -66,8 +80,14 @@ def test_a_given_vocabulary_is_used_as_it_is(topic_corpus: Path, tmp_path: Path)
 def test_mismatched_caches_and_vocabularies_are_refused(
     topic_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
-    places = {"corpus": topic_corpus, "vocab": tmp_path / "vocab.json", "cache": tmp_path / "cache",
-              "other": tmp_path / "other.json", "other_corpus": tmp_path / "other.txt", "empty": tmp_path / "empty"}
+    places = {
+        "corpus": topic_corpus,
+        "vocab": tmp_path / "vocab.json",
+        "cache": tmp_path / "cache",
+        "other": tmp_path / "other.json",
+        "other_corpus": tmp_path / "other.txt",
+        "empty": tmp_path / "empty",
+    }
     places["other_corpus"].write_text("x y z\n")
     places["empty"].mkdir()
     assert main(["vocab", str(topic_corpus), "-o", str(places["vocab"])]) == 0
@@ -97,8 +117,24 @@ def test_replace_errors_is_accepted_where_text_is_read(
 
 def test_skipgram_says_what_it_wrote_where(topic_corpus: Path, tmp_path: Path, capsys) -> None:
     out, checkpoint, metrics = tmp_path / "v.bin", tmp_path / "c.pt", tmp_path / "m.json"
-    assert main(["skipgram", str(topic_corpus), "-o", str(out), "--checkpoint", str(checkpoint),
-                 "--metrics", str(metrics), "--min-count", "1", *FAST]) == 0
+    assert (
+        main(
+            [
+                "skipgram",
+                str(topic_corpus),
+                "-o",
+                str(out),
+                "--checkpoint",
+                str(checkpoint),
+                "--metrics",
+                str(metrics),
+                "--min-count",
+                "1",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last == f"wrote {out} (vectors, word2vec-bin), {checkpoint} (checkpoint, for --resume), {metrics} (metrics)"
     assert json.loads(metrics.read_text())["epochs"] == 1
@@ -106,8 +142,21 @@ def test_skipgram_says_what_it_wrote_where(topic_corpus: Path, tmp_path: Path, c
 
 # ---- the language model ----------------------------------------------------------------------------------------
 
-LM_FAST = ["--dim", "8", "--layers", "1", "--batch-size", "4", "--seq-len", "8", "--noise-samples", "4", "--epochs",
-           "1", "--quiet"]
+LM_FAST = [
+    "--dim",
+    "8",
+    "--layers",
+    "1",
+    "--batch-size",
+    "4",
+    "--seq-len",
+    "8",
+    "--noise-samples",
+    "4",
+    "--epochs",
+    "1",
+    "--quiet",
+]
 
 
 @pytest.fixture
@@ -170,8 +219,9 @@ def test_lm_refuses_a_cache_of_another_text(splits: Path, tmp_path: Path, capsys
     assert main(["vocab", str(splits / "valid.txt"), "-o", str(vocab)]) == 0
     assert main(["prepare", str(splits / "valid.txt"), "--vocab", str(vocab), "-o", str(cache)]) == 0
     capsys.readouterr()
-    assert main(["lm", "train", "--data", str(splits), "--cache", str(cache), "-o", str(tmp_path / "run"),
-                 *LM_FAST]) == 2
+    assert (
+        main(["lm", "train", "--data", str(splits), "--cache", str(cache), "-o", str(tmp_path / "run"), *LM_FAST]) == 2
+    )
     assert re.search(r"holds the token ids of .*valid.txt, not of .*train.txt", error_line(capsys))
 
 
@@ -191,9 +241,12 @@ def test_lm_train_and_eval_take_replace_errors(splits: Path, tmp_path: Path, cap
 
 # ---- querying the vectors ----------------------------------------------------------------------------------------
 
+
 def test_queries_are_words_or_analogies_with_free_standing_operators() -> None:
     assert parse_queries(["king", "-", "man", "+", "woman", "well-known"]) == [
-        ("king - man + woman", ["king", "woman"], ["man"]), ("well-known", ["well-known"], [])]
+        ("king - man + woman", ["king", "woman"], ["man"]),
+        ("well-known", ["well-known"], []),
+    ]
     assert parse_queries(["paris - france + italy"]) == [("paris - france + italy", ["paris", "italy"], ["france"])]
     for bad in (["-", "king"], ["king", "+"], ["king", "-", "+", "man"]):
         with pytest.raises(NceLmError, match="must stand between two words"):
@@ -205,18 +258,22 @@ def test_neighbors_answers_analogies_and_goes_on_past_unknown_words(tmp_path: Pa
     words = ["king", "man", "woman", "queen", "Paris", "dog", "cat", "tree"]
     save_vectors(WordVectors(words, rng.normal(size=(8, 5)).astype(np.float32)), tmp_path / "v.bin")
     keyed = KeyedVectors.load_word2vec_format(str(tmp_path / "v.bin"), binary=True)
-    assert main(["neighbors", str(tmp_path / "v.bin"), "king", "-", "man", "+", "woman", "paris", "dog",
-                 "-k", "3"]) == 0
+    assert (
+        main(["neighbors", str(tmp_path / "v.bin"), "king", "-", "man", "+", "woman", "paris", "dog", "-k", "3"]) == 0
+    )
     captured = capsys.readouterr()
-    analogy = ", ".join(f"{w} {s:.3f}" for w, s in keyed.most_similar(positive=["king", "woman"], negative=["man"],
-                                                                      topn=3))
+    analogy = ", ".join(
+        f"{w} {s:.3f}" for w, s in keyed.most_similar(positive=["king", "woman"], negative=["man"], topn=3)
+    )
     nearest = ", ".join(f"{w} {s:.3f}" for w, s in keyed.most_similar("dog", topn=3))
     assert captured.out.splitlines() == [f"king - man + woman: {analogy}", f"dog: {nearest}"]
-    assert captured.err.splitlines() == ["nce-lm neighbors: skipped paris: 'paris' is not in the vectors "
-                                         "(did you mean 'Paris'?)"]
+    assert captured.err.splitlines() == [
+        "nce-lm neighbors: skipped paris: 'paris' is not in the vectors (did you mean 'Paris'?)"
+    ]
     assert main(["neighbors", str(tmp_path / "v.bin"), "paris", "cats"]) == 2
     assert capsys.readouterr().err.splitlines()[-1] == (
-        "nce-lm neighbors: error: no query could be answered: every one holds a word that is not in the vectors")
+        "nce-lm neighbors: error: no query could be answered: every one holds a word that is not in the vectors"
+    )
 
 
 def test_reading_and_evaluation_bars_count_what_is_really_done(tmp_path: Path, monkeypatch) -> None:
@@ -256,8 +313,22 @@ def test_every_registered_dataset_is_accepted_by_name(tmp_path: Path, monkeypatc
         assert {s for s, p in found.items() if p is not None} == set(dataset.splits)
     assert main(["lm", "train", "--data", "text8", "-o", str(tmp_path / "run"), *LM_FAST]) == 2
     assert "no validation data (text8 has none): give --valid FILE" in error_line(capsys)
-    assert main(["lm", "train", "--data", "text8", "--valid", str(tmp_path / "ptb" / "ptb.valid.txt"),
-                 "-o", str(tmp_path / "run"), *LM_FAST]) == 0
+    assert (
+        main(
+            [
+                "lm",
+                "train",
+                "--data",
+                "text8",
+                "--valid",
+                str(tmp_path / "ptb" / "ptb.valid.txt"),
+                "-o",
+                str(tmp_path / "run"),
+                *LM_FAST,
+            ]
+        )
+        == 0
+    )
 
 
 def test_demo_help_states_the_demos_own_defaults(capsys) -> None:

@@ -33,8 +33,7 @@ def verb_modules() -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
-        prog="nce-lm",
-        description="Word embeddings and language models trained with noise-contrastive objectives.",
+        prog="nce-lm", description="Word embeddings and language models trained with noise-contrastive objectives."
     )
     parser.add_argument("--version", action="version", version=f"nce-lm {__version__}")
     subparsers = parser.add_subparsers(dest="verb", metavar="VERB", required=True)

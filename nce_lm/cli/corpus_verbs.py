@@ -1,6 +1,7 @@
 """``nce-lm vocab``, ``nce-lm prepare`` and ``nce-lm data``: the corpus pipeline on the command line.
 
-Thin wrappers: parse, call :mod:`nce_lm.pipeline.vocab`, :mod:`nce_lm.pipeline.token_cache` and :mod:`nce_lm.pipeline.datasets`,
+Thin wrappers: parse, call :mod:`nce_lm.pipeline.vocab`, :mod:`nce_lm.pipeline.token_cache` and
+:mod:`nce_lm.pipeline.datasets`,
 print a short summary.
 """
 
@@ -11,9 +12,9 @@ from pathlib import Path
 
 from nce_lm.cli.options import integer
 from nce_lm.clobber import check_outputs
+from nce_lm.errors import NceLmError
 from nce_lm.pipeline.corpus import TokenizerConfig
 from nce_lm.pipeline.datasets import REGISTRY, dataset_path, fetch, find_local
-from nce_lm.errors import NceLmError
 from nce_lm.pipeline.token_cache import VOCAB_FILE, load_or_build
 from nce_lm.pipeline.vocab import DEFAULT_MAX_DISTINCT, Vocab, build_vocab, coverage
 
@@ -65,8 +66,10 @@ def run_prepare(args: argparse.Namespace) -> int:
     cache = load_or_build(args.corpus, vocab, args.output, errors=_errors_mode(args), progress=not args.quiet)
     vocab.save(Path(args.output) / VOCAB_FILE)  # the folder alone then serves `--cache DIR`
     action = "reused" if cache.reused else "wrote"
-    print(f"{action} {len(cache.ids):,} token ids ({cache.manifest['lines']:,} lines) in {args.output}, "
-          f"with a copy of the vocabulary ({VOCAB_FILE})")
+    print(
+        f"{action} {len(cache.ids):,} token ids ({cache.manifest['lines']:,} lines) in {args.output}, "
+        f"with a copy of the vocabulary ({VOCAB_FILE})"
+    )
     return 0
 
 
@@ -80,8 +83,10 @@ def run_data(args: argparse.Namespace) -> int:
                 if all(f.sha256 for f in dataset.splits.values())
                 else "split files not checked: fetch needs --allow-unverified"
             )
-            print(f"{dataset.name}: splits {', '.join(dataset.splits)}; {dataset.url} ({dataset.archive}; "
-                  f"{archive_check}; {file_check})")
+            print(
+                f"{dataset.name}: splits {', '.join(dataset.splits)}; {dataset.url} ({dataset.archive}; "
+                f"{archive_check}; {file_check})"
+            )
             print(f"    licence: {dataset.license}")
             print(f"    local copy: {local.parent if local else 'none'}")
         return 0
@@ -104,8 +109,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     vocab.add_argument("corpus", nargs="+", help="corpus files or folders (.gz, .bz2, .xz read directly)")
     vocab.add_argument("-o", "--output", required=True, help="vocabulary JSON to write")
-    vocab.add_argument("--min-count", type=integer(1), default=1, help="keep tokens seen at least this often (default 1)")
-    vocab.add_argument("--max-size", type=integer(3, reason="two special tokens and one word"), default=None, help="at most this many entries, specials included")
+    vocab.add_argument(
+        "--min-count", type=integer(1), default=1, help="keep tokens seen at least this often (default 1)"
+    )
+    vocab.add_argument(
+        "--max-size",
+        type=integer(3, reason="two special tokens and one word"),
+        default=None,
+        help="at most this many entries, specials included",
+    )
     vocab.add_argument(
         "--max-distinct",
         type=integer(1),
@@ -141,6 +153,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data.add_argument("name", nargs="?", choices=tuple(REGISTRY), help="dataset name")
     data.add_argument("--split", default="train", help="split for `path` (default train)")
     data.add_argument("--data-dir", default=None, help="folder for `fetch` (default: the project's data/)")
-    data.add_argument("--allow-unverified", action="store_true",
-                      help="fetch a dataset that has no recorded checksum (wikitext-103, text8) without checking it")
+    data.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        help="fetch a dataset that has no recorded checksum (wikitext-103, text8) without checking it",
+    )
     data.set_defaults(func=run_data)

@@ -16,13 +16,13 @@ from pathlib import Path
 from nce_lm.cli.skipgram_verbs import add_training_arguments, config_from_args
 from nce_lm.cli.vector_verbs import print_metrics
 from nce_lm.clobber import check_outputs
-from nce_lm.pipeline.corpus import TokenizerConfig
-from nce_lm.vectors.evaluation import evaluate_all, nearest_neighbors
 from nce_lm.fileio import staged_folder, write_json_atomic
+from nce_lm.pipeline.corpus import TokenizerConfig
 from nce_lm.pipeline.noise import NoiseDistribution
-from nce_lm.skipgram.trainer import SkipGramConfig, train_skipgram
-from nce_lm.vectors.word_vectors import save_vectors
 from nce_lm.pipeline.vocab import Vocab, build_vocab, coverage
+from nce_lm.skipgram.trainer import SkipGramConfig, train_skipgram
+from nce_lm.vectors.evaluation import evaluate_all, nearest_neighbors
+from nce_lm.vectors.word_vectors import save_vectors
 
 DEMO_WORDS = ("government", "police", "fire", "australia", "said")
 # The demo's corpus is small (60,000 words): more epochs and a lower min count than word2vec's defaults.
@@ -40,8 +40,10 @@ def default_corpus() -> Path:
 def print_vocab_summary(vocab: Vocab, noise: NoiseDistribution, top: int = 8) -> None:
     """Size, tokens, coverage, and the most frequent words with their share of the corpus and of the noise."""
     words = int(vocab.counts.sum() - vocab.counts[vocab.eos_id])
-    print(f"vocabulary: {len(vocab) - 2:,} words (+ <unk>, <eos>); corpus: {words:,} tokens in "
-          f"{int(vocab.counts[vocab.eos_id]):,} lines; coverage {coverage(vocab):.2%}")
+    print(
+        f"vocabulary: {len(vocab) - 2:,} words (+ <unk>, <eos>); corpus: {words:,} tokens in "
+        f"{int(vocab.counts[vocab.eos_id]):,} lines; coverage {coverage(vocab):.2%}"
+    )
     print(f"  {'word':<12} {'count':>8} {'unigram':>8} {'noise q':>8}")
     for i in range(2, min(len(vocab), 2 + top)):
         share = vocab.counts[i] / words
@@ -58,23 +60,32 @@ def run_demo(args: argparse.Namespace) -> int:
     with staged_folder(output) as staging:
         print(f"corpus: {', '.join(str(p) for p in corpus)}")
         errors = "replace" if args.replace_errors else "strict"
-        vocab = build_vocab(corpus, min_count=config.min_count, errors=errors, progress=not args.quiet,
-                            tokenizer=TokenizerConfig(config.lowercase, config.split_punctuation))
+        vocab = build_vocab(
+            corpus,
+            min_count=config.min_count,
+            errors=errors,
+            progress=not args.quiet,
+            tokenizer=TokenizerConfig(config.lowercase, config.split_punctuation),
+        )
         vocab.save(staging / "vocab.json")
         noise = NoiseDistribution(vocab.counts, config.noise_power, exclude=[vocab.unk_id, vocab.eos_id])
         print_vocab_summary(vocab, noise)
 
         result = train_skipgram(corpus, config, vocab=vocab, progress=not args.quiet, errors=errors)
         metrics = result.metrics
-        print(f"trained {len(result.vectors):,} vectors × {config.dim} with {config.objective}: "
-              f"{metrics['words_per_s']:,.0f} words/s, {metrics['wall_s']:.1f} s, final loss {metrics['final_loss']:.4f}")
+        print(
+            f"trained {len(result.vectors):,} vectors × {config.dim} with {config.objective}: "
+            f"{metrics['words_per_s']:,.0f} words/s, {metrics['wall_s']:.1f} s, final loss {metrics['final_loss']:.4f}"
+        )
 
         scores = evaluate_all(result.vectors)
         print_metrics(scores)
         words = int(vocab.counts.sum() - vocab.counts[vocab.eos_id])
         if words < 1_000_000:
-            print(f"  (a {words:,}-word corpus is far too small for these figures to mean much: most test words are "
-                  "unknown; BENCHMARKS.md has them on WikiText-2 next to gensim's)")
+            print(
+                f"  (a {words:,}-word corpus is far too small for these figures to mean much: most test words are "
+                "unknown; BENCHMARKS.md has them on WikiText-2 next to gensim's)"
+            )
         save_vectors(result.vectors, staging / "vectors.bin", "word2vec-bin")
         reloaded = KeyedVectors.load_word2vec_format(str(staging / "vectors.bin"), binary=True)
         same = reloaded.index_to_key == result.vectors.words and (reloaded.vectors == result.vectors.vectors).all()

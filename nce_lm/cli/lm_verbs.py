@@ -9,16 +9,16 @@ from typing import Any
 
 from nce_lm.cli.options import SEED, device_name, integer, number
 from nce_lm.clobber import check_outputs
-from nce_lm.pipeline.datasets import REGISTRY
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import read_json, write_json_atomic
 from nce_lm.lm import LMConfig, evaluate_lm, train_lm
-from nce_lm.training.devices import PRECISIONS
 from nce_lm.lm.config import DEFAULT_NOISE_SAMPLES, MODELS
 from nce_lm.lm.optim import DEFAULT_LR, OPTIMIZERS
-from nce_lm.objectives.mi_bound import bound_line
 from nce_lm.objectives.losses import OBJECTIVES
+from nce_lm.objectives.mi_bound import bound_line
+from nce_lm.pipeline.datasets import REGISTRY
 from nce_lm.pipeline.vocab import Vocab
+from nce_lm.training.devices import PRECISIONS
 
 _D = LMConfig()
 
@@ -30,8 +30,10 @@ def _errors(args: argparse.Namespace) -> str:
 def print_evaluation(metrics: dict[str, Any], what: str) -> None:
     """An exact evaluation in words: perplexity, then how self-normalized the scores are."""
     print(f"{what}: perplexity {metrics['ppl']:.2f} over {metrics['tokens']:,} tokens (exact softmax)")
-    print(f"  self-normalization: log Z {metrics['mean_log_z']:+.3f} ± {metrics['std_log_z']:.3f} on average; "
-          f"trusting exp(score) as a probability gives perplexity {metrics['self_normalized_ppl']:.2f}")
+    print(
+        f"  self-normalization: log Z {metrics['mean_log_z']:+.3f} ± {metrics['std_log_z']:.3f} on average; "
+        f"trusting exp(score) as a probability gives perplexity {metrics['self_normalized_ppl']:.2f}"
+    )
     if metrics.get("is_log_z_error") is not None:
         print(f"  importance-sampled log Z: mean absolute error {metrics['is_log_z_error']:.4f}")
 
@@ -42,8 +44,11 @@ def run_train(args: argparse.Namespace) -> int:
         if args.train:
             raise NceLmError("give --data (a dataset or a folder of splits) or --train FILE, not both")
         given["train"] = args.data
-    run_files = [Path(args.resume) / name for name in ("config.json", "vocab.json", "last.pt", "best.pt")] \
-        if args.resume else []
+    run_files = (
+        [Path(args.resume) / name for name in ("config.json", "vocab.json", "last.pt", "best.pt")]
+        if args.resume
+        else []
+    )
     inputs = [args.train, args.valid, args.test, args.vocab, args.cache, *run_files]
     check_outputs(inputs, files={"--metrics": args.metrics}, folders={"-o": args.output})
     if args.resume:
@@ -51,8 +56,11 @@ def run_train(args: argparse.Namespace) -> int:
         saved = LMConfig.from_dict(read_json(run_dir / "config.json", "run config"))
         if "epochs" in given and "max_tokens" not in given and saved.max_tokens is not None:
             given["max_tokens"] = None
-            print(f"note: --epochs without --max-tokens lifts the run's cap of {saved.max_tokens:,} tokens: training "
-                  f"goes on to the end of epoch {given['epochs']}", flush=True)
+            print(
+                f"note: --epochs without --max-tokens lifts the run's cap of {saved.max_tokens:,} tokens: training "
+                f"goes on to the end of epoch {given['epochs']}",
+                flush=True,
+            )
         config = replace(saved, **given)  # train_lm refuses the changes a resumed run may not make
     else:
         if not args.output:
@@ -60,8 +68,9 @@ def run_train(args: argparse.Namespace) -> int:
         config = LMConfig(**given)
         run_dir = Path(args.output)
     vocab = Vocab.load(args.vocab) if args.vocab else None
-    metrics = train_lm(config, run_dir, resume=bool(args.resume), vocab=vocab, cache_dir=args.cache,
-                       errors=_errors(args))
+    metrics = train_lm(
+        config, run_dir, resume=bool(args.resume), vocab=vocab, cache_dir=args.cache, errors=_errors(args)
+    )
     if metrics["rank"] != 0:  # under torchrun, rank 0 reports and writes
         return 0
     if metrics.get("test"):
@@ -69,8 +78,10 @@ def run_train(args: argparse.Namespace) -> int:
     if args.metrics:
         write_json_atomic(args.metrics, metrics)
     best = min((h["valid"]["ppl"] for h in metrics["history"]), default=float("nan"))
-    print(f"wrote {run_dir}: config.json, vocab.json, last.pt (for --resume), best.pt (valid ppl {best:.2f}), "
-          f"metrics.json" + (f"; and {args.metrics}" if args.metrics else ""))
+    print(
+        f"wrote {run_dir}: config.json, vocab.json, last.pt (for --resume), best.pt (valid ppl {best:.2f}), "
+        f"metrics.json" + (f"; and {args.metrics}" if args.metrics else "")
+    )
     return 0
 
 
@@ -86,32 +97,53 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    lm = subparsers.add_parser("lm", help="language models: train with any objective, evaluate exactly",
-                               description="Train a language model (LSTM or Transformer) with NCE or any other "
-                               "objective, and evaluate it with the exact softmax.")
+    lm = subparsers.add_parser(
+        "lm",
+        help="language models: train with any objective, evaluate exactly",
+        description="Train a language model (LSTM or Transformer) with NCE or any other "
+        "objective, and evaluate it with the exact softmax.",
+    )
     verbs = lm.add_subparsers(dest="lm_verb", metavar="ACTION", required=True)
 
-    train = verbs.add_parser("train", help="train a language model",
-                             description="Train on --train (validating on --valid each epoch), on a registered "
-                             "dataset or on a folder of splits (--data). Writes config.json, vocab.json, last.pt, "
-                             "best.pt and metrics.json in RUN_DIR. Under torchrun, trains data-parallel.")
-    train.add_argument("--data", help="a registered dataset (" + ", ".join(REGISTRY) + ") or a folder holding "
-                       "train/valid/test files (an `nce-lm synth` output, NAME.train.txt...): its splits")
+    train = verbs.add_parser(
+        "train",
+        help="train a language model",
+        description="Train on --train (validating on --valid each epoch), on a registered "
+        "dataset or on a folder of splits (--data). Writes config.json, vocab.json, last.pt, "
+        "best.pt and metrics.json in RUN_DIR. Under torchrun, trains data-parallel.",
+    )
+    train.add_argument(
+        "--data",
+        help="a registered dataset (" + ", ".join(REGISTRY) + ") or a folder holding "
+        "train/valid/test files (an `nce-lm synth` output, NAME.train.txt...): its splits",
+    )
     train.add_argument("--train", help="training text")
     train.add_argument("--valid", help="validation text")
     train.add_argument("--test", help="test text, evaluated with the best model at the end")
     train.add_argument("-o", "--output", help="run folder to create")
-    train.add_argument("--resume", help="continue the run in this folder with its settings; only --epochs, "
-                       "--max-tokens, --lr, --device and --precision may change. A run stopped by --max-tokens "
-                       "continues its epoch when --max-tokens is raised; --epochs alone lifts the cap")
+    train.add_argument(
+        "--resume",
+        help="continue the run in this folder with its settings; only --epochs, "
+        "--max-tokens, --lr, --device and --precision may change. A run stopped by --max-tokens "
+        "continues its epoch when --max-tokens is raised; --epochs alone lifts the cap",
+    )
     train.add_argument("--vocab", help="a vocabulary from `nce-lm vocab` (default: the training text's, every word)")
-    train.add_argument("--cache", help="a token cache from `nce-lm prepare` of the training text (its vocabulary is "
-                       "used unless --vocab is given)")
-    train.add_argument("--replace-errors", dest="replace_errors", action="store_true",
-                       help="replace undecodable bytes with U+FFFD instead of stopping with an error")
+    train.add_argument(
+        "--cache",
+        help="a token cache from `nce-lm prepare` of the training text (its vocabulary is "
+        "used unless --vocab is given)",
+    )
+    train.add_argument(
+        "--replace-errors",
+        dest="replace_errors",
+        action="store_true",
+        help="replace undecodable bytes with U+FFFD instead of stopping with an error",
+    )
     train.add_argument("--objective", choices=tuple(OBJECTIVES), help=f"training objective (default {_D.objective})")
     train.add_argument("--model", choices=MODELS, help=f"default {_D.model}")
-    train.add_argument("--noise-samples", dest="noise_samples", type=integer(1), help=f"k (default min({DEFAULT_NOISE_SAMPLES}, V))")
+    train.add_argument(
+        "--noise-samples", dest="noise_samples", type=integer(1), help=f"k (default min({DEFAULT_NOISE_SAMPLES}, V))"
+    )
     train.add_argument("--noise-power", dest="noise_power", type=number(0, 1), help=f"default {_D.noise_power}")
     train.add_argument("--layers", type=integer(1), help=f"default {_D.layers}")
     train.add_argument("--dim", type=integer(1), help=f"default {_D.dim}")
@@ -119,32 +151,52 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--dropout", type=number(0, 1), help=f"default {_D.dropout}")
     train.add_argument("--tie-weights", dest="tie_weights", action="store_true", default=None)
     train.add_argument("--seq-len", dest="seq_len", type=integer(1), help=f"default {_D.seq_len}")
-    train.add_argument("--batch-size", dest="batch_size", type=integer(1), help=f"global batch (default {_D.batch_size})")
+    train.add_argument(
+        "--batch-size", dest="batch_size", type=integer(1), help=f"global batch (default {_D.batch_size})"
+    )
     train.add_argument("--epochs", type=integer(1), help=f"default {_D.epochs}")
     train.add_argument("--max-tokens", dest="max_tokens", type=integer(1), help="stop after this many training tokens")
-    train.add_argument("--optimizer", choices=OPTIMIZERS,
-                       help="default adam; rowwise-adagrad for a sampled objective at V >= 100,000 (docs/lm.md)")
-    train.add_argument("--lr", type=number(0, above=True), help="default: " + ", ".join(f"{v:g} ({k})" for k, v in DEFAULT_LR.items()))
+    train.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        help="default adam; rowwise-adagrad for a sampled objective at V >= 100,000 (docs/lm.md)",
+    )
+    train.add_argument(
+        "--lr", type=number(0, above=True), help="default: " + ", ".join(f"{v:g} ({k})" for k, v in DEFAULT_LR.items())
+    )
     train.add_argument("--lr-decay", dest="lr_decay", type=number(1), help=f"default {_D.lr_decay}")
     train.add_argument("--clip", type=number(0, above=True), help=f"default {_D.clip}")
-    train.add_argument("--device", type=device_name, help=f"auto, cpu, cuda or cuda:N (default {_D.device}: cuda when visible)")
-    train.add_argument("--precision", choices=PRECISIONS,
-                       help=f"fp32 or bf16 autocast (default {_D.precision}: bf16 on CUDA, fp32 on the CPU)")
+    train.add_argument(
+        "--device", type=device_name, help=f"auto, cpu, cuda or cuda:N (default {_D.device}: cuda when visible)"
+    )
+    train.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help=f"fp32 or bf16 autocast (default {_D.precision}: bf16 on CUDA, fp32 on the CPU)",
+    )
     train.add_argument("--seed", type=SEED, help=f"default {_D.seed}")
     train.add_argument("--quiet", dest="progress", action="store_false", help="no progress bar")
     train.add_argument("--metrics", help="also write the metrics JSON here")
     train.set_defaults(func=run_train)
 
-    evaluate = verbs.add_parser("eval", help="exact perplexity and self-normalization of a trained model",
-                                description="Evaluate RUN_DIR's best model on --data (a text file, or a dataset "
-                                "name for its test split): ppl, mean_log_z, std_log_z, self_normalized_ppl, "
-                                "is_log_z_error, info_nce_loss, mi_bound (log(k + 1) - info_nce_loss, a lower bound "
-                                "on the mutual information only with --noise-power 1: see mi_bound_valid), tokens.")
+    evaluate = verbs.add_parser(
+        "eval",
+        help="exact perplexity and self-normalization of a trained model",
+        description="Evaluate RUN_DIR's best model on --data (a text file, or a dataset "
+        "name for its test split): ppl, mean_log_z, std_log_z, self_normalized_ppl, "
+        "is_log_z_error, info_nce_loss, mi_bound (log(k + 1) - info_nce_loss, a lower bound "
+        "on the mutual information only with --noise-power 1: see mi_bound_valid), tokens.",
+    )
     evaluate.add_argument("run_dir")
-    evaluate.add_argument("--data", required=True, help="a text file, or a dataset name or folder of splits (its "
-                          "test split)")
-    evaluate.add_argument("--replace-errors", dest="replace_errors", action="store_true",
-                          help="replace undecodable bytes with U+FFFD instead of stopping with an error")
+    evaluate.add_argument(
+        "--data", required=True, help="a text file, or a dataset name or folder of splits (its test split)"
+    )
+    evaluate.add_argument(
+        "--replace-errors",
+        dest="replace_errors",
+        action="store_true",
+        help="replace undecodable bytes with U+FFFD instead of stopping with an error",
+    )
     evaluate.add_argument("--device", type=device_name, help="override the run's device")
     evaluate.add_argument("--metrics", help="also write the figures as JSON here")
     evaluate.add_argument("--quiet", dest="progress", action="store_false", help="no progress bar")

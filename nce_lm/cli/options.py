@@ -16,8 +16,8 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
-from nce_lm.training.devices import MAX_THREADS, check_device_name
 from nce_lm.errors import NceLmError
+from nce_lm.training.devices import MAX_THREADS, check_device_name
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -59,8 +59,9 @@ def integer(low: int | None = 1, high: int | None = None, reason: str = "") -> C
     return parse
 
 
-def number(low: float | None = None, high: float | None = None, *, above: bool = False,
-           reason: str = "") -> Callable[[str], float]:
+def number(
+    low: float | None = None, high: float | None = None, *, above: bool = False, reason: str = ""
+) -> Callable[[str], float]:
     """An argparse type: a finite float in [low, high] (``above``: strictly greater than ``low``)."""
 
     def parse(text: str) -> float:
@@ -70,8 +71,11 @@ def number(low: float | None = None, high: float | None = None, *, above: bool =
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
         too_low = low is not None and (value <= low if above else value < low)
         if not math.isfinite(value) or too_low or (high is not None and value > high):
-            bounds = (f"greater than {low:g}" + (f" and at most {high:g}" if high is not None else "")) if above \
+            bounds = (
+                (f"greater than {low:g}" + (f" and at most {high:g}" if high is not None else ""))
+                if above
                 else _range_text(low, high)
+            )
             why = f" ({reason})" if reason else ""
             raise argparse.ArgumentTypeError(f"must be a finite number {bounds}{why}, got {text}")
         return value

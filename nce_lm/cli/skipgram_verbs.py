@@ -9,13 +9,20 @@ from nce_lm.cli.options import KERNEL_SIZE, SEED, device_name, integer, number, 
 from nce_lm.clobber import check_outputs
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import write_json_atomic
-from nce_lm.skipgram.examples import MODELS
 from nce_lm.objectives.mi_bound import bound_line
-from nce_lm.skipgram.trainer import (KERNELS, OPTIMIZERS, OUTPUT_BIAS, SkipGramConfig, SkipGramResult, load_checkpoint,
-                             train_skipgram)
 from nce_lm.pipeline.token_cache import cache_vocab
-from nce_lm.vectors.word_vectors import FORMATS, save_vectors
 from nce_lm.pipeline.vocab import Vocab
+from nce_lm.skipgram.examples import MODELS
+from nce_lm.skipgram.trainer import (
+    KERNELS,
+    OPTIMIZERS,
+    OUTPUT_BIAS,
+    SkipGramConfig,
+    SkipGramResult,
+    load_checkpoint,
+    train_skipgram,
+)
+from nce_lm.vectors.word_vectors import FORMATS, save_vectors
 
 _DEFAULTS = SkipGramConfig()
 GENSIM_MODEL = "gensim-model"  # a gensim Word2Vec model, trainable further (nce_lm.vectors.gensim_model)
@@ -43,27 +50,42 @@ def check_given_vocabulary(args: argparse.Namespace, vocab: Vocab | None) -> Non
     if vocab is None:
         return
     if args.max_final_vocab is not None:
-        raise NceLmError("--max-final-vocab applies when skipgram counts the vocabulary; with --vocab or --cache the "
-                         "vocabulary is used as it is")
+        raise NceLmError(
+            "--max-final-vocab applies when skipgram counts the vocabulary; with --vocab or --cache the "
+            "vocabulary is used as it is"
+        )
     if args.min_count is not None:
-        raise NceLmError("--min-count applies when skipgram counts the vocabulary; with --vocab or --cache the "
-                         "vocabulary is used as it is (give --min-count to `nce-lm vocab`)")
+        raise NceLmError(
+            "--min-count applies when skipgram counts the vocabulary; with --vocab or --cache the "
+            "vocabulary is used as it is (give --min-count to `nce-lm vocab`)"
+        )
     for name in ("lowercase", "split_punctuation"):
         asked, built = getattr(args, name), getattr(vocab.tokenizer, name)
         if asked is not None and asked != built:
-            raise NceLmError(f"the vocabulary was built {'with' if built else 'without'} --{name.replace('_', '-')}, "
-                             "and its tokenizer settings apply to the corpus")
+            raise NceLmError(
+                f"the vocabulary was built {'with' if built else 'without'} --{name.replace('_', '-')}, "
+                "and its tokenizer settings apply to the corpus"
+            )
 
 
 def run_skipgram(args: argparse.Namespace) -> int:
     if not args.corpus and not args.cache_dir:
         raise NceLmError("give the corpus (files or folders), or a token cache with --cache DIR")
-    check_outputs([*args.corpus, args.resume], folders={"--cache": args.cache_dir},
-                  files={"-o": args.output, "--metrics": args.metrics, "--save-context-vectors": args.save_context_vectors})
+    check_outputs(
+        [*args.corpus, args.resume],
+        folders={"--cache": args.cache_dir},
+        files={"-o": args.output, "--metrics": args.metrics, "--save-context-vectors": args.save_context_vectors},
+    )
     # --checkpoint may be the --resume file (a run continued in place), but neither a corpus file nor another output
-    check_outputs([*args.corpus, args.vocab],
-                  files={"-o": args.output, "--metrics": args.metrics, "--checkpoint": args.checkpoint,
-                         "--save-context-vectors": args.save_context_vectors})
+    check_outputs(
+        [*args.corpus, args.vocab],
+        files={
+            "-o": args.output,
+            "--metrics": args.metrics,
+            "--checkpoint": args.checkpoint,
+            "--save-context-vectors": args.save_context_vectors,
+        },
+    )
     vocab = Vocab.load(args.vocab) if args.vocab else None
     if not args.resume:
         check_given_vocabulary(args, vocab or (cache_vocab(args.cache_dir) if args.cache_dir else None))
@@ -128,48 +150,91 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults: SkipGramCo
 
     def flag(name: str, text: str) -> None:
         dest = name[2:].replace("-", "_")
-        parser.add_argument(name, dest=dest, action="store_true", default=None,
-                            help=text + (" (on by default here)" if getattr(d, dest) else ""))
+        parser.add_argument(
+            name,
+            dest=dest,
+            action="store_true",
+            default=None,
+            help=text + (" (on by default here)" if getattr(d, dest) else ""),
+        )
 
-    parser.add_argument("--model", choices=MODELS,
-                        help="skipgram: each context word predicts the centre word (word2vec -cbow 0); cbow: the mean "
-                        f"of the window's vectors predicts it (word2vec -cbow 1, gensim cbow_mean=1) (default {d.model})")
-    parser.add_argument("--objective", choices=("neg", "nce", "ranking", "infonce"),
-                        help=f"training objective (default {d.objective})")
+    parser.add_argument(
+        "--model",
+        choices=MODELS,
+        help="skipgram: each context word predicts the centre word (word2vec -cbow 0); cbow: the mean "
+        f"of the window's vectors predicts it (word2vec -cbow 1, gensim cbow_mean=1) (default {d.model})",
+    )
+    parser.add_argument(
+        "--objective", choices=("neg", "nce", "ranking", "infonce"), help=f"training objective (default {d.objective})"
+    )
     parser.add_argument("--dim", type=KERNEL_SIZE, help=f"vector size (default {d.dim})")
     parser.add_argument("--window", type=KERNEL_SIZE, help=f"maximum window (default {d.window})")
     parser.add_argument("--negatives", type=KERNEL_SIZE, help=f"noise words per pair (default {d.negatives})")
     parser.add_argument("--epochs", type=integer(1), help=f"passes over the corpus (default {d.epochs})")
-    parser.add_argument("--min-count", dest="min_count", type=integer(1),
-                        help=f"drop words seen fewer times (default {d.min_count})")
-    parser.add_argument("--max-final-vocab", dest="max_final_vocab", type=integer(1),
-                        help="raise --min-count until at most this many words remain, as gensim's max_final_vocab: "
-                        "words tied at the cut are all dropped, so the vocabulary may be smaller")
+    parser.add_argument(
+        "--min-count", dest="min_count", type=integer(1), help=f"drop words seen fewer times (default {d.min_count})"
+    )
+    parser.add_argument(
+        "--max-final-vocab",
+        dest="max_final_vocab",
+        type=integer(1),
+        help="raise --min-count until at most this many words remain, as gensim's max_final_vocab: "
+        "words tied at the cut are all dropped, so the vocabulary may be smaller",
+    )
     parser.add_argument("--sample", type=number(0), help=f"subsampling threshold t (default {d.sample:g})")
-    parser.add_argument("--noise-power", dest="noise_power", type=number(0, 1), help=f"q ∝ count^power (default {d.noise_power})")
-    parser.add_argument("--optimizer", choices=tuple(OPTIMIZERS),
-                        help="sgd: word2vec's, the rate decaying linearly; rowwise-adagrad: one Adagrad accumulator "
-                        f"per row, for batches of tens of thousands of pairs (GPU) (default {d.optimizer})")
-    parser.add_argument("--lr", type=number(0, above=True),
-                        help="learning rate: SGD's starting rate (default 0.025; CBOW 0.05, word2vec's) or Adagrad's constant rate (0.1); "
-                        "on --resume, the rate to continue from")
-    parser.add_argument("--min-lr", dest="min_lr", type=number(0), help=f"SGD's final learning rate (default {d.min_lr})")
-    parser.add_argument("--batch-size", dest="batch_size", type=KERNEL_SIZE, help=f"examples (skip-gram pairs, CBOW windows) per update (default {d.batch_size})")
+    parser.add_argument(
+        "--noise-power", dest="noise_power", type=number(0, 1), help=f"q ∝ count^power (default {d.noise_power})"
+    )
+    parser.add_argument(
+        "--optimizer",
+        choices=tuple(OPTIMIZERS),
+        help="sgd: word2vec's, the rate decaying linearly; rowwise-adagrad: one Adagrad accumulator "
+        f"per row, for batches of tens of thousands of pairs (GPU) (default {d.optimizer})",
+    )
+    parser.add_argument(
+        "--lr",
+        type=number(0, above=True),
+        help="learning rate: SGD's starting rate (default 0.025; CBOW 0.05, word2vec's) or Adagrad's constant "
+        "rate (0.1); "
+        "on --resume, the rate to continue from",
+    )
+    parser.add_argument(
+        "--min-lr", dest="min_lr", type=number(0), help=f"SGD's final learning rate (default {d.min_lr})"
+    )
+    parser.add_argument(
+        "--batch-size",
+        dest="batch_size",
+        type=KERNEL_SIZE,
+        help=f"examples (skip-gram pairs, CBOW windows) per update (default {d.batch_size})",
+    )
     flag("--shared-noise", "one set of noise words per batch instead of per pair")
-    parser.add_argument("--output-bias", dest="output_bias", choices=OUTPUT_BIAS,
-                        help="a per-word output bias b_w = log q(w) in the score, fixed or learned (default: fixed "
-                        "for nce and ranking, whose scores estimate log p; none for neg and infonce, as in word2vec)")
-    parser.add_argument("--device", type=device_name, help=f"auto, cpu, cuda or cuda:N (default {d.device}: cuda when visible)")
+    parser.add_argument(
+        "--output-bias",
+        dest="output_bias",
+        choices=OUTPUT_BIAS,
+        help="a per-word output bias b_w = log q(w) in the score, fixed or learned (default: fixed "
+        "for nce and ranking, whose scores estimate log p; none for neg and infonce, as in word2vec)",
+    )
+    parser.add_argument(
+        "--device", type=device_name, help=f"auto, cpu, cuda or cuda:N (default {d.device}: cuda when visible)"
+    )
     parser.add_argument("--threads", type=threads, help="CPU threads (default: torch's)")
-    parser.add_argument("--kernel", choices=KERNELS,
-                        help="the update: the fused C kernel (CPU), the device update (pairs, noise and steps on "
-                        "the device, for a GPU) or the torch path; auto uses the fused kernel where it applies "
-                        f"(one process on the CPU, per-pair noise), else the device update on CUDA (default {d.kernel})")
+    parser.add_argument(
+        "--kernel",
+        choices=KERNELS,
+        help="the update: the fused C kernel (CPU), the device update (pairs, noise and steps on "
+        "the device, for a GPU) or the torch path; auto uses the fused kernel where it applies "
+        f"(one process on the CPU, per-pair noise), else the device update on CUDA (default {d.kernel})",
+    )
     parser.add_argument("--seed", type=SEED, help=f"random seed (default {d.seed})")
     flag("--lowercase", "lower-case the text")
     flag("--split-punctuation", "split punctuation off words")
-    parser.add_argument("--replace-errors", dest="replace_errors", action="store_true",
-                        help="replace undecodable bytes with U+FFFD instead of stopping with an error")
+    parser.add_argument(
+        "--replace-errors",
+        dest="replace_errors",
+        action="store_true",
+        help="replace undecodable bytes with U+FFFD instead of stopping with an error",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -179,24 +244,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train skip-gram vectors with negative sampling or another noise-contrastive objective, "
         "then write them in word2vec binary/text or gensim format. Defaults follow word2vec and gensim.",
     )
-    parser.add_argument("corpus", nargs="*",
-                        help="corpus files or folders (.gz, .bz2, .xz read directly); none with --cache")
+    parser.add_argument(
+        "corpus", nargs="*", help="corpus files or folders (.gz, .bz2, .xz read directly); none with --cache"
+    )
     parser.add_argument("-o", "--output", required=True, help="vector file to write")
-    parser.add_argument("--format", choices=(*FORMATS, GENSIM_MODEL), default="word2vec-bin",
-                        help="vector format, or gensim-model: a gensim Word2Vec that gensim.models.Word2Vec.load opens "
-                        "and can train further (default word2vec-bin)")
-    parser.add_argument("--save-context-vectors", dest="save_context_vectors", metavar="PATH",
-                        help="also write the output (context) vectors u, in --format (gensim KeyedVectors with "
-                        "gensim-model)")
+    parser.add_argument(
+        "--format",
+        choices=(*FORMATS, GENSIM_MODEL),
+        default="word2vec-bin",
+        help="vector format, or gensim-model: a gensim Word2Vec that gensim.models.Word2Vec.load opens "
+        "and can train further (default word2vec-bin)",
+    )
+    parser.add_argument(
+        "--save-context-vectors",
+        dest="save_context_vectors",
+        metavar="PATH",
+        help="also write the output (context) vectors u, in --format (gensim KeyedVectors with gensim-model)",
+    )
     add_training_arguments(parser)
     parser.add_argument("--metrics", help="write words_per_s, wall_s, epochs, vocab_size, final_loss... as JSON")
     parser.add_argument("--checkpoint", help="rewrite this checkpoint after every epoch (for --resume)")
-    parser.add_argument("--resume", help="continue from this checkpoint up to --epochs epochs in all, with its "
-                        "settings; only --epochs, --lr, --min-lr, --device, --threads and --kernel may change "
-                        "(docs/skipgram.md, Resuming)")
-    parser.add_argument("--vocab", help="a vocabulary from `nce-lm vocab`, used as it is (its min count, its tokenizer)")
-    parser.add_argument("--cache", "--cache-dir", dest="cache_dir",
-                        help="a token cache from `nce-lm prepare` (its vocabulary and corpus are used unless given), "
-                        "or a new folder to keep this corpus's token ids in for later runs")
+    parser.add_argument(
+        "--resume",
+        help="continue from this checkpoint up to --epochs epochs in all, with its "
+        "settings; only --epochs, --lr, --min-lr, --device, --threads and --kernel may change "
+        "(docs/skipgram.md, Resuming)",
+    )
+    parser.add_argument(
+        "--vocab", help="a vocabulary from `nce-lm vocab`, used as it is (its min count, its tokenizer)"
+    )
+    parser.add_argument(
+        "--cache",
+        "--cache-dir",
+        dest="cache_dir",
+        help="a token cache from `nce-lm prepare` (its vocabulary and corpus are used unless given), "
+        "or a new folder to keep this corpus's token ids in for later runs",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_skipgram)

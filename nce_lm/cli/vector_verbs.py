@@ -8,11 +8,10 @@ import sys
 
 from nce_lm.cli.options import integer
 from nce_lm.clobber import check_outputs
-from nce_lm.vectors.evaluation import DEFAULT_RESTRICT_VOCAB, evaluate_all, nearest_neighbors
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import write_json_atomic
+from nce_lm.vectors.evaluation import DEFAULT_RESTRICT_VOCAB, evaluate_all, nearest_neighbors
 from nce_lm.vectors.word_vectors import LOAD_FORMATS, WordVectors, load_vectors
-
 
 DEFAULT_NEIGHBORS = 10
 
@@ -80,7 +79,9 @@ def run_neighbors(args: argparse.Namespace) -> int:
     queries = parse_queries(args.words)
     vectors = load_vectors(args.vectors, args.format)
     if args.k is not None and args.k >= len(vectors):
-        raise NceLmError(f"-k {args.k} asks for more neighbours than the {len(vectors) - 1:,} other words of {args.vectors}")
+        raise NceLmError(
+            f"-k {args.k} asks for more neighbours than the {len(vectors) - 1:,} other words of {args.vectors}"
+        )
     k = args.k if args.k is not None else min(DEFAULT_NEIGHBORS, len(vectors) - 1)
     answered = 0
     for text, positive, negative in queries:
@@ -146,6 +147,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     neighbors.add_argument("vectors", help="vectors in word2vec binary or text format, or gensim's format")
     _add_format(neighbors)
     neighbors.add_argument("words", nargs="+", help="words, or analogies such as: king - man + woman")
-    neighbors.add_argument("-k", type=integer(1), help=f"neighbours per word (default {DEFAULT_NEIGHBORS}, at most "
-                           "the other words)")
+    neighbors.add_argument(
+        "-k", type=integer(1), help=f"neighbours per word (default {DEFAULT_NEIGHBORS}, at most the other words)"
+    )
     neighbors.set_defaults(func=run_neighbors)

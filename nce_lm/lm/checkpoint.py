@@ -16,13 +16,13 @@ from typing import Any
 
 import torch
 
-from nce_lm.training.devices import resolve_device
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import atomic_path, read_json, write_json_atomic
 from nce_lm.lm.config import LMConfig
 from nce_lm.lm.model import LanguageModel, build_model
 from nce_lm.pipeline.noise import NoiseDistribution
 from nce_lm.pipeline.vocab import Vocab
+from nce_lm.training.devices import resolve_device
 
 FORMAT = "nce_lm.lm"
 
@@ -44,8 +44,10 @@ def load_payload(path: Path, vocab: Vocab) -> dict[str, Any]:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise NceLmError(f"{path} is not an nce_lm language-model checkpoint")
     if payload.get("vocab_fingerprint") != vocab.fingerprint():
-        raise NceLmError(f"{path} was trained on another vocabulary than {path.parent / 'vocab.json'}: the run "
-                         "folder's files do not belong together")
+        raise NceLmError(
+            f"{path} was trained on another vocabulary than {path.parent / 'vocab.json'}: the run "
+            "folder's files do not belong together"
+        )
     return payload
 
 
@@ -88,6 +90,7 @@ def load_run(run_dir: Path, which: str = "best", device: str | None = None) -> R
     try:
         model.load_state_dict(payload["model"])
     except (KeyError, RuntimeError) as err:
-        raise NceLmError(f"{run_dir / (which + '.pt')} does not match the run's config or vocabulary: "
-                         f"{str(err).splitlines()[0]}") from None
+        raise NceLmError(
+            f"{run_dir / (which + '.pt')} does not match the run's config or vocabulary: {str(err).splitlines()[0]}"
+        ) from None
     return Run(config, vocab, model.to(target), noise, payload)

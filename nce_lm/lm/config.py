@@ -6,13 +6,13 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from nce_lm.training.devices import PRECISIONS, check_device_name
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import check_field_types
-from nce_lm.training.memory import check_memory
 from nce_lm.lm.optim import DEFAULT_LR, OPTIMIZERS, sparse_tables
 from nce_lm.objectives.losses import OBJECTIVES
 from nce_lm.objectives.partition import DEFAULT_CHUNK_SIZE
+from nce_lm.training.devices import PRECISIONS, check_device_name
+from nce_lm.training.memory import check_memory
 
 MODELS = ("lstm", "transformer")
 DEFAULT_NOISE_SAMPLES = 1024  # k for a sampled objective, unless V is smaller
@@ -86,27 +86,37 @@ class LMConfig:
         """This configuration with every default that depends on the objective or V filled in."""
         samples = self.noise_samples if self.noise_samples is not None else min(DEFAULT_NOISE_SAMPLES, vocab_size)
         optimizer = self.optimizer or default_optimizer(self.objective, vocab_size)
-        return replace(self, noise_samples=samples, optimizer=optimizer,
-                       lr=self.lr if self.lr is not None else DEFAULT_LR[optimizer])
+        return replace(
+            self,
+            noise_samples=samples,
+            optimizer=optimizer,
+            lr=self.lr if self.lr is not None else DEFAULT_LR[optimizer],
+        )
 
     def check_sizes(self, vocab_size: int) -> None:
-        """Once V is known: k at most V, and the largest tensors within the memory budget (:mod:`nce_lm.training.memory`).
+        """Once V is known: k at most V, and the largest tensors within the memory budget
+        (:mod:`nce_lm.training.memory`).
 
         The estimate counts the (B·T, k) noise scores (forward, gradient and a temporary: three copies), the
         (B·T, d) activations of every layer (six copies, an LSTM's gates), the two (V, d) tables with their
         gradients and two Adam moments, and evaluation's exact log-partition scores, (B_eval·T, chunk) at a time.
         """
         if self.objective != "full" and self.noise_samples is not None and self.noise_samples > vocab_size:
-            raise NceLmError(f"noise_samples (k) must be at most the vocabulary size V = {vocab_size:,}, got "
-                             f"{self.noise_samples:,}: k noise words are drawn from V")
+            raise NceLmError(
+                f"noise_samples (k) must be at most the vocabulary size V = {vocab_size:,}, got "
+                f"{self.noise_samples:,}: k noise words are drawn from V"
+            )
         positions = self.batch_size * self.seq_len
         k = (self.noise_samples or 0) if self.objective != "full" else 0
-        check_memory({
-            "noise scores": 4 * 3 * positions * k,
-            "activations": 4 * 6 * positions * self.dim * self.layers,
-            "embedding tables": 4 * 4 * 2 * vocab_size * self.dim,
-            "evaluation scores": 4 * 2 * self.eval_batch_size * self.seq_len * min(vocab_size, DEFAULT_CHUNK_SIZE),
-        }, "lower --noise-samples, --batch-size, --seq-len or --dim")
+        check_memory(
+            {
+                "noise scores": 4 * 3 * positions * k,
+                "activations": 4 * 6 * positions * self.dim * self.layers,
+                "embedding tables": 4 * 4 * 2 * vocab_size * self.dim,
+                "evaluation scores": 4 * 2 * self.eval_batch_size * self.seq_len * min(vocab_size, DEFAULT_CHUNK_SIZE),
+            },
+            "lower --noise-samples, --batch-size, --seq-len or --dim",
+        )
 
     def validate(self) -> None:
         if self.model not in MODELS:

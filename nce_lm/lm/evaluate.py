@@ -50,14 +50,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from nce_lm.training.distributed import DistributedContext
 from nce_lm.errors import NceLmError
 from nce_lm.lm.batches import windows
 from nce_lm.lm.model import LanguageModel, State
-from nce_lm.objectives.mi_bound import info_nce_bound
-from nce_lm.pipeline.noise import NoiseDistribution
 from nce_lm.objectives.losses import OBJECTIVES, Objective, build_objective
+from nce_lm.objectives.mi_bound import info_nce_bound
 from nce_lm.objectives.partition import exact_log_z, importance_sampled_log_z
+from nce_lm.pipeline.noise import NoiseDistribution
+from nce_lm.training.distributed import DistributedContext
 
 # Positions in the float64 vector of sums.
 _NLL, _NEG_SCORE, _LOG_Z, _LOG_Z_SQ, _IS_ERROR, _INFO_NCE, _TOKENS = range(7)
@@ -188,7 +188,10 @@ def evaluate_model(
 
 
 def evaluate_lm(
-    run_dir: str | os.PathLike[str], data: str | os.PathLike[str], device: str | None = None, progress: bool = False,
+    run_dir: str | os.PathLike[str],
+    data: str | os.PathLike[str],
+    device: str | None = None,
+    progress: bool = False,
     errors: str = "strict",
 ) -> dict[str, Any]:
     """Evaluate the best model of a run folder on a text file (or a dataset's or folder's test split)."""
@@ -202,7 +205,17 @@ def evaluate_lm(
     # The critic that matches the scores: s − log q (ranking NCE) where they estimate log p, s (InfoNCE) otherwise.
     critic = "ranking" if OBJECTIVES[config.objective].models_log_probability else "infonce"
     info_nce = build_objective(critic, run.noise, config.noise_samples, seed=config.seed + 1)
-    metrics = evaluate_model(run.model, ids, config.eval_batch_size, config.seq_len, run.noise, config.is_samples,
-                             config.seed, progress=progress, label="eval", info_nce=info_nce)
+    metrics = evaluate_model(
+        run.model,
+        ids,
+        config.eval_batch_size,
+        config.seq_len,
+        run.noise,
+        config.is_samples,
+        config.seed,
+        progress=progress,
+        label="eval",
+        info_nce=info_nce,
+    )
     metrics.update(info_nce_bound(critic, metrics["info_nce_loss"], config.noise_samples, config.noise_power))
     return metrics

@@ -59,8 +59,13 @@ class LanguageModel(nn.Module):
 class LSTMLanguageModel(LanguageModel):
     def __init__(self, vocab_size: int, config: LMConfig, log_q: torch.Tensor) -> None:
         super().__init__(vocab_size, config, log_q)
-        self.lstm = nn.LSTM(config.dim, config.dim, config.layers, batch_first=True,
-                            dropout=config.dropout if config.layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            config.dim,
+            config.dim,
+            config.layers,
+            batch_first=True,
+            dropout=config.dropout if config.layers > 1 else 0.0,
+        )
         for name, parameter in self.lstm.named_parameters():
             nn.init.uniform_(parameter, -0.1, 0.1) if "weight" in name else nn.init.zeros_(parameter)
         self.layers, self.dim = config.layers, config.dim
@@ -94,7 +99,10 @@ class _Block(nn.Module):
         batch, length, dim = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(batch, length, 3, self.heads, dim // self.heads).unbind(2)
         attended = F.scaled_dot_product_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True,
+            q.transpose(1, 2),
+            k.transpose(1, 2),
+            v.transpose(1, 2),
+            is_causal=True,
             dropout_p=self.dropout if self.training else 0.0,
         )  # (B, heads, T, d / heads)
         x = x + self.drop(self.proj(attended.transpose(1, 2).reshape(batch, length, dim)))

@@ -48,8 +48,9 @@ class LMOptimizer:
         lr: the learning rate.
     """
 
-    def __init__(self, name: str, dense: list[nn.Parameter], tables: dict[str, nn.Parameter], lr: float,
-                 sparse: bool) -> None:
+    def __init__(
+        self, name: str, dense: list[nn.Parameter], tables: dict[str, nn.Parameter], lr: float, sparse: bool
+    ) -> None:
         self.name, self.tables, self.sparse = name, tables, sparse
         self.rowwise: RowwiseAdagrad | None = None
         table_list = list(tables.values())

@@ -27,25 +27,24 @@ import numpy as np
 import torch
 from torch import nn
 
-from nce_lm.pipeline.datasets import REGISTRY, data_splits
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import read_json, write_json_atomic
 from nce_lm.lm.batches import batchify, num_windows, rank_rows, windows
 from nce_lm.lm.checkpoint import load_payload, noise_for, save_payload, write_run_files
 from nce_lm.lm.config import LMConfig
-from nce_lm.training.devices import autocast, resolve_precision
-from nce_lm.training.distributed import DistributedContext
 from nce_lm.lm.evaluate import evaluate_model
 from nce_lm.lm.model import LanguageModel, State, build_model
-from nce_lm.locks import folder_lock
 from nce_lm.lm.optim import LMOptimizer
-from nce_lm.pipeline.noise import NoiseDistribution
+from nce_lm.locks import folder_lock
 from nce_lm.objectives.losses import Objective, build_objective
-from nce_lm.training.resume import refuse_changes
-from nce_lm.training.sparse_rows import average_sparse_grads_, clip_grad_norm_
+from nce_lm.pipeline.datasets import REGISTRY, data_splits
+from nce_lm.pipeline.noise import NoiseDistribution
 from nce_lm.pipeline.token_cache import cache_vocab, cached_token_ids, prepared_ids
 from nce_lm.pipeline.vocab import Vocab, build_vocab
-
+from nce_lm.training.devices import autocast, resolve_precision
+from nce_lm.training.distributed import DistributedContext
+from nce_lm.training.resume import refuse_changes
+from nce_lm.training.sparse_rows import average_sparse_grads_, clip_grad_norm_
 
 CHECK_EVERY = 50  # steps between host-side checks of the loss (each one a sync, and an all-reduce under torchrun)
 
@@ -100,9 +99,11 @@ def build_trainer(config: LMConfig, noise: NoiseDistribution, ctx: DistributedCo
     model = build_model(config, len(noise), noise.log_probs.cpu()).to(device)
     generator = torch.Generator(device=device)
     sparse = config.sparse_tables
-    objective = build_objective(config.objective, noise, config.noise_samples, generator=generator,
-                                sparse_gradients=sparse) \
-        if config.objective != "full" else build_objective("full", None, 0)
+    objective = (
+        build_objective(config.objective, noise, config.noise_samples, generator=generator, sparse_gradients=sparse)
+        if config.objective != "full"
+        else build_objective("full", None, 0)
+    )
     module = TrainingModule(model, objective).to(device)
     tables = model.tables()
     table_ids = {id(p) for p in tables.values()}
@@ -111,9 +112,17 @@ def build_trainer(config: LMConfig, noise: NoiseDistribution, ctx: DistributedCo
     return Trainer(model, module, _data_parallel(module, tables, sparse, ctx), optimizer, generator)
 
 
-def train_step(trained: nn.Module, module: TrainingModule, optimizer: LMOptimizer, inputs: torch.Tensor,
-               targets: torch.Tensor, state: State, clip: float, precision: str,
-               ctx: DistributedContext) -> tuple[torch.Tensor, torch.Tensor, State]:
+def train_step(
+    trained: nn.Module,
+    module: TrainingModule,
+    optimizer: LMOptimizer,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    state: State,
+    clip: float,
+    precision: str,
+    ctx: DistributedContext,
+) -> tuple[torch.Tensor, torch.Tensor, State]:
     """One step on a window inputs, targets (B, T): forward in ``precision``, backward, the tables' sparse rows
     averaged across ranks, clipping of the gradient norm to ``clip``, the optimizer's update.
 
@@ -150,8 +159,10 @@ def _split_paths(config: LMConfig) -> dict[str, Path | None]:
     and ``config.valid``/``config.test`` replace the splits it gives."""
     named = config.train in REGISTRY or Path(config.train).is_dir()
     splits = data_splits(config.train) if named else {"train": Path(config.train), "valid": None, "test": None}
-    paths = {split: Path(getattr(config, split)) if split != "train" and getattr(config, split) else path
-             for split, path in splits.items()}
+    paths = {
+        split: Path(getattr(config, split)) if split != "train" and getattr(config, split) else path
+        for split, path in splits.items()
+    }
     if paths["valid"] is None:
         lacking = f" ({config.train} has none)" if named else ""
         raise NceLmError(f"no validation data{lacking}: give --valid FILE, or --data with a validation split")
@@ -161,12 +172,16 @@ def _split_paths(config: LMConfig) -> dict[str, Path | None]:
     return paths
 
 
-def _split_ids(paths: dict[str, Path | None], vocab: Vocab, run_dir: Path, cache_dir: Path | None,
-               errors: str, progress: bool) -> dict[str, np.ndarray]:
+def _split_ids(
+    paths: dict[str, Path | None], vocab: Vocab, run_dir: Path, cache_dir: Path | None, errors: str, progress: bool
+) -> dict[str, np.ndarray]:
     """Token ids of each split: the training text's from ``cache_dir`` (a folder of ``nce-lm prepare``) when given,
     the rest (and otherwise all) from caches in the run folder."""
-    ids = {split: token_ids(path, vocab, run_dir / "cache", errors, progress) for split, path in paths.items()
-           if path is not None and not (split == "train" and cache_dir is not None)}
+    ids = {
+        split: token_ids(path, vocab, run_dir / "cache", errors, progress)
+        for split, path in paths.items()
+        if path is not None and not (split == "train" and cache_dir is not None)
+    }
     if cache_dir is not None:
         ids["train"] = np.asarray(prepared_ids(cache_dir, vocab, [paths["train"]], errors, progress))
     return ids
@@ -212,14 +227,18 @@ def train_lm(
         ctx.close()
 
 
-def _restore_partial(partial: dict[str, Any], state: State, generator: torch.Generator, ctx: DistributedContext,
-                     device: torch.device) -> State:
+def _restore_partial(
+    partial: dict[str, Any], state: State, generator: torch.Generator, ctx: DistributedContext, device: torch.device
+) -> State:
     """Continue an epoch that ``max_tokens`` stopped: its hidden state and random streams when they were saved by
     one process and this is one process too; otherwise the epoch goes on at the same step from a fresh state."""
     if ctx.world_size != 1 or partial.get("cpu_rng") is None:
         if ctx.is_main:
-            print(f"note: epoch {partial['epoch'] + 1} continues at step {partial['steps'] + 1} from a fresh hidden "
-                  "state (the hidden state of several ranks is not saved)", flush=True)
+            print(
+                f"note: epoch {partial['epoch'] + 1} continues at step {partial['steps'] + 1} from a fresh hidden "
+                "state (the hidden state of several ranks is not saved)",
+                flush=True,
+            )
         return state
     torch.set_rng_state(partial["cpu_rng"])
     if partial.get("cuda_rng") is not None and device.type == "cuda":
@@ -229,16 +248,35 @@ def _restore_partial(partial: dict[str, Any], state: State, generator: torch.Gen
     return None if hidden is None else tuple(t.to(device) for t in hidden)
 
 
-def _partial_payload(epoch: int, steps: int, tokens: int, loss_sum: float, state: State,
-                     generator: torch.Generator, ctx: DistributedContext, device: torch.device) -> dict[str, Any]:
+def _partial_payload(
+    epoch: int,
+    steps: int,
+    tokens: int,
+    loss_sum: float,
+    state: State,
+    generator: torch.Generator,
+    ctx: DistributedContext,
+    device: torch.device,
+) -> dict[str, Any]:
     """Where an epoch stopped by ``max_tokens`` is: its step, tokens and summed loss; in one process also the
     hidden state and the random streams, so that raising ``max_tokens`` continues it exactly."""
-    partial: dict[str, Any] = {"epoch": epoch, "steps": steps, "tokens": tokens, "loss_sum": loss_sum,
-                               "cpu_rng": None, "cuda_rng": None, "noise_rng": None, "hidden": None}
+    partial: dict[str, Any] = {
+        "epoch": epoch,
+        "steps": steps,
+        "tokens": tokens,
+        "loss_sum": loss_sum,
+        "cpu_rng": None,
+        "cuda_rng": None,
+        "noise_rng": None,
+        "hidden": None,
+    }
     if ctx.world_size == 1:
-        partial.update(cpu_rng=torch.get_rng_state(), noise_rng=generator.get_state(),
-                       cuda_rng=torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                       hidden=None if state is None else [t.detach().cpu() for t in state])
+        partial.update(
+            cpu_rng=torch.get_rng_state(),
+            noise_rng=generator.get_state(),
+            cuda_rng=torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            hidden=None if state is None else [t.detach().cpu() for t in state],
+        )
     return partial
 
 
@@ -261,8 +299,15 @@ def _resumed(config: LMConfig, run_dir: Path, vocab: Vocab | None) -> tuple[LMCo
     return config, saved, run_vocab
 
 
-def _train(config: LMConfig, run_dir: Path, saved: LMConfig | None, ctx: DistributedContext, vocab: Vocab | None,
-           cache_dir: Path | None, errors: str) -> dict[str, Any]:
+def _train(
+    config: LMConfig,
+    run_dir: Path,
+    saved: LMConfig | None,
+    ctx: DistributedContext,
+    vocab: Vocab | None,
+    cache_dir: Path | None,
+    errors: str,
+) -> dict[str, Any]:
     """The training of :func:`train_lm`; ``saved``: the settings a resumed run was trained with, else None."""
     device = ctx.device(config.device)
     precision = resolve_precision(config.precision, device)
@@ -290,8 +335,13 @@ def _train(config: LMConfig, run_dir: Path, saved: LMConfig | None, ctx: Distrib
 
     noise = noise_for(config, vocab, device)
     trainer = build_trainer(config, noise, ctx)
-    model, module, trained, optimizer, generator = (trainer.model, trainer.module, trainer.trained,
-                                                    trainer.optimizer, trainer.generator)
+    model, module, trained, optimizer, generator = (
+        trainer.model,
+        trainer.module,
+        trainer.trained,
+        trainer.optimizer,
+        trainer.generator,
+    )
     lr = config.learning_rate
     history: list[dict[str, Any]] = []
     start_epoch, tokens_seen, best_ppl = 0, 0, math.inf
@@ -312,12 +362,18 @@ def _train(config: LMConfig, run_dir: Path, saved: LMConfig | None, ctx: Distrib
             lr = config.learning_rate  # asked for: the decay goes on from it
         recorded = payload.get("train_text")
         if ctx.is_main and recorded is not None and recorded != train_text:
-            print(f"warning: the training text {paths['train']} is not the one this run was trained on (its path, "
-                  "size or modification time differ); training goes on with the run's vocabulary, and words new "
-                  "to the text count as <unk>", file=sys.stderr, flush=True)
+            print(
+                f"warning: the training text {paths['train']} is not the one this run was trained on (its path, "
+                "size or modification time differ); training goes on with the run's vocabulary, and words new "
+                "to the text count as <unk>",
+                file=sys.stderr,
+                flush=True,
+            )
         if config.max_tokens is not None and tokens_seen >= config.max_tokens:
-            raise NceLmError(f"{run_dir} has trained {tokens_seen:,} tokens, its max_tokens of {config.max_tokens:,}: "
-                             "raise --max-tokens to continue it (or give --epochs alone, which lifts the cap)")
+            raise NceLmError(
+                f"{run_dir} has trained {tokens_seen:,} tokens, its max_tokens of {config.max_tokens:,}: "
+                "raise --max-tokens to continue it (or give --epochs alone, which lifts the cap)"
+            )
         if start_epoch >= config.epochs and partial is None:
             raise NceLmError(f"{run_dir} has trained its {start_epoch} epochs: raise --epochs to continue it")
 
@@ -352,15 +408,16 @@ def _train(config: LMConfig, run_dir: Path, saved: LMConfig | None, ctx: Distrib
 
         def stop_if_non_finite() -> None:
             """One host sync (and one all-reduce under torchrun) per check, not per step."""
-            if ctx.any(bool(non_finite.item())):
+            if ctx.any(bool(non_finite.item())):  # noqa: B023 (called in the iteration that defines it)
                 raise NceLmError(
-                    f"the training loss became non-finite in epoch {epoch + 1}: stopped, the last good "
+                    f"the training loss became non-finite in epoch {epoch + 1}: stopped, the last good "  # noqa: B023
                     f"checkpoint in {run_dir} is intact; lower --lr"
                 )
 
         for _, inputs, targets in windows(streams, config.seq_len, start=first_step * config.seq_len):
-            loss, norm, state = train_step(trained, module, optimizer, inputs, targets, state, config.clip,
-                                           precision, ctx)
+            loss, norm, state = train_step(
+                trained, module, optimizer, inputs, targets, state, config.clip, precision, ctx
+            )
             non_finite |= ~(torch.isfinite(loss) & torch.isfinite(norm))
             loss_total += loss.double()
             steps += 1
@@ -385,15 +442,31 @@ def _train(config: LMConfig, run_dir: Path, saved: LMConfig | None, ctx: Distrib
         if bar is not None:
             bar.close()
         stopped = steps < steps_per_epoch  # by max_tokens, inside the epoch
-        valid = evaluate_model(model, ids["valid"], config.eval_batch_size, config.seq_len, noise,
-                               config.is_samples, config.seed, progress=config.progress, label="valid", ctx=ctx)
+        valid = evaluate_model(
+            model,
+            ids["valid"],
+            config.eval_batch_size,
+            config.seq_len,
+            noise,
+            config.is_samples,
+            config.seed,
+            progress=config.progress,
+            label="valid",
+            ctx=ctx,
+        )
         if not math.isfinite(valid["nll"]):
-            raise NceLmError(f"the validation loss became {valid['nll']} after epoch {epoch + 1}: stopped, the last "
-                             f"good checkpoint in {run_dir} is intact; lower --lr")
+            raise NceLmError(
+                f"the validation loss became {valid['nll']} after epoch {epoch + 1}: stopped, the last "
+                f"good checkpoint in {run_dir} is intact; lower --lr"
+            )
         improved = valid["ppl"] < best_ppl
         record = {
-            "epoch": epoch + 1, "lr": lr, "train_objective_loss": ctx.sum(loss_sum) / ctx.sum(steps),
-            "tokens_per_s": new_tokens / seconds, "valid": valid, "tokens_seen": tokens_seen,
+            "epoch": epoch + 1,
+            "lr": lr,
+            "train_objective_loss": ctx.sum(loss_sum) / ctx.sum(steps),
+            "tokens_per_s": new_tokens / seconds,
+            "valid": valid,
+            "tokens_seen": tokens_seen,
         }
         if stopped:
             record.update(partial=True, steps=steps, steps_per_epoch=steps_per_epoch)
@@ -409,27 +482,53 @@ def _train(config: LMConfig, run_dir: Path, saved: LMConfig | None, ctx: Distrib
         if ctx.is_main:
             if improved:
                 save_payload(run_dir / "best.pt", {"model": model.state_dict(), "epoch": epoch + 1}, vocab)
-            save_payload(run_dir / "last.pt", {
-                "module": module.state_dict(), "optimizer": optimizer.state_dict(),
-                "epoch": epoch if stopped else epoch + 1, "tokens_seen": tokens_seen, "lr": lr, "best_ppl": best_ppl,
-                "epoch_best_ppl": epoch_best_ppl, "history": history, "partial": partial,
-                "train_text": train_text,
-            }, vocab)
+            save_payload(
+                run_dir / "last.pt",
+                {
+                    "module": module.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "epoch": epoch if stopped else epoch + 1,
+                    "tokens_seen": tokens_seen,
+                    "lr": lr,
+                    "best_ppl": best_ppl,
+                    "epoch_best_ppl": epoch_best_ppl,
+                    "history": history,
+                    "partial": partial,
+                    "train_text": train_text,
+                },
+                vocab,
+            )
             where = f" (stopped by --max-tokens after step {steps:,} of {steps_per_epoch:,})" if stopped else ""
-            print(f"epoch {epoch + 1}{where}: valid ppl {valid['ppl']:.2f} (self-normalized "
-                  f"{valid['self_normalized_ppl']:.2f}, mean log Z {valid['mean_log_z']:+.3f} ± "
-                  f"{valid['std_log_z']:.3f}), {record['tokens_per_s']:,.0f} tokens/s", flush=True)
+            print(
+                f"epoch {epoch + 1}{where}: valid ppl {valid['ppl']:.2f} (self-normalized "
+                f"{valid['self_normalized_ppl']:.2f}, mean log Z {valid['mean_log_z']:+.3f} ± "
+                f"{valid['std_log_z']:.3f}), {record['tokens_per_s']:,.0f} tokens/s",
+                flush=True,
+            )
     metrics: dict[str, Any] = {
-        "config": config.to_dict(), "rank": ctx.rank, "vocab_size": len(vocab), "history": history,
-        "valid": history[-1]["valid"] if history else None, "peak_memory_gib": _peak_memory_gib(device),
+        "config": config.to_dict(),
+        "rank": ctx.rank,
+        "vocab_size": len(vocab),
+        "history": history,
+        "valid": history[-1]["valid"] if history else None,
+        "peak_memory_gib": _peak_memory_gib(device),
         "tokens_per_s": (sum(h["tokens_per_s"] for h in history) / len(history)) if history else None,
     }
     if paths["test"] is not None and ctx.is_main and (run_dir / "best.pt").exists():
         best = build_model(config, len(vocab), noise.log_probs.cpu()).to(device)
         best.load_state_dict(load_payload(run_dir / "best.pt", vocab)["model"])
         started = time.perf_counter()
-        metrics["test"] = evaluate_model(best, ids["test"], config.eval_batch_size, config.seq_len, noise,
-                                         config.is_samples, config.seed, progress=config.progress, label="test")
+        metrics["test"] = evaluate_model(
+            best,
+            ids["test"],
+            config.eval_batch_size,
+            config.seq_len,
+            noise,
+            config.is_samples,
+            config.seed,
+            progress=config.progress,
+            label="test",
+        )
         metrics["test"]["seconds"] = time.perf_counter() - started
     if ctx.is_main:
         write_json_atomic(run_dir / "metrics.json", metrics)
@@ -442,16 +541,22 @@ def _announce(config: LMConfig, vocab_size: int) -> None:
         sampling = "the full softmax"
     else:
         sampling = f"{config.objective}, k = {config.noise_samples} noise words (q ∝ count^{config.noise_power:g})"
-    print(f"training a {config.layers} × {config.dim} {config.model} on V = {vocab_size:,} with {sampling}, "
-          f"{config.optimizer} (lr {config.learning_rate:g})", flush=True)
+    print(
+        f"training a {config.layers} × {config.dim} {config.model} on V = {vocab_size:,} with {sampling}, "
+        f"{config.optimizer} (lr {config.learning_rate:g})",
+        flush=True,
+    )
     if config.objective in ("neg", "infonce"):
-        print(f"warning: {config.objective} is not a language-model objective: its scores estimate log p − log q "
-              "(shifted), not log p, so its exact perplexity is far above the others'; use nce, ranking or full",
-              flush=True)
+        print(
+            f"warning: {config.objective} is not a language-model objective: its scores estimate log p − log q "
+            "(shifted), not log p, so its exact perplexity is far above the others'; use nce, ranking or full",
+            flush=True,
+        )
 
 
-def _data_parallel(module: TrainingModule, tables: dict[str, nn.Parameter], sparse: bool,
-                   ctx: DistributedContext) -> nn.Module:
+def _data_parallel(
+    module: TrainingModule, tables: dict[str, nn.Parameter], sparse: bool, ctx: DistributedContext
+) -> nn.Module:
     """``module`` under DistributedDataParallel when running on several ranks (the module itself otherwise).
 
     With row-sparse tables DDP leaves the tables alone (their touched rows are exchanged by

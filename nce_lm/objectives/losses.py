@@ -53,8 +53,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nce_lm.objectives.chunked_softmax import DEFAULT_CHUNK_SIZE, chunked_cross_entropy
 from nce_lm.errors import NceLmError
+from nce_lm.objectives.chunked_softmax import DEFAULT_CHUNK_SIZE, chunked_cross_entropy
 from nce_lm.pipeline.noise import NoiseDistribution
 from nce_lm.training.sparse_rows import gather_rows
 
@@ -200,9 +200,11 @@ class BinaryNCE(Objective):
     def __init__(self, noise: NoiseDistribution | None, num_noise: int, normalizer: str = "self", **kwargs: Any):
         super().__init__(noise, num_noise, **kwargs)
         if normalizer == "learned":
-            raise NceLmError("nce's learned scalar log Z was removed (it only shifts every score, which the output "
-                             "bias already does); drop normalizer='learned': nce is self-normalized, see "
-                             "docs/objectives.md")
+            raise NceLmError(
+                "nce's learned scalar log Z was removed (it only shifts every score, which the output "
+                "bias already does); drop normalizer='learned': nce is self-normalized, see "
+                "docs/objectives.md"
+            )
         if normalizer != "self":
             raise NceLmError(f"nce normalizer must be 'self', got {normalizer!r}")
 

@@ -33,8 +33,11 @@ def info_nce_bound(
     marginal is no longer the count's).
     """
     if objective not in BOUND_OBJECTIVES or mean_loss is None:
-        return {"mi_bound": None, "mi_bound_valid": False,
-                "mi_bound_reason": f"{objective}'s loss is binary, not a (k + 1)-way InfoNCE loss"}
+        return {
+            "mi_bound": None,
+            "mi_bound_valid": False,
+            "mi_bound_reason": f"{objective}'s loss is binary, not a (k + 1)-way InfoNCE loss",
+        }
     value = math.log(k + 1) - mean_loss
     why_not = []
     if noise_power != 1.0:

@@ -4,7 +4,8 @@ A self-normalized model (NCE with log Z fixed at 0; Mnih & Teh 2012) is only as 
 log Z(c) ≈ 0, so it has to be checked. :func:`exact_log_z` computes log Z(c) by log-sum-exp over the whole
 vocabulary, chunk by chunk, so that a (B, V) score matrix never exists: memory is (B, chunk_size). Scores are
 computed in float32 whatever the inputs (bf16 hidden states from autocast included), in float64 for float64
-inputs; the full softmax (:mod:`nce_lm.objectives.chunked_softmax`) uses the same :func:`scores` and :func:`exact_log_z`.
+inputs; the full softmax (:mod:`nce_lm.objectives.chunked_softmax`) uses the same :func:`scores` and
+:func:`exact_log_z`.
 
 :func:`importance_sampled_log_z` estimates it from k samples w_j ~ q, the estimator behind the
 importance-sampled softmax (Bengio & Senécal 2008):
@@ -51,10 +52,7 @@ def scores(
 
 @torch.no_grad()
 def exact_log_z(
-    hidden: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None = None,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE
 ) -> torch.Tensor:
     """log Z(c) = log Σ_w exp(h_c · u_w + b_w) for each row of hidden (B, d); weight (V, d), bias (V,).
 

@@ -101,8 +101,9 @@ def expected_loss(
     contexts, words = scores.shape
     weight = problem.context_probs[:, None] * problem.log_p.exp()  # (C, V): π(c) p(w | c)
     if isinstance(objective, FullSoftmax):
-        return (weight * objective.loss(scores.reshape(-1), scores.repeat_interleave(words, 0))
-                .reshape(contexts, words)).sum()
+        return (
+            weight * objective.loss(scores.reshape(-1), scores.repeat_interleave(words, 0)).reshape(contexts, words)
+        ).sum()
     s = scores.reshape(-1)  # (C·V,): row (c, w)
     logq = log_q.repeat(contexts)  # (C·V,)
     if isinstance(objective, BinaryNCE):
@@ -122,17 +123,14 @@ def expected_loss(
     s_noise = (scores[:, support][:, None, None, :] + counts.log()[None, None]).expand(contexts, words, many, -1)
     logq_true = log_q[None, :, None].expand(contexts, words, many).reshape(-1)
     hits = (torch.arange(words)[:, None] == support[None, :])[None, :, None, :].expand_as(s_noise)
-    losses = objective.loss(s_true, s_noise.reshape(len(s_true), -1), logq_true, log_q[support],
-                            hits.reshape(len(s_true), -1)).reshape(contexts, words, many)
+    losses = objective.loss(
+        s_true, s_noise.reshape(len(s_true), -1), logq_true, log_q[support], hits.reshape(len(s_true), -1)
+    ).reshape(contexts, words, many)
     return (weight * (losses * log_mult.exp()).sum(2)).sum()
 
 
 def minimise(
-    objective: Objective,
-    problem: TabularProblem,
-    log_q: torch.Tensor,
-    tolerance: float = 1e-7,
-    max_rounds: int = 50,
+    objective: Objective, problem: TabularProblem, log_q: torch.Tensor, tolerance: float = 1e-7, max_rounds: int = 50
 ) -> tuple[torch.Tensor, float]:
     """The score table (C, V) that minimises :func:`expected_loss`, from all-zero scores, and its loss.
 
@@ -140,8 +138,15 @@ def minimise(
     ``tolerance``; an :class:`NceLmError` if ``max_rounds`` restarts do not get there.
     """
     scores = torch.zeros_like(problem.log_p, requires_grad=True)
-    optimiser = torch.optim.LBFGS([scores], lr=1.0, max_iter=500, tolerance_grad=tolerance,
-                                  tolerance_change=0.0, history_size=50, line_search_fn="strong_wolfe")
+    optimiser = torch.optim.LBFGS(
+        [scores],
+        lr=1.0,
+        max_iter=500,
+        tolerance_grad=tolerance,
+        tolerance_change=0.0,
+        history_size=50,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure() -> torch.Tensor:
         optimiser.zero_grad()

@@ -222,8 +222,7 @@ def _reading_bar(files: list[Path], label: str | None):
 
 
 def _file_chunks(
-    files: list[Path], tokenizer: TokenizerConfig, errors: str, block_size: int,
-    on_read: Callable[[int], object] | None,
+    files: list[Path], tokenizer: TokenizerConfig, errors: str, block_size: int, on_read: Callable[[int], object] | None
 ) -> Iterator[TokenChunk]:
     """:func:`iter_chunks`' work, file by file."""
     for path in files:

@@ -149,9 +149,7 @@ def _split_file(dataset: Dataset, split: str) -> SplitFile:
     try:
         return dataset.splits[split]
     except KeyError:
-        raise NceLmError(
-            f"dataset {dataset.name} has no split {split!r}; it has {', '.join(dataset.splits)}"
-        ) from None
+        raise NceLmError(f"dataset {dataset.name} has no split {split!r}; it has {', '.join(dataset.splits)}") from None
 
 
 def search_folders() -> list[Path]:
@@ -206,8 +204,10 @@ def data_splits(data: str | os.PathLike[str]) -> dict[str, Path | None]:
     for split, names in SPLIT_NAMES.items():
         found = [f for f in files if set(re.split(r"[._-]", f.name)) & set(names)]
         if len(found) > 1:
-            raise NceLmError(f"{folder} holds {len(found)} {split} files ({', '.join(f.name for f in found)}); "
-                             "give the splits with --train/--valid/--test")
+            raise NceLmError(
+                f"{folder} holds {len(found)} {split} files ({', '.join(f.name for f in found)}); "
+                "give the splits with --train/--valid/--test"
+            )
         splits[split] = found[0] if found else None
     if splits["train"] is None:
         raise NceLmError(f"{folder} holds no training file (a name like train.txt or NAME.train.txt)")
@@ -249,9 +249,7 @@ def _open_member(dataset: Dataset, handle: tarfile.TarFile | zipfile.ZipFile, me
     return extracted
 
 
-def fetch(
-    name: str, data_dir: str | os.PathLike[str] | None = None, allow_unverified: bool = False
-) -> dict[str, Path]:
+def fetch(name: str, data_dir: str | os.PathLike[str] | None = None, allow_unverified: bool = False) -> dict[str, Path]:
     """Download ``name``, verify it and extract its splits to ``<data_dir>/<name>/``; return split -> path.
 
     ``data_dir`` defaults to the project's data/ folder. Splits already present there are kept as they are.
@@ -259,8 +257,10 @@ def fetch(
     """
     dataset = get_dataset(name)
     if not dataset.verified and not allow_unverified:
-        raise NceLmError(f"no checksum of {name} is recorded, so its download from {dataset.url} cannot be "
-                         "verified; pass --allow-unverified to fetch it anyway")
+        raise NceLmError(
+            f"no checksum of {name} is recorded, so its download from {dataset.url} cannot be "
+            "verified; pass --allow-unverified to fetch it anyway"
+        )
     target_dir = Path(data_dir) if data_dir is not None else PROJECT_DATA_DIR
     targets = {split: target_dir / name / f.filename for split, f in dataset.splits.items()}
     if all(path.is_file() for path in targets.values()):
@@ -278,7 +278,7 @@ def fetch(
         with ExitStack() as stack:
             try:
                 handle: tarfile.TarFile | zipfile.ZipFile = stack.enter_context(
-                    zipfile.ZipFile(archive_path) if dataset.archive == "zip" else tarfile.open(archive_path)
+                    zipfile.ZipFile(archive_path) if dataset.archive == "zip" else tarfile.open(archive_path)  # noqa: SIM115
                 )
             except (zipfile.BadZipFile, tarfile.TarError, OSError) as err:
                 raise NceLmError(f"downloaded {name} archive is not a valid {dataset.archive}: {err}") from None
@@ -291,9 +291,7 @@ def fetch(
     return targets
 
 
-def _extract_splits(
-    dataset: Dataset, handle: tarfile.TarFile | zipfile.ZipFile, staging: Path
-) -> dict[str, Path]:
+def _extract_splits(dataset: Dataset, handle: tarfile.TarFile | zipfile.ZipFile, staging: Path) -> dict[str, Path]:
     """Extract and verify every split into ``staging``; raise before anything reaches the data folder."""
     staged = {}
     for split, entry in dataset.splits.items():

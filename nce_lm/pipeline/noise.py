@@ -137,7 +137,9 @@ class NoiseDistribution:
         return torch.where(coin < self._accept[column], column, self._alias[column])
 
 
-def keep_probabilities(counts: Sequence[int] | np.ndarray, threshold: float = DEFAULT_SUBSAMPLE_THRESHOLD) -> np.ndarray:
+def keep_probabilities(
+    counts: Sequence[int] | np.ndarray, threshold: float = DEFAULT_SUBSAMPLE_THRESHOLD
+) -> np.ndarray:
     """word2vec's subsampling keep-probability per id, float64 (V,).
 
     keep(w) = min(1, (sqrt(f(w) / t) + 1) · t / f(w)) with f(w) = count(w) / Σ count. ``threshold`` t = 0

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Union
 
 import numpy as np
 
-from nce_lm.pipeline.corpus import TokenChunk
 from nce_lm.errors import NceLmError
+from nce_lm.pipeline.corpus import TokenChunk
 from nce_lm.pipeline.vocab import Vocab
 
-PathLike = Union[str, "os.PathLike[str]"]
-Corpus = Union[PathLike, Iterable[PathLike], Iterable[Sequence[str]]]  # what a trainer accepts
+PathLike = str | os.PathLike[str]
+Corpus = PathLike | Iterable[PathLike] | Iterable[Sequence[str]]  # what a trainer accepts
 _FLUSH_TOKENS = 1 << 20  # ids gathered in a Python list before they go into a numpy block
 
 
@@ -65,7 +64,7 @@ def sentence_chunks(sentences: Iterable[Sequence[str]], progress: str | None = N
         if isinstance(sentence, (str, bytes)) or not isinstance(sentence, Sequence):
             raise NceLmError(
                 f"sentence {number} is a {type(sentence).__name__}, not a list of tokens: give "
-                "[[\"the\", \"cat\"], ...] (or file paths for text files)"
+                '[["the", "cat"], ...] (or file paths for text files)'
             )
         tokens = list(sentence)
         if not all(isinstance(token, str) for token in tokens):

@@ -30,10 +30,10 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 
-from nce_lm.training.devices import resolve_device
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import atomic_path, staged_folder, write_json_atomic
 from nce_lm.pipeline.noise import _alias_table
+from nce_lm.training.devices import resolve_device
 
 SPLITS = (("train", 0.90), ("valid", 0.95), ("test", 1.0))  # cumulative share of the tokens
 _LINES_PER_CHUNK = 65_536
@@ -154,7 +154,10 @@ def _write_lines(handle: TextIO, lines: list[np.ndarray], names: np.ndarray) -> 
 
 
 def write_corpus(
-    output: str | os.PathLike[str], tokens: int, teacher_config: TeacherConfig, device: str = "cpu",
+    output: str | os.PathLike[str],
+    tokens: int,
+    teacher_config: TeacherConfig,
+    device: str = "cpu",
     progress: bool = False,
 ) -> dict[str, Any]:
     """Sample about ``tokens`` tokens (<eos> included) into OUTPUT/{train,valid,test}.txt and teacher.json.
@@ -226,7 +229,8 @@ def _write_corpus(
         "test_cross_entropy": cross_entropy,
         "test_floor_ppl": math.exp(cross_entropy),
         "unigram_ppl": math.exp(teacher.unigram_entropy()),
-        "note": "test_floor_ppl is the teacher's own perplexity on test.txt, <eos> included: the lowest a model can expect",
+        "note": "test_floor_ppl is the teacher's own perplexity on test.txt, <eos> included: "
+        "the lowest a model can expect",
     }
     write_json_atomic(folder / "teacher.json", report)
     return report

@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 
 from nce_lm.clobber import check_outputs
-from nce_lm.pipeline.corpus import ERROR_MODES, expand_inputs, iter_chunks
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import atomic_path, read_json, write_json_atomic
 from nce_lm.locks import folder_lock
+from nce_lm.pipeline.corpus import ERROR_MODES, expand_inputs, iter_chunks
 from nce_lm.pipeline.vocab import Vocab
 
 MANIFEST_FORMAT = "nce_lm.pipeline.token_cache"
@@ -107,7 +107,7 @@ def _reusable(cache_dir: Path, expected: dict[str, Any]) -> tuple[np.ndarray, di
         return None  # the ids were rewritten after this manifest
     if ids.dtype != np.int32 or ids.shape != (manifest.get("tokens"),):
         return None
-    if len(ids) and not (0 <= int(ids.min()) and int(ids.max()) < expected["vocab_size"]):
+    if len(ids) and not (int(ids.min()) >= 0 and int(ids.max()) < expected["vocab_size"]):
         return None
     return ids, manifest
 
@@ -140,9 +140,11 @@ def load_or_build(
         raise
 
 
-def _load_or_build(folder: Path, files: list[Path], vocab: Vocab, errors: str, expected: dict[str, Any],
-                   progress: bool) -> TokenCache:
-    """:func:`load_or_build` once the inputs are checked: reuse under a shared lock, else build under an exclusive one."""
+def _load_or_build(
+    folder: Path, files: list[Path], vocab: Vocab, errors: str, expected: dict[str, Any], progress: bool
+) -> TokenCache:
+    """:func:`load_or_build` once the inputs are checked: reuse under a shared lock, else build under an exclusive
+    one."""
     with folder_lock(folder, "token cache", shared=True):
         found = _reusable(folder, expected)
     if found is not None:
@@ -154,33 +156,37 @@ def _load_or_build(folder: Path, files: list[Path], vocab: Vocab, errors: str, e
         return _build(folder, files, vocab, errors, expected, progress)
 
 
-def _build(folder: Path, files: list[Path], vocab: Vocab, errors: str, expected: dict[str, Any],
-           progress: bool) -> TokenCache:
+def _build(
+    folder: Path, files: list[Path], vocab: Vocab, errors: str, expected: dict[str, Any], progress: bool
+) -> TokenCache:
     """Encode ``files`` into ``folder`` (whose lock the caller holds) and write the manifest last."""
     (folder / MANIFEST_FILE).unlink(missing_ok=True)
     lines = 0
-    with atomic_path(folder / IDS_FILE) as tmp:
-        with open(tmp, "wb") as out:
-            out.write(_npy_header(0))
-            total = 0
-            eos = np.array([vocab.eos_id], dtype=np.int32)
-            for chunk in iter_chunks(files, vocab.tokenizer, errors, progress="encoding" if progress else None):
-                ids = vocab.encode(chunk.tokens)  # (n,)
-                out.write(ids.tobytes())
-                total += len(ids)
-                if chunk.line_end:
-                    out.write(eos.tobytes())
-                    total += 1
-                    lines += 1
-            if total == 0:
-                raise NceLmError(f"the corpus ({', '.join(str(f) for f in files)}) holds no token")
-            out.seek(0)
-            out.write(_npy_header(total))
+    with atomic_path(folder / IDS_FILE) as tmp, open(tmp, "wb") as out:
+        out.write(_npy_header(0))
+        total = 0
+        eos = np.array([vocab.eos_id], dtype=np.int32)
+        for chunk in iter_chunks(files, vocab.tokenizer, errors, progress="encoding" if progress else None):
+            ids = vocab.encode(chunk.tokens)  # (n,)
+            out.write(ids.tobytes())
+            total += len(ids)
+            if chunk.line_end:
+                out.write(eos.tobytes())
+                total += 1
+                lines += 1
+        if total == 0:
+            raise NceLmError(f"the corpus ({', '.join(str(f) for f in files)}) holds no token")
+        out.seek(0)
+        out.write(_npy_header(total))
     if _source_records(files) != expected["sources"]:
         raise NceLmError("a corpus file changed while it was being encoded; run again")
     stat = (folder / IDS_FILE).stat()
-    manifest = {**expected, "tokens": total, "lines": lines,
-                "ids_file": {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}}
+    manifest = {
+        **expected,
+        "tokens": total,
+        "lines": lines,
+        "ids_file": {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns},
+    }
     write_json_atomic(folder / MANIFEST_FILE, manifest)
     return TokenCache(np.load(folder / IDS_FILE, mmap_mode="r"), False, manifest)
 
@@ -225,7 +231,9 @@ def cache_sources(cache_dir: str | os.PathLike[str]) -> list[str]:
     if manifest is None:
         raise NceLmError(f"{cache_dir} is not a token cache written by `nce-lm prepare` (no {MANIFEST_FILE})")
     sources = manifest.get("sources")
-    if not isinstance(sources, list) or not all(isinstance(s, dict) and isinstance(s.get("path"), str) for s in sources):
+    if not isinstance(sources, list) or not all(
+        isinstance(s, dict) and isinstance(s.get("path"), str) for s in sources
+    ):
         raise NceLmError(f"{Path(cache_dir) / MANIFEST_FILE} is damaged: its sources are not a list of files")
     return [s["path"] for s in sources]
 
@@ -250,12 +258,16 @@ def prepared_ids(
             raise NceLmError(f"{folder} is not a token cache written by `nce-lm prepare` (no {MANIFEST_FILE})")
         return load_or_build(paths, vocab, folder, errors, progress).ids
     if manifest.get("vocab_fingerprint") != vocab.fingerprint():
-        raise NceLmError(f"{folder} holds token ids made with another vocabulary than this run's: give the "
-                         f"vocabulary it was prepared with (--vocab, or the folder's own {VOCAB_FILE}), or another folder")
+        raise NceLmError(
+            f"{folder} holds token ids made with another vocabulary than this run's: give the "
+            f"vocabulary it was prepared with (--vocab, or the folder's own {VOCAB_FILE}), or another folder"
+        )
     recorded = cache_sources(folder)
     if paths is not None:
         asked = [str(f.resolve()) for f in expand_inputs(paths)]
         if asked != recorded:
-            raise NceLmError(f"{folder} holds the token ids of {', '.join(recorded)}, not of {', '.join(asked)}: "
-                             "give that corpus, or another folder")
+            raise NceLmError(
+                f"{folder} holds the token ids of {', '.join(recorded)}, not of {', '.join(asked)}: "
+                "give that corpus, or another folder"
+            )
     return load_or_build(recorded, vocab, folder, errors, progress).ids

@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from nce_lm.pipeline.corpus import TokenChunk, TokenizerConfig, expand_inputs, iter_chunks
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import read_json, write_json_atomic
+from nce_lm.pipeline.corpus import TokenChunk, TokenizerConfig, expand_inputs, iter_chunks
 
 FORMAT = "nce_lm.pipeline.vocab"
 FORMAT_VERSION = 1
@@ -72,8 +72,10 @@ class Vocab:
             raise NceLmError(f"vocabulary count of {self.tokens[bad]!r} is negative ({self.counts[bad]})")
         if (self.counts[2:] < 1).any():
             bad = 2 + int(np.flatnonzero(self.counts[2:] < 1)[0])
-            raise NceLmError(f"vocabulary count of {self.tokens[bad]!r} is {self.counts[bad]}: every word was seen at "
-                             "least once (the noise distribution needs positive counts)")
+            raise NceLmError(
+                f"vocabulary count of {self.tokens[bad]!r} is {self.counts[bad]}: every word was seen at "
+                "least once (the noise distribution needs positive counts)"
+            )
         blank = next((t for t in self.tokens if not t or any(ch.isspace() for ch in t)), None)
         if blank is not None:
             raise NceLmError(f"vocabulary token {blank!r} is empty or holds whitespace: no corpus can produce it")
@@ -133,17 +135,17 @@ class Vocab:
     def from_dict(cls, data: Any) -> Vocab:
         """Rebuild a vocabulary from :meth:`to_dict` output, checking its format; errors are NceLmError."""
         if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise NceLmError(f"not an nce_lm vocabulary (expected \"format\": \"{FORMAT}\")")
+            raise NceLmError(f'not an nce_lm vocabulary (expected "format": "{FORMAT}")')
         if data.get("version") != FORMAT_VERSION:
             raise NceLmError(f"unsupported version {data.get('version')!r} (this nce_lm reads {FORMAT_VERSION})")
         tokens, counts = data.get("tokens"), data.get("counts")
         if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
-            raise NceLmError("\"tokens\" must be a list of strings")
+            raise NceLmError('"tokens" must be a list of strings')
         if not isinstance(counts, list) or not all(type(c) is int for c in counts):
-            raise NceLmError("\"counts\" must be a list of integers")
+            raise NceLmError('"counts" must be a list of integers')
         settings = data.get("settings", {})
         if not isinstance(settings, dict):
-            raise NceLmError("\"settings\" must be a JSON object")
+            raise NceLmError('"settings" must be a JSON object')
         return cls(tokens, counts, TokenizerConfig.from_dict(data.get("tokenizer")), settings)
 
 
@@ -162,7 +164,9 @@ def count_tokens(
     return count_chunks(iter_chunks(paths, tokenizer, errors, progress=progress), max_distinct)
 
 
-def count_chunks(chunks: Iterable[TokenChunk], max_distinct: int = DEFAULT_MAX_DISTINCT) -> tuple[Counter[str], int, int, int]:
+def count_chunks(
+    chunks: Iterable[TokenChunk], max_distinct: int = DEFAULT_MAX_DISTINCT
+) -> tuple[Counter[str], int, int, int]:
     """Count the tokens of ``chunks`` (from a file or from token lists), pruning past ``max_distinct``.
 
     Returns ``(counts, lines, pruned_occurrences, prune_threshold)``: the token counter, the number of
@@ -217,8 +221,14 @@ def build_vocab(
     counted = count_tokens(files, tokenizer, errors, max_distinct, "counting words" if progress else None)
     sources = [{"path": str(f.resolve()), "bytes": f.stat().st_size} for f in files]
     settings = {"max_distinct": max_distinct, "errors": errors, "sources": sources}
-    return vocab_from_counts(*counted, min_count=min_count, max_size=max_size, tokenizer=tokenizer, settings=settings,
-                             max_final_vocab=max_final_vocab)
+    return vocab_from_counts(
+        *counted,
+        min_count=min_count,
+        max_size=max_size,
+        tokenizer=tokenizer,
+        settings=settings,
+        max_final_vocab=max_final_vocab,
+    )
 
 
 def vocab_from_counts(
@@ -248,8 +258,14 @@ def vocab_from_counts(
             f"min_count={min_count} times"
         )
     unk_count += sum(counter.values()) - sum(c for _, c in kept)
-    settings = {"min_count": min_count, "max_final_vocab": max_final_vocab, "effective_min_count": effective_min_count,
-                "max_size": max_size, "prune_threshold": threshold, **(settings or {})}
+    settings = {
+        "min_count": min_count,
+        "max_final_vocab": max_final_vocab,
+        "effective_min_count": effective_min_count,
+        "max_size": max_size,
+        "prune_threshold": threshold,
+        **(settings or {}),
+    }
     tokens = [Vocab.UNK, Vocab.EOS] + [t for t, _ in kept]
     counts = [unk_count, eos_count] + [c for _, c in kept]
     return Vocab(tokens, counts, tokenizer, settings)

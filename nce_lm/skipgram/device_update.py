@@ -23,8 +23,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nce_lm.skipgram.examples import Examples, cbow_examples, context_steps, mean_inputs
 from nce_lm.objectives.losses import NoiseClassifier
+from nce_lm.skipgram.examples import Examples, cbow_examples, context_steps, mean_inputs
 from nce_lm.training.rowwise_adagrad import RowwiseAdagrad
 
 
@@ -71,7 +71,11 @@ def window_examples(
 
 
 def chunk_examples(
-    words: torch.Tensor, sentence: torch.Tensor, keep: torch.Tensor, window: int, generator: torch.Generator,
+    words: torch.Tensor,
+    sentence: torch.Tensor,
+    keep: torch.Tensor,
+    window: int,
+    generator: torch.Generator,
     model: str = "skipgram",
 ) -> Examples:
     """One chunk's examples: word2vec's subsampling, then its shrunk windows, all drawn on the device.

@@ -18,8 +18,9 @@ and where each example's run starts. Skip-gram's examples leave ``starts`` out (
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch

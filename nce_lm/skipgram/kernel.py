@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nce_lm.skipgram.examples import Examples
-from nce_lm.pipeline.noise import NoiseDistribution
 from nce_lm.objectives.losses import NoiseClassifier
+from nce_lm.pipeline.noise import NoiseDistribution
+from nce_lm.skipgram.examples import Examples
 
 try:
     from nce_lm.skipgram import _kernel

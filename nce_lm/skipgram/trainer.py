@@ -66,24 +66,24 @@ from typing import Any
 import numpy as np
 import torch
 
-from nce_lm.skipgram import device_update
-from nce_lm.skipgram import kernel as fused_kernel
-from nce_lm.pipeline.corpus import TokenizerConfig
-from nce_lm.training.devices import MAX_THREADS, check_device_name
-from nce_lm.training.distributed import DistributedContext
 from nce_lm.errors import NceLmError
-from nce_lm.skipgram.examples import MODELS, Examples, cbow_examples, context_steps, mean_inputs
 from nce_lm.fileio import atomic_path, check_field_types, remove_stale, temp_prefix
-from nce_lm.training.memory import check_memory
-from nce_lm.objectives.mi_bound import info_nce_bound
-from nce_lm.pipeline.noise import NoiseDistribution, keep_probabilities
 from nce_lm.objectives.losses import build_objective
-from nce_lm.training.resume import refuse_changes
-from nce_lm.training.rowwise_adagrad import RowwiseAdagrad
+from nce_lm.objectives.mi_bound import info_nce_bound
+from nce_lm.pipeline.corpus import TokenizerConfig
+from nce_lm.pipeline.noise import NoiseDistribution, keep_probabilities
 from nce_lm.pipeline.sentences import Corpus, encode_sentences, sentence_chunks, split_corpus
 from nce_lm.pipeline.token_cache import cache_sources, cache_vocab, cached_token_ids, prepared_ids
-from nce_lm.vectors.word_vectors import WordVectors
 from nce_lm.pipeline.vocab import Vocab, build_vocab, count_chunks, vocab_from_counts
+from nce_lm.skipgram import device_update
+from nce_lm.skipgram import kernel as fused_kernel
+from nce_lm.skipgram.examples import MODELS, Examples, cbow_examples, context_steps, mean_inputs
+from nce_lm.training.devices import MAX_THREADS, check_device_name
+from nce_lm.training.distributed import DistributedContext
+from nce_lm.training.memory import check_memory
+from nce_lm.training.resume import refuse_changes
+from nce_lm.training.rowwise_adagrad import RowwiseAdagrad
+from nce_lm.vectors.word_vectors import WordVectors
 
 OUTPUT_BIAS = ("fixed", "learned", "none")
 OPTIMIZERS = {"sgd": 0.025, "rowwise-adagrad": 0.1}  # and their default learning rates
@@ -153,8 +153,10 @@ class SkipGramConfig:
         if self.kernel not in KERNELS:
             raise NceLmError(f"kernel must be one of {', '.join(KERNELS)}, got {self.kernel!r}")
         if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
-            raise NceLmError(f"threads must be between 1 and {MAX_THREADS} (more threads than the {os.cpu_count()} "
-                             f"CPUs only wait for each other), got {self.threads}")
+            raise NceLmError(
+                f"threads must be between 1 and {MAX_THREADS} (more threads than the {os.cpu_count()} "
+                f"CPUs only wait for each other), got {self.threads}"
+            )
         check_device_name(self.device)
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise NceLmError("--device cuda asked for, but torch sees no CUDA device")
@@ -310,7 +312,9 @@ class SkipGramTrainer:
         ctx: DistributedContext | None = None,
     ):
         config.validate()
-        check_memory(_memory_estimate(config, len(vocab), len(ids)), "lower --dim, --window, --negatives or --batch-size")
+        check_memory(
+            _memory_estimate(config, len(vocab), len(ids)), "lower --dim, --window, --negatives or --batch-size"
+        )
         self.config = config
         self.vocab = vocab
         self.ctx = ctx or DistributedContext()
@@ -353,8 +357,12 @@ class SkipGramTrainer:
             )
         bias = state.output_bias.to(self.device) if state.output_bias is not None else None
         self.state = _State(
-            state.input_vectors.to(self.device), state.output_vectors.to(self.device), state.epochs_done,
-            list(state.loss_per_epoch), output_bias=bias, schedule=state.schedule,
+            state.input_vectors.to(self.device),
+            state.output_vectors.to(self.device),
+            state.epochs_done,
+            list(state.loss_per_epoch),
+            output_bias=bias,
+            schedule=state.schedule,
         )
         self.optimizer = None  # None: SGD, applied by hand
         if config.optimizer == "rowwise-adagrad":
@@ -466,8 +474,14 @@ class SkipGramTrainer:
         """:meth:`_update`'s step by :func:`nce_lm.skipgram.device_update.update_`, on per-example noise drawn on the
         device."""
         return device_update.update_(
-            self.state.input_vectors, self.state.output_vectors, self.state.output_bias, examples,
-            self.objective.sample_noise(examples.centre), self.classifier, lr, self.optimizer,
+            self.state.input_vectors,
+            self.state.output_vectors,
+            self.state.output_bias,
+            examples,
+            self.objective.sample_noise(examples.centre),
+            self.classifier,
+            lr,
+            self.optimizer,
             self.bias_mode == "learned",
         )
 
@@ -480,14 +494,28 @@ class SkipGramTrainer:
         return max(1, min(torch.get_num_threads(), usable))
 
     def _train_chunk_fused(
-        self, tables: fused_kernel.KernelTables, examples: Examples, epoch: int, first_pair: int,
-        lr_begin: float, lr_end: float,
+        self,
+        tables: fused_kernel.KernelTables,
+        examples: Examples,
+        epoch: int,
+        first_pair: int,
+        lr_begin: float,
+        lr_end: float,
     ) -> float:
         """All examples of one chunk through the fused kernel; returns their summed loss."""
         config = self.config
         return fused_kernel.train_examples(
-            tables, examples, self.classifier, self.noise, config.negatives, config.batch_size, self._threads(),
-            fused_kernel.noise_seed(config.seed, epoch), first_pair, lr_begin, lr_end,
+            tables,
+            examples,
+            self.classifier,
+            self.noise,
+            config.negatives,
+            config.batch_size,
+            self._threads(),
+            fused_kernel.noise_seed(config.seed, epoch),
+            first_pair,
+            lr_begin,
+            lr_end,
         )
 
     def _on_device(self, ids: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -535,8 +563,14 @@ class SkipGramTrainer:
         words_done = self.corpus_words * self.state.epochs_done
         start_epoch = self.state.epochs_done
         started = time.perf_counter()
-        bar = tqdm(total=total_words, initial=words_done, unit="w", unit_scale=True,
-                   disable=not (progress and ctx.is_main), desc="skip-gram")
+        bar = tqdm(
+            total=total_words,
+            initial=words_done,
+            unit="w",
+            unit_scale=True,
+            disable=not (progress and ctx.is_main),
+            desc="skip-gram",
+        )
         lr = lr0 = config.start_lr()
         schedule = self.state.schedule or LinearSchedule(lr0, 0, total_words, config.min_lr)
         self.state.schedule = schedule
@@ -544,7 +578,9 @@ class SkipGramTrainer:
         tables = None
         if self.use_kernel:
             tables = fused_kernel.KernelTables(
-                self.state.input_vectors, self.state.output_vectors, self.state.output_bias,
+                self.state.input_vectors,
+                self.state.output_vectors,
+                self.state.output_bias,
                 train_bias=self.bias_mode == "learned",
             )
         for epoch in range(start_epoch, config.epochs):
@@ -568,7 +604,8 @@ class SkipGramTrainer:
                     example_count += trained
                 if not math.isfinite(chunk_loss):
                     raise NceLmError(
-                        f"the loss became {chunk_loss} in epoch {epoch + 1}; lower --lr (also on --resume) or --batch-size"
+                        f"the loss became {chunk_loss} in epoch {epoch + 1}; "
+                        "lower --lr (also on --resume) or --batch-size"
                     )
                 lr = lr_at(1)
                 loss_sum += chunk_loss
@@ -588,8 +625,10 @@ class SkipGramTrainer:
             self.state.loss_per_epoch.append(epoch_loss)
             self.state.epochs_done = epoch + 1
             if ctx.is_main:
-                bar.write(f"epoch {epoch + 1}/{config.epochs}: mean loss per {unit} {epoch_loss:.4f} over "
-                          f"{example_count:,} {unit}s")
+                bar.write(
+                    f"epoch {epoch + 1}/{config.epochs}: mean loss per {unit} {epoch_loss:.4f} over "
+                    f"{example_count:,} {unit}s"
+                )
             if on_epoch_end is not None:
                 on_epoch_end(self)
         if self.device.type == "cuda":
@@ -606,8 +645,13 @@ class SkipGramTrainer:
             "vocab_size": len(self.vocab) - 2,
             "final_loss": self.state.loss_per_epoch[-1] if self.state.loss_per_epoch else float("nan"),
             # log(k + 1) − the last epoch's mean training loss, and whether it bounds I(centre; context)
-            **info_nce_bound(config.objective, self.state.loss_per_epoch[-1] if self.state.loss_per_epoch else None,
-                             config.negatives, config.noise_power, config.sample),
+            **info_nce_bound(
+                config.objective,
+                self.state.loss_per_epoch[-1] if self.state.loss_per_epoch else None,
+                config.negatives,
+                config.noise_power,
+                config.sample,
+            ),
             "loss_per_epoch": list(self.state.loss_per_epoch),
             "objective": config.objective,
             "device": str(self.device),
@@ -676,10 +720,17 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[SkipGramConfig, Vocab
         raise NceLmError(f"checkpoint {path} is damaged: its vocabulary does not match the fingerprint it recorded")
     try:
         schedule = payload.get("schedule")
-        state = _State(payload["input_vectors"], payload["output_vectors"], int(payload["epochs_done"]),
-                       list(payload["loss_per_epoch"]), payload["noise_rng"], payload["output_bias"],
-                       payload.get("optimizer_state"), LinearSchedule(**schedule) if schedule is not None else None,
-                       payload.get("corpus_counts"))
+        state = _State(
+            payload["input_vectors"],
+            payload["output_vectors"],
+            int(payload["epochs_done"]),
+            list(payload["loss_per_epoch"]),
+            payload["noise_rng"],
+            payload["output_bias"],
+            payload.get("optimizer_state"),
+            LinearSchedule(**schedule) if schedule is not None else None,
+            payload.get("corpus_counts"),
+        )
     except (KeyError, TypeError, ValueError):
         raise NceLmError(f"checkpoint {path} is incomplete") from None
     tables = (state.input_vectors, state.output_vectors, state.output_bias, state.noise_rng)
@@ -690,7 +741,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[SkipGramConfig, Vocab
     return config, vocab, state
 
 
-def continued_schedule(saved: SkipGramConfig, config: SkipGramConfig, state: _State, corpus_words: int) -> LinearSchedule:
+def continued_schedule(
+    saved: SkipGramConfig, config: SkipGramConfig, state: _State, corpus_words: int
+) -> LinearSchedule:
     """The learning-rate schedule of a run resumed from ``state`` (saved with ``saved``) with ``config``.
 
     Same length and rates: the checkpoint's schedule, unchanged. Otherwise the decay starts again from where
@@ -718,14 +771,23 @@ def _warn_if_other_corpus(state: _State, vocab: Vocab, counts: np.ndarray) -> No
     if same:
         return
     words = max(int(counts.sum() - counts[vocab.eos_id]), 1)
-    print(f"warning: this corpus is not the one the checkpoint was trained on (its word counts differ); training "
-          f"goes on with the checkpoint's vocabulary of {len(vocab) - 2:,} words, and the "
-          f"{counts[vocab.unk_id] / words:.2%} of its tokens outside it are dropped", file=sys.stderr, flush=True)
+    print(
+        f"warning: this corpus is not the one the checkpoint was trained on (its word counts differ); training "
+        f"goes on with the checkpoint's vocabulary of {len(vocab) - 2:,} words, and the "
+        f"{counts[vocab.unk_id] / words:.2%} of its tokens outside it are dropped",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _corpus_ids(
-    corpus: Corpus | None, config: SkipGramConfig, vocab: Vocab | None, cache_dir: str | os.PathLike[str] | None,
-    scratch: str, errors: str, progress: bool,
+    corpus: Corpus | None,
+    config: SkipGramConfig,
+    vocab: Vocab | None,
+    cache_dir: str | os.PathLike[str] | None,
+    scratch: str,
+    errors: str,
+    progress: bool,
 ) -> tuple[Vocab, np.ndarray]:
     """The vocabulary (given, from the cache folder, or counted) and the corpus's token ids (N,)."""
     paths, sentences = split_corpus(corpus) if corpus is not None else (None, None)
@@ -745,8 +807,14 @@ def _corpus_ids(
         raise NceLmError("no corpus: give text files, token lists, or a token cache")
     if vocab is None:
         tokenizer = TokenizerConfig(config.lowercase, config.split_punctuation)
-        vocab = build_vocab(paths, min_count=config.min_count, tokenizer=tokenizer, errors=errors, progress=progress,
-                            max_final_vocab=config.max_final_vocab)
+        vocab = build_vocab(
+            paths,
+            min_count=config.min_count,
+            tokenizer=tokenizer,
+            errors=errors,
+            progress=progress,
+            max_final_vocab=config.max_final_vocab,
+        )
     if cache_dir is None:
         return vocab, np.asarray(cached_token_ids(paths, vocab, scratch, errors, progress))
     return vocab, np.asarray(prepared_ids(cache_dir, vocab, paths, errors, progress))
@@ -771,7 +839,8 @@ def train_skipgram(
     ``config`` (default :class:`SkipGramConfig`) with ``settings`` (``dim=50, min_count=1``...) applied on top.
 
     ``vocab`` defaults to the cache folder's (written by ``nce-lm prepare``) or else the corpus's own, counted
-    with ``config.min_count``, ``config.max_final_vocab`` and the config's tokenizer settings; a given vocabulary is used as it is.
+    with ``config.min_count``, ``config.max_final_vocab`` and the config's tokenizer settings; a given vocabulary
+    is used as it is.
     ``cache_dir`` keeps the files' token ids for later runs: a folder of ``nce-lm prepare`` must hold this
     corpus under this vocabulary (an :class:`NceLmError` otherwise); without one, ids go to a temporary folder.
     ``errors="replace"`` substitutes U+FFFD for undecodable bytes instead of stopping.
@@ -790,15 +859,14 @@ def train_skipgram(
             raise NceLmError(f"checkpoint {resume} was trained with another vocabulary than the one given")
         vocab = saved_vocab
         if state.epochs_done >= config.epochs:
-            raise NceLmError(
-                f"checkpoint already has {state.epochs_done} epochs; ask for more with --epochs"
-            )
+            raise NceLmError(f"checkpoint already has {state.epochs_done} epochs; ask for more with --epochs")
     ctx = DistributedContext.from_environment(config.device)
     try:
         remove_stale(Path(tempfile.gettempdir()), IDS_TEMP_PREFIX)  # left by killed runs
         with tempfile.TemporaryDirectory(prefix=temp_prefix(IDS_TEMP_PREFIX)) as tmp:
-            vocab, ids = _corpus_ids(corpus, config, vocab, None if ctx.active else cache_dir, tmp, errors,
-                                     progress and ctx.is_main)
+            vocab, ids = _corpus_ids(
+                corpus, config, vocab, None if ctx.active else cache_dir, tmp, errors, progress and ctx.is_main
+            )
             trainer = SkipGramTrainer(config, vocab, ids, state, ctx)
             if state is not None and ctx.is_main:
                 _warn_if_other_corpus(state, vocab, trainer.corpus_counts)
@@ -807,9 +875,14 @@ def train_skipgram(
             if saved is not None and state is not None:
                 trainer.state.schedule = continued_schedule(saved, config, state, trainer.corpus_words)
                 if trainer.state.schedule is not state.schedule and config.optimizer == "sgd" and ctx.is_main:
-                    source = "as asked" if config.start_lr() != saved.start_lr() else "the rate reached; --lr sets another"
-                    print(f"learning rate: from {trainer.state.schedule.lr:g} ({source}) down to {config.min_lr:g} "
-                          f"over epochs {state.epochs_done + 1}-{config.epochs}", flush=True)
+                    source = (
+                        "as asked" if config.start_lr() != saved.start_lr() else "the rate reached; --lr sets another"
+                    )
+                    print(
+                        f"learning rate: from {trainer.state.schedule.lr:g} ({source}) down to {config.min_lr:g} "
+                        f"over epochs {state.epochs_done + 1}-{config.epochs}",
+                        flush=True,
+                    )
             save = (lambda t: t.save_checkpoint(checkpoint)) if checkpoint is not None and ctx.is_main else None
             metrics = trainer.train(progress=progress, on_epoch_end=save)
             ctx.barrier()  # ranks leave together, not while rank 0 still writes its checkpoint

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from nce_lm.training.devices import resolve_device
 from nce_lm.errors import NceLmError
+from nce_lm.training.devices import resolve_device
 
 
 @dataclass

@@ -32,5 +32,7 @@ def check_memory(parts: dict[str, int], advice: str) -> None:
     total, budget = sum(parts.values()), memory_budget()
     if total > budget:
         largest = max(parts, key=parts.__getitem__)
-        raise NceLmError(f"these settings need about {total / 2**30:,.1f} GiB ({largest}: {parts[largest] / 2**30:,.1f} "
-                         f"GiB), more than the {budget / 2**30:,.1f} GiB of memory this machine has; {advice}")
+        raise NceLmError(
+            f"these settings need about {total / 2**30:,.1f} GiB ({largest}: {parts[largest] / 2**30:,.1f} "
+            f"GiB), more than the {budget / 2**30:,.1f} GiB of memory this machine has; {advice}"
+        )

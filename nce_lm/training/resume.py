@@ -33,6 +33,5 @@ def refuse_changes(saved: Any, asked: Any, what: str) -> None:
     if changed:
         details = ", ".join(f"{name} {getattr(saved, name)!r} -> {getattr(asked, name)!r}" for name in changed)
         raise NceLmError(
-            f"cannot resume {what} with other settings ({details}); only {', '.join(resumable_names(asked))} "
-            "may change"
+            f"cannot resume {what} with other settings ({details}); only {', '.join(resumable_names(asked))} may change"
         )

@@ -81,7 +81,10 @@ def clip_grad_norm_(parameters: Iterable[torch.nn.Parameter], max_norm: float) -
         if parameter.grad.is_sparse:
             grad = parameter.grad
             parameter.grad = torch.sparse_coo_tensor(
-                grad._indices(), grad._values() * scale.to(grad.dtype), grad.shape, is_coalesced=True,
+                grad._indices(),
+                grad._values() * scale.to(grad.dtype),
+                grad.shape,
+                is_coalesced=True,
                 check_invariants=False,
             )
         else:

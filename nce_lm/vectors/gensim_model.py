@@ -40,10 +40,20 @@ def to_gensim_word2vec(result: SkipGramResult) -> Word2Vec:
         raise NceLmError("a gensim model needs the run's settings, output vectors and word counts")
     counts = vectors.counts
     model = Word2Vec(
-        vector_size=config.dim, window=config.window, min_count=min(config.min_count, int(counts.min())),
-        max_final_vocab=config.max_final_vocab, sample=config.sample, seed=config.seed,
-        sg=int(config.model == "skipgram"), cbow_mean=1, hs=0, negative=config.negatives,
-        ns_exponent=config.noise_power, alpha=config.start_lr(), min_alpha=config.min_lr, epochs=config.epochs,
+        vector_size=config.dim,
+        window=config.window,
+        min_count=min(config.min_count, int(counts.min())),
+        max_final_vocab=config.max_final_vocab,
+        sample=config.sample,
+        seed=config.seed,
+        sg=int(config.model == "skipgram"),
+        cbow_mean=1,
+        hs=0,
+        negative=config.negatives,
+        ns_exponent=config.noise_power,
+        alpha=config.start_lr(),
+        min_alpha=config.min_lr,
+        epochs=config.epochs,
     )
     model.build_vocab_from_freq(dict(zip(vectors.words, counts.tolist())))
     if len(model.wv) != len(vectors):

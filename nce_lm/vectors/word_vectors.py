@@ -2,7 +2,8 @@
 
 :class:`WordVectors` is what a trainer exports (like gensim's ``KeyedVectors``, apart from the training
 state, which lives in the trainer's checkpoint), and answers gensim's queries (``wv["king"]``,
-``most_similar``, ``similarity``, ``doesnt_match``) by handing them to a ``KeyedVectors`` built from it. The word2vec formats are written by our own code, in
+``most_similar``, ``similarity``, ``doesnt_match``) by handing them to a ``KeyedVectors`` built from it. The
+word2vec formats are written by our own code, in
 our order (most frequent first), and read back by ``gensim.models.KeyedVectors.load_word2vec_format``
 exactly: binary vectors bit for bit, text vectors through ``%.9g``, which round-trips float32.
 
@@ -175,8 +176,10 @@ def _check_size(path: Path, count: int, dim: int, body_bytes: int, binary: bool)
     """
     least = count * ((4 if binary else 2) * dim + 2)
     if least > body_bytes:
-        raise NceLmError(f"{path} declares {count:,} vectors of dimension {dim:,}, which take at least {least:,} "
-                         f"bytes, but holds {body_bytes:,}: the header is wrong or the file truncated")
+        raise NceLmError(
+            f"{path} declares {count:,} vectors of dimension {dim:,}, which take at least {least:,} "
+            f"bytes, but holds {body_bytes:,}: the header is wrong or the file truncated"
+        )
 
 
 def _load_binary(path: Path, handle, count: int, dim: int) -> WordVectors:
@@ -224,8 +227,10 @@ def _load_text(path: Path, handle, count: int, dim: int) -> WordVectors:
 def _check_finite(vectors: WordVectors, path: Path) -> WordVectors:
     bad = ~np.isfinite(vectors.vectors).all(axis=1)
     if bad.any():
-        raise NceLmError(f"{path}: the vector of {vectors.words[int(np.flatnonzero(bad)[0])]!r} holds NaN or "
-                         f"infinity ({int(bad.sum())} such vectors)")
+        raise NceLmError(
+            f"{path}: the vector of {vectors.words[int(np.flatnonzero(bad)[0])]!r} holds NaN or "
+            f"infinity ({int(bad.sum())} such vectors)"
+        )
     return vectors
 
 
@@ -247,8 +252,10 @@ def load_vectors(path: str | os.PathLike[str], format: str = "auto") -> WordVect
     with open(path, "rb") as handle:
         first = handle.readline(256)
         if first.startswith(b"\x80"):
-            raise NceLmError(f"{path} looks like a pickle (gensim's native format), which can run code when "
-                             "loaded; if you trust its source, name the format: --format gensim")
+            raise NceLmError(
+                f"{path} looks like a pickle (gensim's native format), which can run code when "
+                "loaded; if you trust its source, name the format: --format gensim"
+            )
         count, dim = _parse_header(first, path)
         start = handle.tell()
         if format == "auto":
