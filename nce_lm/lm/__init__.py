@@ -1,8 +1,8 @@
 """Neural language models whose output layer is trained with any objective and evaluated exactly.
 
-``config`` (settings), ``batches`` (contiguous streams), ``model`` (LSTM, Transformer), ``checkpoint``
-(run folders), ``evaluate`` (exact perplexity and self-normalization), ``train`` (the loop; data-parallel
-under torchrun through :mod:`nce_lm.training.distributed`).
+``config`` (settings), ``data`` (a run's split files and their token ids), ``batches`` (contiguous streams),
+``model`` (LSTM, Transformer), ``checkpoint`` (run folders), ``evaluate`` (exact perplexity and
+self-normalization), ``train`` (the loop; data-parallel under torchrun through :mod:`nce_lm.training.distributed`).
 """
 
 from nce_lm.lm.config import LMConfig

@@ -15,8 +15,8 @@ that row r + 1 starts from — so the token at each cut is predicted by row r wi
 the remainder left after cutting N − 1 targets into B equal rows (fewer than B tokens) continues the last
 row from its final state, exactly as if that row were longer. With B = 1 an LSTM's figure is the
 likelihood of the whole text as one stream. Earlier versions dropped the B − 1 cut tokens and the
-remainder (PTB test: 82,420 of 82,429 tokens scored); the tokens added are scored with long histories, so
-the perplexity moves by a hair, not by a convention.
+remainder; the tokens added are scored with long histories, so the perplexity moves by a hair, not by a
+convention.
 
 Sums stay on the device in float64 and are read once per call; under torchrun (``ctx``) each rank
 evaluates a contiguous share of the rows (the rank with the last row also the remainder) and the sums are
@@ -52,6 +52,8 @@ import torch
 
 from nce_lm.errors import NceLmError
 from nce_lm.lm.batches import windows
+from nce_lm.lm.checkpoint import load_run
+from nce_lm.lm.data import test_path, token_ids
 from nce_lm.lm.model import LanguageModel, State
 from nce_lm.objectives.losses import OBJECTIVES, Objective, build_objective
 from nce_lm.objectives.mi_bound import info_nce_bound
@@ -195,12 +197,8 @@ def evaluate_lm(
     errors: str = "strict",
 ) -> dict[str, Any]:
     """Evaluate the best model of a run folder on a text file (or a dataset's or folder's test split)."""
-    from nce_lm.lm.checkpoint import load_run
-    from nce_lm.lm.train import resolve_path, token_ids
-
     run = load_run(Path(run_dir), which="best", device=device)
-    path = resolve_path(str(data), "test")
-    ids = token_ids(path, run.vocab, eval_cache_dir(Path(run_dir)), errors, progress)
+    ids = token_ids(test_path(str(data)), run.vocab, eval_cache_dir(Path(run_dir)), errors, progress)
     config = run.config
     # The critic that matches the scores: s − log q (ranking NCE) where they estimate log p, s (InfoNCE) otherwise.
     critic = "ranking" if OBJECTIVES[config.objective].models_log_probability else "infonce"

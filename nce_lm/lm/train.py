@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -32,14 +31,14 @@ from nce_lm.fileio import read_json, write_json_atomic
 from nce_lm.lm.batches import batchify, num_windows, rank_rows, windows
 from nce_lm.lm.checkpoint import load_payload, noise_for, save_payload, write_run_files
 from nce_lm.lm.config import LMConfig
+from nce_lm.lm.data import split_ids, split_paths
 from nce_lm.lm.evaluate import evaluate_model
 from nce_lm.lm.model import LanguageModel, State, build_model
 from nce_lm.lm.optim import LMOptimizer
 from nce_lm.locks import folder_lock
 from nce_lm.objectives.losses import Objective, build_objective
-from nce_lm.pipeline.datasets import REGISTRY, data_splits
 from nce_lm.pipeline.noise import NoiseDistribution
-from nce_lm.pipeline.token_cache import cache_vocab, cached_token_ids, prepared_ids
+from nce_lm.pipeline.token_cache import cache_vocab
 from nce_lm.pipeline.vocab import Vocab, build_vocab
 from nce_lm.training.devices import autocast, resolve_precision
 from nce_lm.training.distributed import DistributedContext
@@ -47,22 +46,6 @@ from nce_lm.training.resume import refuse_changes
 from nce_lm.training.sparse_rows import average_sparse_grads_, clip_grad_norm_
 
 CHECK_EVERY = 50  # steps between host-side checks of the loss (each one a sync, and an all-reduce under torchrun)
-
-
-def resolve_path(name_or_path: str, split: str) -> Path:
-    """A registered dataset name or a folder of splits (:func:`nce_lm.pipeline.datasets.data_splits`) becomes its
-    ``split`` file; anything else is a path."""
-    if name_or_path in REGISTRY or Path(name_or_path).is_dir():
-        path = data_splits(name_or_path)[split]
-        if path is None:
-            raise NceLmError(f"{name_or_path} has no {split} split")
-        return path
-    return Path(name_or_path)
-
-
-def token_ids(path: Path, vocab: Vocab, cache_dir: Path, errors: str = "strict", progress: bool = False) -> np.ndarray:
-    """Token ids of one text (with <eos> per line), cached under ``cache_dir``/<file name>."""
-    return np.asarray(cached_token_ids([path], vocab, cache_dir / path.name, errors, progress))
 
 
 class TrainingModule(nn.Module):
@@ -152,39 +135,6 @@ def _peak_memory_gib(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**30
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux reports KiB
-
-
-def _split_paths(config: LMConfig) -> dict[str, Path | None]:
-    """The train, valid and test files: ``config.train`` is a file, a registered dataset or a folder of splits,
-    and ``config.valid``/``config.test`` replace the splits it gives."""
-    named = config.train in REGISTRY or Path(config.train).is_dir()
-    splits = data_splits(config.train) if named else {"train": Path(config.train), "valid": None, "test": None}
-    paths = {
-        split: Path(getattr(config, split)) if split != "train" and getattr(config, split) else path
-        for split, path in splits.items()
-    }
-    if paths["valid"] is None:
-        lacking = f" ({config.train} has none)" if named else ""
-        raise NceLmError(f"no validation data{lacking}: give --valid FILE, or --data with a validation split")
-    for split, path in paths.items():
-        if path is not None and not path.is_file():
-            raise NceLmError(f"{split} file not found: {path}")
-    return paths
-
-
-def _split_ids(
-    paths: dict[str, Path | None], vocab: Vocab, run_dir: Path, cache_dir: Path | None, errors: str, progress: bool
-) -> dict[str, np.ndarray]:
-    """Token ids of each split: the training text's from ``cache_dir`` (a folder of ``nce-lm prepare``) when given,
-    the rest (and otherwise all) from caches in the run folder."""
-    ids = {
-        split: token_ids(path, vocab, run_dir / "cache", errors, progress)
-        for split, path in paths.items()
-        if path is not None and not (split == "train" and cache_dir is not None)
-    }
-    if cache_dir is not None:
-        ids["train"] = np.asarray(prepared_ids(cache_dir, vocab, [paths["train"]], errors, progress))
-    return ids
 
 
 def train_lm(
@@ -311,7 +261,7 @@ def _train(
     """The training of :func:`train_lm`; ``saved``: the settings a resumed run was trained with, else None."""
     device = ctx.device(config.device)
     precision = resolve_precision(config.precision, device)
-    paths = _split_paths(config)
+    paths = split_paths(config)
     payload = None
     if saved is not None:
         payload = load_payload(run_dir / "last.pt", vocab)
@@ -325,13 +275,13 @@ def _train(
             config.check_sizes(len(vocab))
             _announce(config, len(vocab))
         write_run_files(run_dir, config, vocab)
-        ids = _split_ids(paths, vocab, run_dir, cache_dir, errors, config.progress)
+        ids = split_ids(paths, vocab, run_dir, cache_dir, errors, config.progress)
     ctx.barrier()
     if not ctx.is_main:
         if payload is None:  # a resumed run loaded and resolved them above
             vocab = Vocab.load(run_dir / "vocab.json")
             config = config.resolved(len(vocab))
-        ids = _split_ids(paths, vocab, run_dir, cache_dir, errors, False)
+        ids = split_ids(paths, vocab, run_dir, cache_dir, errors, False)
 
     noise = noise_for(config, vocab, device)
     trainer = build_trainer(config, noise, ctx)

@@ -188,17 +188,17 @@ def dataset_path(name: str, split: str = "train") -> Path:
 SPLIT_NAMES = {"train": ("train",), "valid": ("valid", "validation", "dev"), "test": ("test",)}
 
 
-def data_splits(data: str | os.PathLike[str]) -> dict[str, Path | None]:
+def data_splits(data: str | os.PathLike[str]) -> dict[str, Path | None] | None:
     """The train, valid and test files of ``data``: a registered dataset name (its local copy), or a folder
     holding one file per split named like ``train.txt`` (``nce-lm synth``), ``ptb.valid.txt`` or
-    ``wiki.test.tokens``. A split the dataset or folder lacks is None; a folder with no training file, or two
-    files for one split, is an :class:`NceLmError`."""
+    ``wiki.test.tokens``; None when ``data`` is neither (a file). A split the dataset or folder lacks is None;
+    a folder with no training file, or two files for one split, is an :class:`NceLmError`."""
     if str(data) in REGISTRY:
         dataset = REGISTRY[str(data)]
         return {split: dataset_path(dataset.name, split) if split in dataset.splits else None for split in SPLIT_NAMES}
     folder = Path(data)
     if not folder.is_dir():
-        raise NceLmError(f"--data {data}: neither a registered dataset ({', '.join(REGISTRY)}) nor a folder")
+        return None
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     splits: dict[str, Path | None] = {}
     for split, names in SPLIT_NAMES.items():
@@ -235,13 +235,11 @@ def _check(what: str, actual: str, expected: str | None) -> None:
 def _open_member(dataset: Dataset, handle: tarfile.TarFile | zipfile.ZipFile, member: str) -> IO[bytes]:
     """Open ``member`` of an opened archive, matching names with or without a leading "./"."""
     missing = NceLmError(f"the {dataset.name} archive from {dataset.url} has no member {member}")
-    if dataset.archive == "zip":
-        assert isinstance(handle, zipfile.ZipFile)
+    if isinstance(handle, zipfile.ZipFile):
         names = {n.removeprefix("./"): n for n in handle.namelist()}
         if member not in names:
             raise missing
         return handle.open(names[member])
-    assert isinstance(handle, tarfile.TarFile)
     members = {m.name.removeprefix("./"): m for m in handle.getmembers() if m.isfile()}
     extracted = handle.extractfile(members[member]) if member in members else None
     if extracted is None:
