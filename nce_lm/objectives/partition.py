@@ -1,4 +1,4 @@
-"""The partition function Z(c) = Σ_w exp(s(w, c)): exactly, by importance sampling, and in summary.
+"""The partition function Z(c) = Σ_w exp(s(w, c)): exactly and by importance sampling.
 
 A self-normalized model (NCE with log Z fixed at 0; Mnih & Teh 2012) is only as good as its claim that
 log Z(c) ≈ 0, so it has to be checked. :func:`exact_log_z` computes log Z(c) by log-sum-exp over the whole
@@ -96,18 +96,3 @@ def importance_sampled_log_z(
     relative = torch.exp(log_ratio - log_z_hat[:, None])  # (B, K): ratio / Ẑ, mean 1
     stderr = relative.std(dim=1, unbiased=True) / math.sqrt(num_samples)
     return log_z_hat, stderr
-
-
-def log_z_stats(log_z: torch.Tensor) -> dict[str, float]:
-    """Summary of log Z(c) over contexts (N,): mean, standard deviation, mean |log Z|, min, max, count."""
-    values = log_z.double().flatten()
-    if values.numel() == 0:
-        raise NceLmError("no contexts to summarise")
-    return {
-        "mean": values.mean().item(),
-        "std": values.std(unbiased=False).item(),
-        "mean_abs": values.abs().mean().item(),
-        "min": values.min().item(),
-        "max": values.max().item(),
-        "count": int(values.numel()),
-    }
