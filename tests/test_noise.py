@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from scipy.stats import chi2
 
 from nce_lm.errors import NceLmError
-from nce_lm.pipeline.noise import NoiseDistribution, _alias_table, keep_probabilities
+from nce_lm.pipeline.noise import NoiseDistribution, build_alias_table, keep_probabilities
 
 COUNTS = np.array([7, 0, 1000, 250, 3, 40, 1, 1, 90_000, 12])
 
@@ -50,7 +50,7 @@ def test_alias_sampler_passes_a_chi_square_test() -> None:
 @given(st.lists(st.floats(min_value=1e-6, max_value=1.0), min_size=1, max_size=40))
 def test_alias_table_reproduces_the_distribution_exactly(weights: list[float]) -> None:
     probs = np.array(weights) / np.sum(weights)
-    accept, alias = _alias_table(probs)
+    accept, alias = build_alias_table(probs)
     # P(i) = (accept[i] + Σ_{j: alias[j] = i} (1 − accept[j])) / V
     rebuilt = accept.copy()
     np.add.at(rebuilt, alias, 1.0 - accept)

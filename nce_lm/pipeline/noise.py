@@ -25,8 +25,8 @@ DEFAULT_POWER = 0.75
 DEFAULT_SUBSAMPLE_THRESHOLD = 1e-3
 
 
-def _alias_table(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Vose's alias table for ``probs`` (V,), which sums to 1.
+def build_alias_table(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vose's alias table for ``probs`` (V,), which sums to 1 (also the sampler of :mod:`nce_lm.pipeline.synth`).
 
     Returns ``(accept, alias)``: draw a column i uniformly, keep i with probability ``accept[i]``, else take
     ``alias[i]``. Built in float64 in O(V) with the small/large work lists.
@@ -86,7 +86,7 @@ class NoiseDistribution:
         probs64 = weights / weights.sum()
         self.power = float(power)
         self._probs64 = probs64
-        accept, alias = _alias_table(probs64)
+        accept, alias = build_alias_table(probs64)
         self._set_tensors(
             torch.from_numpy(probs64).float(),
             torch.from_numpy(accept).float(),

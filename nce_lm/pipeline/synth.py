@@ -32,7 +32,7 @@ import torch
 
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import atomic_path, staged_folder, write_json_atomic
-from nce_lm.pipeline.noise import _alias_table
+from nce_lm.pipeline.noise import build_alias_table
 from nce_lm.training.devices import resolve_device
 
 SPLITS = (("train", 0.90), ("valid", 0.95), ("test", 1.0))  # cumulative share of the tokens
@@ -85,10 +85,10 @@ class Teacher:
         self.successor = (a * np.arange(classes) + int(rng.integers(0, classes))) % classes  # (C,) g(c)
         self.unigram = torch.from_numpy(unigram).to(self.device)  # (V,) float64
         self.end = 1.0 / config.mean_line
-        accept, alias = _alias_table(unigram)
+        accept, alias = build_alias_table(unigram)
         self._accept = torch.from_numpy(accept).to(self.device)
         self._alias = torch.from_numpy(alias).to(self.device)
-        class_accept, class_alias = zip(*(_alias_table(row / row.sum()) for row in table))
+        class_accept, class_alias = zip(*(build_alias_table(row / row.sum()) for row in table))
         self._class_accept = torch.from_numpy(np.stack(class_accept)).to(self.device)  # (C, M)
         self._class_alias = torch.from_numpy(np.stack(class_alias)).to(self.device)  # (C, M)
         self._successor = torch.from_numpy(self.successor).to(self.device)
