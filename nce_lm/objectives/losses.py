@@ -117,12 +117,13 @@ class Objective(nn.Module):
         self.sparse_gradients = sparse_gradients
 
     def _noise_on(self, device: torch.device) -> NoiseDistribution:
-        assert self.noise is not None
+        if self.noise is None:
+            raise NceLmError(f"objective {self.name!r} was built without a noise distribution: it draws no noise")
         if self.noise.device != device:
             self.noise = self.noise.to(device)
         return self.noise
 
-    def sample_noise(self, targets: torch.Tensor) -> torch.Tensor | None:
+    def sample_noise(self, targets: torch.Tensor) -> torch.Tensor:
         """Noise ids for a batch of targets (B,): (K,) when shared, else (B, K)."""
         noise = self._noise_on(targets.device)
         if self.generator is None and self.seed is not None:
@@ -165,7 +166,6 @@ class Objective(nn.Module):
         matrix product (B, d) × (d, K); per-example noise with a batched product over gathered rows.
         """
         noise_ids = self.sample_noise(targets)
-        assert noise_ids is not None
         rows = self._rows
         s_true = (hidden * rows(weight, targets)).sum(-1)  # (B,)
         if noise_ids.dim() == 1:
@@ -302,7 +302,7 @@ class InfoNCE(RankingNCE):
         super().__init__(noise, num_noise, remove_accidental_hits or negatives == "batch", **kwargs)
         self.negatives = negatives
 
-    def sample_noise(self, targets: torch.Tensor) -> torch.Tensor | None:
+    def sample_noise(self, targets: torch.Tensor) -> torch.Tensor:
         if self.negatives == "batch":
             return targets  # (B,) shared: every other example's target is a negative
         return super().sample_noise(targets)
@@ -345,9 +345,6 @@ class FullSoftmax(Objective):
         if chunk_size < 1:
             raise NceLmError(f"full softmax chunk_size must be positive, got {chunk_size}")
         self.chunk_size = int(chunk_size)
-
-    def sample_noise(self, targets: torch.Tensor) -> None:
-        return None
 
     def loss(self, s_true, s_noise, logq_true=None, logq_noise=None, hits=None):
         return torch.logsumexp(s_noise, dim=-1) - s_true
