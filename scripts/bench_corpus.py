@@ -1,6 +1,6 @@
 """Time the corpus pipeline: vocabulary counting, token-id encoding, and noise sampling.
 
-    python scripts/bench_corpus.py CORPUS... [--samples 10000000] [--device cpu|cuda]
+    python scripts/bench_corpus.py CORPUS... [--samples 10000000] [--device cpu|cuda] [--output FILE]
 
 Prints one markdown table. Counting and encoding are reported in tokens per second of the whole
 corpus (read, decode, tokenize, count / encode, write); sampling in draws per second from
@@ -9,13 +9,13 @@ q ∝ count^0.75 over the corpus's vocabulary and over a synthetic Zipf vocabula
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from bench_common import emit, markdown, parser
 
 from nce_lm.pipeline.noise import NoiseDistribution
 from nce_lm.pipeline.token_cache import load_or_build
@@ -38,11 +38,11 @@ def time_sampler(noise: NoiseDistribution, draws: int, repeats: int = 3) -> floa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("corpus", nargs="+", help="corpus files or folders")
-    parser.add_argument("--samples", type=int, default=10_000_000, help="noise draws per timing (default 10M)")
-    parser.add_argument("--device", default="cpu", help="device for the sampler (default cpu)")
-    args = parser.parse_args()
+    options = parser(__doc__)
+    options.add_argument("corpus", nargs="+", help="corpus files or folders")
+    options.add_argument("--samples", type=int, default=10_000_000, help="noise draws per timing (default 10M)")
+    options.add_argument("--device", default="cpu", help="device for the sampler (default cpu)")
+    args = options.parse_args()
 
     rows = []
     start = time.perf_counter()
@@ -69,11 +69,8 @@ def main() -> None:
         ("sample q, V=1,000,000", f"{time_sampler(big, args.samples):,.0f} draws/s", f"table built in {build_s:.2f} s")
     )
 
-    print(f"corpus: {' '.join(args.corpus)} ({tokens:,} tokens incl. <eos>); torch threads {torch.get_num_threads()}")
-    print("| step | throughput | notes |")
-    print("|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    heading = f"corpus: {' '.join(args.corpus)} ({tokens:,} tokens incl. <eos>)"
+    emit([heading, *markdown("step | throughput | notes", map(" | ".join, rows))], args.output, args.device)
 
 
 if __name__ == "__main__":

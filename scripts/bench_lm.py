@@ -19,11 +19,11 @@ evaluation on the first ``--eval-lines`` lines of validation and test (all of th
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 
 import torch
+from bench_common import emit, markdown, parser
 
 from nce_lm.lm import LMConfig, train_lm
 from nce_lm.pipeline.datasets import dataset_path
@@ -55,6 +55,10 @@ CONFIGS = {
         is_samples=1024,
     ),
 }
+HEADER = (
+    "objective | k | optimizer | valid ppl | test ppl | × full | mean log Z | std log Z | self-norm. ppl | "
+    "tokens/s | test eval s | peak GiB"
+)
 
 
 def head(path: Path, lines: int | None, folder: Path) -> Path:
@@ -72,22 +76,21 @@ def head(path: Path, lines: int | None, folder: Path) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", choices=tuple(CONFIGS), default="cpu")
-    parser.add_argument("--datasets", default="ptb,wikitext-2")
-    parser.add_argument("--objectives", default="full,nce,ranking")
-    parser.add_argument("--noise", help="values of k for the sampled objectives (default: the trainer's)")
-    parser.add_argument("--optimizer", help="the optimizer of every run (default: the trainer's, by objective)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument(
+    options = parser(__doc__)
+    options.add_argument("--config", choices=tuple(CONFIGS), default="cpu")
+    options.add_argument("--datasets", default="ptb,wikitext-2")
+    options.add_argument("--objectives", default="full,nce,ranking")
+    options.add_argument("--noise", help="values of k for the sampled objectives (default: the trainer's)")
+    options.add_argument("--optimizer", help="the optimizer of every run (default: the trainer's, by objective)")
+    options.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    options.add_argument(
         "--eval-lines",
         type=int,
         default=800,
         help="small config, WikiText-2: evaluate on this many lines of valid and test",
     )
-    parser.add_argument("--max-tokens", type=int, help="override the configuration's training budget")
-    parser.add_argument("--output", help="also write the tables here")
-    args = parser.parse_args()
+    options.add_argument("--max-tokens", type=int, help="override the configuration's training budget")
+    args = options.parse_args()
 
     settings = dict(CONFIGS[args.config])
     if args.max_tokens:
@@ -95,28 +98,14 @@ def main() -> None:
     ks = [int(k) for k in args.noise.split(",")] if args.noise else [None]
     if args.optimizer:
         settings["optimizer"] = args.optimizer
-    out = [
-        f"config {args.config}: {settings}; device {args.device}"
-        + (
-            f" ({torch.cuda.get_device_name(args.device)})"
-            if args.device.startswith("cuda")
-            else f" ({torch.get_num_threads()} threads)"
-        )
-    ]
+    out = [f"config {args.config}: {settings}; device {args.device}"]
     with tempfile.TemporaryDirectory(prefix="bench_lm-") as tmp:
         folder = Path(tmp)
         for dataset in args.datasets.split(","):
             lines = args.eval_lines if (args.config == "small" and dataset != "ptb") else None
             valid = head(dataset_path(dataset, "valid"), lines, folder)
             test = head(dataset_path(dataset, "test"), lines, folder)
-            out += [
-                "",
-                f"### {dataset}" + (f" (valid/test: first {lines} lines)" if lines else ""),
-                "",
-                "| objective | k | optimizer | valid ppl | test ppl | × full | mean log Z | std log Z | "
-                "self-norm. ppl | tokens/s | test eval s | peak GiB |",
-                "|---|---|---|---|---|---|---|---|---|---|---|---|",
-            ]
+            rows = []
             runs = [(o, k) for o in args.objectives.split(",") for k in ([None] if o == "full" else ks)]
             full_ppl = None
             for objective, k in runs:
@@ -138,20 +127,16 @@ def main() -> None:
                     full_ppl = test_m["ppl"]
                 ratio = f"{test_m['ppl'] / full_ppl:.3f}" if full_ppl else "–"
                 k_used = used["noise_samples"] if objective != "full" else "–"
-                row = (
-                    f"| {objective} | {k_used} | {used['optimizer']} (lr {used['lr']:g}) | {valid_m['ppl']:.1f} | "
+                rows.append(
+                    f"{objective} | {k_used} | {used['optimizer']} (lr {used['lr']:g}) | {valid_m['ppl']:.1f} | "
                     f"{test_m['ppl']:.1f} | {ratio} | {test_m['mean_log_z']:+.3f} | {test_m['std_log_z']:.3f} | "
                     f"{test_m['self_normalized_ppl']:.1f} | {metrics['tokens_per_s']:,.0f} | "
-                    f"{test_m['seconds']:.1f} | {metrics['peak_memory_gib']:.2f} |"
+                    f"{test_m['seconds']:.1f} | {metrics['peak_memory_gib']:.2f}"
                 )
-                out.append(row)
-                print(row, flush=True)
-    table = "\n".join(out)
-    print(table)
-    if args.output:
-        from nce_lm.fileio import write_text_atomic
-
-        write_text_atomic(args.output, table + "\n")
+                print(f"| {rows[-1]} |", flush=True)
+            subset = f" (valid/test: first {lines} lines)" if lines else ""
+            out += ["", f"### {dataset}{subset}", "", *markdown(HEADER, rows)]
+    emit(out, args.output, args.device)
 
 
 if __name__ == "__main__":

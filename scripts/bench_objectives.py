@@ -14,13 +14,12 @@ CUDA). ``--quick`` is a smoke run: V = 10,000 only, k = 64, one repeat.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import torch
+from bench_common import emit, markdown, parser
 
-from nce_lm.fileio import write_text_atomic
 from nce_lm.objectives.losses import build_objective
 from nce_lm.pipeline.noise import NoiseDistribution
 
@@ -52,37 +51,29 @@ def time_objective(objective, hidden, weight, bias, targets, repeats: int) -> tu
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batch", type=int, default=4096)
-    parser.add_argument("--dim", type=int, default=256)
-    parser.add_argument("--vocab-sizes", default="10000,100000,1000000")
-    parser.add_argument("--noise", default="64,1024", help="values of k")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--max-full-gib", type=float, help="skip the full softmax above this (GiB)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: V=10000, k=64, one repeat")
-    parser.add_argument("--output", help="also write the table to this file")
-    args = parser.parse_args()
+    options = parser(__doc__)
+    options.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    options.add_argument("--batch", type=int, default=4096)
+    options.add_argument("--dim", type=int, default=256)
+    options.add_argument("--vocab-sizes", default="10000,100000,1000000")
+    options.add_argument("--noise", default="64,1024", help="values of k")
+    options.add_argument("--repeats", type=int, default=3)
+    options.add_argument("--max-full-gib", type=float, help="skip the full softmax above this (GiB)")
+    options.add_argument("--quick", action="store_true", help="smoke run: V=10000, k=64, one repeat")
+    args = options.parse_args()
     if args.quick:
         args.vocab_sizes, args.noise, args.repeats = "10000", "64", 1
     if args.repeats < 1:
-        parser.error("--repeats must be at least 1")
+        options.error("--repeats must be at least 1")
 
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda but no GPU is visible")
+        options.error("--device cuda but no GPU is visible")
     if args.max_full_gib is None:
         total = torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else 16 * 2**30
         args.max_full_gib = total / 2 / 2**30
     ks = [int(k) for k in args.noise.split(",")]
-    lines = [
-        f"device: {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}; "
-        f"torch {torch.__version__}; threads {torch.get_num_threads()}; B={args.batch}, d={args.dim}; "
-        f"median of {args.repeats}",
-        "",
-        "| V | objective | k | fwd+bwd ms | speed-up vs full | peak GiB |",
-        "|---|---|---|---|---|---|",
-    ]
+    rows = []
     for vocab_size in (int(v) for v in args.vocab_sizes.split(",")):
         g = torch.Generator(device="cpu").manual_seed(0)
         counts = torch.randint(1, 1000, (vocab_size,), generator=g).float() ** 2
@@ -104,22 +95,20 @@ def main() -> None:
             except torch.OutOfMemoryError:
                 full_text = "skipped: out of memory"
         if full_ms is None:
-            lines.append(f"| {vocab_size:,} | full | – | {full_text} | – | – |")
+            rows.append(f"{vocab_size:,} | full | – | {full_text} | – | –")
         else:
             peak_text = f"{peak:.2f}" if peak is not None else "–"
-            lines.append(f"| {vocab_size:,} | full | – | {full_ms:.1f} | 1.0 | {peak_text} |")
+            rows.append(f"{vocab_size:,} | full | – | {full_ms:.1f} | 1.0 | {peak_text}")
         for k in ks:
             for name in SAMPLED:
                 objective = build_objective(name, noise, k, generator=torch.Generator(device=device).manual_seed(2))
                 seconds, peak = time_objective(objective, hidden, weight, bias, targets, args.repeats)
                 speedup = f"{full_ms / (seconds * 1000):.1f}" if full_ms else "–"
                 peak_text = f"{peak:.2f}" if peak is not None else "–"
-                lines.append(f"| {vocab_size:,} | {name} | {k} | {seconds * 1000:.1f} | {speedup} | {peak_text} |")
+                rows.append(f"{vocab_size:,} | {name} | {k} | {seconds * 1000:.1f} | {speedup} | {peak_text}")
         del hidden, weight, bias
-    table = "\n".join(lines)
-    print(table)
-    if args.output:
-        write_text_atomic(args.output, table + "\n")
+    table = markdown("V | objective | k | fwd+bwd ms | speed-up vs full | peak GiB", rows)
+    emit([f"B={args.batch}, d={args.dim}; median of {args.repeats}", "", *table], args.output, args.device)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from bench_common import emit, markdown, parser
 
 from nce_lm.errors import NceLmError
 from nce_lm.lm import LMConfig, train_lm
@@ -44,23 +45,6 @@ def corpus_for(vocab: int, tokens: int, folder: Path, device: str) -> tuple[Path
     if report_path.is_file():
         return target, json.loads(report_path.read_text())
     return target, write_corpus(target, tokens, TeacherConfig(vocab=vocab, classes=min(256, vocab)), device=device)
-
-
-def device_label(device: str) -> str:
-    """The GPU's name, or the CPU and its thread count, for a table's heading."""
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(device)
-    return f"cpu, {torch.get_num_threads()} threads"
-
-
-def emit(lines: list[str], output: str | None) -> None:
-    """Print a table and, when asked, write it to ``output`` too."""
-    table = "\n".join(lines)
-    print(table)
-    if output:
-        from nce_lm.fileio import write_text_atomic
-
-        write_text_atomic(output, table + "\n")
 
 
 def plot(rows: list[dict], path: str) -> None:
@@ -172,43 +156,41 @@ def step_timing(args: argparse.Namespace) -> None:
             print(row, flush=True)
     base = {r["objective"]: r["tokens_per_s"] for r in rows if r["vocab"] == rows[0]["vocab"]}
     full = {r["vocab"]: r["tokens_per_s"] for r in rows if r["objective"] == "full"}
-    lines = [
-        f"{device_label(args.device)}; model {STEP_MODEL}; k = {args.noise}; optimizer {args.optimizer or 'default'}",
-        "",
-        f"| V | objective | optimizer | sparse tables | steps | tokens/s | × own at V = {rows[0]['vocab']:,} | "
-        "× full at this V | peak GiB | tables GiB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    cells = []
     for r in rows:
         own = r["tokens_per_s"] / base[r["objective"]]
         versus_full = f"{r['tokens_per_s'] / full[r['vocab']]:.1f}" if r["vocab"] in full else "–"
-        lines.append(
-            f"| {r['vocab']:,} | {r['objective']} | {r['optimizer']} | {'yes' if r['sparse'] else 'no'} | "
+        cells.append(
+            f"{r['vocab']:,} | {r['objective']} | {r['optimizer']} | {'yes' if r['sparse'] else 'no'} | "
             f"{r['steps']} | {r['tokens_per_s']:,.0f} | {own:.2f} | {versus_full} | {r['peak_gib']:.2f} | "
-            f"{r['table_gib']:.2f} |"
+            f"{r['table_gib']:.2f}"
         )
-    emit(lines, args.output)
+    header = (
+        f"V | objective | optimizer | sparse tables | steps | tokens/s | × own at V = {rows[0]['vocab']:,} | "
+        "× full at this V | peak GiB | tables GiB"
+    )
+    settings = f"model {STEP_MODEL}; k = {args.noise}; optimizer {args.optimizer or 'default'}"
+    emit([settings, "", *markdown(header, cells)], args.output, args.device)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--vocab-sizes", default="10000,100000,1000000")
-    parser.add_argument("--tokens", type=int, default=20_000_000, help="corpus size per V (train is 90 %%)")
-    parser.add_argument("--objectives", default="full,nce,ranking")
-    parser.add_argument("--noise", type=int, default=1024, help="k for nce and ranking")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--data-dir", help="keep the corpora here for later runs (default: a temporary folder)")
-    parser.add_argument("--plot", help="write a PNG of tokens/s and perplexity against V")
-    parser.add_argument("--output", help="also write the table here")
-    parser.add_argument("--quick", action="store_true", help="a CPU-sized run")
-    parser.add_argument("--small-model", action="store_true", help="--quick's 1 x 64 LSTM, at the V and tokens given")
-    parser.add_argument(
+    options = parser(__doc__)
+    options.add_argument("--vocab-sizes", default="10000,100000,1000000")
+    options.add_argument("--tokens", type=int, default=20_000_000, help="corpus size per V (train is 90 %%)")
+    options.add_argument("--objectives", default="full,nce,ranking")
+    options.add_argument("--noise", type=int, default=1024, help="k for nce and ranking")
+    options.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    options.add_argument("--data-dir", help="keep the corpora here for later runs (default: a temporary folder)")
+    options.add_argument("--plot", help="write a PNG of tokens/s and perplexity against V")
+    options.add_argument("--quick", action="store_true", help="a CPU-sized run")
+    options.add_argument("--small-model", action="store_true", help="--quick's 1 x 64 LSTM, at the V and tokens given")
+    options.add_argument(
         "--step-timing", action="store_true", help="time training steps alone (no corpus, no evaluation)"
     )
-    parser.add_argument("--optimizer", help="the optimizer of every run (default: the trainer's, by objective and V)")
-    parser.add_argument("--steps", type=int, default=200, help="--step-timing: timed steps at most")
-    parser.add_argument("--max-seconds", type=float, default=60.0, help="--step-timing: time per run at most")
-    args = parser.parse_args()
+    options.add_argument("--optimizer", help="the optimizer of every run (default: the trainer's, by objective and V)")
+    options.add_argument("--steps", type=int, default=200, help="--step-timing: timed steps at most")
+    options.add_argument("--max-seconds", type=float, default=60.0, help="--step-timing: time per run at most")
+    args = options.parse_args()
     if args.step_timing:
         step_timing(args)
         return
@@ -254,22 +236,19 @@ def main() -> None:
                 )
                 rows.append(row)
                 print(row, flush=True)
-    lines = [
-        f"{device_label(args.device)}; model {settings}; k = {args.noise}; optimizer {args.optimizer or 'default'}; "
-        f"corpus {args.tokens:,} tokens per V",
-        "",
-        "| V (seen in training) | objective | optimizer | tokens/s | peak GiB | test ppl | teacher floor | "
-        "ppl / floor | mean log Z | std log Z |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+    header = (
+        "V (seen in training) | objective | optimizer | tokens/s | peak GiB | test ppl | teacher floor | "
+        "ppl / floor | mean log Z | std log Z"
+    )
+    cells = [
+        f"{r['vocab']:,} | {r['objective']} | {r['optimizer']} | {r['tokens_per_s']:,.0f} | {r['peak_gib']:.2f} | "
+        f"{r['ppl']:.1f} | {r['floor']:.1f} | {r['ppl'] / r['floor']:.3f} | {r['mean_log_z']:+.3f} | "
+        f"{r['std_log_z']:.3f}"
+        for r in rows
     ]
-    for r in rows:
-        lines.append(
-            f"| {r['vocab']:,} | {r['objective']} | {r['optimizer']} | {r['tokens_per_s']:,.0f} | "
-            f"{r['peak_gib']:.2f} | "
-            f"{r['ppl']:.1f} | {r['floor']:.1f} | {r['ppl'] / r['floor']:.3f} | {r['mean_log_z']:+.3f} | "
-            f"{r['std_log_z']:.3f} |"
-        )
-    emit(lines, args.output)
+    run = f"model {settings}; k = {args.noise}; optimizer {args.optimizer or 'default'}"
+    run += f"; corpus {args.tokens:,} tokens per V"
+    emit([run, "", *markdown(header, cells)], args.output, args.device)
     if args.plot:
         plot(rows, args.plot)
 

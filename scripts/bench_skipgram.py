@@ -46,6 +46,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from bench_common import emit, markdown, parser
 
 from nce_lm.skipgram.trainer import SkipGramConfig, train_skipgram
 from nce_lm.vectors.evaluation import default_evaluation_files, evaluate_all
@@ -108,35 +109,34 @@ def speed_cell(speeds: list[float]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("corpus", type=Path)
-    parser.add_argument("--model", choices=("skipgram", "cbow"), default="skipgram")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--sample", type=float, default=1e-4)
-    parser.add_argument("--dim", type=int, default=100)
-    parser.add_argument("--window", type=int, default=5)
-    parser.add_argument("--negatives", type=int, default=5)
-    parser.add_argument("--min-count", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=SkipGramConfig.batch_size)
-    parser.add_argument("--optimizer", default=SkipGramConfig.optimizer)
-    parser.add_argument("--lr", type=float, default=None, help="default: the optimizer's")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--objectives", default="neg,nce")
-    parser.add_argument("--kernels", default="auto", help="comma-separated: auto, fused, device, torch")
-    parser.add_argument("--repeats", type=int, default=1, help="rounds, each with its own seed")
-    parser.add_argument(
+    options = parser(__doc__)
+    options.add_argument("corpus", type=Path)
+    options.add_argument("--model", choices=("skipgram", "cbow"), default="skipgram")
+    options.add_argument("--threads", type=int, default=2)
+    options.add_argument("--epochs", type=int, default=5)
+    options.add_argument("--sample", type=float, default=1e-4)
+    options.add_argument("--dim", type=int, default=100)
+    options.add_argument("--window", type=int, default=5)
+    options.add_argument("--negatives", type=int, default=5)
+    options.add_argument("--min-count", type=int, default=5)
+    options.add_argument("--batch-size", type=int, default=SkipGramConfig.batch_size)
+    options.add_argument("--optimizer", default=SkipGramConfig.optimizer)
+    options.add_argument("--lr", type=float, default=None, help="default: the optimizer's")
+    options.add_argument("--seed", type=int, default=1)
+    options.add_argument("--objectives", default="neg,nce")
+    options.add_argument("--kernels", default="auto", help="comma-separated: auto, fused, device, torch")
+    options.add_argument("--repeats", type=int, default=1, help="rounds, each with its own seed")
+    options.add_argument(
         "--gensim-input",
         choices=("file", "iterable"),
         default="file",
         help="gensim reads corpus_file (default) or an iterable of sentences (LineSentence)",
     )
-    parser.add_argument("--gensim-threads", help="gensim worker counts, comma-separated (default: --threads)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--restrict-vocab", type=int, default=30_000)
-    parser.add_argument("--skip-gensim", action="store_true")
-    parser.add_argument("--output", help="also write the table here")
-    args = parser.parse_args()
+    options.add_argument("--gensim-threads", help="gensim worker counts, comma-separated (default: --threads)")
+    options.add_argument("--device", default="cpu")
+    options.add_argument("--restrict-vocab", type=int, default=30_000)
+    options.add_argument("--skip-gensim", action="store_true")
+    args = options.parse_args()
 
     similarity_files = default_evaluation_files()[1]
     data = os.environ.get("NCE_LM_DATA")
@@ -194,31 +194,22 @@ def main() -> None:
                 figures[index].append(scores(vectors, similarity_files, args.restrict_vocab))
 
     seeds = f"seed {args.seed}" if args.repeats == 1 else f"seeds {args.seed}–{args.seed + args.repeats - 1}"
-    lines = [
+    settings = (
         f"corpus: {args.corpus.name}; {args.model}; dim {args.dim}, window {args.window}, negatives {args.negatives}, "
         f"epochs {args.epochs}, min_count {args.min_count}, sample {args.sample:g}; ours: batch {args.batch_size:,}, "
         f"{args.optimizer}; analogy restricted to "
         f"{args.restrict_vocab:,} words; {args.repeats} round(s) taking turns ({seeds}): words/s median (range), "
-        "vs gensim the median of the per-round ratios, quality the mean over the rounds",
-        "",
-        "| tool | objective | vocab | words/s | vs gensim | analogy | " + " | ".join(names) + " |",
-        "|---|---|---|---|---|---|" + "---|" * len(names),
-    ]
+        "vs gensim the median of the per-round ratios, quality the mean over the rounds"
+    )
+    cells = []
     for (tool, objective, _), runs, row_figures, vocab_size in zip(rows, speeds, figures, vocab_sizes):
         ratios = [] if args.skip_gensim else [ours / theirs for ours, theirs in zip(runs, speeds[0])]
         ratio = f"{statistics.median(ratios):.2f}" if ratios else "–"
         means = {key: statistics.mean(f[key] for f in row_figures) for key in ["analogy", *names]}
-        cells = " | ".join(f"{means[n]:.3f}" for n in names)
-        lines.append(
-            f"| {tool} | {objective} | {vocab_size:,} | {speed_cell(runs)} | {ratio} | "
-            f"{means['analogy']:.3f} | {cells} |"
-        )
-    table = "\n".join(lines)
-    print(table)
-    if args.output:
-        from nce_lm.fileio import write_text_atomic
-
-        write_text_atomic(args.output, table + "\n")
+        figures_text = " | ".join(f"{means[n]:.3f}" for n in ["analogy", *names])
+        cells.append(f"{tool} | {objective} | {vocab_size:,} | {speed_cell(runs)} | {ratio} | {figures_text}")
+    header = " | ".join(["tool", "objective", "vocab", "words/s", "vs gensim", "analogy", *names])
+    emit([settings, "", *markdown(header, cells)], args.output, args.device)
 
 
 if __name__ == "__main__":
