@@ -201,3 +201,16 @@ def test_two_gloo_ranks_give_the_figures_of_one_process(tmp_path: Path) -> None:
             assert got["tokens"] == expected["tokens"] == len(ids) - 1
             for key in ("ppl", "nll", "mean_log_z", "std_log_z", "self_normalized_ppl", "is_log_z_error"):
                 assert got[key] == pytest.approx(expected[key], rel=1e-6), (rank, key)
+
+
+def test_lm_eval_reads_the_test_split_of_a_folder_or_the_file_given(tmp_path: Path) -> None:
+    from nce_lm.errors import NceLmError
+    from nce_lm.lm.data import eval_path
+
+    for split in ("train", "valid"):
+        (tmp_path / f"{split}.txt").write_text("a b\n")
+    with pytest.raises(NceLmError, match=f"^{tmp_path} has no test split$"):
+        eval_path(str(tmp_path))
+    (tmp_path / "test.txt").write_text("a b\n")
+    assert eval_path(str(tmp_path)) == tmp_path / "test.txt"
+    assert eval_path(str(tmp_path / "valid.txt")) == tmp_path / "valid.txt"

@@ -36,7 +36,7 @@ def split_paths(config: LMConfig) -> dict[str, Path | None]:
     return paths
 
 
-def test_path(data: str) -> Path:
+def eval_path(data: str) -> Path:
     """The text ``lm eval`` scores: the test split of a registered dataset or folder, else ``data`` itself."""
     splits = data_splits(data)
     if splits is None:

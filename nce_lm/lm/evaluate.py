@@ -53,7 +53,7 @@ import torch
 from nce_lm.errors import NceLmError
 from nce_lm.lm.batches import windows
 from nce_lm.lm.checkpoint import load_run
-from nce_lm.lm.data import test_path, token_ids
+from nce_lm.lm.data import eval_path, token_ids
 from nce_lm.lm.model import LanguageModel, State
 from nce_lm.objectives.losses import OBJECTIVES, Objective, build_objective
 from nce_lm.objectives.mi_bound import info_nce_bound
@@ -198,7 +198,7 @@ def evaluate_lm(
 ) -> dict[str, Any]:
     """Evaluate the best model of a run folder on a text file (or a dataset's or folder's test split)."""
     run = load_run(Path(run_dir), which="best", device=device)
-    ids = token_ids(test_path(str(data)), run.vocab, eval_cache_dir(Path(run_dir)), errors, progress)
+    ids = token_ids(eval_path(str(data)), run.vocab, eval_cache_dir(Path(run_dir)), errors, progress)
     config = run.config
     # The critic that matches the scores: s − log q (ranking NCE) where they estimate log p, s (InfoNCE) otherwise.
     critic = "ranking" if OBJECTIVES[config.objective].models_log_probability else "infonce"
