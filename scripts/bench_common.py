@@ -1,14 +1,13 @@
-"""What every scripts/bench_*.py shares: its parser (the docstring as help, ``--output``), the line saying on what
-machine, at which commit and on which day a table was made, and the markdown table, printed and written.
-
-The scripts are run as ``python scripts/bench_X.py``, which puts this folder on ``sys.path``.
-"""
+"""What every scripts/bench_*.py shares (run as ``python scripts/bench_X.py``, which puts this folder on sys.path):
+the parser with ``--output``, the line saying on what machine, at which commit and on which day a table was made,
+and the markdown table, printed and written."""
 
 from __future__ import annotations
 
 import argparse
 import datetime
 import platform
+import re
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,25 +24,20 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
     return result
 
 
-def machine(device: str = "cpu") -> str:
-    """The GPU's name, or the CPU's model and torch's thread count."""
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(device)
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
-    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-    return f"{names[0] if names else platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-
-
 def heading(device: str = "cpu") -> str:
-    """machine; torch version; commit (``git describe --dirty``); date: the first line of every table."""
-    try:
-        commit = subprocess.run(
-            ["git", "describe", "--always", "--dirty"], cwd=Path(__file__).parent, capture_output=True, text=True
-        ).stdout.strip()
+    """The GPU's name (or the CPU's model and torch's threads); torch's version; ``git describe``; today."""
+    if device.startswith("cuda"):
+        where = torch.cuda.get_device_name(device)
+    else:
+        cpuinfo = Path("/proc/cpuinfo")
+        names = re.findall(r"model name\s*: (.*)", cpuinfo.read_text()) if cpuinfo.is_file() else []
+        where = f"{names[0] if names else platform.machine()}, {torch.get_num_threads()} threads"
+    git = ["git", "-C", str(Path(__file__).parent), "describe", "--always", "--dirty"]
+    try:  # a benchmark that ran for an hour must not fail for want of git
+        commit = subprocess.run(git, capture_output=True, text=True).stdout.strip()
     except OSError:
         commit = ""
-    return f"{machine(device)}; torch {torch.__version__}; commit {commit or 'unknown'}; {datetime.date.today()}"
+    return f"{where}; torch {torch.__version__}; commit {commit or 'unknown'}; {datetime.date.today()}"
 
 
 def markdown(header: str, rows: Iterable[str]) -> list[str]:
