@@ -38,7 +38,7 @@ from nce_lm.lm.optim import LMOptimizer
 from nce_lm.locks import folder_lock
 from nce_lm.objectives.losses import Objective, build_objective
 from nce_lm.pipeline.noise import NoiseDistribution
-from nce_lm.pipeline.token_cache import cache_vocab
+from nce_lm.pipeline.token_cache import cache_vocab, file_identity
 from nce_lm.pipeline.vocab import Vocab, build_vocab
 from nce_lm.training.devices import autocast, resolve_precision
 from nce_lm.training.distributed import DistributedContext
@@ -230,12 +230,6 @@ def _partial_payload(
     return partial
 
 
-def _text_identity(path: Path) -> dict[str, Any]:
-    """What tells the training text apart from an edited or another one on resume: its path, size and mtime."""
-    stat = path.stat()
-    return {"path": str(path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-
 def _resumed(config: LMConfig, run_dir: Path, vocab: Vocab | None) -> tuple[LMConfig, LMConfig, Vocab]:
     """The settings of a resumed run (``config`` resolved for its vocabulary), the ones it was trained with, and its
     vocabulary; an NceLmError for a change :mod:`nce_lm.training.resume` does not allow or another vocabulary."""
@@ -297,7 +291,7 @@ def _train(
     start_epoch, tokens_seen, best_ppl = 0, 0, math.inf
     epoch_best_ppl = math.inf  # the best validation perplexity at an epoch's end: what the decay compares with
     partial = None  # where an epoch stopped by max_tokens stands
-    train_text = _text_identity(paths["train"])
+    train_text = file_identity(paths["train"])  # told apart from another text on resume
     if payload is not None:
         try:
             module.load_state_dict(payload["module"])

@@ -64,12 +64,10 @@ def _npy_header(length: int) -> bytes:
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", room + 1) + header.ljust(room).encode("latin1") + b"\n"
 
 
-def _source_records(files: list[Path]) -> list[dict[str, Any]]:
-    records = []
-    for f in files:
-        stat = f.stat()
-        records.append({"path": str(f.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns})
-    return records
+def file_identity(path: Path) -> dict[str, Any]:
+    """What tells a file apart from an edited or another one: its resolved path, size and mtime (ns)."""
+    stat = path.stat()
+    return {"path": str(path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
 def _expected_manifest(files: list[Path], vocab: Vocab, errors: str) -> dict[str, Any]:
@@ -77,7 +75,7 @@ def _expected_manifest(files: list[Path], vocab: Vocab, errors: str) -> dict[str
     return {
         "format": MANIFEST_FORMAT,
         "version": MANIFEST_VERSION,
-        "sources": _source_records(files),
+        "sources": [file_identity(f) for f in files],
         "vocab_fingerprint": vocab.fingerprint(),
         "vocab_size": len(vocab),
         "tokenizer": vocab.tokenizer.to_dict(),
@@ -178,7 +176,7 @@ def _build(
             raise NceLmError(f"the corpus ({', '.join(str(f) for f in files)}) holds no token")
         out.seek(0)
         out.write(_npy_header(total))
-    if _source_records(files) != expected["sources"]:
+    if [file_identity(f) for f in files] != expected["sources"]:
         raise NceLmError("a corpus file changed while it was being encoded; run again")
     stat = (folder / IDS_FILE).stat()
     manifest = {
