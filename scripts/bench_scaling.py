@@ -75,12 +75,11 @@ def time_steps(
     vocab: int, objective: str, noise_samples: int, optimizer: str | None, device: str, steps: int, max_seconds: float
 ) -> dict:
     """Tokens/s of training steps at vocabulary size ``vocab`` and the memory they need (one process)."""
-    import resource
     import time
 
     import numpy as np
 
-    from nce_lm.lm.train import build_trainer, train_step
+    from nce_lm.lm.train import build_trainer, peak_memory_gib, train_step
     from nce_lm.pipeline.noise import NoiseDistribution
     from nce_lm.training.distributed import DistributedContext
 
@@ -123,12 +122,7 @@ def time_steps(
         sparse=config.sparse_tables,
         steps=done,
         tokens_per_s=done * config.batch_size * config.seq_len / seconds,
-        peak_gib=(
-            torch.cuda.max_memory_allocated()
-            if noise.device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        )
-        / 2**30,
+        peak_gib=peak_memory_gib(noise.device),
         table_gib=table_bytes / 2**30,
     )
 

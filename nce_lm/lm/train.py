@@ -131,7 +131,8 @@ def _seed_epoch(config: LMConfig, epoch: int, rank: int, generator: torch.Genera
     generator.manual_seed(config.seed * 7_919 + epoch * 104_729 + 1)  # noise
 
 
-def _peak_memory_gib(device: torch.device) -> float:
+def peak_memory_gib(device: torch.device) -> float:
+    """This process's peak memory: allocated on CUDA, resident (which only grows) on the CPU."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**30
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux reports KiB
@@ -455,7 +456,7 @@ def _train(
         "vocab_size": len(vocab),
         "history": history,
         "valid": history[-1]["valid"] if history else None,
-        "peak_memory_gib": _peak_memory_gib(device),
+        "peak_memory_gib": peak_memory_gib(device),
         "tokens_per_s": (sum(h["tokens_per_s"] for h in history) / len(history)) if history else None,
     }
     if paths["test"] is not None and ctx.is_main and (run_dir / "best.pt").exists():
