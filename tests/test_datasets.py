@@ -39,13 +39,14 @@ def test_missing_local_copy_says_how_to_get_it(tmp_path: Path, monkeypatch: pyte
     assert Path(__file__).resolve().parents[1] / "data" == datasets.PROJECT_DATA_DIR  # README: the project's data/
     monkeypatch.setattr(datasets, "PROJECT_DATA_DIR", tmp_path / "project")  # empty, whatever the checkout holds
     monkeypatch.setenv(DATA_ENV, str(tmp_path / "env"))
+    (tmp_path / "env" / "text8").mkdir(parents=True)  # a dataset folder without the split's file holds no copy
     assert find_local("text8", "train") is None
     with pytest.raises(
         NceLmError, match=f"no local copy of text8 train in {tmp_path / 'env'}.*nce-lm data fetch text8"
     ):
         dataset_path("text8", "train")
     for folder in ("project", "env"):  # the project's folder is searched too, and NCE_LM_DATA first
-        (tmp_path / folder / "text8").mkdir(parents=True)
+        (tmp_path / folder / "text8").mkdir(parents=True, exist_ok=True)
         (tmp_path / folder / "text8" / "text8").write_text("a b c")
         assert find_local("text8", "train") == tmp_path / folder / "text8" / "text8"
     with pytest.raises(NceLmError, match="no split 'test'"):
