@@ -85,8 +85,9 @@ def test_every_objective_lowers_the_exact_perplexity(corpus, tmp_path: Path, obj
     assert last < first
     if objective in ("nce", "ranking", "full"):  # these estimate log p; neg and infonce log p − log q (+ const)
         assert last < vocab_size / 2 and metrics["test"]["ppl"] < vocab_size / 2
-    if objective == "nce":  # self-normalized: log Z stays near 0
-        assert abs(metrics["test"]["mean_log_z"]) < 0.5
+    if objective == "nce":  # self-normalized: log Z near 0 (+0.20 here; neg +1.40, the full softmax +1.44; the
+        # correction log q^0.75 + log k gives +0.91, log q alone −1.96)
+        assert abs(metrics["test"]["mean_log_z"]) < 0.3
 
 
 def test_untrained_model_starts_self_normalized(corpus) -> None:
