@@ -102,7 +102,7 @@ def test_random_vectors_do_not_find_the_planted_synonyms() -> None:
     assert np.mean(found) == pytest.approx(1 / (2 * SYNONYMS - 1), abs=0.005) and max(found) < FOUND / 2
 
 
-@pytest.mark.parametrize("kernel", ["fused", "torch"])
+@pytest.mark.parametrize("kernel", ["fused", "torch", "device"])
 @pytest.mark.parametrize("objective", ["neg", "nce", "ranking", "infonce"])
 @pytest.mark.parametrize("model", ["skipgram", "cbow"])
 def test_every_objective_finds_the_planted_synonyms(synonym_corpus: Path, model: str, objective: str, kernel: str):
