@@ -125,3 +125,75 @@ def two_ranks_match_one_process(
         torch.testing.assert_close(two["module"][name], tensor, rtol=tolerance, atol=tolerance, msg=name)
     for theirs, ours in zip(two["history"], straight["history"], strict=True):
         assert theirs["valid"]["ppl"] == pytest.approx(ours["valid"]["ppl"], rel=tolerance)
+
+
+def test_skipgram_trains_on_two_gloo_ranks(tmp_path: Path) -> None:
+    """Two ranks share the pairs and average their tables; the vectors still separate the two topics."""
+    rng = np.random.default_rng(0)
+    topics = [[f"a{i}" for i in range(10)], [f"b{i}" for i in range(10)]]
+    corpus = tmp_path / "topics.txt"
+    corpus.write_text("\n".join(" ".join(rng.choice(topics[t % 2], size=12)) for t in range(600)) + "\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    out = tmp_path / "v.txt"
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={free_port()}",
+        "-m",
+        "nce_lm",
+        "skipgram",
+        str(corpus),
+        "-o",
+        str(out),
+        "--format",
+        "word2vec-txt",
+        "--dim",
+        "16",
+        "--epochs",
+        "3",
+        "--min-count",
+        "1",
+        "--sample",
+        "0",
+        "--batch-size",
+        "256",
+        "--lr",
+        "0.05",
+        "--quiet",
+        "--checkpoint",
+        str(tmp_path / "c.ckpt"),
+    ]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    from nce_lm.vectors.word_vectors import load_vectors
+
+    vectors = load_vectors(out)
+    unit = vectors.unit_vectors()
+    index = {w: i for i, w in enumerate(vectors.words)}
+    a, b = unit[[index[f"a{i}"] for i in range(10)]], unit[[index[f"b{i}"] for i in range(10)]]
+    assert (a @ a.T)[~np.eye(10, dtype=bool)].mean() > (a @ b.T).mean() + 0.5
+    # The checkpoint written by rank 0 continues in one process.
+    assert (
+        main(
+            [
+                "skipgram",
+                str(corpus),
+                "-o",
+                str(tmp_path / "w.bin"),
+                "--dim",
+                "16",
+                "--epochs",
+                "4",
+                "--min-count",
+                "1",
+                "--sample",
+                "0",
+                "--resume",
+                str(tmp_path / "c.ckpt"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
