@@ -1,5 +1,5 @@
-"""Shared fixtures: where the reference corpora live, a record of skip-gram's learning rates, and the fused
-kernel's noise words fed to the torch path.
+"""Shared fixtures: where the reference corpora live, a record of skip-gram's learning rates, the fused
+kernel's noise words fed to the torch path, and a dataset served from a local archive.
 
 Tests read the shared copies of PTB, WikiText-2 and the evaluation sets through ``NCE_LM_DATA`` (``.ci/run``
 points it at ``../shared/data``); a test that needs them is skipped when the variable is unset, and never
@@ -83,3 +83,29 @@ def feed_kernel_noise(monkeypatch: pytest.MonkeyPatch):
         return lambda: drawn
 
     return feed
+
+
+@pytest.fixture
+def tgz_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """``make(name, content, recorded=content, max_bytes=2**31)``: register, for this test, a dataset whose one split
+    ``train.txt`` holds ``content`` in a tgz archive served from a file:// address (member ``./<name>/train.txt``);
+    ``recorded`` is the text whose sha256 the registry records."""
+    import hashlib
+    import io
+    import tarfile
+
+    from nce_lm.pipeline import datasets
+
+    def make(name: str, content: bytes, recorded: bytes | None = None, max_bytes: int = 1 << 31):
+        archive = tmp_path / f"{name}-{hashlib.sha256(content).hexdigest()[:8]}.tgz"
+        with tarfile.open(archive, "w:gz") as tar:
+            info = tarfile.TarInfo(f"./{name}/train.txt")
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+        sha256 = hashlib.sha256(content if recorded is None else recorded).hexdigest()
+        split = datasets.SplitFile(f"{name}/train.txt", "train.txt", sha256)
+        dataset = datasets.Dataset(name, archive.as_uri(), "tgz", None, "test only", {"train": split}, max_bytes)
+        monkeypatch.setitem(datasets.REGISTRY, name, dataset)
+        return dataset
+
+    return make

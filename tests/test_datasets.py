@@ -34,46 +34,34 @@ def test_shared_copies_are_found_and_match_the_registry_checksums(
 
 
 def test_missing_local_copy_says_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(DATA_ENV, str(tmp_path))
-    assert find_local("text8", "train") is None or not str(find_local("text8", "train")).startswith(str(tmp_path))
-    (tmp_path / "text8").mkdir()
-    (tmp_path / "text8" / "text8").write_text("a b c")
-    assert find_local("text8", "train") == tmp_path / "text8" / "text8"
-    with pytest.raises(NceLmError, match="no split 'test'"):
-        dataset_path("text8", "test")
-    monkeypatch.setenv(DATA_ENV, str(tmp_path / "elsewhere"))
-    if find_local("wikitext-103", "train") is None:
-        with pytest.raises(NceLmError, match="nce-lm data fetch wikitext-103"):
-            dataset_path("wikitext-103", "train")
-
-
-def _fake_dataset(tmp_path: Path, content: bytes, recorded: bytes):
-    """A one-split tgz dataset served from a file:// address; ``recorded`` is what the registry's sha256 hashes."""
-    import io
-    import tarfile
-
-    from nce_lm.pipeline.datasets import Dataset, SplitFile
-
-    archive = tmp_path / "fake.tgz"
-    with tarfile.open(archive, "w:gz") as tar:
-        info = tarfile.TarInfo("./fake/train.txt")
-        info.size = len(content)
-        tar.addfile(info, io.BytesIO(content))
-    split = SplitFile("fake/train.txt", "train.txt", hashlib.sha256(recorded).hexdigest())
-    return Dataset("fake", archive.as_uri(), "tgz", None, "test only", {"train": split})
-
-
-def test_fetch_verifies_and_renames_into_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import nce_lm.pipeline.datasets as datasets
 
-    good = _fake_dataset(tmp_path, b"a b c\n", b"a b c\n")
-    monkeypatch.setitem(datasets.REGISTRY, "fake", good)
+    assert Path(__file__).resolve().parents[1] / "data" == datasets.PROJECT_DATA_DIR  # README: the project's data/
+    monkeypatch.setattr(datasets, "PROJECT_DATA_DIR", tmp_path / "project")  # empty, whatever the checkout holds
+    monkeypatch.setenv(DATA_ENV, str(tmp_path / "env"))
+    (tmp_path / "env" / "text8").mkdir(parents=True)  # a dataset folder without the split's file holds no copy
+    assert find_local("text8", "train") is None
+    with pytest.raises(
+        NceLmError, match=f"no local copy of text8 train in {tmp_path / 'env'}.*nce-lm data fetch text8"
+    ):
+        dataset_path("text8", "train")
+    for folder in ("project", "env"):  # the project's folder is searched too, and NCE_LM_DATA first
+        (tmp_path / folder / "text8").mkdir(parents=True, exist_ok=True)
+        (tmp_path / folder / "text8" / "text8").write_text("a b c")
+        assert find_local("text8", "train") == tmp_path / folder / "text8" / "text8"
+    with pytest.raises(NceLmError, match="no split 'test'"):
+        dataset_path("text8", "test")
+
+
+def test_fetch_verifies_and_renames_into_place(tmp_path: Path, tgz_dataset) -> None:
+    import nce_lm.pipeline.datasets as datasets
+
+    tgz_dataset("fake", b"a b c\n")
     paths = datasets.fetch("fake", tmp_path / "data")
     assert paths["train"].read_bytes() == b"a b c\n"
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["fake"]  # no temporary leftovers
 
-    bad = _fake_dataset(tmp_path, b"tampered\n", b"a b c\n")
-    monkeypatch.setitem(datasets.REGISTRY, "fake", bad)
+    tgz_dataset("fake", b"tampered\n", recorded=b"a b c\n")
     with pytest.raises(NceLmError, match="checksum mismatch"):
         datasets.fetch("fake", tmp_path / "other")
     assert not (tmp_path / "other" / "fake" / "train.txt").exists()

@@ -115,8 +115,16 @@ def two_ranks_match_one_process(
     for name, tensor in one["module"].items():
         torch.testing.assert_close(two["module"][name], tensor, rtol=tolerance, atol=tolerance, msg=name)
     assert two["history"][0]["valid"]["ppl"] == pytest.approx(one["history"][0]["valid"]["ppl"], rel=tolerance)
-    # A run written by 2 ranks resumes in one process.
+    # A run written by 2 ranks resumes in one process exactly: where an uninterrupted one-process run ends.
     assert main(["lm", "train", "--resume", str(tmp_path / "two"), "--epochs", "2", "--quiet"]) == 0
+    assert main(["lm", "train", *settings, "--epochs", "2", "-o", str(tmp_path / "straight")]) == 0  # the last wins
+    straight = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)
+    two = torch.load(tmp_path / "two" / "last.pt", weights_only=True)
+    assert len(two["history"]) == len(straight["history"]) == 2 and two["epoch"] == straight["epoch"] == 2
+    for name, tensor in straight["module"].items():
+        torch.testing.assert_close(two["module"][name], tensor, rtol=tolerance, atol=tolerance, msg=name)
+    for theirs, ours in zip(two["history"], straight["history"], strict=True):
+        assert theirs["valid"]["ppl"] == pytest.approx(ours["valid"]["ppl"], rel=tolerance)
 
 
 def test_skipgram_trains_on_two_gloo_ranks(tmp_path: Path) -> None:

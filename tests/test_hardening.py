@@ -15,15 +15,12 @@ test_cli_bad_inputs.py, finding 6 belongs to the resume work of issue 16), each 
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import math
 import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
@@ -261,27 +258,15 @@ def test_10_lm_eval_reads_a_run_folder_it_cannot_write(
     assert list((tmp_path / "xdg" / "nce_lm" / "eval").rglob(IDS_FILE))
 
 
-def test_11_downloads_are_verified_https_and_bounded(tmp_path: Path, monkeypatch) -> None:
-    import nce_lm.pipeline.datasets as datasets
-    from nce_lm.pipeline.datasets import REGISTRY, Dataset, SplitFile, fetch
+def test_11_downloads_are_verified_https_and_bounded(tmp_path: Path, tgz_dataset) -> None:
+    from nce_lm.pipeline.datasets import REGISTRY, fetch
 
     assert all(d.url.startswith("https://") for d in REGISTRY.values())
     assert {name for name, d in REGISTRY.items() if not d.verified} == {"wikitext-103", "text8"}
     with pytest.raises(NceLmError, match="--allow-unverified"):
         fetch("text8", tmp_path / "data")
     assert not (tmp_path / "data").exists()
-    content = b"w " * 1000
-    archive = tmp_path / "bomb.tgz"
-    with tarfile.open(archive, "w:gz") as tar:
-        info = tarfile.TarInfo("bomb/train.txt")
-        info.size = len(content)
-        tar.addfile(info, io.BytesIO(content))
-    split = SplitFile("bomb/train.txt", "train.txt", hashlib.sha256(content).hexdigest())
-    monkeypatch.setitem(
-        datasets.REGISTRY,
-        "bomb",
-        Dataset("bomb", archive.as_uri(), "tgz", None, "test", {"train": split}, max_bytes=1000),
-    )
+    tgz_dataset("bomb", b"w " * 1000, max_bytes=1000)
     with pytest.raises(NceLmError, match="expands past 1,000 bytes"):
         fetch("bomb", tmp_path / "data")
     assert not (tmp_path / "data" / "bomb").exists()

@@ -61,12 +61,54 @@ def test_vectors_learn_the_topics(topic_corpus: Path) -> None:
     assert result.metrics["vocab_size"] == 20 and result.metrics["corpus_words"] == 7200
 
 
-@pytest.mark.parametrize("objective", ["nce", "ranking", "infonce"])
-def test_every_sampled_objective_trains(topic_corpus: Path, objective: str) -> None:
-    config = SkipGramConfig(**{**SMALL.__dict__, "objective": objective, "epochs": 2})
-    result = train_skipgram([topic_corpus], config, progress=False)
-    unit = result.vectors.unit_vectors()
-    assert (unit[:10] @ unit[:10].T).mean() > (unit[:10] @ unit[10:].T).mean()
+SYNONYMS = 12  # planted pairs (a_i, b_i)
+
+
+@pytest.fixture(scope="module")
+def synonym_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Planted synonyms: 40 lines per pair i, each 7 words drawn from the pair's own context words c{i}_0..2 and,
+    at a random place, a_i or b_i (never both). a_i and b_i share every context and no other planted word does."""
+    rng = np.random.default_rng(0)
+    lines = []
+    for n in range(40 * SYNONYMS):
+        i = n % SYNONYMS
+        words = list(rng.choice([f"c{i}_{j}" for j in range(3)], size=7))
+        words.insert(int(rng.integers(8)), f"{'ab'[rng.integers(2)]}{i}")
+        lines.append(" ".join(words))
+    path = tmp_path_factory.mktemp("synonyms") / "synonyms.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def synonyms_found(vectors: np.ndarray, words: list[str]) -> float:
+    """The share of the 2·SYNONYMS planted words whose nearest planted word (by cosine) is their synonym."""
+    index = {w: i for i, w in enumerate(words)}
+    planted = [f"a{i}" for i in range(SYNONYMS)] + [f"b{i}" for i in range(SYNONYMS)]
+    rows = vectors[[index[w] for w in planted]]
+    unit = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    cosine = unit @ unit.T
+    np.fill_diagonal(cosine, -np.inf)
+    synonym = np.r_[np.arange(SYNONYMS, 2 * SYNONYMS), np.arange(SYNONYMS)]
+    return float((cosine.argmax(axis=1) == synonym).mean())
+
+
+FOUND = 0.9  # random vectors find 1/23 of the synonyms on average, and never this many (next test)
+
+
+def test_random_vectors_do_not_find_the_planted_synonyms() -> None:
+    rng = np.random.default_rng(0)
+    words = [f"{p}{i}" for p in "ab" for i in range(SYNONYMS)]
+    found = [synonyms_found(rng.normal(size=(len(words), 16)), words) for _ in range(2000)]
+    assert np.mean(found) == pytest.approx(1 / (2 * SYNONYMS - 1), abs=0.005) and max(found) < FOUND / 2
+
+
+@pytest.mark.parametrize("kernel", ["fused", "torch", "device"])
+@pytest.mark.parametrize("objective", ["neg", "nce", "ranking", "infonce"])
+@pytest.mark.parametrize("model", ["skipgram", "cbow"])
+def test_every_objective_finds_the_planted_synonyms(synonym_corpus: Path, model: str, objective: str, kernel: str):
+    config = replace(SMALL, model=model, objective=objective, kernel=kernel)
+    result = train_skipgram([synonym_corpus], config, progress=False)
+    assert synonyms_found(result.vectors.vectors, result.vectors.words) >= FOUND
 
 
 def test_seeded_run_repeats_exactly(topic_corpus: Path) -> None:

