@@ -3,23 +3,21 @@
 :class:`WordVectors` is what a trainer exports (like gensim's ``KeyedVectors``, apart from the training
 state, which lives in the trainer's checkpoint), and answers gensim's queries (``wv["king"]``, ``"king" in
 wv``, ``most_similar``, ``similarity``, ``doesnt_match``) by handing them to one ``KeyedVectors`` built from it
-at the first query. gensim writes and reads word2vec binary (``save_word2vec_format`` in our order, most
-frequent first, and ``load_word2vec_format``), bit for bit.
+at the first query.
 
-word2vec binary: a header line ``"<count> <dim>\\n"``, then per word its UTF-8 bytes, one space and ``dim``
-little-endian float32 values. word2vec text: the same header, then per line the word and its values
-(``%.9g``, which round-trips float32) separated by spaces.
-
-The text reader and writer are ours, because gensim's are slower: on random tables (words of 2–12 letters,
-one thread, measured for issue 17) gensim read a 300,000 × 300 text file in 74 s where ours takes 12 s
-(33,000 × 100: 2.1 s against 0.36 s) and wrote it in 60 s against 36 s (33,000 × 100: 1.21 s against
+word2vec binary (``"<count> <dim>\\n"``, then per word its UTF-8 bytes, a space and ``dim`` little-endian
+float32 values) is written and read by gensim's ``save_word2vec_format`` (in our order, most frequent first)
+and ``load_word2vec_format``. word2vec text (the same header, then a line per word: the word and its values,
+``%.9g``, which round-trips float32) is written and read here, because gensim is slower: on random tables with
+words of 2–12 letters (one thread, measured for issue 17) gensim read a 300,000 × 300 text file in 74 s where
+ours takes 12 s (33,000 × 100: 2.1 s against 0.36 s) and wrote it in 60 s against 36 s (1.21 s against
 0.76 s); and gensim's reader accepts a line holding one value where ``dim`` are due, repeating it.
 
 Reading never runs code from a file: gensim's native format is a pickle, which can execute anything when
 loaded, so :func:`load_vectors` opens it only when the caller names it (``format="gensim"``, or a ``.kv`` /
-``.model`` file name), never because of what the file holds. Before gensim reads a word2vec file, its header's
-count and dimension are checked against the file's size (gensim would allocate the table the header declares,
-however absurd); after, duplicate words (which gensim leaves as an empty row) and non-finite values are refused.
+``.model`` file name), never because of what the file holds. A word2vec header's count and dimension are
+checked against the file's size before gensim reads it (gensim allocates what the header declares, however
+absurd); then duplicate words (which gensim leaves as an empty row) and non-finite values are refused.
 """
 
 from __future__ import annotations
@@ -84,7 +82,7 @@ class WordVectors:
         return self._keyed
 
     def __contains__(self, word: object) -> bool:
-        return word in self.to_gensim()
+        return isinstance(word, str) and word in self.to_gensim()  # gensim's `in` takes an int as a row number
 
     def __getitem__(self, words: str | list[str]) -> np.ndarray:
         """The vector of a word (d,), or the vectors of a list of words (n, d); KeyError for an unknown word."""
@@ -171,9 +169,7 @@ def _load_binary(path: Path, count: int) -> WordVectors:
         raise NceLmError(f"{path}: a word is not valid UTF-8 ({err.reason} at byte {err.start})") from None
     if len(keyed.key_to_index) != len(keyed.index_to_key):
         raise NceLmError(f"{path}: a word appears twice")
-    vectors = WordVectors(list(keyed.index_to_key), keyed.vectors)
-    vectors._keyed = keyed
-    return vectors
+    return WordVectors(list(keyed.index_to_key), keyed.vectors)  # its made-up counts left behind
 
 
 def _load_text(path: Path, handle, count: int, dim: int) -> WordVectors:
