@@ -99,13 +99,14 @@ def read_analogies(path: str | os.PathLike[str]) -> list[tuple[str, list[tuple[s
     return sections
 
 
-def _most_frequent(vectors: WordVectors, restrict_vocab: int) -> KeyedVectors:
-    """The first ``restrict_vocab`` words (the most frequent ones) as a gensim ``KeyedVectors``."""
+def _most_frequent(vectors: WordVectors, restrict_vocab: int) -> tuple[KeyedVectors, dict[str, str]]:
+    """The first ``restrict_vocab`` words (the most frequent ones) as a gensim ``KeyedVectors``, and the
+    upper-cased form of each of those words mapped to its most frequent spelling."""
     if restrict_vocab < 1:
         raise NceLmError(f"restrict_vocab must be at least 1, got {restrict_vocab}")
-    if restrict_vocab >= len(vectors):
-        return vectors.to_gensim()
-    return WordVectors(vectors.words[:restrict_vocab], vectors.vectors[:restrict_vocab]).to_gensim()
+    if restrict_vocab < len(vectors):
+        vectors = WordVectors(vectors.words[:restrict_vocab], vectors.vectors[:restrict_vocab])
+    return vectors.to_gensim(), {word.upper(): word for word in reversed(vectors.words)}
 
 
 def _cosmul_answer(keyed: KeyedVectors, spelling: dict[str, str], question: tuple[str, str, str, str]) -> str:
@@ -126,12 +127,11 @@ def evaluate_analogies(
     if method not in ANALOGY_METHODS:
         raise NceLmError(f"analogy method must be 3cosadd or 3cosmul, got {method!r}")
     sections = read_analogies(path)
-    keyed = _most_frequent(vectors, restrict_vocab)
+    keyed, spelling = _most_frequent(vectors, restrict_vocab)
     if method == "3cosadd":
         _, counted = keyed.evaluate_word_analogies(str(path), restrict_vocab=len(keyed))
         scored = [(len(s["correct"]), len(s["correct"]) + len(s["incorrect"])) for s in counted[:-1]]
     else:
-        spelling = {word.upper(): word for word in reversed(keyed.index_to_key)}  # the most frequent one wins
         scored = []
         for _, questions in sections:
             known = [q for q in questions if all(word in spelling for word in q)]
@@ -170,8 +170,7 @@ def evaluate_similarity(
     from scipy.stats import spearmanr
 
     pairs = read_word_pairs(path)
-    keyed = _most_frequent(vectors, restrict_vocab)
-    spelling = {word.upper(): word for word in reversed(keyed.index_to_key)}  # the most frequent one wins
+    keyed, spelling = _most_frequent(vectors, restrict_vocab)
     known = [(spelling[a], spelling[b], score) for a, b, score in pairs if a in spelling and b in spelling]
     correlation = math.nan
     if len(known) > 1:
