@@ -38,9 +38,7 @@ def test_every_format_round_trips_through_gensim(tmp_path: Path, vectors: WordVe
 
 
 def test_gensim_written_word2vec_files_load(tmp_path: Path, vectors: WordVectors) -> None:
-    from nce_lm.vectors.word_vectors import to_keyed_vectors
-
-    keyed = to_keyed_vectors(vectors)
+    keyed = vectors.to_gensim()
     for binary in (True, False):
         path = tmp_path / f"gensim.{binary}"
         keyed.save_word2vec_format(str(path), binary=binary)
@@ -125,3 +123,20 @@ def test_non_finite_vectors_are_refused(tmp_path: Path) -> None:
     path.write_text("2 2\na 1 2\nb nan 1\n")
     with pytest.raises(NceLmError, match="'b' holds NaN"):
         load_vectors(path)
+
+
+@pytest.mark.parametrize(
+    "body, binary, message",
+    [
+        (b"2 2\na " + b"\0" * 8 + b"a " + b"\0" * 8, True, "appears twice"),  # gensim: an empty second row
+        (b"1 2\n\xff\xfe " + b"\0" * 8, True, "not valid UTF-8"),
+        (b"2 2\na 1 2\nb 1\nc 1 2\n", False, "has 1 values, expected 2"),  # gensim: the 1 repeated
+        (b"2 2\na 1 2\nb 1 2 3\n", False, "has 3 values, expected 2"),
+        (b"2 2\na 1 2\nb 1 x\n", False, "is not '<word> <2 numbers>'"),
+    ],
+)
+def test_damaged_word2vec_files_are_refused(tmp_path: Path, body: bytes, binary: bool, message: str) -> None:
+    path = tmp_path / "v.vec"
+    path.write_bytes(body)
+    with pytest.raises(NceLmError, match=message):
+        load_vectors(path, "word2vec-bin" if binary else "word2vec-txt")

@@ -21,7 +21,7 @@ from nce_lm.pipeline.corpus import TokenizerConfig
 from nce_lm.pipeline.noise import NoiseDistribution
 from nce_lm.pipeline.vocab import Vocab, build_vocab, coverage
 from nce_lm.skipgram.trainer import SkipGramConfig, train_skipgram
-from nce_lm.vectors.evaluation import evaluate_all, nearest_neighbors
+from nce_lm.vectors.evaluation import evaluate_all
 from nce_lm.vectors.word_vectors import save_vectors
 
 DEMO_WORDS = ("government", "police", "fire", "australia", "said")
@@ -91,7 +91,7 @@ def run_demo(args: argparse.Namespace) -> int:
         same = reloaded.index_to_key == result.vectors.words and (reloaded.vectors == result.vectors.vectors).all()
         print(f"{output / 'vectors.bin'}: gensim reloads it {'bit for bit' if same else 'WITH DIFFERENCES'}")
         for word in (w for w in DEMO_WORDS if w in result.vectors):
-            print(f"  {word}: " + ", ".join(f"{w} {s:.2f}" for w, s in nearest_neighbors(result.vectors, word, 5)))
+            print(f"  {word}: " + ", ".join(f"{w} {s:.2f}" for w, s in result.vectors.most_similar(word, topn=5)))
         write_json_atomic(staging / "metrics.json", {"training": metrics, "evaluation": scores})
     # every file moves in at the end, so a run that fails leaves the folder as it was
     print(f"wrote {output}: vocab.json, vectors.bin, metrics.json")

@@ -10,7 +10,7 @@ from nce_lm.cli.options import integer
 from nce_lm.clobber import check_outputs
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import write_json_atomic
-from nce_lm.vectors.evaluation import DEFAULT_RESTRICT_VOCAB, evaluate_all, nearest_neighbors
+from nce_lm.vectors.evaluation import DEFAULT_RESTRICT_VOCAB, evaluate_all
 from nce_lm.vectors.word_vectors import LOAD_FORMATS, WordVectors, load_vectors
 
 DEFAULT_NEIGHBORS = 10
@@ -92,10 +92,8 @@ def run_neighbors(args: argparse.Namespace) -> int:
                 raise NceLmError(message)
             print(f"nce-lm neighbors: skipped {text}: {message}", file=sys.stderr, flush=True)
             continue
-        if negative or len(positive) > 1:  # an analogy: 3CosAdd, the query words left out (gensim computes it)
-            found = vectors.most_similar(positive=positive, negative=negative, topn=k)
-        else:
-            found = nearest_neighbors(vectors, text, k)
+        # gensim's most_similar: a word's neighbours, or an analogy's 3CosAdd, the query words left out
+        found = vectors.most_similar(positive=positive, negative=negative, topn=k)
         print(f"{text}: " + ", ".join(f"{w} {s:.3f}" for w, s in found), flush=True)
         answered += 1
     if not answered:
