@@ -13,7 +13,7 @@ import argparse
 import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from nce_lm.errors import NceLmError
@@ -23,7 +23,9 @@ from nce_lm.training.devices import MAX_THREADS, check_device_name
 class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line on stderr (``PROG: error: MESSAGE``) and exit status 2."""
 
-    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
         """Also record the innermost (sub)command's name, ``nce-lm lm train``, as ``command`` for error lines."""
         namespace, extras = super().parse_known_args(args, namespace)
         if not getattr(namespace, "command", None):

@@ -197,7 +197,9 @@ class BinaryNCE(Objective):
 
     name = "nce"
 
-    def __init__(self, noise: NoiseDistribution | None, num_noise: int, normalizer: str = "self", **kwargs: Any):
+    def __init__(
+        self, noise: NoiseDistribution | None, num_noise: int, normalizer: str = "self", **kwargs: Any
+    ) -> None:
         super().__init__(noise, num_noise, **kwargs)
         if normalizer == "learned":
             raise NceLmError(
@@ -217,7 +219,14 @@ class BinaryNCE(Objective):
         with torch.no_grad():  # z = s − offset, so the offset is minus the logit of a zero score
             return NoiseClassifier("binary", -self._logits(torch.zeros_like(log_probs), log_probs))
 
-    def loss(self, s_true, s_noise, logq_true, logq_noise, hits=None):
+    def loss(
+        self,
+        s_true: torch.Tensor,
+        s_noise: torch.Tensor,
+        logq_true: torch.Tensor,
+        logq_noise: torch.Tensor,
+        hits: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         delta_true = self._logits(s_true, logq_true)  # (B,)
         delta_noise = self._logits(s_noise, _expand(logq_noise, s_noise))  # (B, K)
         return F.softplus(-delta_true) + F.softplus(delta_noise).sum(-1)
@@ -249,7 +258,7 @@ class RankingNCE(Objective):
 
     def __init__(
         self, noise: NoiseDistribution | None, num_noise: int, remove_accidental_hits: bool = False, **kwargs: Any
-    ):
+    ) -> None:
         super().__init__(noise, num_noise, **kwargs)
         self.remove_accidental_hits = remove_accidental_hits
 
@@ -261,7 +270,14 @@ class RankingNCE(Objective):
             return None
         return NoiseClassifier("ranking", -self._corrected(torch.zeros_like(log_probs), log_probs))
 
-    def loss(self, s_true, s_noise, logq_true, logq_noise, hits=None):
+    def loss(
+        self,
+        s_true: torch.Tensor,
+        s_noise: torch.Tensor,
+        logq_true: torch.Tensor,
+        logq_noise: torch.Tensor,
+        hits: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         true_logit = self._corrected(s_true, logq_true)  # (B,)
         # A target q cannot draw (log q = −inf) has logit +inf and the loss inf − inf; its limit as q → 0 is 0,
         # with no gradient. A finite stand-in logit keeps the NaN out of the forward and the backward pass.
@@ -294,7 +310,7 @@ class InfoNCE(RankingNCE):
         negatives: str = "noise",
         remove_accidental_hits: bool = False,
         **kwargs: Any,
-    ):
+    ) -> None:
         if negatives not in ("noise", "batch"):
             raise NceLmError(f"infonce negatives must be 'noise' or 'batch', got {negatives!r}")
         self.needs_noise = negatives == "noise"
@@ -310,7 +326,9 @@ class InfoNCE(RankingNCE):
     def _corrected(self, s: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
         return s
 
-    def forward(self, hidden, weight, bias, targets):
+    def forward(
+        self, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor
+    ) -> torch.Tensor:
         if self.negatives == "noise":
             return super().forward(hidden, weight, bias, targets)
         s_all = hidden @ self._rows(weight, targets).T  # (B, B): example i scored against every target of the batch
@@ -340,16 +358,25 @@ class FullSoftmax(Objective):
         num_noise: int = 0,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         **kwargs: Any,
-    ):
+    ) -> None:
         super().__init__(noise, num_noise, **kwargs)
         if chunk_size < 1:
             raise NceLmError(f"full softmax chunk_size must be positive, got {chunk_size}")
         self.chunk_size = int(chunk_size)
 
-    def loss(self, s_true, s_noise, logq_true=None, logq_noise=None, hits=None):
+    def loss(
+        self,
+        s_true: torch.Tensor,
+        s_noise: torch.Tensor,
+        logq_true: torch.Tensor | None = None,
+        logq_noise: torch.Tensor | None = None,
+        hits: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         return torch.logsumexp(s_noise, dim=-1) - s_true
 
-    def forward(self, hidden, weight, bias, targets):
+    def forward(
+        self, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor
+    ) -> torch.Tensor:
         return chunked_cross_entropy(hidden, weight, bias, targets, self.chunk_size)  # (B,)
 
 

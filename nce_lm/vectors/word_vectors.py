@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
@@ -172,7 +172,7 @@ def _load_binary(path: Path, count: int) -> WordVectors:
     return WordVectors(list(keyed.index_to_key), keyed.vectors)  # its made-up counts left behind
 
 
-def _load_text(path: Path, handle, count: int, dim: int) -> WordVectors:
+def _load_text(path: Path, handle: BinaryIO, count: int, dim: int) -> WordVectors:
     words, rows = [], np.empty((count, dim), dtype=np.float32)
     for i in range(count):
         line = handle.readline()
