@@ -205,7 +205,7 @@ def main() -> None:
                     valid=str(folder / "valid.txt"),
                     test=str(folder / "test.txt"),
                     objective=objective,
-                    noise_samples=args.noise,
+                    noise_samples=min(args.noise, vocab // 2),  # k <= V: --quick's V = 1,000 < default k
                     device=args.device,
                     progress=False,
                     **settings,
@@ -240,7 +240,7 @@ def main() -> None:
         f"{r['std_log_z']:.3f}"
         for r in rows
     ]
-    run = f"model {settings}; k = {args.noise}; optimizer {args.optimizer or 'default'}"
+    run = f"model {settings}; k = {args.noise} (at most V/2); optimizer {args.optimizer or 'default'}"
     run += f"; corpus {args.tokens:,} tokens per V"
     emit([run, "", *markdown(header, cells)], args.output, args.device)
     if args.plot:
