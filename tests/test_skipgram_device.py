@@ -282,7 +282,7 @@ def test_on_a_gpu_no_batch_waits_for_the_host(
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        loss, trained = trainer._train_chunk_torch(examples, lambda fraction: 0.05)
+        loss, trained = trainer._train_chunk_torch(examples, 0.0, float(trainer.corpus_words))
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert trained == len(examples) > 10 * config.batch_size and torch.isfinite(loss)
