@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-import nce_lm.skipgram.trainer as skipgram
 from nce_lm.cli import main
 from nce_lm.errors import NceLmError
 from nce_lm.lm import LMConfig, train_lm
 from nce_lm.lm.checkpoint import load_payload
 from nce_lm.pipeline.vocab import Vocab
-from nce_lm.skipgram.trainer import LinearSchedule, SkipGramConfig, continued_schedule, load_checkpoint, train_skipgram
+from nce_lm.skipgram.checkpoint import LinearSchedule, SkipGramState, continued_schedule, load_checkpoint
+from nce_lm.skipgram.config import SkipGramConfig
+from nce_lm.skipgram.trainer import train_skipgram
 
 SG = SkipGramConfig(dim=8, epochs=2, min_count=1, threads=1, kernel="torch", lr=0.02, min_lr=0.001)
 W = 1_000  # corpus words, for the schedule arithmetic
@@ -27,13 +28,13 @@ W = 1_000  # corpus words, for the schedule arithmetic
 
 def test_an_interrupted_run_keeps_its_schedule() -> None:
     config = replace(SG, epochs=3)
-    state = skipgram._State(None, None, epochs_done=1, schedule=LinearSchedule(0.02, 0, 3 * W, 0.001))
+    state = SkipGramState(None, None, epochs_done=1, schedule=LinearSchedule(0.02, 0, 3 * W, 0.001))
     assert continued_schedule(config, config, state, W) is state.schedule
 
 
 def test_more_epochs_re_spread_the_decay_from_the_rate_reached() -> None:
     saved, more = replace(SG, epochs=3), replace(SG, epochs=5)
-    state = skipgram._State(None, None, epochs_done=1, schedule=LinearSchedule(0.02, 0, 3 * W, 0.001))
+    state = SkipGramState(None, None, epochs_done=1, schedule=LinearSchedule(0.02, 0, 3 * W, 0.001))
     schedule = continued_schedule(saved, more, state, W)
     reached = 0.02 - (0.02 - 0.001) / 3
     assert schedule.rate(W) == pytest.approx(reached)  # no jump at the resume point

@@ -13,9 +13,13 @@ import torch
 from gensim.models import KeyedVectors
 
 import nce_lm.skipgram.trainer as skipgram
+import nce_lm.skipgram.windows as skipgram_windows
 from nce_lm.cli import main
 from nce_lm.errors import NceLmError
-from nce_lm.skipgram.trainer import SkipGramConfig, load_checkpoint, sentence_ids, train_skipgram, window_examples
+from nce_lm.skipgram.checkpoint import load_checkpoint
+from nce_lm.skipgram.config import SkipGramConfig
+from nce_lm.skipgram.trainer import train_skipgram
+from nce_lm.skipgram.windows import sentence_ids, window_examples
 
 
 def test_windows_match_word2vecs_loop() -> None:
@@ -37,7 +41,7 @@ def test_windows_match_word2vecs_loop() -> None:
 def test_lines_are_sentences_and_long_lines_are_cut(monkeypatch: pytest.MonkeyPatch) -> None:
     eos = 1
     ids = np.array([5, 6, eos, 7, eos, eos, 8, 9, 10, 11, 12, eos])
-    monkeypatch.setattr(skipgram, "MAX_SENTENCE_WORDS", 3)
+    monkeypatch.setattr(skipgram_windows, "MAX_SENTENCE_WORDS", 3)
     words, sentence = sentence_ids(ids, eos)
     assert words.tolist() == [5, 6, 7, 8, 9, 10, 11, 12]
     groups = [words[sentence == s].tolist() for s in dict.fromkeys(sentence.tolist())]

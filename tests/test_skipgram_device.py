@@ -14,12 +14,13 @@ import pytest
 import torch
 
 import nce_lm.skipgram.device_update as skipgram_device
-import nce_lm.skipgram.trainer as skipgram
 from nce_lm.errors import NceLmError
 from nce_lm.pipeline.token_cache import cached_token_ids
 from nce_lm.pipeline.vocab import build_vocab
+from nce_lm.skipgram.config import SkipGramConfig
 from nce_lm.skipgram.examples import Examples
-from nce_lm.skipgram.trainer import SkipGramConfig, SkipGramTrainer, train_skipgram
+from nce_lm.skipgram.trainer import SkipGramTrainer, train_skipgram
+from nce_lm.skipgram.windows import window_examples
 from nce_lm.training.rowwise_adagrad import RowwiseAdagrad
 
 CONFIG = SkipGramConfig(dim=16, epochs=1, min_count=1, sample=0.0, batch_size=64, lr=0.05, threads=1)
@@ -38,7 +39,7 @@ def test_window_examples_are_the_host_generators_given_the_same_windows(model: s
         words = np.random.default_rng(n).integers(0, 50, size=n)
         sentence = np.sort(np.random.default_rng(n + 1).integers(0, max(1, n // 8), size=n))
         reach = np.random.default_rng(7).integers(1, window + 1, size=n)  # window_examples's draws under seed 7
-        expected = skipgram.window_examples(words, sentence, window, np.random.default_rng(7), model)
+        expected = window_examples(words, sentence, window, np.random.default_rng(7), model)
         ours = skipgram_device.window_examples(
             torch.from_numpy(words), torch.from_numpy(sentence), torch.from_numpy(reach), window, model
         )
@@ -281,7 +282,7 @@ def test_on_a_gpu_no_batch_waits_for_the_host(
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        loss, trained = trainer._train_chunk_torch(examples, lambda fraction: 0.05)
+        loss, trained = trainer._train_chunk_torch(examples, 0.0, float(trainer.corpus_words))
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert trained == len(examples) > 10 * config.batch_size and torch.isfinite(loss)

@@ -16,8 +16,9 @@ from nce_lm.objectives.losses import build_objective
 from nce_lm.pipeline.noise import NoiseDistribution
 from nce_lm.pipeline.token_cache import cached_token_ids
 from nce_lm.pipeline.vocab import build_vocab
+from nce_lm.skipgram.config import SkipGramConfig
 from nce_lm.skipgram.examples import Examples
-from nce_lm.skipgram.trainer import SkipGramConfig, SkipGramTrainer, train_skipgram
+from nce_lm.skipgram.trainer import SkipGramTrainer, train_skipgram
 
 pytestmark = pytest.mark.skipif(
     skipgram_kernel._kernel is None, reason="the C extension was not built (no compiler at install time)"

@@ -12,16 +12,10 @@ from nce_lm.fileio import write_json_atomic
 from nce_lm.objectives.mi_bound import bound_line
 from nce_lm.pipeline.token_cache import cache_vocab
 from nce_lm.pipeline.vocab import Vocab
+from nce_lm.skipgram.checkpoint import load_checkpoint
+from nce_lm.skipgram.config import KERNELS, OPTIMIZERS, OUTPUT_BIAS, SkipGramConfig
 from nce_lm.skipgram.examples import MODELS
-from nce_lm.skipgram.trainer import (
-    KERNELS,
-    OPTIMIZERS,
-    OUTPUT_BIAS,
-    SkipGramConfig,
-    SkipGramResult,
-    load_checkpoint,
-    train_skipgram,
-)
+from nce_lm.skipgram.trainer import SkipGramResult, train_skipgram
 from nce_lm.vectors.word_vectors import FORMATS, save_vectors
 
 _DEFAULTS = SkipGramConfig()

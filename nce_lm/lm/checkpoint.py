@@ -2,10 +2,9 @@
 
 A run folder holds ``config.json``, ``vocab.json``, ``last.pt`` (model, optimizer, learning rate, epoch,
 history and every random state: enough to continue exactly) and ``best.pt`` (the model with the best
-validation perplexity). Every file is written to a temporary name and renamed; ``.pt`` files hold only
-tensors and plain containers and are read with ``torch.load(weights_only=True)``. Each ``.pt`` records the
-fingerprint of the vocabulary it was trained on, checked against ``vocab.json`` when it is read back: a
-replaced or edited vocabulary is refused instead of silently mapping words to another word's rows.
+validation perplexity), written and read by :mod:`nce_lm.training.checkpoint`. Each ``.pt``'s vocabulary
+fingerprint is checked against ``vocab.json`` when it is read back: a replaced or edited vocabulary is refused
+instead of silently mapping words to another word's rows.
 """
 
 from __future__ import annotations
@@ -17,11 +16,12 @@ from typing import Any
 import torch
 
 from nce_lm.errors import NceLmError
-from nce_lm.fileio import atomic_path, read_json, write_json_atomic
+from nce_lm.fileio import read_json, write_json_atomic
 from nce_lm.lm.config import LMConfig
 from nce_lm.lm.model import LanguageModel, build_model
 from nce_lm.pipeline.noise import NoiseDistribution
 from nce_lm.pipeline.vocab import Vocab
+from nce_lm.training.checkpoint import check_vocabulary, load_checkpoint, save_checkpoint
 from nce_lm.training.devices import resolve_device
 
 FORMAT = "nce_lm.lm"
@@ -29,25 +29,18 @@ FORMAT = "nce_lm.lm"
 
 def save_payload(path: Path, payload: dict[str, Any], vocab: Vocab) -> None:
     """Write ``payload`` with the format tag and ``vocab``'s fingerprint, atomically."""
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, "vocab_fingerprint": vocab.fingerprint(), **payload}, tmp)
+    save_checkpoint(path, FORMAT, vocab, payload)
 
 
 def load_payload(path: Path, vocab: Vocab) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_payload` for ``vocab``; anything else is an NceLmError."""
-    if not path.is_file():
-        raise NceLmError(f"checkpoint not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a damaged file can raise many types
-        raise NceLmError(f"checkpoint {path} is corrupted ({type(err).__name__})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise NceLmError(f"{path} is not an nce_lm language-model checkpoint")
-    if payload.get("vocab_fingerprint") != vocab.fingerprint():
-        raise NceLmError(
-            f"{path} was trained on another vocabulary than {path.parent / 'vocab.json'}: the run "
-            "folder's files do not belong together"
-        )
+    payload = load_checkpoint(path, FORMAT, "language-model")
+    check_vocabulary(
+        payload,
+        vocab,
+        f"{path} was trained on another vocabulary than {path.parent / 'vocab.json'}: the run "
+        "folder's files do not belong together",
+    )
     return payload
 
 

@@ -13,7 +13,7 @@ so the host queues batches ahead of the GPU.
 
 The pairs and the update are those of the torch path (word2vec's procedure, Mikolov et al. 2013, batched as
 docs/skipgram.md describes): given the same draws, :func:`window_examples` forms the same examples in the same
-order as :func:`nce_lm.skipgram.trainer.window_examples`, and :func:`update_` computes the torch path's update to
+order as :func:`nce_lm.skipgram.windows.window_examples`, and :func:`update_` computes the torch path's update to
 float32 rounding. The draws come from torch's generator rather than numpy's, so a run is a different sample
 of the same distribution; it repeats exactly on the CPU, and resumes exactly from a checkpoint.
 """
@@ -49,9 +49,10 @@ def window_examples(
 
     words, sentence, reach: (n,), with 1 <= reach <= window. Every j ≠ i with |i − j| <= reach[i] in the same
     sentence is a context word of i, centre by centre, then left to right: the examples of
-    :func:`nce_lm.skipgram.trainer.window_examples` when its generator draws ``reach``. int64 tensors; sizing them is
+    :func:`nce_lm.skipgram.windows.window_examples` when its generator draws ``reach``. int64 tensors; sizing them is
     a host sync.
     """
+    # Not shared with the host's numpy twin: through torch on the CPU it took 0.30 s against 0.13 s per 2M tokens.
     n = len(words)
     offsets = [*range(-window, 0), *range(1, window + 1)]  # left to right
     within = torch.zeros(n, len(offsets), dtype=torch.bool, device=words.device)  # (n, 2·window)

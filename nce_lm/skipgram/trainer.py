@@ -52,14 +52,13 @@ synchronisation, 19 MB for V = 23,379 and d = 100.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +66,7 @@ import numpy as np
 import torch
 
 from nce_lm.errors import NceLmError
-from nce_lm.fileio import atomic_path, check_field_types, remove_stale, temp_prefix
+from nce_lm.fileio import remove_stale, temp_prefix
 from nce_lm.objectives.losses import build_objective
 from nce_lm.objectives.mi_bound import info_nce_bound
 from nce_lm.pipeline.corpus import TokenizerConfig
@@ -77,113 +76,25 @@ from nce_lm.pipeline.token_cache import cache_sources, cache_vocab, cached_token
 from nce_lm.pipeline.vocab import Vocab, build_vocab, count_chunks, vocab_from_counts
 from nce_lm.skipgram import device_update
 from nce_lm.skipgram import kernel as fused_kernel
-from nce_lm.skipgram.examples import MODELS, Examples, cbow_examples, context_steps, mean_inputs
-from nce_lm.training.devices import MAX_THREADS, check_device_name
+from nce_lm.skipgram.checkpoint import (
+    LinearSchedule,
+    SkipGramState,
+    continued_schedule,
+    corpus_fingerprint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from nce_lm.skipgram.config import SkipGramConfig
+from nce_lm.skipgram.examples import Examples, context_steps, mean_inputs
+from nce_lm.skipgram.windows import sentence_ids, window_examples
 from nce_lm.training.distributed import DistributedContext
 from nce_lm.training.memory import check_memory
 from nce_lm.training.resume import refuse_changes
 from nce_lm.training.rowwise_adagrad import RowwiseAdagrad
 from nce_lm.vectors.word_vectors import WordVectors
 
-OUTPUT_BIAS = ("fixed", "learned", "none")
-OPTIMIZERS = {"sgd": 0.025, "rowwise-adagrad": 0.1}  # and their default learning rates
-CBOW_SGD_LR = 0.05  # word2vec.c's default -alpha with -cbow 1 (gensim uses 0.025 for both models)
-KERNELS = ("auto", "fused", "device", "torch")  # the implementations of the update (SkipGramConfig.kernel)
-MAX_SENTENCE_WORDS = 10_000  # gensim's MAX_WORDS_IN_BATCH: longer lines are cut into sentences this long
-CHECKPOINT_FORMAT = "nce_lm.skipgram.trainer"
 IDS_TEMP_PREFIX = "nce_lm-ids-"  # a run without --cache-dir keeps its token ids in a temporary folder so named
 _CHUNK_TOKENS = 1 << 20  # tokens turned into examples at a time: bounds the memory of their arrays
-
-
-@dataclass(frozen=True)
-class SkipGramConfig:
-    """Settings of one skip-gram (or CBOW) run; defaults are word2vec's and gensim's where they agree."""
-
-    model: str = "skipgram"  # "skipgram" (word2vec -cbow 0, gensim sg=1) or "cbow" (-cbow 1; sg=0, cbow_mean=1)
-    dim: int = 100  # vector size (word2vec -size 100, gensim vector_size=100)
-    window: int = 5  # maximum distance between context and centre word (both: 5)
-    negatives: int = 5  # k noise words per example (both: 5)
-    epochs: int = 5  # passes over the corpus (word2vec -iter 5, gensim epochs=5)
-    min_count: int = 5  # words seen fewer times are removed (both: 5)
-    max_final_vocab: int | None = None  # raise min_count until at most this many words remain (gensim's)
-    sample: float = 1e-3  # subsampling threshold t (both: 1e-3; fastText uses 1e-4)
-    noise_power: float = 0.75  # q ∝ count^α (both: 0.75; fastText 0.5)
-    optimizer: str = "sgd"  # "sgd" (word2vec's) or "rowwise-adagrad" (for the large batches of a GPU)
-    lr: float | None = None  # SGD: the starting rate (skip-gram 0.025 as both; CBOW 0.05 as word2vec, gensim 0.025);
-    # row-wise Adagrad: the constant rate (0.1)
-    min_lr: float = 0.0001  # SGD's final learning rate (gensim min_alpha; word2vec uses lr · 1e-4)
-    batch_size: int = 1024  # examples per update (word2vec: 1); smaller batches stay in cache
-    objective: str = "neg"  # any name of nce_lm.objectives.losses.OBJECTIVES except "full"
-    shared_noise: bool = False  # one set of k noise words per batch instead of k per pair (word2vec: per pair)
-    sync_every: int = 64  # under torchrun: average the tables across ranks every this many batches per rank
-    output_bias: str | None = None  # a per-word bias b_w in s = v·u + b_w, starting at log q(w): "fixed" (not
-    # trained), "learned" or "none"; None: fixed for objectives whose optimum is log p (nce, ranking), none for
-    # neg and infonce (word2vec has none)
-    device: str = "auto"  # auto (cuda when visible), cpu, cuda, cuda:N
-    threads: int | None = None  # CPU threads for torch and the fused kernel (None: torch's default)
-    kernel: str = "auto"  # "fused": the C kernel (CPU, one process); "device": pairs and update on the device
-    # (for a GPU; runs on the CPU too); "torch": the torch path; "auto": fused where it applies, else device on CUDA
-    seed: int = 1  # seeds subsampling, windows, initialisation and noise
-    lowercase: bool = False  # tokenizer: lower-case the text (word2vec does not)
-    split_punctuation: bool = False  # tokenizer: split punctuation off words (word2vec does not)
-
-    def validate(self) -> None:
-        """Every setting in range, or an :class:`NceLmError` naming the first that is not."""
-        if self.model not in MODELS:
-            raise NceLmError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
-        positive = ("dim", "window", "negatives", "epochs", "min_count", "batch_size", "sync_every")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise NceLmError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.max_final_vocab is not None and self.max_final_vocab < 1:
-            raise NceLmError(f"max_final_vocab must be at least 1, got {self.max_final_vocab}")
-        if not (self.sample >= 0 and math.isfinite(self.sample)):
-            raise NceLmError(f"sample must be non-negative, got {self.sample}")
-        if not 0 <= self.noise_power <= 1:
-            raise NceLmError(f"noise_power must be between 0 and 1, got {self.noise_power}")
-        if self.optimizer not in OPTIMIZERS:
-            raise NceLmError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        lr = self.start_lr()
-        if not (0 < lr < math.inf and 0 <= self.min_lr <= lr):
-            raise NceLmError(f"need 0 <= min_lr <= lr and lr > 0, got lr={lr}, min_lr={self.min_lr}")
-        if self.objective == "full":
-            raise NceLmError("the skip-gram trainer takes a sampled objective (nce, neg, ranking, infonce)")
-        if self.output_bias not in (None, *OUTPUT_BIAS):
-            raise NceLmError(f"output_bias must be one of {', '.join(OUTPUT_BIAS)}, got {self.output_bias!r}")
-        if self.kernel not in KERNELS:
-            raise NceLmError(f"kernel must be one of {', '.join(KERNELS)}, got {self.kernel!r}")
-        if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
-            raise NceLmError(
-                f"threads must be between 1 and {MAX_THREADS} (more threads than the {os.cpu_count()} "
-                f"CPUs only wait for each other), got {self.threads}"
-            )
-        check_device_name(self.device)
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise NceLmError("--device cuda asked for, but torch sees no CUDA device")
-
-    def start_lr(self) -> float:
-        """The learning rate at the start: the setting, or the optimizer's default (SGD with CBOW: word2vec's 0.05,
-        which on WikiText-2 lifted WS-353 from 0.110 to 0.282 and MEN from 0.138 to 0.273; BENCHMARKS.md)."""
-        if self.lr is not None:
-            return self.lr
-        return CBOW_SGD_LR if self.model == "cbow" and self.optimizer == "sgd" else OPTIMIZERS[self.optimizer]
-
-    def bias_mode(self, models_log_probability: bool) -> str:
-        """The output bias this run uses: the setting, or its default for the objective."""
-        if self.output_bias is not None:
-            return self.output_bias
-        return "fixed" if models_log_probability else "none"
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SkipGramConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise NceLmError(f"unknown skip-gram settings: {', '.join(unknown)}")
-        if isinstance(data.get("output_bias"), bool):  # checkpoints before the fixed bias: True meant learned
-            data = {**data, "output_bias": "learned" if data["output_bias"] else "none"}
-        check_field_types(cls, data, "skip-gram settings")
-        return cls(**data)
 
 
 @dataclass
@@ -196,97 +107,6 @@ class SkipGramResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     context_vectors: WordVectors | None = None
     config: SkipGramConfig | None = None
-
-
-@dataclass
-class _State:
-    """The trainable tables and the position in the schedule: what a checkpoint holds."""
-
-    input_vectors: torch.Tensor  # (V, d)
-    output_vectors: torch.Tensor  # (V, d)
-    epochs_done: int = 0
-    loss_per_epoch: list[float] = field(default_factory=list)
-    noise_rng: torch.Tensor | None = None  # the noise generator's state, so a resumed run draws what it would have
-    output_bias: torch.Tensor | None = None  # (V,), when the model has one
-    optimizer_state: dict[str, torch.Tensor] | None = None  # row-wise Adagrad's accumulators, by table
-    schedule: LinearSchedule | None = None  # SGD's learning rate; None: a fresh run's, from lr at word 0
-    corpus_counts: str | None = None  # sha256 of the training corpus's id counts (corpus_fingerprint)
-
-
-@dataclass(frozen=True)
-class LinearSchedule:
-    """SGD's learning rate, decaying linearly from ``lr`` after ``start_words`` corpus words to ``min_lr`` after
-    ``total_words`` (word2vec's schedule: a fresh run starts at word 0). A resumed run keeps its schedule when
-    it asks for the same length and rates, so it takes exactly the steps of an uninterrupted run; asked for more
-    epochs (or another rate), it re-spreads the decay over the words that remain, from the rate reached (or
-    the rate asked for): the rate never jumps back up by itself."""
-
-    lr: float
-    start_words: float
-    total_words: float
-    min_lr: float
-
-    def rate(self, words_done: float) -> float:
-        span = self.total_words - self.start_words
-        if span <= 0:
-            return self.min_lr
-        return max(self.min_lr, self.lr - (self.lr - self.min_lr) * (words_done - self.start_words) / span)
-
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)
-
-
-def corpus_fingerprint(counts: np.ndarray) -> str:
-    """sha256 of a corpus's id counts (V,): equal for the same text under the same vocabulary, whatever its files."""
-    return hashlib.sha256(np.asarray(counts, dtype="<i8").tobytes()).hexdigest()
-
-
-def sentence_ids(ids: np.ndarray, eos_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """Split a token stream (N,) at ``eos_id`` into words and the sentence each belongs to.
-
-    Returns ``(words, sentence)`` with the end-of-line markers removed: a new sentence starts after each
-    marker and every :data:`MAX_SENTENCE_WORDS` words within a line.
-    """
-    is_eos = ids == eos_id
-    line = np.cumsum(is_eos) - is_eos  # line number of every token
-    words = ids[~is_eos]
-    line = line[~is_eos]
-    if len(words) == 0:
-        return words, line
-    starts = np.flatnonzero(np.r_[True, line[1:] != line[:-1]])  # first word of each line
-    position = np.arange(len(words)) - np.repeat(starts, np.diff(np.r_[starts, len(words)]))
-    return words, line.astype(np.int64) * (1 + len(words) // MAX_SENTENCE_WORDS) + position // MAX_SENTENCE_WORDS
-
-
-def window_examples(
-    words: np.ndarray, sentence: np.ndarray, window: int, rng: np.random.Generator, model: str = "skipgram"
-) -> Examples:
-    """The examples of word2vec's shrunk windows, in word2vec's order.
-
-    words, sentence: (n,). Each centre i draws b_i ~ U{1..window}; every j ≠ i with |i − j| ≤ b_i in the
-    same sentence is a context word of i. Skip-gram: one example, the pair (words[j], words[i]), per context
-    word; CBOW: one example per centre with at least one context word. Examples come centre by centre in corpus
-    order, and context words from the leftmost to the rightmost, as word2vec.c visits them. int32 words.
-    """
-    n = len(words)
-    words = words.astype(np.int32, copy=False)
-    reach = rng.integers(1, window + 1, size=n)  # (n,) the shrunk window b_i
-    offsets = [*range(-window, 0), *range(1, window + 1)]  # left to right
-    within = np.zeros((n, len(offsets)), dtype=bool)  # (n, 2·window): is word i + offset a context of i?
-    context = np.zeros((n, len(offsets)), dtype=np.int32)  # (n, 2·window): that word
-    for column, offset in enumerate(offsets):
-        distance = abs(offset)
-        if distance >= n:
-            continue
-        centres = slice(distance, n) if offset < 0 else slice(0, n - distance)
-        contexts = slice(0, n - distance) if offset < 0 else slice(distance, n)
-        within[centres, column] = (reach[centres] >= distance) & (sentence[centres] == sentence[contexts])
-        context[centres, column] = words[contexts]
-    counts = within.sum(axis=1)  # (n,) context words per centre
-    context = context[within]  # row-major: centre order, then offset order
-    if model == "cbow":
-        return cbow_examples(context, words, counts)
-    return Examples(context, np.repeat(words, counts))
 
 
 def _memory_estimate(config: SkipGramConfig, vocab_size: int, tokens: int) -> dict[str, int]:
@@ -308,7 +128,7 @@ class SkipGramTrainer:
         config: SkipGramConfig,
         vocab: Vocab,
         ids: np.ndarray,
-        state: _State | None = None,
+        state: SkipGramState | None = None,
         ctx: DistributedContext | None = None,
     ):
         config.validate()
@@ -349,20 +169,20 @@ class SkipGramTrainer:
             # word2vec.c's ±0.5/d; CBOW takes gensim 4's ±1/d (keyedvectors.prep_vectors): its input is a mean,
             # smaller from the start, and with ±0.5/d CBOW's vectors lagged gensim's on WS-353 and MEN (BENCHMARKS)
             bound = (1.0 if config.model == "cbow" else 0.5) / config.dim
-            state = _State(
+            state = SkipGramState(
                 (torch.rand(len(vocab), config.dim, generator=init) * 2 - 1) * bound,
                 torch.zeros(len(vocab), config.dim),
                 # Starting at log q puts s = log q: NCE's logit starts at −log k for every word.
                 output_bias=noise.log_probs.cpu().clamp(min=-30.0) if self.bias_mode != "none" else None,
             )
-        bias = state.output_bias.to(self.device) if state.output_bias is not None else None
-        self.state = _State(
+        self.state = SkipGramState(
             state.input_vectors.to(self.device),
             state.output_vectors.to(self.device),
             state.epochs_done,
             list(state.loss_per_epoch),
-            output_bias=bias,
-            schedule=state.schedule,
+            output_bias=state.output_bias.to(self.device) if state.output_bias is not None else None,
+            schedule=state.schedule
+            or LinearSchedule(config.start_lr(), 0, self.corpus_words * config.epochs, config.min_lr),
         )
         self.optimizer = None  # None: SGD, applied by hand
         if config.optimizer == "rowwise-adagrad":
@@ -528,13 +348,18 @@ class SkipGramTrainer:
             tensor = tensor.pin_memory()
         return tensor.to(self.device, non_blocking=True).long()  # int32 over the bus, widened on the device
 
-    def _train_chunk_torch(self, examples: Examples, lr_at) -> tuple[torch.Tensor, int]:
-        """All examples of one chunk through :meth:`_update` (or :meth:`_update_device`), batch by batch;
-        returns the summed loss and the number of examples trained.
+    def _rate(self, words_done: float) -> float:
+        """The learning rate after ``words_done`` corpus words: SGD's linear decay over all words of all epochs;
+        row-wise Adagrad's constant rate (it decays each row's steps itself)."""
+        return self.config.start_lr() if self.optimizer is not None else self.state.schedule.rate(words_done)
 
-        ``lr_at(fraction)`` is the learning rate after that fraction of the chunk's words. Under torchrun rank r
-        takes batches r, r + N, ...; every rank counts every batch, so the collective calls line up whatever
-        share each rank gets.
+    def _train_chunk_torch(self, examples: Examples, words_done: float, words: float) -> tuple[torch.Tensor, int]:
+        """All examples of one chunk, covering ``words`` corpus words after ``words_done``, through :meth:`_update`
+        (or :meth:`_update_device`), batch by batch; returns the summed loss and the number of examples trained.
+
+        Each batch takes the rate reached at its share of the chunk's words. Under torchrun rank r takes batches
+        r, r + N, ...; every rank counts every batch, so the collective calls line up whatever share each rank
+        gets.
         """
         config, ctx = self.config, self.ctx
         update = self._update_device if self.kernel == "device" else self._update
@@ -548,32 +373,58 @@ class SkipGramTrainer:
             if index % ctx.world_size != ctx.rank:
                 continue
             last = min(first + config.batch_size, count)
-            chunk_loss += update(examples.slice(first, last, host_starts), lr_at(first / count))
+            lr = self._rate(words_done + words * (first / count))
+            chunk_loss += update(examples.slice(first, last, host_starts), lr)
             trained += last - first
         return chunk_loss, trained
 
-    def train(self, progress: bool = True, on_epoch_end=None) -> dict[str, Any]:
-        """Run the remaining epochs; returns the figures of this call (``words_per_s`` etc.)."""
+    def _train_epoch(
+        self, epoch: int, tables: fused_kernel.KernelTables | None, bar: Any, words_done: float
+    ) -> tuple[float, int, float]:
+        """One epoch, chunk by chunk, on this rank, from ``words_done`` corpus words into the schedule; returns
+        its summed loss, its number of examples and the words done after it."""
+        loss_sum, example_count = 0.0, 0
+        for examples, covered in self._examples(epoch):
+            words = covered * self.corpus_words / max(len(self.words_all), 1)  # the chunk, in corpus words
+            if tables is not None:
+                lr_begin, lr_end = self._rate(words_done), self._rate(words_done + words)
+                chunk_loss = self._train_chunk_fused(tables, examples, epoch, example_count, lr_begin, lr_end)
+                example_count += len(examples)
+            else:
+                summed, trained = self._train_chunk_torch(examples, words_done, words)
+                chunk_loss = summed.item()
+                example_count += trained
+            if not math.isfinite(chunk_loss):
+                raise NceLmError(
+                    f"the loss became {chunk_loss} in epoch {epoch + 1}; lower --lr (also on --resume) or --batch-size"
+                )
+            loss_sum += chunk_loss
+            words_done += words
+            bar.update(round(words))
+            bar.set_postfix(loss=f"{loss_sum / max(example_count, 1):.4f}", lr=f"{self._rate(words_done):.5f}")
+        return loss_sum, example_count, words_done
+
+    def train(
+        self, progress: bool = True, on_epoch_end: Callable[[SkipGramTrainer], None] | None = None
+    ) -> dict[str, Any]:
+        """Run the remaining epochs, calling ``on_epoch_end(self)`` after each; returns the figures of this call
+        (``words_per_s`` etc.)."""
         from tqdm import tqdm
 
         config, ctx = self.config, self.ctx
         if config.threads is not None:
             torch.set_num_threads(config.threads)
-        total_words = self.corpus_words * config.epochs
-        words_done = self.corpus_words * self.state.epochs_done
         start_epoch = self.state.epochs_done
+        words_done = self.corpus_words * start_epoch  # advanced chunk by chunk, never reset: the schedule's clock
         started = time.perf_counter()
         bar = tqdm(
-            total=total_words,
+            total=self.corpus_words * config.epochs,
             initial=words_done,
             unit="w",
             unit_scale=True,
             disable=not (progress and ctx.is_main),
             desc="skip-gram",
         )
-        lr = lr0 = config.start_lr()
-        schedule = self.state.schedule or LinearSchedule(lr0, 0, total_words, config.min_lr)
-        self.state.schedule = schedule
         unit = "(context, centre) pair" if config.model == "skipgram" else "CBOW example"
         tables = None
         if self.use_kernel:
@@ -584,34 +435,7 @@ class SkipGramTrainer:
                 train_bias=self.bias_mode == "learned",
             )
         for epoch in range(start_epoch, config.epochs):
-            loss_sum, example_count = 0.0, 0
-            for examples, covered in self._examples(epoch):
-                scale = covered * self.corpus_words / max(len(self.words_all), 1)  # in corpus words
-
-                def lr_at(fraction: float, start: float = words_done, scale: float = scale) -> float:
-                    """SGD: linear decay over all words of all epochs, after ``fraction`` of this chunk; Adagrad:
-                    constant (it decays each row's steps itself)."""
-                    if self.optimizer is not None:
-                        return lr0
-                    return schedule.rate(start + scale * fraction)
-
-                if tables is not None:
-                    chunk_loss = self._train_chunk_fused(tables, examples, epoch, example_count, lr_at(0), lr_at(1))
-                    example_count += len(examples)
-                else:
-                    chunk_loss, trained = self._train_chunk_torch(examples, lr_at)
-                    chunk_loss = chunk_loss.item()
-                    example_count += trained
-                if not math.isfinite(chunk_loss):
-                    raise NceLmError(
-                        f"the loss became {chunk_loss} in epoch {epoch + 1}; "
-                        "lower --lr (also on --resume) or --batch-size"
-                    )
-                lr = lr_at(1)
-                loss_sum += chunk_loss
-                words_done += scale
-                bar.update(round(scale))
-                bar.set_postfix(loss=f"{loss_sum / max(example_count, 1):.4f}", lr=f"{lr:.5f}")
+            loss_sum, example_count, words_done = self._train_epoch(epoch, tables, bar, words_done)
             if tables is not None:
                 tables.write_back()
             self._average_tables()
@@ -680,87 +504,21 @@ class SkipGramTrainer:
         return WordVectors(self.vocab.tokens[rows], vectors[rows].float().cpu().numpy(), self.vocab.counts[rows])
 
     def save_checkpoint(self, path: str | os.PathLike[str]) -> None:
-        """Tables, schedule position, config and vocabulary in one torch file (loadable with weights_only)."""
-        payload = {
-            "format": CHECKPOINT_FORMAT,
-            "config": asdict(self.config),
-            "vocab": self.vocab.to_dict(),
-            "vocab_fingerprint": self.vocab.fingerprint(),
-            "input_vectors": self.state.input_vectors.cpu(),
-            "output_vectors": self.state.output_vectors.cpu(),
-            "epochs_done": self.state.epochs_done,
-            "loss_per_epoch": list(self.state.loss_per_epoch),
-            "noise_rng": self.generator.get_state(),
-            "output_bias": self.state.output_bias.cpu() if self.state.output_bias is not None else None,
-            "optimizer_state": self.optimizer.state() if self.optimizer is not None else None,
-            "schedule": self.state.schedule.to_dict() if self.state.schedule is not None else None,
-            "corpus_counts": corpus_fingerprint(self.corpus_counts),
-        }
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
-
-
-def load_checkpoint(path: str | os.PathLike[str]) -> tuple[SkipGramConfig, Vocab, _State]:
-    """Read a checkpoint written by :meth:`SkipGramTrainer.save_checkpoint`; damage is an :class:`NceLmError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise NceLmError(f"checkpoint not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a damaged file
-        raise NceLmError(f"checkpoint {path} is corrupted or not a checkpoint ({type(err).__name__})") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise NceLmError(f"{path} is not an nce_lm skip-gram checkpoint")
-    try:
-        vocab = Vocab.from_dict(payload["vocab"])
-        config = SkipGramConfig.from_dict(payload["config"])
-    except (NceLmError, KeyError, TypeError) as err:
-        raise NceLmError(f"checkpoint {path} is damaged: {err}") from None
-    if payload.get("vocab_fingerprint", vocab.fingerprint()) != vocab.fingerprint():
-        raise NceLmError(f"checkpoint {path} is damaged: its vocabulary does not match the fingerprint it recorded")
-    try:
-        schedule = payload.get("schedule")
-        state = _State(
-            payload["input_vectors"],
-            payload["output_vectors"],
-            int(payload["epochs_done"]),
-            list(payload["loss_per_epoch"]),
-            payload["noise_rng"],
-            payload["output_bias"],
-            payload.get("optimizer_state"),
-            LinearSchedule(**schedule) if schedule is not None else None,
-            payload.get("corpus_counts"),
+        """Tables, schedule position, config and vocabulary in one torch file (:mod:`nce_lm.skipgram.checkpoint`)."""
+        state = replace(
+            self.state,
+            input_vectors=self.state.input_vectors.cpu(),
+            output_vectors=self.state.output_vectors.cpu(),
+            loss_per_epoch=list(self.state.loss_per_epoch),
+            noise_rng=self.generator.get_state(),
+            output_bias=self.state.output_bias.cpu() if self.state.output_bias is not None else None,
+            optimizer_state=self.optimizer.state() if self.optimizer is not None else None,
+            corpus_counts=corpus_fingerprint(self.corpus_counts),
         )
-    except (KeyError, TypeError, ValueError):
-        raise NceLmError(f"checkpoint {path} is incomplete") from None
-    tables = (state.input_vectors, state.output_vectors, state.output_bias, state.noise_rng)
-    if not all(t is None or isinstance(t, torch.Tensor) for t in tables) or state.input_vectors is None:
-        raise NceLmError(f"checkpoint {path} is damaged: its tables are not tensors")
-    if state.input_vectors.shape != (len(vocab), config.dim) or state.output_vectors.shape != state.input_vectors.shape:
-        raise NceLmError(f"checkpoint {path} is inconsistent: tables do not match its vocabulary and dimension")
-    return config, vocab, state
+        save_checkpoint(path, self.config, self.vocab, state)
 
 
-def continued_schedule(
-    saved: SkipGramConfig, config: SkipGramConfig, state: _State, corpus_words: int
-) -> LinearSchedule:
-    """The learning-rate schedule of a run resumed from ``state`` (saved with ``saved``) with ``config``.
-
-    Same length and rates: the checkpoint's schedule, unchanged. Otherwise the decay starts again from where
-    the run is, at the rate it had reached (or at ``config.lr`` when that changed), and reaches ``min_lr`` at
-    the end of ``config.epochs``.
-    """
-    total = float(corpus_words * config.epochs)
-    schedule = state.schedule or LinearSchedule(saved.start_lr(), 0, corpus_words * saved.epochs, saved.min_lr)
-    same_rates = config.start_lr() == saved.start_lr() and config.min_lr == saved.min_lr
-    if same_rates and schedule.total_words == total:
-        return schedule
-    done = float(corpus_words * state.epochs_done)
-    lr = schedule.rate(done) if config.start_lr() == saved.start_lr() else config.start_lr()
-    return LinearSchedule(max(lr, config.min_lr), done, total, config.min_lr)
-
-
-def _warn_if_other_corpus(state: _State, vocab: Vocab, counts: np.ndarray) -> None:
+def _warn_if_other_corpus(state: SkipGramState, vocab: Vocab, counts: np.ndarray) -> None:
     """On resume: warn when the corpus's id counts (V,) are not those of the corpus the checkpoint was trained on
     (checkpoints without that record: not the vocabulary's own counts). Training goes on, since fine-tuning on
     new text is legitimate, but its words outside the vocabulary are dropped, which the user should know."""
