@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import atomic_path
-from nce_lm.pipeline.vocab import Vocab
+
+if TYPE_CHECKING:  # annotations only: training sits below the pipeline
+    from nce_lm.pipeline.vocab import Vocab
 
 
 def save_checkpoint(path: str | os.PathLike[str], kind: str, vocab: Vocab, payload: dict[str, Any]) -> None:
