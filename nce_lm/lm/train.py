@@ -279,6 +279,11 @@ def _train(
         ids = split_ids(paths, vocab, run_dir, cache_dir, errors, False)
 
     noise = noise_for(config, vocab, device)
+
+    def evaluate_split(scored: LanguageModel, split: str, on: DistributedContext | None = None) -> dict[str, Any]:
+        settings = (config.eval_batch_size, config.seq_len, noise, config.is_samples, config.seed)
+        return evaluate_model(scored, ids[split], *settings, progress=config.progress, label=split, ctx=on)
+
     trainer = build_trainer(config, noise, ctx)
     model, module, trained, optimizer, generator = (
         trainer.model,
@@ -387,18 +392,7 @@ def _train(
         if bar is not None:
             bar.close()
         stopped = steps < steps_per_epoch  # by max_tokens, inside the epoch
-        valid = evaluate_model(
-            model,
-            ids["valid"],
-            config.eval_batch_size,
-            config.seq_len,
-            noise,
-            config.is_samples,
-            config.seed,
-            progress=config.progress,
-            label="valid",
-            ctx=ctx,
-        )
+        valid = evaluate_split(model, "valid", ctx)
         if not math.isfinite(valid["nll"]):
             raise NceLmError(
                 f"the validation loss became {valid['nll']} after epoch {epoch + 1}: stopped, the last "
@@ -463,17 +457,7 @@ def _train(
         best = build_model(config, len(vocab), noise.log_probs.cpu()).to(device)
         best.load_state_dict(load_payload(run_dir / "best.pt", vocab)["model"])
         started = time.perf_counter()
-        metrics["test"] = evaluate_model(
-            best,
-            ids["test"],
-            config.eval_batch_size,
-            config.seq_len,
-            noise,
-            config.is_samples,
-            config.seed,
-            progress=config.progress,
-            label="test",
-        )
+        metrics["test"] = evaluate_split(best, "test")
         metrics["test"]["seconds"] = time.perf_counter() - started
     if ctx.is_main:
         write_json_atomic(run_dir / "metrics.json", metrics)
