@@ -19,9 +19,8 @@ import shutil
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -63,8 +62,7 @@ class TrainingModule(nn.Module):
         return loss.float().mean(), state
 
 
-@dataclass
-class Trainer:
+class Trainer(NamedTuple):
     """What a run trains: the model, the model and objective as one module (``trained`` wraps it in
     DistributedDataParallel under torchrun), the optimizer and the noise generator."""
 
@@ -284,14 +282,7 @@ def _train(
         settings = (config.eval_batch_size, config.seq_len, noise, config.is_samples, config.seed)
         return evaluate_model(scored, ids[split], *settings, progress=config.progress, label=split, ctx=on)
 
-    trainer = build_trainer(config, noise, ctx)
-    model, module, trained, optimizer, generator = (
-        trainer.model,
-        trainer.module,
-        trainer.trained,
-        trainer.optimizer,
-        trainer.generator,
-    )
+    model, module, trained, optimizer, generator = build_trainer(config, noise, ctx)
     lr = config.learning_rate
     history: list[dict[str, Any]] = []
     start_epoch, tokens_seen, best_ppl = 0, 0, math.inf
