@@ -1,13 +1,11 @@
 """Training a language model with any objective: the loop, validation by exact perplexity, checkpoints.
 
-The loop (one screen): for each window of the contiguous streams, the model turns inputs (B, T) into
-hidden states (B·T, d); the objective scores them against the output layer — for the sampled objectives
-with k noise words shared by the whole batch, one (B·T, d) × (d, k) product — and returns the loss per
-token; the mean is back-propagated, gradients are clipped, the optimizer steps. After every epoch the
-model is evaluated exactly on the validation text (full softmax), the learning rate is divided by
-``lr_decay`` when validation perplexity did not improve (Zaremba et al. 2014), and ``last.pt`` (and
-``best.pt`` when it improved) are written. Random streams are re-seeded from (seed, epoch, rank) at every
-epoch, so a run resumed from an epoch boundary, on any number of ranks, repeats the draws exactly.
+Per window of the contiguous streams: inputs (B, T) → hidden states (B·T, d) → the objective's loss per token
+(sampled objectives: k noise words shared by the batch, one (B·T, d) × (d, k) product); the mean is
+back-propagated, clipped, stepped. After every epoch: exact validation perplexity, the learning rate divided by
+``lr_decay`` when it did not improve (Zaremba et al. 2014), ``last.pt`` (and ``best.pt``) written. Random
+streams are re-seeded from (seed, epoch, rank) every epoch, so a resumed run, on any number of ranks, repeats
+the draws exactly.
 """
 
 from __future__ import annotations
