@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 from nce_lm.errors import NceLmError
 from nce_lm.objectives.chunked_softmax import DEFAULT_CHUNK_SIZE, chunked_cross_entropy
@@ -107,13 +107,8 @@ class Objective(nn.Module):
         return noise.sample(shape, self.generator)
 
     def loss(
-        self,
-        s_true: torch.Tensor,
-        s_noise: torch.Tensor,
-        logq_true: torch.Tensor,
-        logq_noise: torch.Tensor,
-        hits: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+        self, s_true: Tensor, s_noise: Tensor, logq_true: Tensor, logq_noise: Tensor, hits: Tensor | None = None
+    ) -> Tensor:
         """Loss per example (B,) from s_true (B,), s_noise (B, K), logq_true (B,), logq_noise (K,) or (B, K).
 
         ``hits`` (B, K) marks noise samples equal to the example's target.
@@ -195,13 +190,8 @@ class BinaryNCE(Objective):
             return NoiseClassifier("binary", -self._logits(torch.zeros_like(log_probs), log_probs))
 
     def loss(
-        self,
-        s_true: torch.Tensor,
-        s_noise: torch.Tensor,
-        logq_true: torch.Tensor,
-        logq_noise: torch.Tensor,
-        hits: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+        self, s_true: Tensor, s_noise: Tensor, logq_true: Tensor, logq_noise: Tensor, hits: Tensor | None = None
+    ) -> Tensor:
         delta_true = self._logits(s_true, logq_true)  # (B,)
         delta_noise = self._logits(s_noise, _expand(logq_noise, s_noise))  # (B, K)
         return F.softplus(-delta_true) + F.softplus(delta_noise).sum(-1)
@@ -246,13 +236,8 @@ class RankingNCE(Objective):
         return NoiseClassifier("ranking", -self._corrected(torch.zeros_like(log_probs), log_probs))
 
     def loss(
-        self,
-        s_true: torch.Tensor,
-        s_noise: torch.Tensor,
-        logq_true: torch.Tensor,
-        logq_noise: torch.Tensor,
-        hits: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+        self, s_true: Tensor, s_noise: Tensor, logq_true: Tensor, logq_noise: Tensor, hits: Tensor | None = None
+    ) -> Tensor:
         true_logit = self._corrected(s_true, logq_true)  # (B,)
         # A target q cannot draw (log q = −inf) has logit +inf and the loss inf − inf; its limit as q → 0 is 0,
         # with no gradient. A finite stand-in logit keeps the NaN out of the forward and the backward pass.
