@@ -20,12 +20,9 @@ DENSE_ADAM_BELOW = 100_000  # vocabularies under which a sampled objective train
 
 
 def default_optimizer(objective: str, vocab_size: int) -> str:
-    """Adam (lr 3·10⁻³) for every objective: on PTB it beats Zaremba et al.'s SGD for the full softmax too
-    (test ppl 144.7 against 183.7 after 10⁶ tokens), and binary NCE with SGD ends 2× above the softmax
-    (docs/lm.md). A sampled objective keeps dense Adam below :data:`DENSE_ADAM_BELOW` words, where its O(V·d)
-    step is cheap and better than lazy Adam (PTB: 145.2 against 150.3); above, its tables go row-sparse with
-    row-wise Adagrad, which trained far better than lazy Adam on a 40,000-word synthetic corpus (429 against
-    1,083; dense Adam 793) and keeps one accumulator per row instead of two (V, d) moments."""
+    """Adam for every objective; row-wise Adagrad on row-sparse tables for a sampled objective from
+    :data:`DENSE_ADAM_BELOW` words. The measurements behind it: docs/lm.md, "Defaults, and the measurements
+    behind them", and BENCHMARKS.md."""
     if objective == "full" or vocab_size < DENSE_ADAM_BELOW:
         return "adam"
     return "rowwise-adagrad"
@@ -35,10 +32,8 @@ def default_optimizer(objective: str, vocab_size: int) -> str:
 class LMConfig:
     """One language-model run. Defaults: a small Zaremba-style LSTM trained with self-normalized NCE.
 
-    ``noise_samples``, ``optimizer`` and ``lr`` left as None take defaults that depend on the objective and the
-    vocabulary, filled in by :meth:`resolved` before training (and saved so): Adam at lr 3·10⁻³ (for a
-    sampled objective below 100,000 words; row-wise Adagrad above: :func:`default_optimizer`), k = min(1024, V)
-    noise words from the unigram (α = 1). docs/lm.md gives the measurements behind each choice.
+    ``noise_samples``, ``optimizer`` and ``lr`` left as None depend on the objective and V and are filled in by
+    :meth:`resolved` before training (docs/lm.md, "Defaults, and the measurements behind them").
     """
 
     train: str = ""  # training text, or a registered dataset name ("ptb", "wikitext-2") for all three splits
@@ -95,12 +90,8 @@ class LMConfig:
 
     def check_sizes(self, vocab_size: int) -> None:
         """Once V is known: k at most V, and the largest tensors within the memory budget
-        (:mod:`nce_lm.training.memory`).
-
-        The estimate counts the (B·T, k) noise scores (forward, gradient and a temporary: three copies), the
-        (B·T, d) activations of every layer (six copies, an LSTM's gates), the two (V, d) tables with their
-        gradients and two Adam moments, and evaluation's exact log-partition scores, (B_eval·T, chunk) at a time.
-        """
+        (:mod:`nce_lm.training.memory`). Float32 copies: noise scores ×3 (forward, gradient, a temporary),
+        activations ×6 per layer (an LSTM's gates), the two (V, d) tables ×4 (gradients, two Adam moments)."""
         if self.objective != "full" and self.noise_samples is not None and self.noise_samples > vocab_size:
             raise NceLmError(
                 f"noise_samples (k) must be at most the vocabulary size V = {vocab_size:,}, got "

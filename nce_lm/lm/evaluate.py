@@ -1,42 +1,18 @@
-"""Exact evaluation of a language model, whatever objective trained it.
+"""Exact evaluation of a language model, whatever objective trained it (docs/lm.md, "Evaluation: always exact").
 
 Perplexity is exp of the summed negative log-likelihood over every token divided once by the token count,
 with log p(w | c) = s(w, c) − log Z(c) and log Z(c) computed exactly over the whole vocabulary
-(:func:`nce_lm.objectives.partition.exact_log_z`). The training objective's own loss is never reported as a
-perplexity: for NCE it is not a likelihood at all.
+(:func:`nce_lm.objectives.partition.exact_log_z`); the training objective's own loss is never reported as one.
+Every token with a predecessor is scored once: the N − 1 targets are cut into B rows that overlap by one token,
+each from the model's initial state (the conventional context, Zaremba et al. 2014), and the remainder
+continues the last row. Sums stay on the device in float64; under torchrun (``ctx``) each rank evaluates a
+contiguous share of the rows and the sums are all-reduced.
 
-Which tokens, with which context. Every token that has a predecessor is scored exactly once, so ``tokens``
-is len(ids) − 1 whatever ``batch_size`` and ``seq_len`` are (the first token has nothing to be predicted
-from). What is conventional is the context, as in every published PTB/WikiText-2 figure (Zaremba et al.
-2014): the stream is cut into B rows evaluated side by side, each starting from the model's initial state,
-so the first tokens of rows 2..B see a shorter history than one long stream would give them, and a
-Transformer sees only its current window anyway. The rows overlap by one token — row r ends on the token
-that row r + 1 starts from — so the token at each cut is predicted by row r with its whole history; and
-the remainder left after cutting N − 1 targets into B equal rows (fewer than B tokens) continues the last
-row from its final state, exactly as if that row were longer. With B = 1 an LSTM's figure is the
-likelihood of the whole text as one stream. Earlier versions dropped the B − 1 cut tokens and the
-remainder; the tokens added are scored with long histories, so the perplexity moves by a hair, not by a
-convention.
-
-Sums stay on the device in float64 and are read once per call; under torchrun (``ctx``) each rank
-evaluates a contiguous share of the rows (the rank with the last row also the remainder) and the sums are
-all-reduced, so every rank returns the same figures as one process, up to the order of float64 additions.
-
-Self-normalization diagnostics (Mnih & Teh 2012; Devlin et al. 2014):
-
-* ``mean_log_z``, ``std_log_z``: statistics of the exact log Z(c) over the evaluated contexts;
-* ``self_normalized_ppl``: exp of the mean of −s(w, c), the perplexity a server would report if it trusted
-  exp(s) to be a probability (log Z = 0) and never computed Z — equal to ``ppl`` exactly when
-  mean log Z = 0 (it is exp(mean(−s)) = ppl · exp(−mean log Z));
-* ``is_log_z_error``: mean |log Ẑ(c) − log Z(c)| of the importance-sampling estimate with the training
-  noise distribution (:func:`nce_lm.objectives.partition.importance_sampled_log_z`). Its k samples are drawn per
-  window from a generator seeded with ``seed`` and shared by the window's rows, on every rank alike.
-
-Mutual information (:mod:`nce_lm.objectives.mi_bound`): ``info_nce_loss`` is the mean (k + 1)-way loss of the model's
-scores against k negatives from the training noise, with the critic that matches what the scores estimate
-(ranking NCE's s − log q where they estimate log p, InfoNCE's s for neg and infonce); :func:`evaluate_lm`
-turns it into ``mi_bound`` = log(k + 1) − info_nce_loss, which bounds I(next word; context) from below only
-when the noise is the unigram (``--noise-power 1``), and says so in ``mi_bound_valid`` and ``mi_bound_reason``.
+Self-normalization diagnostics (Mnih & Teh 2012; Devlin et al. 2014): ``mean_log_z``, ``std_log_z``,
+``self_normalized_ppl`` = exp(mean −s) = ppl · exp(−mean log Z), and ``is_log_z_error`` of the
+importance-sampling estimate (:func:`nce_lm.objectives.partition.importance_sampled_log_z`), its k samples
+per window drawn from ``seed`` and shared by the window's rows, on every rank alike. ``info_nce_loss`` feeds
+:mod:`nce_lm.objectives.mi_bound` (critic s − log q where the scores estimate log p, s for neg and infonce).
 """
 
 from __future__ import annotations

@@ -1,22 +1,11 @@
 """The optimizer of a language-model run: one rule for the dense parameters, one for the embedding tables.
 
 With a sampled objective the input embedding and the output weight and bias receive row-sparse gradients
-(:mod:`nce_lm.training.sparse_rows`): only the rows a step touched. What each optimizer does to a row the step did
-not touch:
-
-* ``sgd`` — nothing, exactly as dense SGD (no momentum, no weight decay): an untouched row's gradient is
-  zero, so the sparse update *is* the dense one.
-* ``lazy-adam`` — nothing (``torch.optim.SparseAdam`` for the tables, Adam for the rest): a row's moments
-  advance only on the steps that touch it. Dense Adam would keep moving an untouched row with its decaying
-  first moment and decay its second moment; lazy Adam skips both. It is not the dense update, but each row
-  sees Adam over the steps that concern it, which is the usual choice for large embedding tables.
-* ``rowwise-adagrad`` — nothing (:class:`nce_lm.training.rowwise_adagrad.RowwiseAdagrad` for the tables, one
-  accumulator per row; element-wise Adagrad for the rest): Adagrad adds nothing to an untouched row's
-  accumulator and takes no step, so the sparse update equals the dense one with a row-wise accumulator.
-* ``adam`` — dense Adam on every parameter: the tables get dense (V, d) gradients and every row moves
-  every step. Kept for users who want that behaviour; it costs O(V·d) per step.
-
-The full softmax touches every row, so its tables are always dense; ``lazy-adam`` is then plain Adam.
+(:mod:`nce_lm.training.sparse_rows`). ``sgd`` and ``rowwise-adagrad``
+(:class:`nce_lm.training.rowwise_adagrad.RowwiseAdagrad`) leave an untouched row alone, exactly as their dense
+update does; ``lazy-adam`` (``torch.optim.SparseAdam``) advances a row's moments only on the steps that touch
+it, unlike dense Adam; ``adam`` gives the tables dense (V, d) gradients at O(V·d) per step. The full softmax
+touches every row, so its tables are always dense. docs/lm.md, "Row-sparse tables", has the table.
 """
 
 from __future__ import annotations

@@ -1,13 +1,11 @@
 """Training a language model with any objective: the loop, validation by exact perplexity, checkpoints.
 
-The loop (one screen): for each window of the contiguous streams, the model turns inputs (B, T) into
-hidden states (B·T, d); the objective scores them against the output layer — for the sampled objectives
-with k noise words shared by the whole batch, one (B·T, d) × (d, k) product — and returns the loss per
-token; the mean is back-propagated, gradients are clipped, the optimizer steps. After every epoch the
-model is evaluated exactly on the validation text (full softmax), the learning rate is divided by
-``lr_decay`` when validation perplexity did not improve (Zaremba et al. 2014), and ``last.pt`` (and
-``best.pt`` when it improved) are written. Random streams are re-seeded from (seed, epoch, rank) at every
-epoch, so a run resumed from an epoch boundary, on any number of ranks, repeats the draws exactly.
+Per window of the contiguous streams: inputs (B, T) → hidden states (B·T, d) → the objective's loss per token
+(sampled objectives: k noise words shared by the batch, one (B·T, d) × (d, k) product); the mean is
+back-propagated, clipped, stepped. After every epoch: exact validation perplexity, the learning rate divided by
+``lr_decay`` when it did not improve (Zaremba et al. 2014), ``last.pt`` (and ``best.pt``) written. Random
+streams are re-seeded from (seed, epoch, rank) every epoch, so a resumed run, on any number of ranks, repeats
+the draws exactly.
 """
 
 from __future__ import annotations
@@ -19,9 +17,8 @@ import shutil
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -63,8 +60,7 @@ class TrainingModule(nn.Module):
         return loss.float().mean(), state
 
 
-@dataclass
-class Trainer:
+class Trainer(NamedTuple):
     """What a run trains: the model, the model and objective as one module (``trained`` wraps it in
     DistributedDataParallel under torchrun), the optimizer and the noise generator."""
 
@@ -279,14 +275,12 @@ def _train(
         ids = split_ids(paths, vocab, run_dir, cache_dir, errors, False)
 
     noise = noise_for(config, vocab, device)
-    trainer = build_trainer(config, noise, ctx)
-    model, module, trained, optimizer, generator = (
-        trainer.model,
-        trainer.module,
-        trainer.trained,
-        trainer.optimizer,
-        trainer.generator,
-    )
+
+    def evaluate_split(scored: LanguageModel, split: str, on: DistributedContext | None = None) -> dict[str, Any]:
+        settings = (config.eval_batch_size, config.seq_len, noise, config.is_samples, config.seed)
+        return evaluate_model(scored, ids[split], *settings, progress=config.progress, label=split, ctx=on)
+
+    model, module, trained, optimizer, generator = build_trainer(config, noise, ctx)
     lr = config.learning_rate
     history: list[dict[str, Any]] = []
     start_epoch, tokens_seen, best_ppl = 0, 0, math.inf
@@ -387,18 +381,7 @@ def _train(
         if bar is not None:
             bar.close()
         stopped = steps < steps_per_epoch  # by max_tokens, inside the epoch
-        valid = evaluate_model(
-            model,
-            ids["valid"],
-            config.eval_batch_size,
-            config.seq_len,
-            noise,
-            config.is_samples,
-            config.seed,
-            progress=config.progress,
-            label="valid",
-            ctx=ctx,
-        )
+        valid = evaluate_split(model, "valid", ctx)
         if not math.isfinite(valid["nll"]):
             raise NceLmError(
                 f"the validation loss became {valid['nll']} after epoch {epoch + 1}: stopped, the last "
@@ -463,17 +446,7 @@ def _train(
         best = build_model(config, len(vocab), noise.log_probs.cpu()).to(device)
         best.load_state_dict(load_payload(run_dir / "best.pt", vocab)["model"])
         started = time.perf_counter()
-        metrics["test"] = evaluate_model(
-            best,
-            ids["test"],
-            config.eval_batch_size,
-            config.seq_len,
-            noise,
-            config.is_samples,
-            config.seed,
-            progress=config.progress,
-            label="test",
-        )
+        metrics["test"] = evaluate_split(best, "test")
         metrics["test"]["seconds"] = time.perf_counter() - started
     if ctx.is_main:
         write_json_atomic(run_dir / "metrics.json", metrics)

@@ -1,46 +1,21 @@
 """The noise-contrastive family of objectives behind one interface, next to the full softmax.
 
-A model scores a word w in a context c with s(w, c) = h_c · u_w + b_w. Learning p(w | c) = exp(s) / Z(c)
-by maximum likelihood needs Z(c) = Σ_w exp(s(w, c)), a sum over the whole vocabulary. Each objective here
-replaces it by a comparison between the observed word and k words drawn from a noise distribution q:
+A model scores a word w in a context c with s(w, c) = h_c · u_w + b_w; each objective compares the observed
+word with k words drawn from a noise distribution q instead of summing Z(c) over the vocabulary:
 
-* ``nce`` — binary ("local") NCE (Gutmann & Hyvärinen 2012; Mnih & Teh 2012). Density estimation becomes
-  classification: is this word from the data or from the noise? With Δ(w) = s(w, c) − log(k q(w)), the
-  posterior that w came from the data is σ(Δ(w)), and the loss is −log σ(Δ(w_0)) − Σ_j log σ(−Δ(w_j)). The
-  normalizer log Z(c) is fixed at 0 (self-normalization, Mnih & Teh's choice): for any k ≥ 1 and any q that is
-  positive wherever p is, the expected loss is minimised by s(w, c) = log p(w | c) itself, so exp(s) is the
-  probability and Σ_w exp(s(w, c)) = 1 at the optimum. Larger k lowers the variance, not the bias (there is none).
-* ``neg`` — negative sampling (Mikolov et al. 2013): the same classifier with Δ = s, no −log(k q) correction.
-  Its optimum is s = log p(w | c) − log(k q(w)) (Dyer 2014): log p only where k q(w) = 1 (then the two losses
-  are the same function), and when q is the unigram p(w) it is the PMI log p(w | c)/p(w) shifted by −log k
-  (Levy & Goldberg 2014). With any other q it is neither.
-* ``ranking`` (also ``sampled``) — ranking ("global") NCE (Jozefowicz et al. 2016; Ma & Collins 2018), which
-  is the importance-sampled softmax (Bengio & Senécal 2008; Jean et al. 2015): which of the k + 1 candidates
-  is the data? Loss −log softmax_0([s(w_0) − log q(w_0), s(w_1) − log q(w_1), …]). For any k ≥ 1 its optimum
-  is s = log p(w | c) + const(c): consistent up to the normalizer, which it never pins down. A target with
-  q = 0 gets the q → 0 limit of its loss, 0, and no gradient: the objective learns nothing about words q
-  cannot draw.
-* ``infonce`` — InfoNCE (van den Oord et al. 2018): −log softmax_0([s(w_0), s(w_1), …]) with negatives
-  from q or from the other examples of the batch. For any k ≥ 1 its optimum is
-  s = log p(w | c) − log q(w) + const(c): the pointwise mutual information log p(w | c)/p(w) up to a constant
-  only when q is the marginal p(w) (in-batch negatives are draws from the marginal). Likewise
-  log(k + 1) − E[loss] is a lower bound on I(w; c) only when the negatives are drawn from the marginal
-  (Poole et al. 2019); with another q it can exceed I. The bound holds for any score, so ranking NCE's loss,
-  which is InfoNCE's with the score s − log q, gives one too. With q uniform the two objectives coincide:
-  ranking NCE *is* InfoNCE whose critic is the model's score (tests show equal gradients).
+* ``nce`` — binary NCE (Gutmann & Hyvärinen 2012; Mnih & Teh 2012), self-normalized: optimum s = log p(w | c).
+* ``neg`` — negative sampling (Mikolov et al. 2013): optimum s = log p(w | c) − log(k q(w)) (Dyer 2014).
+* ``ranking`` (also ``sampled``) — ranking NCE (Jozefowicz et al. 2016; Ma & Collins 2018), the
+  importance-sampled softmax (Bengio & Senécal 2008; Jean et al. 2015): optimum s = log p(w | c) + const(c).
+* ``infonce`` — InfoNCE (van den Oord et al. 2018; bound: Poole et al. 2019): optimum
+  s = log p(w | c) − log q(w) + const(c).
 * ``full`` — the exact softmax cross-entropy log Z(c) − s(w_0, c), the reference all others approximate.
 
-:mod:`nce_lm.objectives.theory` computes every expected loss exactly on a small tabular problem and checks each optimum
-above; docs/objectives.md has the table.
-
-Every sampled objective is a small pure function, :meth:`Objective.loss`, of the scores of the true words
-``s_true`` (B,), of the noise words ``s_noise`` (B, K), and their log noise-probabilities; noise is shared by
-the batch by default, which turns the scoring of the noise into one (B, d) × (d, K) matrix product.
-
-Seen as classifiers, the four sampled objectives are two: a binary classifier of each word as data or noise
-(nce, neg) and a (k + 1)-way classifier of which candidate is the data (ranking, infonce), each on logits
-z(w) = s(w, c) − offset(w). :meth:`Objective.classifier` returns that form, which is all a fused kernel
-(``nce_lm/skipgram/_kernel.c``) needs to train with any of them.
+docs/objectives.md derives each optimum and has the table :mod:`nce_lm.objectives.theory` checks exactly.
+:meth:`Objective.loss` is a small pure function of ``s_true`` (B,), ``s_noise`` (B, K) and their log
+noise-probabilities; noise is shared by the batch by default, one (B, d) × (d, K) product. As classifiers the
+four sampled objectives are two, binary (nce, neg) and (k + 1)-way (ranking, infonce):
+:meth:`Objective.classifier` returns that form, all the fused kernel (``nce_lm/skipgram/_kernel.c``) needs.
 """
 
 from __future__ import annotations
@@ -51,7 +26,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 from nce_lm.errors import NceLmError
 from nce_lm.objectives.chunked_softmax import DEFAULT_CHUNK_SIZE, chunked_cross_entropy
@@ -132,13 +107,8 @@ class Objective(nn.Module):
         return noise.sample(shape, self.generator)
 
     def loss(
-        self,
-        s_true: torch.Tensor,
-        s_noise: torch.Tensor,
-        logq_true: torch.Tensor,
-        logq_noise: torch.Tensor,
-        hits: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+        self, s_true: Tensor, s_noise: Tensor, logq_true: Tensor, logq_noise: Tensor, hits: Tensor | None = None
+    ) -> Tensor:
         """Loss per example (B,) from s_true (B,), s_noise (B, K), logq_true (B,), logq_noise (K,) or (B, K).
 
         ``hits`` (B, K) marks noise samples equal to the example's target.
@@ -220,13 +190,8 @@ class BinaryNCE(Objective):
             return NoiseClassifier("binary", -self._logits(torch.zeros_like(log_probs), log_probs))
 
     def loss(
-        self,
-        s_true: torch.Tensor,
-        s_noise: torch.Tensor,
-        logq_true: torch.Tensor,
-        logq_noise: torch.Tensor,
-        hits: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+        self, s_true: Tensor, s_noise: Tensor, logq_true: Tensor, logq_noise: Tensor, hits: Tensor | None = None
+    ) -> Tensor:
         delta_true = self._logits(s_true, logq_true)  # (B,)
         delta_noise = self._logits(s_noise, _expand(logq_noise, s_noise))  # (B, K)
         return F.softplus(-delta_true) + F.softplus(delta_noise).sum(-1)
@@ -271,13 +236,8 @@ class RankingNCE(Objective):
         return NoiseClassifier("ranking", -self._corrected(torch.zeros_like(log_probs), log_probs))
 
     def loss(
-        self,
-        s_true: torch.Tensor,
-        s_noise: torch.Tensor,
-        logq_true: torch.Tensor,
-        logq_noise: torch.Tensor,
-        hits: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+        self, s_true: Tensor, s_noise: Tensor, logq_true: Tensor, logq_noise: Tensor, hits: Tensor | None = None
+    ) -> Tensor:
         true_logit = self._corrected(s_true, logq_true)  # (B,)
         # A target q cannot draw (log q = −inf) has logit +inf and the loss inf − inf; its limit as q → 0 is 0,
         # with no gradient. A finite stand-in logit keeps the NaN out of the forward and the backward pass.

@@ -15,19 +15,9 @@ table of scores s (C, V). The expected loss of an objective is a finite sum, tak
 * ``full``: Σ_c π(c) Σ_w p(w | c) (log Σ_v exp s(v, c) − s(w, c)).
 
 :func:`minimise` finds the table that minimises the expected loss (L-BFGS in float64, to a gradient norm of
-1e-7 by default) and :func:`theoretical_optimum` states what theory says it is:
-
-* ``full``: log softmax(s) = log p(w | c);
-* ``nce`` (log Z fixed at 0): s = log p(w | c), for any k ≥ 1 and any q > 0 (Gutmann & Hyvärinen 2012);
-* ``neg``: s = log p(w | c) − log(k q(w)) (Mikolov et al. 2013; Levy & Goldberg 2014): log p only where
-  k q(w) = 1;
-* ``ranking``: s = log p(w | c) + const(c), for any k ≥ 1 (Ma & Collins 2018);
-* ``infonce`` with negatives from q: s = log p(w | c) − log q(w) + const(c) (van den Oord et al. 2018); this is
-  the pointwise mutual information log p(w | c) / p(w) only when q is the marginal p(w).
-
-For the (k + 1)-way objectives, log(k + 1) − E[loss] is a lower bound on I(w; c) when the negatives are drawn
-from the marginal p(w) = Σ_c π(c) p(w | c) (Poole et al. 2019); with any other q it is not a bound and can exceed
-I (:func:`mutual_information` gives the exact I). ``scripts/theory_table.py`` prints all of it.
+1e-7 by default); :func:`theoretical_optimum` states each optimum listed in :mod:`nce_lm.objectives.losses`,
+and :func:`mutual_information` the exact I(w; c) the (k + 1)-way bounds are compared with (docs/objectives.md,
+"The table, computed exactly"; ``scripts/theory_table.py`` prints it).
 """
 
 from __future__ import annotations
