@@ -1,9 +1,4 @@
-"""``nce-lm vocab``, ``nce-lm prepare`` and ``nce-lm data``: the corpus pipeline on the command line.
-
-Thin wrappers: parse, call :mod:`nce_lm.pipeline.vocab`, :mod:`nce_lm.pipeline.token_cache` and
-:mod:`nce_lm.pipeline.datasets`,
-print a short summary.
-"""
+"""``nce-lm vocab``, ``nce-lm prepare`` and ``nce-lm data``: thin wrappers over :mod:`nce_lm.pipeline`."""
 
 from __future__ import annotations
 

@@ -1,20 +1,10 @@
 """The vocabulary: tokens, their corpus counts and their ids, with a JSON round trip.
 
-Ids follow the word2vec convention of sorting by frequency (Mikolov et al. 2013), after two special
-tokens: id 0 is ``<unk>`` (a corpus's own ``<unk>`` tokens, as in PTB and WikiText, plus every token the
-vocabulary leaves out) and id 1 is ``<eos>`` (one per input line, appended by the language-model data
-path). The rest is ordered by count descending, ties by the token string, so a corpus always gets the
-same ids. The counts feed the noise distribution q(w) ∝ count(w)^α, so they are the exact frequencies
-of the encoded stream: ``counts.sum()`` is the number of tokens plus the number of lines.
-
-Counting keeps every distinct token in a dict, so memory grows with the number of distinct tokens, not
-with the corpus. Past ``max_distinct`` distinct tokens, the rarest are pruned while counting, as in
-word2vec's ``ReduceVocab``: first every token seen once, then (if that was not enough, or the limit is
-hit again) every token seen at most twice, and so on. A pruned token's later occurrences start counting
-from zero again, so rare-word counts become undercounts (or the word is dropped); the occurrences lost
-that way are added to ``<unk>``, which keeps the total exact. Frequent words are exact as long as their
-count exceeds the final pruning threshold (saved as ``settings["prune_threshold"]``; 0 when no pruning
-happened).
+Ids follow word2vec's frequency order (Mikolov et al. 2013) after ``<unk>`` (0) and ``<eos>`` (1); the counts
+are the exact frequencies of the encoded stream, as the noise distribution needs. Past ``max_distinct``
+distinct tokens the rarest are pruned while counting, as in word2vec's ``ReduceVocab``; the occurrences lost
+that way go to ``<unk>``, so the total stays exact, and counts above ``settings["prune_threshold"]`` are exact.
+Contract: docs/architecture.md, "Vocabulary".
 """
 
 from __future__ import annotations
