@@ -181,13 +181,10 @@ def iter_chunks(
     block_size: int = DEFAULT_BLOCK_SIZE,
     progress: str | None = None,
 ) -> Iterator[TokenChunk]:
-    """Yield the tokens of every line of every input, in order.
+    """Yield the tokens of every line of every input, in order (docs/architecture.md, "Corpus").
 
-    A line yields one chunk with ``line_end=True``; a line longer than ``block_size`` characters is cut
-    at whitespace into chunks of at most about ``2 * block_size`` characters, the last one ending the
-    line. A final line without a trailing newline still counts as a line. Memory stays bounded by the
-    block size whatever the line length. ``progress`` labels a tqdm bar of the bytes read, shown when the
-    reading takes more than 2 seconds.
+    A line longer than ``block_size`` characters is cut into chunks of at most about ``2 * block_size``; a
+    final line without a newline still counts. ``progress`` labels a bar of the bytes read, shown past 2 s.
     """
     if errors not in ERROR_MODES:
         raise NceLmError(f"errors must be one of {', '.join(ERROR_MODES)}, got {errors!r}")

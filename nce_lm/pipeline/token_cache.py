@@ -119,27 +119,19 @@ def load_or_build(
     expected = _expected_manifest(files, vocab, errors)
     created = not folder.exists()
     try:
-        return _load_or_build(folder, files, vocab, errors, expected, progress)
+        with folder_lock(folder, "token cache", shared=True):
+            found = _reusable(folder, expected)
+        if found is not None:
+            return TokenCache(found[0], True, found[1])
+        with folder_lock(folder, "token cache"):
+            found = _reusable(folder, expected)  # another process may have built it meanwhile
+            if found is not None:
+                return TokenCache(found[0], True, found[1])
+            return _build(folder, files, vocab, errors, expected, progress)
     except BaseException:
         if created:  # a folder this call made and could not fill: leave nothing behind
             shutil.rmtree(folder, ignore_errors=True)
         raise
-
-
-def _load_or_build(
-    folder: Path, files: list[Path], vocab: Vocab, errors: str, expected: dict[str, Any], progress: bool
-) -> TokenCache:
-    """:func:`load_or_build` once the inputs are checked: reuse under a shared lock, else build under an exclusive
-    one."""
-    with folder_lock(folder, "token cache", shared=True):
-        found = _reusable(folder, expected)
-    if found is not None:
-        return TokenCache(found[0], True, found[1])
-    with folder_lock(folder, "token cache"):
-        found = _reusable(folder, expected)  # another process may have built it meanwhile
-        if found is not None:
-            return TokenCache(found[0], True, found[1])
-        return _build(folder, files, vocab, errors, expected, progress)
 
 
 def _build(
@@ -184,10 +176,7 @@ def cached_token_ids(
     errors: str = "strict",
     progress: bool = False,
 ) -> np.ndarray:
-    """Memory-mapped int32 ids of every line of ``paths`` followed by ``vocab.eos_id``.  # (N,)
-
-    Rebuilt when the sources (path, size, mtime), the vocabulary or the decoding mode change.
-    """
+    """Memory-mapped int32 ids (N,) of every line of ``paths`` followed by ``vocab.eos_id``: :func:`load_or_build`."""
     return load_or_build(paths, vocab, cache_dir, errors, progress).ids
 
 

@@ -146,11 +146,7 @@ def count_tokens(
     max_distinct: int = DEFAULT_MAX_DISTINCT,
     progress: str | None = None,
 ) -> tuple[Counter[str], int, int, int]:
-    """Count every token of the corpus files, pruning the rarest past ``max_distinct`` distinct tokens.
-
-    Returns ``(counts, lines, pruned_occurrences, prune_threshold)``: see :func:`count_chunks`. ``progress``
-    labels a bar of the bytes read (shown past 2 seconds).
-    """
+    """:func:`count_chunks` of the corpus files; ``progress`` labels a bar of the bytes read (shown past 2 s)."""
     return count_chunks(iter_chunks(paths, tokenizer, errors, progress=progress), max_distinct)
 
 
@@ -196,15 +192,10 @@ def build_vocab(
 ) -> Vocab:
     """Count the corpus and keep tokens with count >= ``min_count``, at most ``max_size`` entries in all.
 
-    ``max_size`` counts the two special tokens, so ``len(vocab) <= max_size``; past it, of the tokens with
-    equal counts the first by token string are kept. ``max_final_vocab`` is gensim's (``Word2Vec``'s
-    ``max_final_vocab``): instead of cutting the list, it raises ``min_count`` until at most that many words
-    (specials not counted) remain, so words with equal counts are kept or dropped together and the vocabulary
-    may end up smaller than the cap (:func:`final_vocab_min_count`); the ``min_count`` applied is saved as
-    ``settings["effective_min_count"]``. Literal ``<unk>`` and
-    ``<eos>`` tokens of the corpus count towards the specials. A vocabulary left with no ordinary token
-    (empty input, ``min_count`` too high) is an :class:`NceLmError`. ``progress`` shows a bar of the bytes
-    read when counting takes more than 2 seconds.
+    ``max_size`` counts the two specials; past it, of tokens with equal counts the first by string are kept.
+    ``max_final_vocab`` (gensim's) instead raises ``min_count`` (:func:`final_vocab_min_count`, saved as
+    ``settings["effective_min_count"]``), so words with equal counts are kept or dropped together. A vocabulary
+    with no ordinary token is an :class:`NceLmError`. ``progress``: a bar of the bytes read, past 2 seconds.
     """
     _check_limits(min_count, max_size)  # before a long count
     files = expand_inputs(paths)

@@ -181,13 +181,8 @@ def evaluate_all(
     restrict_vocab: int = DEFAULT_RESTRICT_VOCAB,
     progress: bool = False,
 ) -> dict[str, object]:
-    """Every analogy and similarity figure as one JSON-ready dict; gensim's bundled files when none given.
-    ``progress`` shows a bar over the analogy questions when they take more than 2 seconds.
-
-    Keys: ``analogy`` (3CosAdd accuracy over all files' questions), ``analogy_3cosmul``,
-    ``analogy_skipped``, ``analogy_sections`` and, per similarity file, its name (Spearman) and
-    ``<name>_skipped``.
-    """
+    """Every analogy and similarity figure as one JSON-ready dict (keys: docs/vectors.md, "Evaluation");
+    gensim's bundled files when none given. ``progress``: a bar over the analogy questions, past 2 seconds."""
     if analogies is None and similarities is None:
         analogies, similarities = default_evaluation_files()
     metrics: dict[str, object] = {}

@@ -188,11 +188,9 @@ def _check_finite(vectors: WordVectors, path: Path) -> WordVectors:
 
 
 def load_vectors(path: str | os.PathLike[str], format: str = "auto") -> WordVectors:
-    """Read vectors written by :func:`save_vectors` (or by word2vec or gensim).
+    """Read vectors written by :func:`save_vectors`, word2vec or gensim; ``format`` in :data:`LOAD_FORMATS`.
 
-    ``format`` is one of :data:`LOAD_FORMATS`. ``auto`` reads a ``.kv`` or ``.model`` file as gensim's
-    native format and anything else as word2vec binary or text (told apart by the bytes after the header).
-    gensim's format is a pickle: load it only from a source you trust.
+    ``auto`` reads a ``.kv`` or ``.model`` file as gensim's pickle (trusted sources only), else word2vec.
     """
     path = Path(path)
     if format not in LOAD_FORMATS:
