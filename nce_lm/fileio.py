@@ -1,16 +1,9 @@
 """Atomic file writes: output appears complete under its final name, or not at all.
 
-Every file the package writes (vocabularies, token caches, checkpoints, exported vectors, metrics) goes
-through :func:`atomic_path`: the data are written to a temporary file in the destination folder, flushed,
-and renamed over the destination only once the write succeeded. An interrupted run therefore never leaves
-a half-written file behind, and never destroys the previous good version. A folder of outputs written
-together (a synthetic corpus) goes through :func:`staged_folder`: every file is written into a temporary
-sibling folder and moved into place only when all of them are complete.
-
-Temporaries carry the writer's process id in their name (``.<name>.pid<N>-<random>.tmp``); a process that
-was killed mid-write leaves one behind, and the next write to the same destination removes it
-(:func:`remove_stale`) once no process with that id runs. Files and folders are created with the
-permissions the umask gives (``mkstemp`` alone would make them private, mode 0600).
+:func:`atomic_path` writes a temporary file beside the destination and renames it over the destination once
+the write succeeded; :func:`staged_folder` does the same for a folder of outputs. Temporaries are named
+``.<name>.pid<N>-<random>.tmp`` so that :func:`remove_stale` can delete those of dead processes. Contract:
+docs/architecture.md, "Errors and files".
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """Advisory locks on the folders a run writes into, so that two processes never mix their files.
 
-A run folder (``lm train``) and a token-id cache folder (``prepare``, ``--cache-dir``) hold several files
-that must agree with each other (a manifest and its ids, a config and its checkpoint). Two processes writing
-one folder at once would interleave them, so each writer holds an exclusive ``fcntl.flock`` on
-``<folder>/.lock`` while it works; a reader of a cache holds a shared one. The lock file records the writer's
-process id, so that a refused process can say which process holds the folder. The operating system releases
-a lock when its holder exits, killed or not: a lock never outlives its process.
+A writer holds an exclusive ``fcntl.flock`` on ``<folder>/.lock``, a reader of a cache a shared one; the lock
+file records the writer's pid so that a refusal can name it, and the system releases a lock when its holder
+exits. Contract: docs/architecture.md, "Errors and files".
 """
 
 from __future__ import annotations

@@ -1,12 +1,9 @@
 """The ``nce-lm`` command line: one verb per job, each in its own module, each thin.
 
-Verb modules are the ``*_verbs`` modules of this package, found at start-up (so adding a verb never
-means editing a shared list), and registered in the order of :data:`VERB_ORDER`, then by name.
-A verb module defines ``register(subparsers)``, which adds its parser and sets ``func`` to a callable
-taking the parsed arguments and returning an exit status. Errors the user can fix arrive as
-:class:`~nce_lm.errors.NceLmError` and are printed as one line, ``nce-lm VERB: error: ...``, with exit status 2,
-as are bad options (:class:`~nce_lm.cli.options.OneLineParser`) and what the operating system refuses (a
-read-only folder, a full disk: ``OSError``) or cannot give (``MemoryError``).
+Verb modules (``*_verbs``) are found at start-up and registered in the order of :data:`VERB_ORDER`, then by
+name; each defines ``register(subparsers)``, setting ``func`` to a callable that returns an exit status.
+``NceLmError``, ``OSError`` and ``MemoryError`` are printed as one line with exit status 2 (docs/architecture.md,
+"Command line").
 """
 
 from __future__ import annotations

@@ -1,9 +1,4 @@
-"""``nce-lm vocab``, ``nce-lm prepare`` and ``nce-lm data``: the corpus pipeline on the command line.
-
-Thin wrappers: parse, call :mod:`nce_lm.pipeline.vocab`, :mod:`nce_lm.pipeline.token_cache` and
-:mod:`nce_lm.pipeline.datasets`,
-print a short summary.
-"""
+"""``nce-lm vocab``, ``nce-lm prepare`` and ``nce-lm data``: thin wrappers over :mod:`nce_lm.pipeline`."""
 
 from __future__ import annotations
 
@@ -19,15 +14,13 @@ from nce_lm.pipeline.token_cache import VOCAB_FILE, load_or_build
 from nce_lm.pipeline.vocab import DEFAULT_MAX_DISTINCT, Vocab, build_vocab, coverage
 
 
-def _add_replace_errors(parser: argparse.ArgumentParser) -> None:
+def _add_reading_options(parser: argparse.ArgumentParser) -> None:
+    """``--replace-errors`` and ``--quiet``, which both corpus-reading verbs take."""
     parser.add_argument(
         "--replace-errors",
         action="store_true",
         help="replace undecodable bytes with U+FFFD instead of stopping with an error",
     )
-
-
-def _add_quiet(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar (shown when reading takes over 2 s)")
 
 
@@ -126,8 +119,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     vocab.add_argument("--lowercase", action="store_true", help="lower-case the text before splitting")
     vocab.add_argument("--split-punctuation", action="store_true", help="split punctuation off words")
-    _add_replace_errors(vocab)
-    _add_quiet(vocab)
+    _add_reading_options(vocab)
     vocab.set_defaults(func=run_vocab)
 
     prepare = subparsers.add_parser(
@@ -139,8 +131,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prepare.add_argument("corpus", nargs="+", help="corpus files or folders")
     prepare.add_argument("--vocab", required=True, help="vocabulary JSON written by `nce-lm vocab`")
     prepare.add_argument("-o", "--output", required=True, help="cache folder")
-    _add_replace_errors(prepare)
-    _add_quiet(prepare)
+    _add_reading_options(prepare)
     prepare.set_defaults(func=run_prepare)
 
     data = subparsers.add_parser(

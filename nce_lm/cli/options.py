@@ -1,10 +1,7 @@
 """Option values checked when the command line is parsed, each refusal giving the range and the reason.
 
-Every verb builds its numeric options with :func:`integer` and :func:`number`, and its device option with
-:func:`device_name`, so a bad value stops before anything is read or written, in one line of the form
-``nce-lm VERB: error: argument --dim: must be between 1 and 100,000 (...), got 0``. The parser itself
-(:class:`OneLineParser`) prints that line alone, without the usage block, and exits with status 2, as
-every other error of the command line does.
+A bad value stops before anything is read or written, in one line such as ``nce-lm VERB: error: argument
+--dim: must be between 1 and 100,000 (...), got 0``, and exit status 2 (:class:`OneLineParser`).
 """
 
 from __future__ import annotations

@@ -1,19 +1,11 @@
 """Streaming corpus reader: text files in, tokenized lines out, in bounded memory.
 
-Inputs are files or directories (expanded recursively), plain or compressed (``.gz``, ``.bz2``, ``.xz``).
-Each file is read in fixed-size byte blocks through an incremental UTF-8 decoder, so a multi-byte
-character split across two blocks decodes correctly and a corpus that is one 100 MB line (text8) is
-never held as one string: a line longer than the block size is cut at whitespace into several
-:class:`TokenChunk` s, only the last of which ends the line.
-
-Tokenization follows the word2vec tradition (Mikolov et al. 2013, "Distributed Representations of Words
-and Phrases and their Compositionality"): the text is already tokenized, so by default tokens are the
-whitespace-separated strings. The rules are those of Hugging Face ``tokenizers`` pre-tokenizers
-(``WhitespaceSplit``, or ``Whitespace`` to split punctuation off words, with the ``Lowercase`` normalizer),
-so every later step that loads the saved :class:`TokenizerConfig` tokenizes identically. For the default
-configuration a fast path uses ``str.split``, which gives exactly the same tokens as ``WhitespaceSplit``
-whenever the text holds none of the four characters U+001C..U+001F (Python counts them as whitespace,
-Rust does not); blocks containing them go through ``tokenizers``.
+Files are read in fixed-size blocks through an incremental UTF-8 decoder, so a 100 MB line (text8) is never
+held as one string: it is cut at whitespace into several :class:`TokenChunk` s. Tokens follow the word2vec
+tradition (Mikolov et al. 2013, "Distributed Representations of Words and Phrases and their
+Compositionality"), with Hugging Face ``tokenizers`` rules; the default configuration's fast path,
+``str.split``, equals ``WhitespaceSplit`` unless a block holds U+001C..U+001F (whitespace to Python, not to
+Rust), which then go through ``tokenizers``. Contract: docs/architecture.md, "Corpus".
 """
 
 from __future__ import annotations
@@ -189,13 +181,10 @@ def iter_chunks(
     block_size: int = DEFAULT_BLOCK_SIZE,
     progress: str | None = None,
 ) -> Iterator[TokenChunk]:
-    """Yield the tokens of every line of every input, in order.
+    """Yield the tokens of every line of every input, in order (docs/architecture.md, "Corpus").
 
-    A line yields one chunk with ``line_end=True``; a line longer than ``block_size`` characters is cut
-    at whitespace into chunks of at most about ``2 * block_size`` characters, the last one ending the
-    line. A final line without a trailing newline still counts as a line. Memory stays bounded by the
-    block size whatever the line length. ``progress`` labels a tqdm bar of the bytes read, shown when the
-    reading takes more than 2 seconds.
+    A line longer than ``block_size`` characters is cut into chunks of at most about ``2 * block_size``; a
+    final line without a newline still counts. ``progress`` labels a bar of the bytes read, shown past 2 s.
     """
     if errors not in ERROR_MODES:
         raise NceLmError(f"errors must be one of {', '.join(ERROR_MODES)}, got {errors!r}")

@@ -1,17 +1,9 @@
 """The registry of named corpora: where each comes from, how to check it, and where a local copy lives.
 
-Each entry gives the canonical download address, the archive's sha256 (None where no published value could
-be verified: the archive check is then skipped), the licence, and per split the member of the archive to
-extract, the file name it gets on disk and that file's sha256 (again None when unknown). ``fetch``
-streams the archive to a temporary file, checks it, extracts the split files one by one to temporary files,
-checks each, and only then renames them into place: a failed check leaves nothing behind. A dataset with
-no checksum at all (wikitext-103 and text8: no published value could be verified from here) is downloaded
-only when the caller accepts that (``allow_unverified``, ``nce-lm data fetch --allow-unverified``). Every
-address is https, and no split may expand past the dataset's ``max_bytes`` (an archive bomb stops there).
-
-Local copies are looked up first in the folder named by ``NCE_LM_DATA``, then in the project's ``data/``
-folder, both laid out as ``<folder>/<dataset>/<file>``; a gzipped ``<file>.gz`` is accepted too (the
-corpus reader decompresses it on the fly).
+Each entry gives the https address, the archive's and each split file's sha256 (None where no published value
+could be verified: that check is skipped), the licence and the archive member of each split. ``fetch`` checks
+everything in temporary files before renaming them into place, so a failed check leaves nothing behind.
+Lookup order and the ``--allow-unverified`` rule: README.md, "Datasets".
 """
 
 from __future__ import annotations

@@ -1,13 +1,9 @@
 """Corpora held in Python: token lists, as gensim's ``Word2Vec(sentences=...)`` takes them.
 
-A trainer's corpus is either files (paths, read by :mod:`nce_lm.pipeline.corpus`) or an iterable of sentences, each a
-list of string tokens (``[["the", "cat", "sat"], ["a", "dog"]]``, or any object that yields such lists each
-time it is iterated over, like gensim's ``LineSentence``). Sentences are read twice, once to count the
-vocabulary and once to encode them, and are never held as Python lists: only their int32 ids stay in memory
-(4 bytes per token). So, as gensim requires, the iterable must be re-iterable: a generator or another
-one-shot iterator would be empty the second time and is refused with an error saying how to fix it.
-Tokens are used exactly as given (no tokenizer runs); each sentence gets ``<eos>`` after it, so windows never
-cross sentences.
+Sentences are read twice (to count, then to encode) and only their int32 ids stay in memory, so the iterable
+must be re-iterable, as gensim requires; a one-shot iterator is refused. Tokens are used as given, and each
+sentence gets ``<eos>`` after it so that windows never cross sentences. Contract: docs/architecture.md,
+"Token lists".
 """
 
 from __future__ import annotations

@@ -1,22 +1,10 @@
 """Token ids on disk: a corpus encoded once into an int32 ``.npy`` file, memory-mapped by every later run.
 
-A cache folder holds ``tokens.npy`` (the ids of every line followed by ``<eos>``, shape (N,)) and
-``manifest.json``, which records what the ids were made from: each source file's resolved path, size and
-modification time (ns), the vocabulary fingerprint, the tokenizer settings and decoding mode, and the
-token count, and the size and modification time of the ``.npy`` it describes. A later call reuses the ids
-only when all of these still match, the ``.npy`` has the recorded length and every id is below the
-vocabulary size; otherwise it re-encodes. The manifest is removed before a rebuild and written last, so an
-interrupted rebuild leaves a cache that the next call rebuilds rather than one it trusts. A rebuild holds an
-exclusive lock on the folder and a reuse a shared one (:mod:`nce_lm.locks`), so two processes never mix
-one vocabulary's manifest with another's ids.
-
-``nce-lm prepare`` also copies the vocabulary into the folder (``vocab.json``), so that a trainer given
-only the folder (``--cache DIR``) finds the corpus (the manifest's sources) and the vocabulary there;
-:func:`prepared_ids` refuses a folder prepared from another corpus or with another vocabulary rather than
-overwrite it.
-
-The ``.npy`` is written in one streaming pass (bounded memory) behind a fixed-size header whose shape is
-filled in at the end.
+A cache folder holds ``tokens.npy`` (shape (N,)) and ``manifest.json``, which records the sources (path, size,
+mtime), the vocabulary fingerprint, the tokenizer and decoding settings and the ``.npy``'s size and mtime; the
+ids are reused only when all still match. The manifest is removed before a rebuild and written last, so an
+interrupted rebuild is rebuilt rather than trusted; a rebuild holds an exclusive :mod:`nce_lm.locks` lock, a
+reuse a shared one. Contract: docs/architecture.md, "Token ids on disk".
 """
 
 from __future__ import annotations
@@ -131,27 +119,19 @@ def load_or_build(
     expected = _expected_manifest(files, vocab, errors)
     created = not folder.exists()
     try:
-        return _load_or_build(folder, files, vocab, errors, expected, progress)
+        with folder_lock(folder, "token cache", shared=True):
+            found = _reusable(folder, expected)
+        if found is not None:
+            return TokenCache(found[0], True, found[1])
+        with folder_lock(folder, "token cache"):
+            found = _reusable(folder, expected)  # another process may have built it meanwhile
+            if found is not None:
+                return TokenCache(found[0], True, found[1])
+            return _build(folder, files, vocab, errors, expected, progress)
     except BaseException:
         if created:  # a folder this call made and could not fill: leave nothing behind
             shutil.rmtree(folder, ignore_errors=True)
         raise
-
-
-def _load_or_build(
-    folder: Path, files: list[Path], vocab: Vocab, errors: str, expected: dict[str, Any], progress: bool
-) -> TokenCache:
-    """:func:`load_or_build` once the inputs are checked: reuse under a shared lock, else build under an exclusive
-    one."""
-    with folder_lock(folder, "token cache", shared=True):
-        found = _reusable(folder, expected)
-    if found is not None:
-        return TokenCache(found[0], True, found[1])
-    with folder_lock(folder, "token cache"):
-        found = _reusable(folder, expected)  # another process may have built it meanwhile
-        if found is not None:
-            return TokenCache(found[0], True, found[1])
-        return _build(folder, files, vocab, errors, expected, progress)
 
 
 def _build(
@@ -196,10 +176,7 @@ def cached_token_ids(
     errors: str = "strict",
     progress: bool = False,
 ) -> np.ndarray:
-    """Memory-mapped int32 ids of every line of ``paths`` followed by ``vocab.eos_id``.  # (N,)
-
-    Rebuilt when the sources (path, size, mtime), the vocabulary or the decoding mode change.
-    """
+    """Memory-mapped int32 ids (N,) of every line of ``paths`` followed by ``vocab.eos_id``: :func:`load_or_build`."""
     return load_or_build(paths, vocab, cache_dir, errors, progress).ids
 
 

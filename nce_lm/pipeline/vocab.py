@@ -1,20 +1,10 @@
 """The vocabulary: tokens, their corpus counts and their ids, with a JSON round trip.
 
-Ids follow the word2vec convention of sorting by frequency (Mikolov et al. 2013), after two special
-tokens: id 0 is ``<unk>`` (a corpus's own ``<unk>`` tokens, as in PTB and WikiText, plus every token the
-vocabulary leaves out) and id 1 is ``<eos>`` (one per input line, appended by the language-model data
-path). The rest is ordered by count descending, ties by the token string, so a corpus always gets the
-same ids. The counts feed the noise distribution q(w) ∝ count(w)^α, so they are the exact frequencies
-of the encoded stream: ``counts.sum()`` is the number of tokens plus the number of lines.
-
-Counting keeps every distinct token in a dict, so memory grows with the number of distinct tokens, not
-with the corpus. Past ``max_distinct`` distinct tokens, the rarest are pruned while counting, as in
-word2vec's ``ReduceVocab``: first every token seen once, then (if that was not enough, or the limit is
-hit again) every token seen at most twice, and so on. A pruned token's later occurrences start counting
-from zero again, so rare-word counts become undercounts (or the word is dropped); the occurrences lost
-that way are added to ``<unk>``, which keeps the total exact. Frequent words are exact as long as their
-count exceeds the final pruning threshold (saved as ``settings["prune_threshold"]``; 0 when no pruning
-happened).
+Ids follow word2vec's frequency order (Mikolov et al. 2013) after ``<unk>`` (0) and ``<eos>`` (1); the counts
+are the exact frequencies of the encoded stream, as the noise distribution needs. Past ``max_distinct``
+distinct tokens the rarest are pruned while counting, as in word2vec's ``ReduceVocab``; the occurrences lost
+that way go to ``<unk>``, so the total stays exact, and counts above ``settings["prune_threshold"]`` are exact.
+Contract: docs/architecture.md, "Vocabulary".
 """
 
 from __future__ import annotations
@@ -156,11 +146,7 @@ def count_tokens(
     max_distinct: int = DEFAULT_MAX_DISTINCT,
     progress: str | None = None,
 ) -> tuple[Counter[str], int, int, int]:
-    """Count every token of the corpus files, pruning the rarest past ``max_distinct`` distinct tokens.
-
-    Returns ``(counts, lines, pruned_occurrences, prune_threshold)``: see :func:`count_chunks`. ``progress``
-    labels a bar of the bytes read (shown past 2 seconds).
-    """
+    """:func:`count_chunks` of the corpus files; ``progress`` labels a bar of the bytes read (shown past 2 s)."""
     return count_chunks(iter_chunks(paths, tokenizer, errors, progress=progress), max_distinct)
 
 
@@ -206,15 +192,10 @@ def build_vocab(
 ) -> Vocab:
     """Count the corpus and keep tokens with count >= ``min_count``, at most ``max_size`` entries in all.
 
-    ``max_size`` counts the two special tokens, so ``len(vocab) <= max_size``; past it, of the tokens with
-    equal counts the first by token string are kept. ``max_final_vocab`` is gensim's (``Word2Vec``'s
-    ``max_final_vocab``): instead of cutting the list, it raises ``min_count`` until at most that many words
-    (specials not counted) remain, so words with equal counts are kept or dropped together and the vocabulary
-    may end up smaller than the cap (:func:`final_vocab_min_count`); the ``min_count`` applied is saved as
-    ``settings["effective_min_count"]``. Literal ``<unk>`` and
-    ``<eos>`` tokens of the corpus count towards the specials. A vocabulary left with no ordinary token
-    (empty input, ``min_count`` too high) is an :class:`NceLmError`. ``progress`` shows a bar of the bytes
-    read when counting takes more than 2 seconds.
+    ``max_size`` counts the two specials; past it, of tokens with equal counts the first by string are kept.
+    ``max_final_vocab`` (gensim's) instead raises ``min_count`` (:func:`final_vocab_min_count`, saved as
+    ``settings["effective_min_count"]``), so words with equal counts are kept or dropped together. A vocabulary
+    with no ordinary token is an :class:`NceLmError`. ``progress``: a bar of the bytes read, past 2 seconds.
     """
     _check_limits(min_count, max_size)  # before a long count
     files = expand_inputs(paths)

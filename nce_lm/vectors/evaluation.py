@@ -1,29 +1,15 @@
 """Intrinsic evaluation of word vectors: analogies and word similarity, counted by gensim.
 
-Analogies (Mikolov et al. 2013, "Efficient Estimation of Word Representations in Vector Space"): for
-"a is to b as c is to d" in Google's ``questions-words.txt`` format (``: section`` headers, four words per
-line), predict d as the word x, other than a, b and c, that maximizes
+Analogies: 3CosAdd (Mikolov et al. 2013, "Efficient Estimation of Word Representations in Vector Space") and
+3CosMul (Levy & Goldberg 2014, "Linguistic Regularities in Sparse and Explicit Word Representations"),
+cos'(x, b) · cos'(x, c) / (cos'(x, a) + ε) with cos' = (cos + 1) / 2 and gensim's ε = 10⁻⁶. gensim 4.4's
+``evaluate_word_analogies`` calls ``most_similar`` whatever ``similarity_function`` names, so 3CosMul's answers
+are counted here, from ``most_similar_cosmul``, the same way; both run on a ``KeyedVectors`` holding only the
+``restrict_vocab`` words, because ``most_similar_cosmul`` ignores its ``restrict_vocab``.
 
-* 3CosAdd: cos(x, b̂ − â + ĉ) over unit vectors (gensim's ``most_similar``), or
-* 3CosMul: cos'(x, b) · cos'(x, c) / (cos'(x, a) + ε), cos' = (cos + 1) / 2 (Levy & Goldberg 2014,
-  "Linguistic Regularities in Sparse and Explicit Word Representations"), with gensim's ε = 10⁻⁶
-  (``most_similar_cosmul``; the paper takes 10⁻³).
-
-gensim's ``evaluate_word_analogies`` counts 3CosAdd's answers: only the ``restrict_vocab`` most frequent words
-are candidates and count as known, matching is case-insensitive with the most frequent spelling of a word
-standing for all of them, a question with an unknown word is skipped (the fraction skipped is reported), and
-the accuracy is over the questions answered. 3CosMul's are counted here the same way, from
-``most_similar_cosmul``: gensim 4.4's ``evaluate_word_analogies`` takes a ``similarity_function`` but calls
-``most_similar`` whatever it names. Both run on a ``KeyedVectors`` holding only the ``restrict_vocab`` words,
-because ``most_similar_cosmul`` ignores its ``restrict_vocab``; for 3CosAdd the figures are the same as with
-``restrict_vocab`` on the whole table. gensim answers one question at a time: on 30,000 × 100 vectors, the
-19,544 questions of ``questions-words.txt`` take it 12–18 s per method, where the batched evaluator this
-module held before issue 17 took 1.6–1.9 s for 3CosAdd and 10–13 s for 3CosMul (one thread).
-
-Similarity: Spearman's rank correlation (``scipy.stats.spearmanr``, ties sharing their average rank) between
-human scores and cosine similarities for every pair whose two words are known, as gensim's
-``evaluate_word_pairs`` computes it, with the same case-insensitive convention. The pairs are read here,
-because gensim's reader takes one delimiter and skips malformed lines without a word.
+Similarity: Spearman's ρ as gensim's ``evaluate_word_pairs`` computes it; the pairs are read here, because
+gensim's reader takes one delimiter and skips malformed lines without a word. Conventions and timings:
+docs/vectors.md, "Evaluation".
 """
 
 from __future__ import annotations
@@ -195,13 +181,8 @@ def evaluate_all(
     restrict_vocab: int = DEFAULT_RESTRICT_VOCAB,
     progress: bool = False,
 ) -> dict[str, object]:
-    """Every analogy and similarity figure as one JSON-ready dict; gensim's bundled files when none given.
-    ``progress`` shows a bar over the analogy questions when they take more than 2 seconds.
-
-    Keys: ``analogy`` (3CosAdd accuracy over all files' questions), ``analogy_3cosmul``,
-    ``analogy_skipped``, ``analogy_sections`` and, per similarity file, its name (Spearman) and
-    ``<name>_skipped``.
-    """
+    """Every analogy and similarity figure as one JSON-ready dict (keys: docs/vectors.md, "Evaluation");
+    gensim's bundled files when none given. ``progress``: a bar over the analogy questions, past 2 seconds."""
     if analogies is None and similarities is None:
         analogies, similarities = default_evaluation_files()
     metrics: dict[str, object] = {}

@@ -1,18 +1,9 @@
 """A trained skip-gram or CBOW run as a gensim ``Word2Vec`` model, which gensim can load and train further.
 
-``--format gensim-model`` writes what ``gensim.models.Word2Vec.load`` reads: gensim's own model object, built
-by gensim from our vocabulary (``build_vocab_from_freq`` with our counts, so that its noise table, its
-subsampling table and its vocabulary are gensim's own functions of them), with its tables then replaced by
-ours: ``wv.vectors`` by the input vectors v and ``syn1neg`` by the output vectors u, word by word (gensim
-orders words of equal count differently). Its settings are the run's: ``sg`` (skip-gram 1, CBOW 0 with
-``cbow_mean=1``), ``negative``, ``window``, ``vector_size``, ``sample``, ``ns_exponent``, ``alpha`` and
-``min_alpha``, ``epochs``, ``seed``, ``min_count``; ``corpus_count`` (lines) and ``corpus_total_words``, so
-that ``model.train(sentences, total_examples=model.corpus_count, epochs=model.epochs)`` works as after
-gensim's own training.
-
-What gensim cannot hold: its model has no output bias, so a run with one (``nce`` and ``ranking`` by
-default) continues as plain negative sampling without it, and any objective continues as gensim's
-negative sampling (gensim has no other sampled objective).
+gensim builds the model from our counts (so its noise and subsampling tables are its own), then its
+``wv.vectors`` and ``syn1neg`` are replaced by our v and u, word by word (gensim orders equal counts
+differently); see docs/skipgram.md, ``--format gensim-model``. gensim has no output bias and no objective but
+negative sampling, so a run continues in gensim as plain negative sampling without bias.
 """
 
 from __future__ import annotations

@@ -1,23 +1,10 @@
 """Trained word vectors as plain data, and their files: word2vec binary and text, and gensim's own format.
 
-:class:`WordVectors` is what a trainer exports (like gensim's ``KeyedVectors``, apart from the training
-state, which lives in the trainer's checkpoint), and answers gensim's queries (``wv["king"]``, ``"king" in
-wv``, ``most_similar``, ``similarity``, ``doesnt_match``) by handing them to one ``KeyedVectors`` built from it
-at the first query.
-
-word2vec binary (``"<count> <dim>\\n"``, then per word its UTF-8 bytes, a space and ``dim`` little-endian
-float32 values) is written and read by gensim's ``save_word2vec_format`` (in our order, most frequent first)
-and ``load_word2vec_format``. word2vec text (the same header, then a line per word: the word and its values,
-``%.9g``, which round-trips float32) is written and read here, because gensim is slower: on random tables with
-words of 2–12 letters (one thread, measured for issue 17) gensim read a 300,000 × 300 text file in 74 s where
-ours takes 12 s (33,000 × 100: 2.1 s against 0.36 s) and wrote it in 60 s against 36 s (1.21 s against
-0.76 s); and gensim's reader accepts a line holding one value where ``dim`` are due, repeating it.
-
-Reading never runs code from a file: gensim's native format is a pickle, which can execute anything when
-loaded, so :func:`load_vectors` opens it only when the caller names it (``format="gensim"``, or a ``.kv`` /
-``.model`` file name), never because of what the file holds. A word2vec header's count and dimension are
-checked against the file's size before gensim reads it (gensim allocates what the header declares, however
-absurd); then duplicate words (which gensim leaves as an empty row) and non-finite values are refused.
+:class:`WordVectors` is what a trainer exports and answers gensim's queries through one ``KeyedVectors`` built
+at the first query. word2vec binary goes through gensim; word2vec text is read and written here, because
+gensim's is slower and lax. gensim's format is a pickle, so :func:`load_vectors` opens it only when named; a
+word2vec header is checked against the file's size before gensim allocates what it declares. Formats, timings
+and checks: docs/vectors.md, "Formats".
 """
 
 from __future__ import annotations
@@ -201,11 +188,9 @@ def _check_finite(vectors: WordVectors, path: Path) -> WordVectors:
 
 
 def load_vectors(path: str | os.PathLike[str], format: str = "auto") -> WordVectors:
-    """Read vectors written by :func:`save_vectors` (or by word2vec or gensim).
+    """Read vectors written by :func:`save_vectors`, word2vec or gensim; ``format`` in :data:`LOAD_FORMATS`.
 
-    ``format`` is one of :data:`LOAD_FORMATS`. ``auto`` reads a ``.kv`` or ``.model`` file as gensim's
-    native format and anything else as word2vec binary or text (told apart by the bytes after the header).
-    gensim's format is a pickle: load it only from a source you trust.
+    ``auto`` reads a ``.kv`` or ``.model`` file as gensim's pickle (trusted sources only), else word2vec.
     """
     path = Path(path)
     if format not in LOAD_FORMATS:
