@@ -83,8 +83,8 @@ class SkipGramConfig:
         resolve_device(self.device)  # a valid name, and CUDA present when asked for
 
     def start_lr(self) -> float:
-        """The learning rate at the start: the setting, or the optimizer's default (SGD with CBOW: word2vec's 0.05,
-        which on WikiText-2 lifted WS-353 from 0.110 to 0.282 and MEN from 0.138 to 0.273; BENCHMARKS.md)."""
+        """The learning rate at the start: the setting, or the optimizer's default (SGD with CBOW: word2vec's
+        0.05; why in BENCHMARKS.md, CBOW against gensim)."""
         if self.lr is not None:
             return self.lr
         return CBOW_SGD_LR if self.model == "cbow" and self.optimizer == "sgd" else OPTIMIZERS[self.optimizer]

@@ -68,9 +68,9 @@ class KernelTables:
     output bias b_w stored in the padding of u_w's row.
 
     A row of d = 100 floats is 400 bytes: unpadded, most rows share a cache line with a neighbour that the
-    other thread may be writing. Padded to 448 bytes, the kernel ran 10–15 % faster on WikiText-2 (2-core
-    CI machine, 2026-11-25). A separate bias array shares each line among 16 words written by different
-    threads; inside the row, the row's owner alone writes it. :meth:`write_back` copies everything back.
+    other thread may be writing; padded to 448 bytes they do not (docs/skipgram.md). A separate bias array
+    would share each line among 16 words written by different threads; inside the row, its owner alone writes it.
+    :meth:`write_back` copies everything back.
     With ``train_bias`` False the bias is part of the score but not trained.
     """
 

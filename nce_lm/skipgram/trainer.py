@@ -16,33 +16,19 @@ word2vec's procedure, which gensim follows too:
 * the learning rate decays linearly from ``lr`` to ``min_lr`` over the words of all epochs;
 * v starts uniform in ±0.5/d (CBOW: ±1/d, as gensim 4 starts both models), u at zero.
 
-Objectives whose optimal score is log p(w | c) itself (``nce``, ``ranking``) get a per-word output bias,
-s(w, c) = v_c · u_w + b_w with b_w = log q(w): without it the dot product of small vectors would have to carry
-the unigram part of log p (−5 to −15 nats), and binary NCE's vectors came out far worse (WS-353 0.24 against
-0.36 with the bias on WikiText-2). The bias is fixed by default (``output_bias="fixed"``): learned, it takes
-on word-frequency information that the vectors then lack, and NCE's vectors were worse on every figure on
-WikiText-2 (SimLex-999 0.166 against 0.176, mean of 4 seeds; docs/skipgram.md). With b fixed at log q,
-binary NCE's logit is v·u − log k and ranking NCE's is v·u: the corrections for q cancel, which is the
-sense in which negative sampling and InfoNCE are NCE and ranking NCE with the noise's log-probability
-folded into the model. Negative sampling and InfoNCE keep word2vec's bias-free model.
+Objectives whose optimal score is log p(w | c) itself (``nce``, ``ranking``) get a per-word output bias
+b_w = log q(w), fixed by default, in s(w, c) = v_c · u_w + b_w: the dot product of small vectors cannot carry
+the unigram part of log p. With b fixed at log q the corrections for q cancel, which is the sense in which
+negative sampling and InfoNCE are NCE and ranking NCE with log q folded into the model (docs/skipgram.md).
 
-Unlike word2vec's one-pair-at-a-time Hogwild updates, pairs are processed in batches of ``batch_size``:
-every pair of a batch is scored against the tables as they stand at the batch's start, and the SGD steps of
-all its pairs are then added into the rows they touch. Three implementations compute that same update:
-
-* the torch path (any device, any objective): one gather and one batched product score a batch, the
-  objective gives ∂loss/∂s, and ``scatter_add_`` applies the row steps. No autograd graph runs through the
-  tables, so each update moves only the rows it touches (the bytes per pair are counted in docs/skipgram.md);
-* the fused CPU kernel (:mod:`nce_lm.skipgram.kernel`), used by default where it applies (one process on the
-  CPU, an objective with a per-pair :class:`~nce_lm.objectives.losses.NoiseClassifier` form): one pass per pair
-  with the pair's rows in cache, and tables that come out the same for any number of threads;
-* the device update (:mod:`nce_lm.skipgram.device_update`), used by default on a GPU where it applies (a per-pair
-  classifier form): the corpus, the pairs and the noise stay on the device and no batch waits for the host.
-
-CBOW (``model="cbow"``, word2vec's ``-cbow 1``, gensim's ``sg=0, cbow_mean=1``) makes one example per centre
-word instead of one per pair: the mean of the input vectors of its window predicts the centre word, and the
-step for that mean is added to every context word's input vector (:mod:`nce_lm.skipgram.examples`). The same three
-implementations train it with the same objectives; only the input and its step differ.
+Unlike word2vec's one-pair-at-a-time Hogwild updates, pairs are processed in batches of ``batch_size``, scored
+against the tables as they stand at the batch's start; three implementations compute that same update
+(docs/skipgram.md, "How an update is computed"): the torch path (any device, any objective; ``scatter_add_``
+of the row steps, no autograd graph through the tables), the fused CPU kernel (:mod:`nce_lm.skipgram.kernel`,
+the default on the CPU where the objective has a per-pair :class:`~nce_lm.objectives.losses.NoiseClassifier`
+form) and the device update (:mod:`nce_lm.skipgram.device_update`, the default on a GPU where it applies).
+CBOW (``model="cbow"``, word2vec's ``-cbow 1``) makes one example per centre word, the mean of its window's
+input vectors (:mod:`nce_lm.skipgram.examples`), trained by the same three with the same objectives.
 
 Under ``torchrun`` every rank forms the same pairs (the subsampling and window draws are seeded by epoch),
 takes every N-th batch of them, draws its own noise, and every ``sync_every`` batches per rank the two
