@@ -299,31 +299,6 @@ class SkipGramTrainer:
         usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         return max(1, min(torch.get_num_threads(), usable))
 
-    def _train_chunk_fused(
-        self,
-        tables: fused_kernel.KernelTables,
-        examples: Examples,
-        epoch: int,
-        first_pair: int,
-        lr_begin: float,
-        lr_end: float,
-    ) -> float:
-        """All examples of one chunk through the fused kernel; returns their summed loss."""
-        config = self.config
-        return fused_kernel.train_examples(
-            tables,
-            examples,
-            self.classifier,
-            self.noise,
-            config.negatives,
-            config.batch_size,
-            self._threads(),
-            fused_kernel.noise_seed(config.seed, epoch),
-            first_pair,
-            lr_begin,
-            lr_end,
-        )
-
     def _on_device(self, ids: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Word ids (or offsets) as int64 on the device. From the host to a GPU they go through pinned memory, so
         that the copy is asynchronous: the host goes on queueing the chunk's batches instead of waiting for it."""
@@ -373,8 +348,19 @@ class SkipGramTrainer:
         for examples, covered in self._examples(epoch):
             words = covered * self.corpus_words / max(len(self.words_all), 1)  # the chunk, in corpus words
             if tables is not None:
-                lr_begin, lr_end = self._rate(words_done), self._rate(words_done + words)
-                chunk_loss = self._train_chunk_fused(tables, examples, epoch, example_count, lr_begin, lr_end)
+                chunk_loss = fused_kernel.train_examples(  # the rate falls linearly over the chunk
+                    tables,
+                    examples,
+                    self.classifier,
+                    self.noise,
+                    self.config.negatives,
+                    self.config.batch_size,
+                    self._threads(),
+                    fused_kernel.noise_seed(self.config.seed, epoch),
+                    example_count,
+                    self._rate(words_done),
+                    self._rate(words_done + words),
+                )
                 example_count += len(examples)
             else:
                 summed, trained = self._train_chunk_torch(examples, words_done, words)
