@@ -43,16 +43,12 @@ def check_given_vocabulary(args: argparse.Namespace, vocab: Vocab | None) -> Non
     """A vocabulary from --vocab or --cache is used as it is: options that would change it are refused."""
     if vocab is None:
         return
-    if args.max_final_vocab is not None:
-        raise NceLmError(
-            "--max-final-vocab applies when skipgram counts the vocabulary; with --vocab or --cache the "
-            "vocabulary is used as it is"
-        )
-    if args.min_count is not None:
-        raise NceLmError(
-            "--min-count applies when skipgram counts the vocabulary; with --vocab or --cache the "
-            "vocabulary is used as it is (give --min-count to `nce-lm vocab`)"
-        )
+    for option, advice in (("--max-final-vocab", ""), ("--min-count", " (give --min-count to `nce-lm vocab`)")):
+        if getattr(args, option[2:].replace("-", "_")) is not None:
+            raise NceLmError(
+                f"{option} applies when skipgram counts the vocabulary; with --vocab or --cache the "
+                f"vocabulary is used as it is{advice}"
+            )
     for name in ("lowercase", "split_punctuation"):
         asked, built = getattr(args, name), getattr(vocab.tokenizer, name)
         if asked is not None and asked != built:

@@ -1,15 +1,12 @@
 """The skip-gram and CBOW update that keeps everything on the tables' device: examples, noise and steps, no host
 round trip.
 
-What a GPU needs from :class:`nce_lm.skipgram.trainer.SkipGramTrainer` that the torch path does not give it: the torch
-path forms the pairs with numpy on the host and copies them over per chunk, and its update is a dozen small
-kernels around an autograd call. Here, per chunk of the corpus (whose ids live on the device for the whole
-run), :func:`chunk_examples` draws word2vec's subsampling and shrunk windows with a device generator and forms
-the examples with one ``nonzero`` (the chunk's one host sync: it sizes the arrays); per batch,
-:func:`update_` scores each example against its k noise words (drawn on the device too) and applies the steps
-with ``index_add_``, with the gradient of the objective in closed form, as the fused CPU kernel has it
-(:class:`~nce_lm.objectives.losses.NoiseClassifier`). Nothing in a batch depends on a value the host must read,
-so the host queues batches ahead of the GPU.
+The torch path forms pairs with numpy on the host and runs a dozen small kernels around an autograd call per
+batch; a GPU wants neither. Here the corpus's ids stay on the device: per chunk, :func:`chunk_examples` draws
+the subsampling and shrunk windows with a device generator and forms the examples with one ``nonzero`` (the
+chunk's one host sync); per batch, :func:`update_` scores each example against k noise words drawn on the
+device and applies the closed-form steps of the objective's
+:class:`~nce_lm.objectives.losses.NoiseClassifier` with ``index_add_``, so the host queues batches ahead.
 
 The pairs and the update are those of the torch path (word2vec's procedure, Mikolov et al. 2013, batched as
 docs/skipgram.md describes): given the same draws, :func:`window_examples` forms the same examples in the same

@@ -398,13 +398,11 @@ class SkipGramTrainer:
             desc="skip-gram",
         )
         unit = "(context, centre) pair" if config.model == "skipgram" else "CBOW example"
-        tables = None
+        tables = None  # the fused kernel's padded copy of the tables, written back after each epoch
         if self.use_kernel:
+            state, learned_bias = self.state, self.bias_mode == "learned"
             tables = fused_kernel.KernelTables(
-                self.state.input_vectors,
-                self.state.output_vectors,
-                self.state.output_bias,
-                train_bias=self.bias_mode == "learned",
+                state.input_vectors, state.output_vectors, state.output_bias, learned_bias
             )
         for epoch in range(start_epoch, config.epochs):
             loss_sum, example_count, words_done = self._train_epoch(epoch, tables, bar, words_done)
@@ -432,6 +430,7 @@ class SkipGramTrainer:
         bar.close()
         wall = time.perf_counter() - started
         epochs_run = config.epochs - start_epoch
+        final = self.state.loss_per_epoch[-1] if self.state.loss_per_epoch else None
         return {
             "words_per_s": self.corpus_words * epochs_run / wall if wall > 0 else float("nan"),
             "wall_s": wall,
@@ -439,15 +438,9 @@ class SkipGramTrainer:
             "epochs_run": epochs_run,
             "corpus_words": self.corpus_words,
             "vocab_size": len(self.vocab) - 2,
-            "final_loss": self.state.loss_per_epoch[-1] if self.state.loss_per_epoch else float("nan"),
+            "final_loss": final if final is not None else float("nan"),
             # log(k + 1) − the last epoch's mean training loss, and whether it bounds I(centre; context)
-            **info_nce_bound(
-                config.objective,
-                self.state.loss_per_epoch[-1] if self.state.loss_per_epoch else None,
-                config.negatives,
-                config.noise_power,
-                config.sample,
-            ),
+            **info_nce_bound(config.objective, final, config.negatives, config.noise_power, config.sample),
             "loss_per_epoch": list(self.state.loss_per_epoch),
             "objective": config.objective,
             "device": str(self.device),
