@@ -61,21 +61,10 @@ def check_given_vocabulary(args: argparse.Namespace, vocab: Vocab | None) -> Non
 def run_skipgram(args: argparse.Namespace) -> int:
     if not args.corpus and not args.cache_dir:
         raise NceLmError("give the corpus (files or folders), or a token cache with --cache DIR")
-    check_outputs(
-        [*args.corpus, args.resume],
-        folders={"--cache": args.cache_dir},
-        files={"-o": args.output, "--metrics": args.metrics, "--save-context-vectors": args.save_context_vectors},
-    )
+    outputs = {"-o": args.output, "--metrics": args.metrics, "--save-context-vectors": args.save_context_vectors}
+    check_outputs([*args.corpus, args.resume], folders={"--cache": args.cache_dir}, files=outputs)
     # --checkpoint may be the --resume file (a run continued in place), but neither a corpus file nor another output
-    check_outputs(
-        [*args.corpus, args.vocab],
-        files={
-            "-o": args.output,
-            "--metrics": args.metrics,
-            "--checkpoint": args.checkpoint,
-            "--save-context-vectors": args.save_context_vectors,
-        },
-    )
+    check_outputs([*args.corpus, args.vocab], files={**outputs, "--checkpoint": args.checkpoint})
     vocab = Vocab.load(args.vocab) if args.vocab else None
     if not args.resume:
         check_given_vocabulary(args, vocab or (cache_vocab(args.cache_dir) if args.cache_dir else None))

@@ -82,7 +82,7 @@ class KernelTables:
         output_vectors: torch.Tensor,
         output_bias: torch.Tensor | None,
         train_bias: bool = True,
-    ):
+    ) -> None:
         vocab, self.dim = input_vectors.shape
         self.has_bias = output_bias is not None
         self.train_bias = self.has_bias and train_bias

@@ -116,7 +116,7 @@ class SkipGramTrainer:
         ids: np.ndarray,
         state: SkipGramState | None = None,
         ctx: DistributedContext | None = None,
-    ):
+    ) -> None:
         config.validate()
         check_memory(
             _memory_estimate(config, len(vocab), len(ids)), "lower --dim, --window, --negatives or --batch-size"

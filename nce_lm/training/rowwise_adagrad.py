@@ -38,7 +38,9 @@ class RowwiseAdagrad:
         state: accumulators to continue from (a checkpoint's), by name; float32 (rows,).
     """
 
-    def __init__(self, sizes: dict[str, int], device: torch.device, state: dict[str, torch.Tensor] | None = None):
+    def __init__(
+        self, sizes: dict[str, int], device: torch.device, state: dict[str, torch.Tensor] | None = None
+    ) -> None:
         self.accumulators = {name: torch.zeros(rows, device=device) for name, rows in sizes.items()}
         # (V,) scratch for the slot of each row named in a call; every call writes before it reads.
         self._slot = torch.zeros(max(sizes.values(), default=0), dtype=torch.int64, device=device)

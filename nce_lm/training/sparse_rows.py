@@ -18,6 +18,7 @@ input table — not all V rows. Through a dense ``weight[ids]`` autograd still h
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -27,13 +28,13 @@ class _GatherRows(torch.autograd.Function):
     """table (V, ...) and ids (N,) → table[ids] (N, ...); the table's gradient is sparse with N rows."""
 
     @staticmethod
-    def forward(ctx, table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         ctx.save_for_backward(ids)
         ctx.table_shape = table.shape
         return table[ids]
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
         (ids,) = ctx.saved_tensors
         rows = torch.sparse_coo_tensor(ids[None, :], grad, ctx.table_shape, check_invariants=False)  # repeats add up
         return rows, None
