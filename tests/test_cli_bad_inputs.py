@@ -96,6 +96,9 @@ CASES: list[tuple[list[str], str]] = [
     (["eval-vectors", "pickle.bin"], "looks like a pickle"),
     (["eval-vectors", "huge.bin"], "take at least"),
     (["eval-vectors", "nan.txt"], "holds NaN"),
+    (["eval-vectors", "latin1.txt"], "line 3 is not valid UTF-8 (byte 0xe9); use errors='replace'"),
+    (["eval-vectors", "vec.bin", "--similarity", "latin1_pairs.txt"], "invalid UTF-8 at byte offset 6 (byte 0xe9)"),
+    (["neighbors", "latin1.txt", "a"], "line 3 is not valid UTF-8"),
     (["eval-vectors", "vec.bin", "--restrict-vocab", "0"], "--restrict-vocab"),
     (["eval-vectors", "vec.bin", "--analogies", "absent.txt"], "not found"),
     (["eval-vectors", "vec.bin", "--format", "glove"], "invalid choice"),
@@ -185,6 +188,8 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "pickle.bin").write_bytes(pickle.dumps({"not": "vectors"}, protocol=4))
     (root / "huge.bin").write_bytes(b"1000000000 1000000000\na " + b"\0" * 16 + b"\n")
     (root / "nan.txt").write_text("2 2\na 1 2\nb nan 1\n")
+    (root / "latin1.txt").write_bytes("2 2\na 1 2\ncaf\u00e9 2 1\n".encode("latin-1"))
+    (root / "latin1_pairs.txt").write_bytes("a0 caf\u00e9 1.0\na1 a2 2.0\n".encode("latin-1"))
     config = LMConfig(
         train=str(root / C),
         valid=str(root / C),

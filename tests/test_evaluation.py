@@ -117,3 +117,23 @@ def test_bad_evaluation_files(structured_vectors: WordVectors, tmp_path: Path) -
     bad.write_text("a b 1.0\nc d x\n")
     with pytest.raises(NceLmError, match="word1 word2 score"):
         evaluate_similarity(structured_vectors, bad)
+
+
+def test_undecodable_bytes_are_refused_or_replaced(structured_vectors: WordVectors, tmp_path: Path) -> None:
+    """A bad byte inside a word: "strict" names --replace-errors; "replace" scores exactly as the same file
+    with U+FFFD written in its place (the analogy copy handed to gensim included)."""
+    (analogy_file,), (pairs_file, _) = default_evaluation_files()
+    for source, evaluate in (
+        (analogy_file, lambda path, **kw: evaluate_analogies(structured_vectors, path, 1500, **kw)),
+        (pairs_file, lambda path, **kw: evaluate_similarity(structured_vectors, path, 1500, **kw)),
+    ):
+        lines = source.read_bytes().splitlines(keepends=True)
+        at = next(i for i, line in enumerate(lines) if i > 2 and not line.startswith(b":"))  # a question or pair
+        damaged, repaired = tmp_path / f"damaged-{source.name}", tmp_path / f"repaired-{source.name}"
+        damaged.write_bytes(b"".join([*lines[:at], b"\xff" + lines[at], *lines[at + 1 :]]))
+        repaired.write_bytes(b"".join([*lines[:at], "\ufffd".encode() + lines[at], *lines[at + 1 :]]))
+        with pytest.raises(NceLmError, match=r"invalid UTF-8 at byte offset \d+ \(byte 0xff\).*--replace-errors"):
+            evaluate(damaged)
+        assert evaluate(damaged, errors="replace") == evaluate(repaired)
+    with pytest.raises(NceLmError, match="errors must be one of"):
+        evaluate_similarity(structured_vectors, pairs_file, errors="ignore")

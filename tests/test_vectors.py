@@ -140,3 +140,15 @@ def test_damaged_word2vec_files_are_refused(tmp_path: Path, body: bytes, binary:
     path.write_bytes(body)
     with pytest.raises(NceLmError, match=message):
         load_vectors(path, "word2vec-bin" if binary else "word2vec-txt")
+
+
+@pytest.mark.parametrize("format", ["word2vec-txt", "word2vec-bin"])
+def test_an_undecodable_word_is_refused_or_replaced(tmp_path: Path, format: str) -> None:
+    vectors = WordVectors(["king", "qu\ufffdeen"], np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32))
+    path = tmp_path / "v.vec"
+    save_vectors(vectors, path, format)
+    path.write_bytes(path.read_bytes().replace("\ufffd".encode(), b"\xff"))
+    with pytest.raises(NceLmError, match=r"is not valid UTF-8 \(byte 0xff\).*--replace-errors"):
+        load_vectors(path, format)
+    loaded = load_vectors(path, format, errors="replace")
+    assert loaded.words == vectors.words and np.array_equal(loaded.vectors, vectors.vectors)

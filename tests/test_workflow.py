@@ -336,3 +336,15 @@ def test_demo_help_states_the_demos_own_defaults(capsys) -> None:
     text = " ".join(capsys.readouterr().out.split())
     assert "passes over the corpus (default 10)" in text and "drop words seen fewer times (default 3)" in text
     assert "lower-case the text (on by default here)" in text
+
+
+def test_replace_errors_reads_latin1_vectors_and_pairs(tmp_path: Path, capsys) -> None:
+    """eval-vectors and neighbors take --replace-errors as the corpus-reading verbs do: a Latin-1 word is read
+    with U+FFFD for its bad byte, in the vectors and in a similarity file alike."""
+    (tmp_path / "v.txt").write_bytes("3 2\na 1 0\ncaf\u00e9 0.9 0.1\nb 0 1\n".encode("latin-1"))
+    (tmp_path / "pairs.txt").write_bytes("a caf\u00e9 9\na b 1\nb caf\u00e9 2\n".encode("latin-1"))
+    assert main(["neighbors", str(tmp_path / "v.txt"), "a", "-k", "1", "--replace-errors"]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"a: caf\ufffd {0.9 / np.hypot(0.9, 0.1):.3f}"]
+    argv = ["eval-vectors", str(tmp_path / "v.txt"), "--similarity", str(tmp_path / "pairs.txt"), "--replace-errors"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.splitlines() == ["pairs.txt: Spearman 1.0000 (0.0% of pairs skipped)"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nce_lm.cli.options import integer
+from nce_lm.cli.options import add_replace_errors, error_mode, integer
 from nce_lm.clobber import check_outputs
 from nce_lm.errors import NceLmError
 from nce_lm.pipeline.corpus import TokenizerConfig
@@ -16,16 +16,8 @@ from nce_lm.pipeline.vocab import DEFAULT_MAX_DISTINCT, Vocab, build_vocab, cove
 
 def _add_reading_options(parser: argparse.ArgumentParser) -> None:
     """``--replace-errors`` and ``--quiet``, which both corpus-reading verbs take."""
-    parser.add_argument(
-        "--replace-errors",
-        action="store_true",
-        help="replace undecodable bytes with U+FFFD instead of stopping with an error",
-    )
+    add_replace_errors(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar (shown when reading takes over 2 s)")
-
-
-def _errors_mode(args: argparse.Namespace) -> str:
-    return "replace" if args.replace_errors else "strict"
 
 
 def run_vocab(args: argparse.Namespace) -> int:
@@ -36,7 +28,7 @@ def run_vocab(args: argparse.Namespace) -> int:
         min_count=args.min_count,
         max_size=args.max_size,
         tokenizer=tokenizer,
-        errors=_errors_mode(args),
+        errors=error_mode(args),
         max_distinct=args.max_distinct,
         progress=not args.quiet,
     )
@@ -56,7 +48,7 @@ def run_vocab(args: argparse.Namespace) -> int:
 def run_prepare(args: argparse.Namespace) -> int:
     check_outputs([*args.corpus, args.vocab], folders={"-o": args.output})
     vocab = Vocab.load(args.vocab)
-    cache = load_or_build(args.corpus, vocab, args.output, errors=_errors_mode(args), progress=not args.quiet)
+    cache = load_or_build(args.corpus, vocab, args.output, errors=error_mode(args), progress=not args.quiet)
     vocab.save(Path(args.output) / VOCAB_FILE)  # the folder alone then serves `--cache DIR`
     action = "reused" if cache.reused else "wrote"
     print(

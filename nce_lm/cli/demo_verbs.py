@@ -13,6 +13,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
+from nce_lm.cli.options import error_mode
 from nce_lm.cli.skipgram_verbs import add_training_arguments, config_from_args
 from nce_lm.cli.vector_verbs import print_metrics
 from nce_lm.clobber import check_outputs
@@ -59,7 +60,7 @@ def run_demo(args: argparse.Namespace) -> int:
     check_outputs(corpus, files={name: output / name for name in ("vocab.json", "vectors.bin", "metrics.json")})
     with staged_folder(output) as staging:
         print(f"corpus: {', '.join(str(p) for p in corpus)}")
-        errors = "replace" if args.replace_errors else "strict"
+        errors = error_mode(args)
         vocab = build_vocab(
             corpus,
             min_count=config.min_count,

@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from nce_lm.cli.options import SEED, device_name, integer, number
+from nce_lm.cli.options import SEED, add_replace_errors, device_name, error_mode, integer, number
 from nce_lm.clobber import check_outputs
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import read_json, write_json_atomic
@@ -21,10 +21,6 @@ from nce_lm.pipeline.vocab import Vocab
 from nce_lm.training.devices import PRECISIONS
 
 _D = LMConfig()
-
-
-def _errors(args: argparse.Namespace) -> str:
-    return "replace" if args.replace_errors else "strict"
 
 
 def print_evaluation(metrics: dict[str, Any], what: str) -> None:
@@ -69,7 +65,7 @@ def run_train(args: argparse.Namespace) -> int:
         run_dir = Path(args.output)
     vocab = Vocab.load(args.vocab) if args.vocab else None
     metrics = train_lm(
-        config, run_dir, resume=bool(args.resume), vocab=vocab, cache_dir=args.cache, errors=_errors(args)
+        config, run_dir, resume=bool(args.resume), vocab=vocab, cache_dir=args.cache, errors=error_mode(args)
     )
     if metrics["rank"] != 0:  # under torchrun, rank 0 reports and writes
         return 0
@@ -87,7 +83,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     check_outputs([args.run_dir, args.data], files={"--metrics": args.metrics})
-    metrics = evaluate_lm(args.run_dir, args.data, device=args.device, progress=args.progress, errors=_errors(args))
+    metrics = evaluate_lm(args.run_dir, args.data, device=args.device, progress=args.progress, errors=error_mode(args))
     print_evaluation(metrics, f"{args.run_dir} on {args.data}")
     print(f"  {bound_line(metrics)}")
     if args.metrics:
@@ -133,12 +129,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a token cache from `nce-lm prepare` of the training text (its vocabulary is "
         "used unless --vocab is given)",
     )
-    train.add_argument(
-        "--replace-errors",
-        dest="replace_errors",
-        action="store_true",
-        help="replace undecodable bytes with U+FFFD instead of stopping with an error",
-    )
+    add_replace_errors(train)
     train.add_argument("--objective", choices=tuple(OBJECTIVES), help=f"training objective (default {_D.objective})")
     train.add_argument("--model", choices=MODELS, help=f"default {_D.model}")
     train.add_argument(
@@ -191,12 +182,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument(
         "--data", required=True, help="a text file, or a dataset name or folder of splits (its test split)"
     )
-    evaluate.add_argument(
-        "--replace-errors",
-        dest="replace_errors",
-        action="store_true",
-        help="replace undecodable bytes with U+FFFD instead of stopping with an error",
-    )
+    add_replace_errors(evaluate)
     evaluate.add_argument("--device", type=device_name, help="override the run's device")
     evaluate.add_argument("--metrics", help="also write the figures as JSON here")
     evaluate.add_argument("--quiet", dest="progress", action="store_false", help="no progress bar")

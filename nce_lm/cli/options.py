@@ -94,3 +94,17 @@ def device_name(text: str) -> str:
 KERNEL_SIZE = integer(1, 2**31 - 1, "the C kernel counts in 32-bit integers")  # skip-gram's sizes
 SEED = integer(0, 2**32 - 1, "numpy and torch take 32-bit seeds")
 threads = integer(1, MAX_THREADS, f"more threads than the {os.cpu_count()} CPUs only wait for each other")
+
+
+def add_replace_errors(parser: argparse.ArgumentParser) -> None:
+    """``--replace-errors``, taken by every verb that reads text: undecodable bytes become U+FFFD."""
+    parser.add_argument(
+        "--replace-errors",
+        action="store_true",
+        help="replace undecodable bytes with U+FFFD instead of stopping with an error",
+    )
+
+
+def error_mode(args: argparse.Namespace) -> str:
+    """The ``errors`` value (nce_lm.pipeline.corpus.ERROR_MODES) that ``--replace-errors`` chose."""
+    return "replace" if args.replace_errors else "strict"

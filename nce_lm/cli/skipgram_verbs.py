@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields, replace
 
-from nce_lm.cli.options import KERNEL_SIZE, SEED, device_name, integer, number, threads
+from nce_lm.cli.options import KERNEL_SIZE, SEED, add_replace_errors, device_name, error_mode, integer, number, threads
 from nce_lm.clobber import check_outputs
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import write_json_atomic
@@ -77,7 +77,7 @@ def run_skipgram(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         resume=args.resume,
         cache_dir=args.cache_dir,
-        errors="replace" if args.replace_errors else "strict",
+        errors=error_mode(args),
     )
     metrics = dict(result.metrics)
     if metrics["rank"] != 0:  # under torchrun, rank 0 writes the files
@@ -208,12 +208,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults: SkipGramCo
     parser.add_argument("--seed", type=SEED, help=f"random seed (default {d.seed})")
     flag("--lowercase", "lower-case the text")
     flag("--split-punctuation", "split punctuation off words")
-    parser.add_argument(
-        "--replace-errors",
-        dest="replace_errors",
-        action="store_true",
-        help="replace undecodable bytes with U+FFFD instead of stopping with an error",
-    )
+    add_replace_errors(parser)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -6,7 +6,7 @@ import argparse
 import math
 import sys
 
-from nce_lm.cli.options import integer
+from nce_lm.cli.options import add_replace_errors, error_mode, integer
 from nce_lm.clobber import check_outputs
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import write_json_atomic
@@ -32,8 +32,10 @@ def print_metrics(metrics: dict[str, object]) -> None:
 
 def run_eval_vectors(args: argparse.Namespace) -> int:
     check_outputs([args.vectors, *(args.analogies or ()), *(args.similarity or ())], files={"--metrics": args.metrics})
-    vectors = load_vectors(args.vectors, args.format)
-    metrics = evaluate_all(vectors, args.analogies, args.similarity, args.restrict_vocab, progress=not args.quiet)
+    vectors = load_vectors(args.vectors, args.format, error_mode(args))
+    metrics = evaluate_all(
+        vectors, args.analogies, args.similarity, args.restrict_vocab, progress=not args.quiet, errors=error_mode(args)
+    )
     print_metrics(metrics)
     if args.metrics:
         write_json_atomic(args.metrics, metrics)
@@ -77,7 +79,7 @@ def unknown_word_message(vectors: WordVectors, word: str) -> str:
 
 def run_neighbors(args: argparse.Namespace) -> int:
     queries = parse_queries(args.words)
-    vectors = load_vectors(args.vectors, args.format)
+    vectors = load_vectors(args.vectors, args.format, error_mode(args))
     if args.k is not None and args.k >= len(vectors):
         raise NceLmError(
             f"-k {args.k} asks for more neighbours than the {len(vectors) - 1:,} other words of {args.vectors}"
@@ -101,7 +103,9 @@ def run_neighbors(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_format(parser: argparse.ArgumentParser) -> None:
+def _add_reading_options(parser: argparse.ArgumentParser) -> None:
+    """``--format`` and ``--replace-errors``, which both verbs take."""
+    add_replace_errors(parser)
     parser.add_argument(
         "--format",
         choices=LOAD_FORMATS,
@@ -121,7 +125,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "and simlex999.txt. Figures follow gensim's evaluate_word_analogies / evaluate_word_pairs conventions.",
     )
     evaluate.add_argument("vectors", help="vectors in word2vec binary or text format, or gensim's format")
-    _add_format(evaluate)
+    _add_reading_options(evaluate)
     evaluate.add_argument("--analogies", action="append", help="analogy file (repeatable)")
     evaluate.add_argument("--similarity", action="append", help="word-pair similarity file (repeatable)")
     evaluate.add_argument(
@@ -143,7 +147,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "the command fails only when no query could be answered.",
     )
     neighbors.add_argument("vectors", help="vectors in word2vec binary or text format, or gensim's format")
-    _add_format(neighbors)
+    _add_reading_options(neighbors)
     neighbors.add_argument("words", nargs="+", help="words, or analogies such as: king - man + woman")
     neighbors.add_argument(
         "-k", type=integer(1), help=f"neighbours per word (default {DEFAULT_NEIGHBORS}, at most the other words)"

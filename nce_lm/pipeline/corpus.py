@@ -31,6 +31,14 @@ MAX_TOKEN_BLOCKS = 16
 """A single token longer than this many blocks means the input is not text: it is an error."""
 
 ERROR_MODES = ("strict", "replace")
+"""How undecodable bytes are met: "strict" stops with an error naming --replace-errors, "replace" reads U+FFFD."""
+
+
+def check_error_mode(errors: str) -> None:
+    """Refuse an ``errors`` value outside :data:`ERROR_MODES`."""
+    if errors not in ERROR_MODES:
+        raise NceLmError(f"errors must be one of {', '.join(ERROR_MODES)}, got {errors!r}")
+
 
 # Characters Python's str.split treats as whitespace but Rust's char::is_whitespace (WhitespaceSplit) does not.
 _PYTHON_ONLY_WHITESPACE = re.compile("[\x1c-\x1f]")
@@ -186,8 +194,7 @@ def iter_chunks(
     A line longer than ``block_size`` characters is cut into chunks of at most about ``2 * block_size``; a
     final line without a newline still counts. ``progress`` labels a bar of the bytes read, shown past 2 s.
     """
-    if errors not in ERROR_MODES:
-        raise NceLmError(f"errors must be one of {', '.join(ERROR_MODES)}, got {errors!r}")
+    check_error_mode(errors)
     if block_size < 1:
         raise NceLmError(f"block_size must be positive, got {block_size}")
     files = expand_inputs(paths)

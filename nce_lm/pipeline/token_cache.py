@@ -23,7 +23,7 @@ from nce_lm.clobber import check_outputs
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import atomic_path, read_json, write_json_atomic
 from nce_lm.locks import folder_lock
-from nce_lm.pipeline.corpus import ERROR_MODES, expand_inputs, iter_chunks
+from nce_lm.pipeline.corpus import check_error_mode, expand_inputs, iter_chunks
 from nce_lm.pipeline.vocab import Vocab
 
 MANIFEST_FORMAT = "nce_lm.pipeline.token_cache"
@@ -107,8 +107,7 @@ def load_or_build(
 ) -> TokenCache:
     """Return the cached ids of ``paths`` under ``vocab``, encoding the corpus first when needed (with a bar of
     the bytes read when ``progress`` and it takes more than 2 seconds)."""
-    if errors not in ERROR_MODES:
-        raise NceLmError(f"errors must be one of {', '.join(ERROR_MODES)}, got {errors!r}")
+    check_error_mode(errors)
     files = expand_inputs(paths)
     folder = Path(cache_dir)
     if folder.exists() and not folder.is_dir():

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nce_lm.errors import NceLmError
+from nce_lm.pipeline.corpus import check_error_mode
 from nce_lm.vectors.word_vectors import WordVectors
 
 if TYPE_CHECKING:
@@ -55,20 +57,28 @@ class SimilarityResult:
     skipped: float
 
 
-def _read_lines(path: str | os.PathLike[str]) -> list[str]:
+def _read_lines(path: str | os.PathLike[str], errors: str) -> list[str]:
+    check_error_mode(errors)
     try:
-        return Path(path).read_text(encoding="utf-8").splitlines()
+        return Path(path).read_text(encoding="utf-8", errors=errors).splitlines()
     except FileNotFoundError:
         raise NceLmError(f"evaluation file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as err:
+    except UnicodeDecodeError as err:
+        raise NceLmError(
+            f"{path}: invalid UTF-8 at byte offset {err.start} (byte 0x{err.object[err.start]:02x}); use "
+            "errors='replace' (CLI --replace-errors) to substitute U+FFFD"
+        ) from None
+    except OSError as err:
         raise NceLmError(f"cannot read evaluation file {path}: {err}") from None
 
 
-def read_analogies(path: str | os.PathLike[str]) -> list[tuple[str, list[tuple[str, str, str, str]]]]:
+def read_analogies(
+    path: str | os.PathLike[str], errors: str = "strict"
+) -> list[tuple[str, list[tuple[str, str, str, str]]]]:
     """Sections of ``questions-words.txt``-style questions, upper-cased: [(section, [(a, b, c, d), ...])].
     gensim reads the file again to evaluate it; this check comes first, since gensim skips a malformed line."""
     sections: list[tuple[str, list[tuple[str, str, str, str]]]] = []
-    for number, line in enumerate(_read_lines(path), start=1):
+    for number, line in enumerate(_read_lines(path, errors), start=1):
         if line.startswith(": "):
             sections.append((line[2:].strip(), []))
             continue
@@ -103,19 +113,32 @@ def _cosmul_answer(keyed: KeyedVectors, spelling: dict[str, str], question: tupl
     return next((word.upper() for word, _ in found if word.upper() not in (a, b, c)), "")
 
 
+def _gensim_3cosadd(keyed: KeyedVectors, path: str | os.PathLike[str], errors: str) -> list[dict[str, list]]:
+    """gensim's per-section 3CosAdd counts (its ``evaluate_word_analogies``, which reads ``path`` as strict
+    UTF-8: with ``errors`` "replace" it is given a copy with the bad bytes already replaced)."""
+    if errors == "strict":
+        return keyed.evaluate_word_analogies(str(path), restrict_vocab=len(keyed))[1]
+    with tempfile.TemporaryDirectory(prefix="nce_lm-analogies-") as folder:
+        copy = Path(folder) / "questions.txt"
+        copy.write_text("\n".join(_read_lines(path, errors)) + "\n", encoding="utf-8")
+        return keyed.evaluate_word_analogies(str(copy), restrict_vocab=len(keyed))[1]
+
+
 def evaluate_analogies(
     vectors: WordVectors,
     path: str | os.PathLike[str],
     restrict_vocab: int = DEFAULT_RESTRICT_VOCAB,
     method: str = "3cosadd",
+    errors: str = "strict",
 ) -> AnalogyResult:
-    """Analogy accuracy with ``method`` "3cosadd" or "3cosmul" over the questions of ``path``."""
+    """Analogy accuracy with ``method`` "3cosadd" or "3cosmul" over the questions of ``path``; ``errors``
+    "replace" reads undecodable bytes as U+FFFD."""
     if method not in ANALOGY_METHODS:
         raise NceLmError(f"analogy method must be 3cosadd or 3cosmul, got {method!r}")
-    sections = read_analogies(path)
+    sections = read_analogies(path, errors)
     keyed, spelling = _most_frequent(vectors, restrict_vocab)
     if method == "3cosadd":
-        _, counted = keyed.evaluate_word_analogies(str(path), restrict_vocab=len(keyed))
+        counted = _gensim_3cosadd(keyed, path, errors)
         scored = [(len(s["correct"]), len(s["correct"]) + len(s["incorrect"])) for s in counted[:-1]]
     else:
         scored = []
@@ -130,10 +153,10 @@ def evaluate_analogies(
     return result
 
 
-def read_word_pairs(path: str | os.PathLike[str]) -> list[tuple[str, str, float]]:
+def read_word_pairs(path: str | os.PathLike[str], errors: str = "strict") -> list[tuple[str, str, float]]:
     """``word1 word2 score`` lines, tab- or space-separated; ``#`` comments and a header line are skipped."""
     pairs = []
-    for number, line in enumerate(_read_lines(path), start=1):
+    for number, line in enumerate(_read_lines(path, errors), start=1):
         if not line.strip() or line.startswith("#"):
             continue
         parts = line.split("\t") if "\t" in line else line.split()
@@ -150,12 +173,15 @@ def read_word_pairs(path: str | os.PathLike[str]) -> list[tuple[str, str, float]
 
 
 def evaluate_similarity(
-    vectors: WordVectors, path: str | os.PathLike[str], restrict_vocab: int = DEFAULT_RESTRICT_VOCAB
+    vectors: WordVectors,
+    path: str | os.PathLike[str],
+    restrict_vocab: int = DEFAULT_RESTRICT_VOCAB,
+    errors: str = "strict",
 ) -> SimilarityResult:
     """Spearman correlation of cosine similarity with the human scores of ``path``, known pairs only."""
     from scipy.stats import spearmanr
 
-    pairs = read_word_pairs(path)
+    pairs = read_word_pairs(path, errors)
     keyed, spelling = _most_frequent(vectors, restrict_vocab)
     known = [(spelling[a], spelling[b], score) for a, b, score in pairs if a in spelling and b in spelling]
     correlation = math.nan
@@ -180,21 +206,23 @@ def evaluate_all(
     similarities: Sequence[str | os.PathLike[str]] | None = None,
     restrict_vocab: int = DEFAULT_RESTRICT_VOCAB,
     progress: bool = False,
+    errors: str = "strict",
 ) -> dict[str, object]:
     """Every analogy and similarity figure as one JSON-ready dict (keys: docs/vectors.md, "Evaluation");
-    gensim's bundled files when none given. ``progress``: a bar over the analogy questions, past 2 seconds."""
+    gensim's bundled files when none given. ``progress``: a bar over the analogy questions, past 2 seconds;
+    ``errors`` "replace": the files' undecodable bytes read as U+FFFD."""
     if analogies is None and similarities is None:
         analogies, similarities = default_evaluation_files()
     metrics: dict[str, object] = {}
     if analogies:
         from tqdm import tqdm
 
-        total = 2 * sum(len(questions) for path in analogies for _, questions in read_analogies(path))
+        total = 2 * sum(len(questions) for path in analogies for _, questions in read_analogies(path, errors))
         with tqdm(total=total, desc="analogies", unit="question", leave=False, delay=2, disable=not progress) as bar:
             results: dict[str, list[AnalogyResult]] = {method: [] for method in ANALOGY_METHODS}
             for method, found in results.items():
                 for path in analogies:
-                    found.append(evaluate_analogies(vectors, path, restrict_vocab, method))
+                    found.append(evaluate_analogies(vectors, path, restrict_vocab, method, errors))
                     bar.update(found[-1].questions)
         add, mul = results["3cosadd"], results["3cosmul"]
         answered = sum(r.answered for r in add)
@@ -203,7 +231,7 @@ def evaluate_all(
         metrics["analogy_skipped"] = 1.0 - answered / sum(r.questions for r in add)
         metrics["analogy_sections"] = {name: s["accuracy"] for r in add for name, s in r.sections.items()}
     for path in similarities or []:
-        result = evaluate_similarity(vectors, path, restrict_vocab)
+        result = evaluate_similarity(vectors, path, restrict_vocab, errors)
         metrics[Path(path).name] = result.spearman
         metrics[f"{Path(path).name}_skipped"] = result.skipped
     return metrics

@@ -18,6 +18,7 @@ import numpy as np
 
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import atomic_path
+from nce_lm.pipeline.corpus import check_error_mode
 
 if TYPE_CHECKING:
     from gensim.models import KeyedVectors
@@ -145,30 +146,40 @@ def _check_size(path: Path, count: int, dim: int, body_bytes: int, binary: bool)
         )
 
 
-def _load_binary(path: Path, count: int) -> WordVectors:
+def _undecodable(path: Path, where: str, err: UnicodeDecodeError) -> NceLmError:
+    return NceLmError(
+        f"{path}: {where} is not valid UTF-8 (byte 0x{err.object[err.start]:02x}); use errors='replace' "
+        "(CLI --replace-errors) to substitute U+FFFD"
+    )
+
+
+def _load_binary(path: Path, count: int, errors: str) -> WordVectors:
     from gensim.models import KeyedVectors
 
     try:
-        keyed = KeyedVectors.load_word2vec_format(str(path), binary=True)
+        keyed = KeyedVectors.load_word2vec_format(str(path), binary=True, unicode_errors=errors)
     except EOFError:
         raise NceLmError(f"{path} is truncated: it holds fewer than the {count:,} vectors declared") from None
     except UnicodeDecodeError as err:
-        raise NceLmError(f"{path}: a word is not valid UTF-8 ({err.reason} at byte {err.start})") from None
+        raise _undecodable(path, "a word", err) from None
     if len(keyed.key_to_index) != len(keyed.index_to_key):
         raise NceLmError(f"{path}: a word appears twice")
     return WordVectors(list(keyed.index_to_key), keyed.vectors)  # its made-up counts left behind
 
 
-def _load_text(path: Path, handle: BinaryIO, count: int, dim: int) -> WordVectors:
+def _load_text(path: Path, handle: BinaryIO, count: int, dim: int, errors: str) -> WordVectors:
     words, rows = [], np.empty((count, dim), dtype=np.float32)
     for i in range(count):
         line = handle.readline()
         if not line:
             raise NceLmError(f"{path} is truncated: {i} of {count} vectors read")
         try:
-            parts = line.decode("utf-8").rstrip("\n").rstrip(" ").split(" ")
+            parts = line.decode("utf-8", errors).rstrip("\n").rstrip(" ").split(" ")
+        except UnicodeDecodeError as err:
+            raise _undecodable(path, f"line {i + 2}", err) from None
+        try:
             values = [float(x) for x in parts[1:]]
-        except (UnicodeDecodeError, ValueError):
+        except ValueError:
             raise NceLmError(f"{path}: line {i + 2} is not '<word> <{dim} numbers>'") from None
         if len(values) != dim:
             raise NceLmError(f"{path}: line {i + 2} has {len(values)} values, expected {dim}")
@@ -187,14 +198,16 @@ def _check_finite(vectors: WordVectors, path: Path) -> WordVectors:
     return vectors
 
 
-def load_vectors(path: str | os.PathLike[str], format: str = "auto") -> WordVectors:
+def load_vectors(path: str | os.PathLike[str], format: str = "auto", errors: str = "strict") -> WordVectors:
     """Read vectors written by :func:`save_vectors`, word2vec or gensim; ``format`` in :data:`LOAD_FORMATS`.
 
     ``auto`` reads a ``.kv`` or ``.model`` file as gensim's pickle (trusted sources only), else word2vec.
+    ``errors``: "strict" refuses a word that is not valid UTF-8, "replace" reads its bad bytes as U+FFFD.
     """
     path = Path(path)
     if format not in LOAD_FORMATS:
         raise NceLmError(f"unknown vector format {format!r}; choose one of {', '.join(LOAD_FORMATS)}")
+    check_error_mode(errors)
     if not path.is_file():
         raise NceLmError(f"vector file not found: {path}")
     if format == "gensim" or (format == "auto" and path.suffix in GENSIM_SUFFIXES):
@@ -217,8 +230,8 @@ def load_vectors(path: str | os.PathLike[str], format: str = "auto") -> WordVect
             text = format == "word2vec-txt"
         _check_size(path, count, dim, size - start, binary=not text)
         if text:
-            return _check_finite(_load_text(path, handle, count, dim), path)
-    return _check_finite(_load_binary(path, count), path)
+            return _check_finite(_load_text(path, handle, count, dim, errors), path)
+    return _check_finite(_load_binary(path, count, errors), path)
 
 
 def _load_gensim(path: Path) -> WordVectors:
