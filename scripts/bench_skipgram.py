@@ -2,7 +2,8 @@
 
     python scripts/bench_skipgram.py CORPUS [--model skipgram|cbow] [--threads 2] [--epochs 5] [--sample 1e-4]
         [--objectives neg,nce] [--kernels auto] [--repeats 1] [--gensim-threads N,...] [--device cpu|cuda]
-        [--batch-size 1024] [--optimizer sgd|rowwise-adagrad] [--lr RATE] [--restrict-vocab 30000] [--output FILE]
+        [--batch-size 1024] [--optimizer sgd|rowwise-adagrad] [--lr RATE] [--min-lr 0.0001] [--restrict-vocab 30000]
+        [--output FILE]
 
 gensim runs ``Word2Vec(corpus_file=..., sg=1, hs=0, negative=5, vector_size=100, window=5, min_count=5,
 sample=..., workers=threads)`` (the settings of ../shared/docs/ANCHORS.md), ours ``train_skipgram`` with the
@@ -20,7 +21,7 @@ tens of thousands of pairs, which need ``--optimizer rowwise-adagrad`` (SGD dive
 r with seed ``--seed`` + r for every tool. It reports the median words/s with the range, the median over the
 rounds of each row's speed divided by gensim's in the same round (on a shared machine whose speed changes
 from minute to minute, that ratio of neighbouring runs is steadier than either speed), and every quality
-figure as its mean over the rounds: on PTB one seed moves WS-353 by ±0.02.
+figure as its mean over the rounds ± the standard deviation of one round: on PTB one seed moves WS-353 by ±0.02.
 
 ``--gensim-threads 2,1`` adds gensim rows with other worker counts (the first is the reference of "vs
 gensim"). With ``corpus_file``, gensim's learning rate decays more slowly with more workers: each worker
@@ -80,10 +81,11 @@ def run_gensim(corpus: Path, args: argparse.Namespace, workers: int, seed: int) 
         sample=args.sample,
         workers=workers,
         seed=seed,
-        # the same starting rate as ours (CBOW: word2vec's 0.05, not gensim's 0.025)
+        # the same starting rate as ours (CBOW: word2vec's 0.05, not gensim's 0.025), and the same final one
         alpha=SkipGramConfig(
             model=args.model, optimizer="sgd", lr=args.lr if args.optimizer == "sgd" else None
         ).start_lr(),
+        min_alpha=args.min_lr,
     )
     # corpus_file (gensim's fastest input) or an iterable of sentences, whose rate follows the nominal schedule
     source = {"corpus_file": str(corpus)} if args.gensim_input == "file" else {"corpus_iterable": LineSentence(corpus)}
@@ -108,6 +110,12 @@ def speed_cell(speeds: list[float]) -> str:
     return f"{median:,.0f}" if len(speeds) == 1 else f"{median:,.0f} ({min(speeds):,.0f}–{max(speeds):,.0f})"
 
 
+def quality_cell(values: list[float]) -> str:
+    """The mean of a figure over the rounds, with the standard deviation of one round when there are several."""
+    mean = statistics.mean(values)
+    return f"{mean:.3f}" if len(values) == 1 else f"{mean:.3f} ± {statistics.stdev(values):.3f}"
+
+
 def main() -> None:
     options = parser(__doc__)
     options.add_argument("corpus", type=Path)
@@ -122,6 +130,9 @@ def main() -> None:
     options.add_argument("--batch-size", type=int, default=SkipGramConfig.batch_size)
     options.add_argument("--optimizer", default=SkipGramConfig.optimizer)
     options.add_argument("--lr", type=float, default=None, help="default: the optimizer's")
+    options.add_argument(
+        "--min-lr", type=float, default=SkipGramConfig.min_lr, help="SGD's final rate, ours and gensim's min_alpha"
+    )
     options.add_argument("--seed", type=int, default=1)
     options.add_argument("--objectives", default="neg,nce")
     options.add_argument("--kernels", default="auto", help="comma-separated: auto, fused, device, torch")
@@ -174,6 +185,7 @@ def main() -> None:
                     kernel=kernel,
                     optimizer=args.optimizer,
                     lr=args.lr,
+                    min_lr=args.min_lr,
                 )
 
                 def run_ours(seed: int, config: SkipGramConfig = config) -> tuple[WordVectors, float, int]:
@@ -196,17 +208,18 @@ def main() -> None:
     seeds = f"seed {args.seed}" if args.repeats == 1 else f"seeds {args.seed}–{args.seed + args.repeats - 1}"
     settings = (
         f"corpus: {args.corpus.name}; {args.model}; dim {args.dim}, window {args.window}, negatives {args.negatives}, "
-        f"epochs {args.epochs}, min_count {args.min_count}, sample {args.sample:g}; ours: batch {args.batch_size:,}, "
+        f"epochs {args.epochs}, min_count {args.min_count}, sample {args.sample:g}, final rate {args.min_lr:g}; "
+        f"ours: batch {args.batch_size:,}, "
         f"{args.optimizer}; analogy restricted to "
         f"{args.restrict_vocab:,} words; {args.repeats} round(s) taking turns ({seeds}): words/s median (range), "
-        "vs gensim the median of the per-round ratios, quality the mean over the rounds"
+        "vs gensim the median of the per-round ratios, quality the mean over the rounds (± their standard "
+        "deviation)"
     )
     cells = []
     for (tool, objective, _), runs, row_figures, vocab_size in zip(rows, speeds, figures, vocab_sizes):
         ratios = [] if args.skip_gensim else [ours / theirs for ours, theirs in zip(runs, speeds[0])]
         ratio = f"{statistics.median(ratios):.2f}" if ratios else "–"
-        means = {key: statistics.mean(f[key] for f in row_figures) for key in ["analogy", *names]}
-        figures_text = " | ".join(f"{means[n]:.3f}" for n in ["analogy", *names])
+        figures_text = " | ".join(quality_cell([f[key] for f in row_figures]) for key in ["analogy", *names])
         cells.append(f"{tool} | {objective} | {vocab_size:,} | {speed_cell(runs)} | {ratio} | {figures_text}")
     header = " | ".join(["tool", "objective", "vocab", "words/s", "vs gensim", "analogy", *names])
     emit([settings, "", *markdown(header, cells)], args.output, args.device)
