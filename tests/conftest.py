@@ -10,6 +10,9 @@ touches the network. Tests marked ``cuda`` need a GPU: without one they are skip
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +28,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def torchrun() -> Callable[[list[str]], subprocess.CompletedProcess[str]]:
+    """Runs ``torchrun --standalone --nproc_per_node=2 ARGS`` with this checkout on the path and one thread per
+    rank, asserts that it succeeded (showing the end of its stderr otherwise) and returns it. ``--standalone``
+    lets the rendezvous bind a free port itself: no other process can take it between choosing and binding."""
+
+    def run(args: list[str]) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done
+
+    return run
 
 
 @pytest.fixture(scope="session")

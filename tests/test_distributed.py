@@ -10,10 +10,6 @@ a dozen steps.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +17,6 @@ import pytest
 import torch
 
 from nce_lm.cli import main
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -43,20 +33,22 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.mark.parametrize(
     ("objective", "optimizer", "lr"), [("full", "sgd", "1"), ("nce", "sgd", "1"), ("ranking", "lazy-adam", "0.01")]
 )
-def test_two_gloo_ranks_match_one_process(corpus, tmp_path: Path, objective: str, optimizer: str, lr: str) -> None:
-    two_ranks_match_one_process(corpus, tmp_path, objective, optimizer, lr, "cpu", 1e-5)
+def test_two_gloo_ranks_match_one_process(
+    corpus, tmp_path: Path, torchrun, objective: str, optimizer: str, lr: str
+) -> None:
+    two_ranks_match_one_process(corpus, tmp_path, torchrun, objective, optimizer, lr, "cpu", 1e-5)
 
 
 @pytest.mark.cuda
 @pytest.mark.parametrize(("objective", "optimizer"), [("full", "adam"), ("nce", "lazy-adam")])
-def test_two_nccl_ranks_match_one_process(corpus, tmp_path: Path, objective: str, optimizer: str) -> None:
+def test_two_nccl_ranks_match_one_process(corpus, tmp_path: Path, torchrun, objective: str, optimizer: str) -> None:
     if torch.cuda.device_count() < 2:
         pytest.skip("needs two CUDA devices")
-    two_ranks_match_one_process(corpus, tmp_path, objective, optimizer, "0.01", "cuda", 1e-4)
+    two_ranks_match_one_process(corpus, tmp_path, torchrun, objective, optimizer, "0.01", "cuda", 1e-4)
 
 
 def two_ranks_match_one_process(
-    corpus, tmp_path: Path, objective: str, optimizer: str, lr: str, device: str, tolerance: float
+    corpus, tmp_path: Path, torchrun, objective: str, optimizer: str, lr: str, device: str, tolerance: float
 ) -> None:
     train, valid = corpus
     settings = [
@@ -91,23 +83,7 @@ def two_ranks_match_one_process(
         "--quiet",
     ]
     assert main(["lm", "train", *settings, "-o", str(tmp_path / "one")]) == 0
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        f"--master_port={free_port()}",
-        "-m",
-        "nce_lm",
-        "lm",
-        "train",
-        *settings,
-        "-o",
-        str(tmp_path / "two"),
-    ]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = torchrun(["-m", "nce_lm", "lm", "train", *settings, "-o", str(tmp_path / "two")])
     assert done.stdout.count("\nwrote ") + done.stdout.startswith("wrote ") == 1, done.stdout  # rank 0 reports
     one = torch.load(tmp_path / "one" / "last.pt", weights_only=True)
     two = torch.load(tmp_path / "two" / "last.pt", weights_only=True)
@@ -127,20 +103,14 @@ def two_ranks_match_one_process(
         assert theirs["valid"]["ppl"] == pytest.approx(ours["valid"]["ppl"], rel=tolerance)
 
 
-def test_skipgram_trains_on_two_gloo_ranks(tmp_path: Path) -> None:
+def test_skipgram_trains_on_two_gloo_ranks(tmp_path: Path, torchrun) -> None:
     """Two ranks share the pairs and average their tables; the vectors still separate the two topics."""
     rng = np.random.default_rng(0)
     topics = [[f"a{i}" for i in range(10)], [f"b{i}" for i in range(10)]]
     corpus = tmp_path / "topics.txt"
     corpus.write_text("\n".join(" ".join(rng.choice(topics[t % 2], size=12)) for t in range(600)) + "\n")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     out = tmp_path / "v.txt"
     command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        f"--master_port={free_port()}",
         "-m",
         "nce_lm",
         "skipgram",
@@ -165,8 +135,7 @@ def test_skipgram_trains_on_two_gloo_ranks(tmp_path: Path) -> None:
         "--checkpoint",
         str(tmp_path / "c.ckpt"),
     ]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-2000:]
+    torchrun(command)
     from nce_lm.vectors.word_vectors import load_vectors
 
     vectors = load_vectors(out)

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -168,10 +165,8 @@ ctx.close()
 """
 
 
-def test_two_gloo_ranks_give_the_figures_of_one_process(tmp_path: Path) -> None:
+def test_two_gloo_ranks_give_the_figures_of_one_process(tmp_path: Path, torchrun) -> None:
     """5 rows on 2 ranks (2 + 3, the remainder on rank 1), and 1 row (rank 0 idle): same as one process."""
-    from test_distributed import free_port
-
     settings = {"dim": 6, "layers": 2, "dropout": 0.0}
     torch.manual_seed(4)
     model = build_model(config(**settings), VOCAB, torch.zeros(VOCAB))
@@ -181,18 +176,7 @@ def test_two_gloo_ranks_give_the_figures_of_one_process(tmp_path: Path) -> None:
     np.save(tmp_path / "ids.npy", ids)
     script = tmp_path / "worker.py"
     script.write_text(WORKER.format(vocab=VOCAB))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        f"--master_port={free_port()}",
-        str(script),
-        str(tmp_path),
-    ]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-2000:]
+    torchrun([str(script), str(tmp_path)])
     noise = NoiseDistribution(np.arange(1, VOCAB + 1))
     one = [evaluate_model(model, ids, batch_size=b, seq_len=6, noise=noise, is_samples=8) for b in (5, 1)]
     for rank in (0, 1):

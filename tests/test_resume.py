@@ -280,18 +280,10 @@ def test_the_corpus_check_compares_with_the_trained_corpus_not_the_vocabulary(
 
 
 def test_a_token_capped_run_of_two_ranks_continues_its_epoch_in_one_process(
-    lm_corpus: Path, tmp_path: Path, capsys
+    lm_corpus: Path, tmp_path: Path, capsys, torchrun
 ) -> None:
     """Under torchrun only rank 0's hidden state could be saved, so the epoch goes on at the same step from a
     fresh state, and says so."""
-    import os
-    import socket
-    import subprocess
-    import sys
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     run = tmp_path / "run"
     settings = [
         "--train",
@@ -316,23 +308,7 @@ def test_a_token_capped_run_of_two_ranks_continues_its_epoch_in_one_process(
         "--max-tokens",
         "800",
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        f"--master_port={port}",
-        "-m",
-        "nce_lm",
-        "lm",
-        "train",
-        *settings,
-        "-o",
-        str(run),
-    ]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-2000:]
+    torchrun(["-m", "nce_lm", "lm", "train", *settings, "-o", str(run)])
     partial = load_payload(run / "last.pt", Vocab.load(run / "vocab.json"))["partial"]
     assert partial["steps"] == 10 and partial["hidden"] is None and partial["cpu_rng"] is None
     assert main(["lm", "train", "--resume", str(run), "--max-tokens", "1600", "--quiet"]) == 0
