@@ -133,7 +133,7 @@ def test_sums_stay_on_the_device_until_the_end(monkeypatch) -> None:
     monkeypatch.setattr(torch.Tensor, "item", forbidden)
     got = evaluate_model(model, ids, batch_size=3, seq_len=5, noise=NoiseDistribution(np.ones(VOCAB)))
     assert got == expected
-    assert 0 <= got["is_log_z_error"] < 0.5
+    assert isinstance(got["is_log_z_error"], float)  # computed too (its value: test_lm.py's exact IS test)
 
 
 def test_progress_bar_is_labelled_and_changes_nothing(capsys) -> None:
