@@ -53,6 +53,10 @@ def test_settings_can_be_given_as_keywords(topic_corpus: Path) -> None:
         (iter([["a", "b"]]), "one-shot iterator"),
         ([], "the corpus is empty"),
         ([["a", "b"], "c d"], "sentence 2 is a str, not a list of tokens"),
+        (
+            ["the cat sat", "on the mat"],
+            r"'the cat sat' is not a file, and a sentence must be a list of tokens, such as \['the', 'cat', 's",
+        ),
         ([["a", 3]], "holds a int .3.; tokens must be strings"),
         (42, "file paths or an iterable of token lists, not int"),
     ],

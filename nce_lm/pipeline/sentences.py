@@ -45,6 +45,11 @@ def split_corpus(corpus: Corpus) -> tuple[list[PathLike] | None, Iterable[Sequen
     if first is None:
         raise NceLmError("the corpus is empty")
     if isinstance(first, (str, os.PathLike)):
+        if isinstance(first, str) and len(first.split()) > 1 and not os.path.exists(first):
+            raise NceLmError(
+                f"{first[:40]!r} is not a file, and a sentence must be a list of tokens, such as "
+                f"{first.split()[:3]!r}: pass file paths, or token lists"
+            )
         return list(corpus), None  # type: ignore[arg-type]
     return None, corpus  # type: ignore[return-value]
 
