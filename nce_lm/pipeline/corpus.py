@@ -40,6 +40,15 @@ def check_error_mode(errors: str) -> None:
         raise NceLmError(f"errors must be one of {', '.join(ERROR_MODES)}, got {errors!r}")
 
 
+def undecodable(place: str, err: UnicodeDecodeError) -> NceLmError:
+    """The error for a strict read that met invalid UTF-8: ``place`` (file and where in it), the bad byte, and
+    the option that reads it as U+FFFD instead."""
+    return NceLmError(
+        f"{place} (byte 0x{err.object[err.start]:02x}); use errors='replace' (CLI --replace-errors) to substitute "
+        "U+FFFD"
+    )
+
+
 # Characters Python's str.split treats as whitespace but Rust's char::is_whitespace (WhitespaceSplit) does not.
 _PYTHON_ONLY_WHITESPACE = re.compile("[\x1c-\x1f]")
 # Unicode White_Space, the set both pre-tokenizers split on: a safe place to cut an over-long line.
@@ -167,11 +176,7 @@ def _decoded_blocks(
                 text = decoder.decode(data, final)
             except UnicodeDecodeError as err:
                 offset = consumed - pending + err.start
-                raise NceLmError(
-                    f"{path}: invalid UTF-8 at byte offset {offset}{where} "
-                    f"(byte 0x{err.object[err.start]:02x}); use errors='replace' (CLI --replace-errors) "
-                    "to substitute U+FFFD"
-                ) from None
+                raise undecodable(f"{path}: invalid UTF-8 at byte offset {offset}{where}", err) from None
             consumed += len(data)
             if on_read is not None:
                 on_read(len(data))

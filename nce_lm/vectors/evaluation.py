@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nce_lm.errors import NceLmError
-from nce_lm.pipeline.corpus import check_error_mode
+from nce_lm.pipeline.corpus import check_error_mode, undecodable
 from nce_lm.vectors.word_vectors import WordVectors
 
 if TYPE_CHECKING:
@@ -64,10 +64,7 @@ def _read_lines(path: str | os.PathLike[str], errors: str) -> list[str]:
     except FileNotFoundError:
         raise NceLmError(f"evaluation file not found: {path}") from None
     except UnicodeDecodeError as err:
-        raise NceLmError(
-            f"{path}: invalid UTF-8 at byte offset {err.start} (byte 0x{err.object[err.start]:02x}); use "
-            "errors='replace' (CLI --replace-errors) to substitute U+FFFD"
-        ) from None
+        raise undecodable(f"{path}: invalid UTF-8 at byte offset {err.start}", err) from None
     except OSError as err:
         raise NceLmError(f"cannot read evaluation file {path}: {err}") from None
 

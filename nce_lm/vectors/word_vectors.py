@@ -18,7 +18,7 @@ import numpy as np
 
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import atomic_path
-from nce_lm.pipeline.corpus import check_error_mode
+from nce_lm.pipeline.corpus import check_error_mode, undecodable
 
 if TYPE_CHECKING:
     from gensim.models import KeyedVectors
@@ -146,13 +146,6 @@ def _check_size(path: Path, count: int, dim: int, body_bytes: int, binary: bool)
         )
 
 
-def _undecodable(path: Path, where: str, err: UnicodeDecodeError) -> NceLmError:
-    return NceLmError(
-        f"{path}: {where} is not valid UTF-8 (byte 0x{err.object[err.start]:02x}); use errors='replace' "
-        "(CLI --replace-errors) to substitute U+FFFD"
-    )
-
-
 def _load_binary(path: Path, count: int, errors: str) -> WordVectors:
     from gensim.models import KeyedVectors
 
@@ -161,7 +154,7 @@ def _load_binary(path: Path, count: int, errors: str) -> WordVectors:
     except EOFError:
         raise NceLmError(f"{path} is truncated: it holds fewer than the {count:,} vectors declared") from None
     except UnicodeDecodeError as err:
-        raise _undecodable(path, "a word", err) from None
+        raise undecodable(f"{path}: a word is not valid UTF-8", err) from None
     if len(keyed.key_to_index) != len(keyed.index_to_key):
         raise NceLmError(f"{path}: a word appears twice")
     return WordVectors(list(keyed.index_to_key), keyed.vectors)  # its made-up counts left behind
@@ -176,7 +169,7 @@ def _load_text(path: Path, handle: BinaryIO, count: int, dim: int, errors: str) 
         try:
             parts = line.decode("utf-8", errors).rstrip("\n").rstrip(" ").split(" ")
         except UnicodeDecodeError as err:
-            raise _undecodable(path, f"line {i + 2}", err) from None
+            raise undecodable(f"{path}: line {i + 2} is not valid UTF-8", err) from None
         try:
             values = [float(x) for x in parts[1:]]
         except ValueError:
