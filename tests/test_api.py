@@ -58,8 +58,8 @@ def test_settings_can_be_given_as_keywords(topic_corpus: Path) -> None:
             r"'the cat sat' is not a file, and a sentence must be a list of tokens, such as \['the', 'cat', 's",
         ),
         ([["a", 3]], "holds a int .3.; tokens must be strings"),
-        ([["a", "new york"]], "the token 'new york' is empty or holds whitespace: word2vec's formats separate"),
-        ([["a", ""]], "the token '' is empty or holds whitespace"),
+        ([["a", "new york"]], "vocabulary token 'new york' is empty or holds whitespace: word2vec's files separate"),
+        ([["a", ""]], "vocabulary token '' is empty or holds whitespace"),
         (42, "file paths or an iterable of token lists, not int"),
     ],
 )

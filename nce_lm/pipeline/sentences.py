@@ -9,14 +9,13 @@ sentence gets ``<eos>`` after it so that windows never cross sentences. Contract
 from __future__ import annotations
 
 import os
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
 from nce_lm.errors import NceLmError
 from nce_lm.pipeline.corpus import TokenChunk
-from nce_lm.pipeline.vocab import Vocab, count_chunks
+from nce_lm.pipeline.vocab import Vocab
 
 PathLike = str | os.PathLike[str]
 Corpus = PathLike | Iterable[PathLike] | Iterable[Sequence[str]]  # what a trainer accepts
@@ -53,21 +52,6 @@ def split_corpus(corpus: Corpus) -> tuple[list[PathLike] | None, Iterable[Sequen
             )
         return list(corpus), None  # type: ignore[arg-type]
     return None, corpus  # type: ignore[return-value]
-
-
-def count_sentences(
-    sentences: Iterable[Sequence[str]], progress: str | None = None
-) -> tuple[Counter[str], int, int, int]:
-    """:func:`~nce_lm.pipeline.vocab.count_chunks` of token lists, refusing a token that is empty or holds
-    whitespace (the word2vec formats separate words by spaces: such a word could not be written)."""
-    counted = count_chunks(sentence_chunks(sentences, progress))
-    blank = next((token for token in counted[0] if not token or any(ch.isspace() for ch in token)), None)
-    if blank is not None:
-        raise NceLmError(
-            f"the token {blank!r} is empty or holds whitespace: word2vec's formats separate words by spaces, "
-            "so split it (or join its parts with '_')"
-        )
-    return counted
 
 
 def sentence_chunks(sentences: Iterable[Sequence[str]], progress: str | None = None) -> Iterator[TokenChunk]:

@@ -68,7 +68,10 @@ class Vocab:
             )
         blank = next((t for t in self.tokens if not t or any(ch.isspace() for ch in t)), None)
         if blank is not None:
-            raise NceLmError(f"vocabulary token {blank!r} is empty or holds whitespace: no corpus can produce it")
+            raise NceLmError(
+                f"vocabulary token {blank!r} is empty or holds whitespace: word2vec's files separate words by "
+                "spaces, so no text file yields such a token and no vector file could store it"
+            )
         self._index = {token: i for i, token in enumerate(self.tokens)}
         if len(self._index) != len(self.tokens):
             duplicate = next(t for t, n in Counter(self.tokens).items() if n > 1)

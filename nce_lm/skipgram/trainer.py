@@ -57,9 +57,9 @@ from nce_lm.objectives.losses import build_objective
 from nce_lm.objectives.mi_bound import info_nce_bound
 from nce_lm.pipeline.corpus import TokenizerConfig
 from nce_lm.pipeline.noise import NoiseDistribution, keep_probabilities
-from nce_lm.pipeline.sentences import Corpus, count_sentences, encode_sentences, split_corpus
+from nce_lm.pipeline.sentences import Corpus, encode_sentences, sentence_chunks, split_corpus
 from nce_lm.pipeline.token_cache import cache_sources, cache_vocab, cached_token_ids, prepared_ids
-from nce_lm.pipeline.vocab import Vocab, build_vocab, vocab_from_counts
+from nce_lm.pipeline.vocab import Vocab, build_vocab, count_chunks, vocab_from_counts
 from nce_lm.skipgram import device_update
 from nce_lm.skipgram import kernel as fused_kernel
 from nce_lm.skipgram.checkpoint import (
@@ -520,7 +520,7 @@ def _corpus_ids(
         if config.lowercase or config.split_punctuation:
             raise NceLmError("lowercase and split_punctuation apply to text files; token lists are used as given")
         if vocab is None:
-            counted = count_sentences(sentences, "counting words" if progress else None)
+            counted = count_chunks(sentence_chunks(sentences, "counting words" if progress else None))
             vocab = vocab_from_counts(*counted, min_count=config.min_count, max_final_vocab=config.max_final_vocab)
         return vocab, encode_sentences(sentences, vocab, "encoding" if progress else None)
     if cache_dir is not None:
