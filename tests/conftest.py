@@ -69,16 +69,16 @@ def topic_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def skipgram_rates(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The learning rate of every torch-path skip-gram update, in order, as the test's runs make them."""
-    from nce_lm.skipgram.trainer import SkipGramTrainer
+    from nce_lm.skipgram.torch_update import TorchUpdatePath
 
     seen: list[float] = []
-    original = SkipGramTrainer._update
+    original = TorchUpdatePath.update
 
     def spy(self, examples, lr):
         seen.append(lr)
         return original(self, examples, lr)
 
-    monkeypatch.setattr(SkipGramTrainer, "_update", spy)
+    monkeypatch.setattr(TorchUpdatePath, "update", spy)
     return seen
 
 
@@ -94,7 +94,7 @@ def feed_kernel_noise(monkeypatch: pytest.MonkeyPatch):
         def kernel_noise(centre: torch.Tensor) -> torch.Tensor:
             nonlocal drawn
             seed = skipgram_kernel.noise_seed(config.seed, 0)
-            ids = skipgram_kernel.draw_noise(trainer.noise, seed, drawn, len(centre), config.negatives)
+            ids = skipgram_kernel.draw_noise(trainer.noise, seed, drawn, len(centre), config.noise_samples)
             drawn += len(centre)
             return torch.from_numpy(ids)
 

@@ -12,7 +12,7 @@ import torch
 
 import nce_lm.skipgram.device_update as skipgram_device
 import nce_lm.skipgram.kernel as skipgram_kernel
-import nce_lm.skipgram.trainer as skipgram
+import nce_lm.skipgram.windows as skipgram_windows
 from nce_lm.objectives.losses import build_objective
 from nce_lm.pipeline.noise import NoiseDistribution
 from nce_lm.pipeline.token_cache import cached_token_ids
@@ -104,9 +104,9 @@ def test_kernel_update_is_the_gradient_of_the_loss(objective_name: str, bias: st
         starts=np.array([0, 2, 6, 7, 10], dtype=np.int64),
     )
     kernel_tables = skipgram_kernel.KernelTables(
-        tables["input"].clone(),
-        tables["output"].clone(),
-        tables["bias"].clone() if bias else None,
+        tables["input"].clone().numpy(),
+        tables["output"].clone().numpy(),
+        tables["bias"].clone().numpy() if bias else None,
         train_bias=bias == "learned",
     )
     seed = 99
@@ -129,9 +129,9 @@ def test_kernel_update_is_the_gradient_of_the_loss(objective_name: str, bias: st
     )
     assert loss == pytest.approx(expected_loss, rel=1e-5)
     kernel_tables.write_back()
-    got = {"input": kernel_tables._targets[0], "output": kernel_tables._targets[1]}
+    got = {"input": torch.from_numpy(kernel_tables._targets[0]), "output": torch.from_numpy(kernel_tables._targets[1])}
     if bias:
-        got["bias"] = kernel_tables._targets[2]
+        got["bias"] = torch.from_numpy(kernel_tables._targets[2])
     for name, table in got.items():
         torch.testing.assert_close(table.double(), expected[name], rtol=1e-5, atol=1e-5)
     assert not torch.allclose(got["input"], tables["input"])
@@ -141,7 +141,7 @@ def test_kernel_rejects_an_example_without_context_words() -> None:
     if skipgram_kernel._kernel is None:
         pytest.skip("the C extension was not built")
     noise = NoiseDistribution(np.arange(1, 11))
-    tables = skipgram_kernel.KernelTables(torch.zeros(10, 4), torch.zeros(10, 4), None)
+    tables = skipgram_kernel.KernelTables(np.zeros((10, 4), np.float32), np.zeros((10, 4), np.float32), None)
     classifier = build_objective("neg", noise, 2, shared_noise=False).classifier(noise.log_probs)
     empty = Examples(np.array([3], np.int32), np.array([1, 2], np.int32), np.array([0, 1, 1]))
     with pytest.raises(ValueError, match="at least one context word"):
@@ -160,7 +160,7 @@ def test_torch_path_trains_what_the_kernel_trains(
 ) -> None:
     """One epoch over several chunks and many batches, the torch path fed the kernel's noise words: the same
     tables to float32 rounding."""
-    monkeypatch.setattr(skipgram, "_CHUNK_TOKENS", 1000)
+    monkeypatch.setattr(skipgram_windows, "CHUNK_TOKENS", 1000)
     config = replace(CONFIG, objective=objective, output_bias=bias)
     fused = make_trainer(topic_corpus, replace(config, kernel="fused"), tmp_path)
     reference = make_trainer(topic_corpus, replace(config, kernel="torch"), tmp_path)
@@ -198,11 +198,11 @@ def test_device_update_equals_the_torch_paths(
         torch.randint(2, 22, (300,), generator=g),
         torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)]),
     )
-    noise = torch_path.noise.sample((300, config.negatives), g)
+    noise = torch_path.noise.sample((300, config.noise_samples), g)
     monkeypatch.setattr(torch_path.objective, "sample_noise", lambda targets: noise)
     monkeypatch.setattr(device.objective, "sample_noise", lambda targets: noise)
-    expected = torch_path._update(examples, 0.05)
-    loss = device._update_device(examples, 0.05)
+    expected = torch_path.path.update(examples, 0.05)
+    loss = device.path.update(examples, 0.05)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     for name in ("input_vectors", "output_vectors", "output_bias"):
         ours, theirs = getattr(device.state, name), getattr(torch_path.state, name)

@@ -44,7 +44,7 @@ def test_skipgram_reports_the_bound_below_the_true_information(topic_corpus: Pat
         threads=1,
         objective="infonce",
         noise_power=1.0,
-        negatives=5,
+        noise_samples=5,
     )
     metrics = train_skipgram([topic_corpus], config, progress=False).metrics
     assert metrics["mi_bound_valid"]

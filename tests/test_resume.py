@@ -63,7 +63,7 @@ def test_a_finished_run_given_more_epochs_never_jumps_back_up(
     [
         {"objective": "nce"},
         {"window": 2},
-        {"negatives": 3},
+        {"noise_samples": 3},
         {"dim": 4},
         {"sample": 0.0},
         {"seed": 2},
@@ -139,7 +139,7 @@ def test_skipgram_cli_resumes_with_the_checkpoints_settings(
         )
         == 2
     )
-    assert "negatives 5 -> 2" in capsys.readouterr().err
+    assert "noise_samples 5 -> 2" in capsys.readouterr().err
 
 
 def test_resuming_on_another_corpus_warns(topic_corpus: Path, tmp_path: Path, capsys) -> None:

@@ -92,7 +92,7 @@ def test_pair_counts_match_the_host_generator_on_the_lee_corpus(tmp_path: Path) 
     counts = {}
     for kernel in ("device", "torch"):
         trainer = make_trainer(corpus, replace(CONFIG, kernel=kernel, sample=1e-3, window=5), tmp_path)
-        counts[kernel] = np.mean([sum(len(e) for e, _ in trainer._examples(epoch)) for epoch in range(5)])
+        counts[kernel] = np.mean([sum(len(e) for e, _ in trainer.path.chunks(epoch)) for epoch in range(5)])
     assert counts["device"] == pytest.approx(counts["torch"], rel=0.01)
 
 
@@ -124,17 +124,17 @@ def test_update_equals_the_torch_paths(
     config = replace(CONFIG, objective=objective, output_bias=bias, optimizer=optimizer, kernel="torch")
     torch_path = make_trainer(topic_corpus, config, tmp_path)
     device = make_trainer(topic_corpus, replace(config, kernel="device"), tmp_path)
-    assert (torch_path.kernel, device.kernel) == ("torch", "device")
+    assert (torch_path.path.name, device.path.name) == ("torch", "device")
     random_tables(torch_path, 0)
     random_tables(device, 0)
     g = torch.Generator().manual_seed(1)
     for _ in range(2):
         context, centre = torch.randint(2, 22, (2, 512), generator=g)
-        noise = torch_path.noise.sample((512, config.negatives), g)
+        noise = torch_path.noise.sample((512, config.noise_samples), g)
         monkeypatch.setattr(torch_path.objective, "sample_noise", lambda targets, noise=noise: noise)
         monkeypatch.setattr(device.objective, "sample_noise", lambda targets, noise=noise: noise)
-        expected = torch_path._update(Examples(context, centre), 0.05)
-        loss = device._update_device(Examples(context, centre), 0.05)
+        expected = torch_path.path.update(Examples(context, centre), 0.05)
+        loss = device.path.update(Examples(context, centre), 0.05)
         assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     for name in ("input_vectors", "output_vectors", "output_bias"):
         ours, theirs = getattr(device.state, name), getattr(torch_path.state, name)
@@ -203,7 +203,7 @@ def test_a_seeded_device_run_repeats_exactly(topic_corpus: Path) -> None:
 
 def test_kernel_choice(topic_corpus: Path, tmp_path: Path) -> None:
     """auto stays off the device update on the CPU; an objective without a per-pair form refuses it by name."""
-    assert make_trainer(topic_corpus, CONFIG, tmp_path).kernel in ("fused", "torch")
+    assert make_trainer(topic_corpus, CONFIG, tmp_path).path.name in ("fused", "torch")
     with pytest.raises(NceLmError, match="device update cannot run.*shared noise"):
         make_trainer(topic_corpus, replace(CONFIG, kernel="device", shared_noise=True), tmp_path)
     with pytest.raises(NceLmError, match="kernel must be one of auto, fused, device, torch, got 'gpu'"):
@@ -222,7 +222,7 @@ def test_on_a_gpu_the_update_equals_the_cpus(topic_corpus: Path, tmp_path: Path,
     random_tables(gpu, 0)
     g = torch.Generator().manual_seed(1)
     context, centre = torch.randint(2, 22, (2, 4096), generator=g)
-    noise = cpu.noise.sample((4096, config.negatives), g)
+    noise = cpu.noise.sample((4096, config.noise_samples), g)
     loss = skipgram_device.update_(
         cpu.state.input_vectors,
         cpu.state.output_vectors,
@@ -278,11 +278,11 @@ def test_on_a_gpu_no_batch_waits_for_the_host(
         batch_size=16 if model == "cbow" else CONFIG.batch_size,
     )
     trainer = make_trainer(topic_corpus, config, tmp_path)
-    examples, _ = next(trainer._examples(0))  # forming the chunk's examples may sync, once
+    examples, _ = next(trainer.path.chunks(0))  # forming the chunk's examples may sync, once
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        loss, trained = trainer._train_chunk_torch(examples, 0.0, float(trainer.corpus_words))
+        loss, trained = trainer.path.train_batches(examples, 0.0, float(trainer.corpus_words))
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert trained == len(examples) > 10 * config.batch_size and torch.isfinite(loss)

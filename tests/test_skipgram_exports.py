@@ -65,7 +65,7 @@ def test_gensim_model_loads_with_our_vectors_and_trains_further(tmp_path: Path) 
         assert (model.sg, model.cbow_mean, model.negative, model.window, model.vector_size) == (
             int(model_name == "skipgram"),
             1,
-            config.negatives,
+            config.noise_samples,
             config.window,
             config.dim,
         )

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import nce_lm.skipgram.kernel as skipgram_kernel
-import nce_lm.skipgram.trainer as skipgram
+import nce_lm.skipgram.windows as skipgram_windows
 from nce_lm.errors import NceLmError
 from nce_lm.objectives.losses import build_objective
 from nce_lm.pipeline.noise import NoiseDistribution
@@ -55,11 +55,11 @@ def test_kernel_trains_what_the_torch_path_trains(
     negatives: int,
 ) -> None:
     """One epoch over several chunks and many batches, the torch path fed the kernel's noise words."""
-    monkeypatch.setattr(skipgram, "_CHUNK_TOKENS", 1000)
-    config = replace(CONFIG, objective=objective, output_bias=bias, dim=dim, negatives=negatives)
+    monkeypatch.setattr(skipgram_windows, "CHUNK_TOKENS", 1000)
+    config = replace(CONFIG, objective=objective, output_bias=bias, dim=dim, noise_samples=negatives)
     fused = make_trainer(topic_corpus, replace(config, kernel="fused"), tmp_path)
     reference = make_trainer(topic_corpus, replace(config, kernel="torch"), tmp_path)
-    assert fused.use_kernel and not reference.use_kernel
+    assert (fused.path.name, reference.path.name) == ("fused", "torch")
     drawn = feed_kernel_noise(reference, config)
     fused_metrics, reference_metrics = fused.train(progress=False), reference.train(progress=False)
     assert drawn() > 20_000  # every pair went through the patched sampler
@@ -88,7 +88,7 @@ def test_thread_count_does_not_change_the_vectors(topic_corpus: Path) -> None:
 def test_kernel_noise_follows_q() -> None:
     counts = np.r_[50, 0, np.arange(1, 29) ** 2]  # id 0 excluded, id 1 never seen
     noise = NoiseDistribution(counts, 0.75, exclude=[0])
-    draws = skipgram_kernel.draw_noise(noise, seed=12345, first_pair=0, pairs=100_000, negatives=3).ravel()
+    draws = skipgram_kernel.draw_noise(noise, seed=12345, first_pair=0, pairs=100_000, noise_samples=3).ravel()
     observed = np.bincount(draws, minlength=len(counts))
     assert observed[0] == 0 and observed[1] == 0
     expected = noise.probs.double().numpy() * len(draws)
@@ -96,23 +96,23 @@ def test_kernel_noise_follows_q() -> None:
     chi2 = (((observed - expected)[support]) ** 2 / expected[support]).sum()
     df = support.sum() - 1
     assert chi2 < df + 6 * np.sqrt(2 * df)  # far beyond the 99.9th percentile of chi-square(df)
-    again = skipgram_kernel.draw_noise(noise, seed=12345, first_pair=40_000, pairs=10, negatives=3)
+    again = skipgram_kernel.draw_noise(noise, seed=12345, first_pair=40_000, pairs=10, noise_samples=3)
     np.testing.assert_array_equal(again.ravel(), draws[120_000:120_030])  # pair i's draws depend on i alone
 
 
 def test_fused_kernel_refuses_what_it_cannot_run(topic_corpus: Path, tmp_path: Path) -> None:
     with pytest.raises(NceLmError, match="fused kernel cannot run.*shared noise"):
         make_trainer(topic_corpus, replace(CONFIG, kernel="fused", shared_noise=True), tmp_path)
-    assert not make_trainer(topic_corpus, replace(CONFIG, shared_noise=True), tmp_path).use_kernel  # auto
+    assert make_trainer(topic_corpus, replace(CONFIG, shared_noise=True), tmp_path).path.name == "torch"  # auto
     with pytest.raises(NceLmError, match="kernel must be"):
         SkipGramConfig(kernel="gpu").validate()
 
 
 def test_kernel_rejects_ids_outside_the_vocabulary() -> None:
     noise = NoiseDistribution(np.arange(1, 11))
-    tables = skipgram_kernel.KernelTables(torch.zeros(10, 4), torch.zeros(10, 4), None)
+    tables = skipgram_kernel.KernelTables(np.zeros((10, 4), np.float32), np.zeros((10, 4), np.float32), None)
     classifier = build_objective("neg", noise, 2, shared_noise=False).classifier(noise.log_probs)
     bad = np.array([3, 10], dtype=np.int32)
     with pytest.raises(ValueError, match="outside the vocabulary"):
         skipgram_kernel.train_examples(tables, Examples(bad, bad), classifier, noise, 2, 4, 1, 0, 0, 0.1, 0.1)
-    assert torch.equal(tables.input, torch.zeros(10, 16))
+    assert np.array_equal(tables.input, np.zeros((10, 16)))

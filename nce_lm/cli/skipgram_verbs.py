@@ -13,7 +13,7 @@ from nce_lm.objectives.mi_bound import bound_line
 from nce_lm.pipeline.token_cache import cache_vocab
 from nce_lm.pipeline.vocab import Vocab
 from nce_lm.skipgram.checkpoint import load_checkpoint
-from nce_lm.skipgram.config import KERNELS, OPTIMIZERS, OUTPUT_BIAS, SkipGramConfig
+from nce_lm.skipgram.config import KERNELS, OUTPUT_BIAS, SKIPGRAM_OPTIMIZER_LR, SkipGramConfig
 from nce_lm.skipgram.examples import MODELS
 from nce_lm.skipgram.trainer import SkipGramResult, train_skipgram
 from nce_lm.vectors.word_vectors import FORMATS, save_vectors
@@ -148,7 +148,13 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults: SkipGramCo
     )
     parser.add_argument("--dim", type=KERNEL_SIZE, help=f"vector size (default {d.dim})")
     parser.add_argument("--window", type=KERNEL_SIZE, help=f"maximum window (default {d.window})")
-    parser.add_argument("--negatives", type=KERNEL_SIZE, help=f"noise words per pair (default {d.negatives})")
+    parser.add_argument(
+        "--noise-samples",
+        "--negatives",
+        dest="noise_samples",
+        type=KERNEL_SIZE,
+        help=f"k, noise words per example: word2vec's -negative (default {d.noise_samples})",
+    )
     parser.add_argument("--epochs", type=integer(1), help=f"passes over the corpus (default {d.epochs})")
     parser.add_argument(
         "--min-count", dest="min_count", type=integer(1), help=f"drop words seen fewer times (default {d.min_count})"
@@ -166,7 +172,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults: SkipGramCo
     )
     parser.add_argument(
         "--optimizer",
-        choices=tuple(OPTIMIZERS),
+        choices=tuple(SKIPGRAM_OPTIMIZER_LR),
         help="sgd: word2vec's, the rate decaying linearly; rowwise-adagrad: one Adagrad accumulator "
         f"per row, for batches of tens of thousands of pairs (GPU) (default {d.optimizer})",
     )

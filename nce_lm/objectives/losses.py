@@ -14,8 +14,11 @@ word with k words drawn from a noise distribution q instead of summing Z(c) over
 docs/objectives.md derives each optimum and has the table :mod:`nce_lm.objectives.theory` checks exactly.
 :meth:`Objective.loss` is a small pure function of ``s_true`` (B,), ``s_noise`` (B, K) and their log
 noise-probabilities; noise is shared by the batch by default, one (B, d) × (d, K) product. As classifiers the
-four sampled objectives are two, binary (nce, neg) and (k + 1)-way (ranking, infonce):
-:meth:`Objective.classifier` returns that form, all the fused kernel (``nce_lm/skipgram/_kernel.c``) needs.
+four sampled objectives are two, binary (nce, neg) and (k + 1)-way (ranking, infonce), their
+``classifier_kind``: :meth:`Objective.classifier` returns that form, all the fused kernel
+(``nce_lm/skipgram/_kernel.c``) needs, and :meth:`NoiseClassifier.loss_and_gradients` its closed-form gradient.
+:meth:`Objective.scores` and :meth:`Objective.logit_gradients` are :meth:`Objective.forward`'s two halves, for a
+trainer that steps its rows by hand (skip-gram).
 """
 
 from __future__ import annotations
@@ -46,6 +49,20 @@ class NoiseClassifier:
     kind: Literal["binary", "ranking"]
     offsets: torch.Tensor
 
+    def loss_and_gradients(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """The summed loss (0-d) and ∂loss/∂z (B, 1 + k) in closed form, for z (B, 1 + k), the data word first.
+
+        Binary: loss Σ softplus(sign · z), sign −1 for the data word, +1 for the noise: ∂/∂z = sign · σ(sign · z).
+        Ranking: loss logsumexp(z) − z_0: ∂/∂z = softmax(z) − one-hot(data word).
+        """
+        if self.kind == "binary":
+            sign = torch.ones(z.shape[1], dtype=z.dtype, device=z.device)  # (1 + k,)
+            sign.narrow(0, 0, 1).fill_(-1.0)  # a fill kernel: no value crosses from the host
+            return F.softplus(sign * z).sum(), sign * torch.sigmoid(sign * z)
+        grad = torch.softmax(z, dim=1)
+        grad[:, 0] -= 1.0
+        return (torch.logsumexp(z, dim=1) - z[:, 0]).sum(), grad
+
 
 class Objective(nn.Module):
     """Base class: noise sampling and scoring; subclasses define :meth:`loss`.
@@ -62,6 +79,7 @@ class Objective(nn.Module):
 
     name: ClassVar[str]
     needs_noise: ClassVar[bool] = True
+    classifier_kind: ClassVar[Literal["binary", "ranking"] | None] = None  # NoiseClassifier.kind, None: no noise
     # True when the optimal score is log p(w | c) up to a constant, not a ratio to q (log p − log(k q) for neg,
     # log p − log q + const for infonce): such a score needs a per-word bias to carry the unigram part, which
     # trainers without one (skip-gram) then add.
@@ -123,6 +141,29 @@ class Objective(nn.Module):
         """
         return None
 
+    def scores(
+        self, hidden: Tensor, true_rows: Tensor, noise_rows: Tensor, targets: Tensor, noise_ids: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """s_true (B,), s_noise (B, K) and the accidental hits (B, K) of hidden (B, d) against the targets' rows
+        true_rows (B, d) and the noise rows: (K, d) for shared noise_ids (K,), one (B, d) × (d, K) product, else
+        (B, K, d) for noise_ids (B, K), a batched product. No bias: the caller adds it."""
+        s_true = (hidden * true_rows).sum(-1)  # (B,)
+        if noise_ids.dim() == 1:
+            return s_true, hidden @ noise_rows.T, targets[:, None] == noise_ids[None, :]
+        return s_true, torch.bmm(noise_rows, hidden[:, :, None]).squeeze(-1), targets[:, None] == noise_ids
+
+    def logit_gradients(
+        self, s_true: Tensor, s_noise: Tensor, logq_true: Tensor, logq_noise: Tensor, hits: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The summed :meth:`loss` (0-d) and its gradients with respect to the scores, ∂loss/∂s_true (B,) and
+        ∂loss/∂s_noise (B, K), for every option (shared noise, removed hits), by autograd through :meth:`loss`
+        alone: no graph reaches the tables the scores came from. Shapes as :meth:`loss` takes them."""
+        s_true, s_noise = s_true.detach().requires_grad_(True), s_noise.detach().requires_grad_(True)
+        with torch.enable_grad():
+            loss = self.loss(s_true, s_noise, logq_true, logq_noise, hits).sum()
+            g_true, g_noise = torch.autograd.grad(loss, (s_true, s_noise))
+        return loss.detach(), g_true, g_noise
+
     def _rows(self, table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """``table[ids]``, with a row-sparse gradient when the objective was asked for sparse gradients."""
         return gather_rows(table, ids, self.sparse_gradients)
@@ -137,13 +178,7 @@ class Objective(nn.Module):
         """
         noise_ids = self.sample_noise(targets)
         rows = self._rows
-        s_true = (hidden * rows(weight, targets)).sum(-1)  # (B,)
-        if noise_ids.dim() == 1:
-            s_noise = hidden @ rows(weight, noise_ids).T  # (B, K)
-            hits = targets[:, None] == noise_ids[None, :]  # (B, K)
-        else:
-            s_noise = torch.bmm(rows(weight, noise_ids), hidden[:, :, None]).squeeze(-1)  # (B, K)
-            hits = targets[:, None] == noise_ids
+        s_true, s_noise, hits = self.scores(hidden, rows(weight, targets), rows(weight, noise_ids), targets, noise_ids)
         if bias is not None:
             s_true = s_true + rows(bias, targets)
             s_noise = s_noise + rows(bias, noise_ids)
@@ -166,6 +201,7 @@ class BinaryNCE(Objective):
     """
 
     name = "nce"
+    classifier_kind = "binary"
 
     def __init__(
         self, noise: NoiseDistribution | None, num_noise: int, normalizer: str = "self", **kwargs: Any
@@ -187,7 +223,7 @@ class BinaryNCE(Objective):
         if self.shared_noise:
             return None
         with torch.no_grad():  # z = s − offset, so the offset is minus the logit of a zero score
-            return NoiseClassifier("binary", -self._logits(torch.zeros_like(log_probs), log_probs))
+            return NoiseClassifier(self.classifier_kind, -self._logits(torch.zeros_like(log_probs), log_probs))
 
     def loss(
         self, s_true: Tensor, s_noise: Tensor, logq_true: Tensor, logq_noise: Tensor, hits: Tensor | None = None
@@ -220,6 +256,7 @@ class RankingNCE(Objective):
     """
 
     name = "ranking"
+    classifier_kind = "ranking"
 
     def __init__(
         self, noise: NoiseDistribution | None, num_noise: int, remove_accidental_hits: bool = False, **kwargs: Any
@@ -233,7 +270,7 @@ class RankingNCE(Objective):
     def classifier(self, log_probs: torch.Tensor) -> NoiseClassifier | None:
         if self.shared_noise or self.remove_accidental_hits or not self.needs_noise:
             return None
-        return NoiseClassifier("ranking", -self._corrected(torch.zeros_like(log_probs), log_probs))
+        return NoiseClassifier(self.classifier_kind, -self._corrected(torch.zeros_like(log_probs), log_probs))
 
     def loss(
         self, s_true: Tensor, s_noise: Tensor, logq_true: Tensor, logq_noise: Tensor, hits: Tensor | None = None

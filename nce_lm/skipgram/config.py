@@ -13,9 +13,10 @@ from nce_lm.skipgram.examples import MODELS
 from nce_lm.training.devices import MAX_THREADS, resolve_device
 
 OUTPUT_BIAS = ("fixed", "learned", "none")
-OPTIMIZERS = {"sgd": 0.025, "rowwise-adagrad": 0.1}  # and their default learning rates
+SKIPGRAM_OPTIMIZER_LR = {"sgd": 0.025, "rowwise-adagrad": 0.1}  # the optimizers and their default learning rates
 CBOW_SGD_LR = 0.05  # word2vec.c's default -alpha with -cbow 1 (gensim uses 0.025 for both models)
 KERNELS = ("auto", "fused", "device", "torch")  # the implementations of the update (SkipGramConfig.kernel)
+RENAMED = {"negatives": "noise_samples"}  # old setting names (checkpoints, configs, keyword arguments) -> new
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class SkipGramConfig:
     model: str = "skipgram"  # "skipgram" (word2vec -cbow 0, gensim sg=1) or "cbow" (-cbow 1; sg=0, cbow_mean=1)
     dim: int = 100  # vector size (word2vec -size 100, gensim vector_size=100)
     window: int = 5  # maximum distance between context and centre word (both: 5)
-    negatives: int = 5  # k noise words per example (both: 5)
+    noise_samples: int = 5  # k noise words per example (word2vec -negative 5, gensim negative=5)
     epochs: int = 5  # passes over the corpus (word2vec -iter 5, gensim epochs=5)
     min_count: int = 5  # words seen fewer times are removed (both: 5)
     max_final_vocab: int | None = None  # raise min_count until at most this many words remain (gensim's)
@@ -54,7 +55,7 @@ class SkipGramConfig:
         """Every setting in range, or an :class:`NceLmError` naming the first that is not."""
         if self.model not in MODELS:
             raise NceLmError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
-        positive = ("dim", "window", "negatives", "epochs", "min_count", "batch_size", "sync_every")
+        positive = ("dim", "window", "noise_samples", "epochs", "min_count", "batch_size", "sync_every")
         for name in positive:
             if getattr(self, name) < 1:
                 raise NceLmError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -64,12 +65,14 @@ class SkipGramConfig:
             raise NceLmError(f"sample must be non-negative, got {self.sample}")
         if not 0 <= self.noise_power <= 1:
             raise NceLmError(f"noise_power must be between 0 and 1, got {self.noise_power}")
-        if self.optimizer not in OPTIMIZERS:
-            raise NceLmError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.optimizer not in SKIPGRAM_OPTIMIZER_LR:
+            raise NceLmError(f"optimizer must be one of {', '.join(SKIPGRAM_OPTIMIZER_LR)}, got {self.optimizer!r}")
         lr = self.start_lr()
         if not (0 < lr < math.inf and 0 <= self.min_lr <= lr):
             raise NceLmError(f"need 0 <= min_lr <= lr and lr > 0, got lr={lr}, min_lr={self.min_lr}")
-        if self.objective == "full":
+        from nce_lm.objectives.losses import OBJECTIVES  # torch, needed by the run this validates anyway
+
+        if self.objective in OBJECTIVES and OBJECTIVES[self.objective].classifier_kind is None:
             raise NceLmError("the skip-gram trainer takes a sampled objective (nce, neg, ranking, infonce)")
         if self.output_bias not in (None, *OUTPUT_BIAS):
             raise NceLmError(f"output_bias must be one of {', '.join(OUTPUT_BIAS)}, got {self.output_bias!r}")
@@ -87,7 +90,9 @@ class SkipGramConfig:
         0.05; why in BENCHMARKS.md, CBOW against gensim)."""
         if self.lr is not None:
             return self.lr
-        return CBOW_SGD_LR if self.model == "cbow" and self.optimizer == "sgd" else OPTIMIZERS[self.optimizer]
+        return (
+            CBOW_SGD_LR if self.model == "cbow" and self.optimizer == "sgd" else SKIPGRAM_OPTIMIZER_LR[self.optimizer]
+        )
 
     def bias_mode(self, models_log_probability: bool) -> str:
         """The output bias this run uses: the setting, or its default for the objective."""
@@ -97,6 +102,7 @@ class SkipGramConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SkipGramConfig:
+        data = renamed(data)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -105,3 +111,12 @@ class SkipGramConfig:
             data = {**data, "output_bias": "learned" if data["output_bias"] else "none"}
         check_field_types(cls, data, "skip-gram settings")
         return cls(**data)
+
+
+def renamed(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` with the old names of :data:`RENAMED` under their new ones (an old and a new name for one
+    setting: an :class:`NceLmError`)."""
+    both = [old for old, new in RENAMED.items() if old in settings and new in settings]
+    if both:
+        raise NceLmError(f"{both[0]} is the old name of {RENAMED[both[0]]}: give one of them")
+    return {RENAMED.get(name, name): value for name, value in settings.items()}

@@ -6,7 +6,8 @@ batch; a GPU wants neither. Here the corpus's ids stay on the device: per chunk,
 the subsampling and shrunk windows with a device generator and forms the examples with one ``nonzero`` (the
 chunk's one host sync); per batch, :func:`update_` scores each example against k noise words drawn on the
 device and applies the closed-form steps of the objective's
-:class:`~nce_lm.objectives.losses.NoiseClassifier` with ``index_add_``, so the host queues batches ahead.
+:class:`~nce_lm.objectives.losses.NoiseClassifier`, so the host queues batches ahead. :class:`DeviceUpdatePath`
+drives them with the batch loop and the optimizer's step of the torch path (:mod:`nce_lm.skipgram.torch_update`).
 
 The pairs and the update are those of the torch path (word2vec's procedure, Mikolov et al. 2013, batched as
 docs/skipgram.md describes): given the same draws, :func:`window_examples` forms the same examples in the same
@@ -17,19 +18,17 @@ of the same distribution; it repeats exactly on the CPU, and resumes exactly fro
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import numpy as np
 import torch
 
 from nce_lm.objectives.losses import NoiseClassifier
+from nce_lm.skipgram import windows
 from nce_lm.skipgram.examples import Examples, cbow_examples, context_steps, mean_inputs
+from nce_lm.skipgram.torch_update import BatchedUpdate, add_row_steps_, descent_scale
 from nce_lm.training.rowwise_adagrad import RowwiseAdagrad
-
-
-def unavailable_reason(classifier: NoiseClassifier | None) -> str | None:
-    """Why the device update cannot run this training, or None when it can (any device, any ranks)."""
-    if classifier is None:
-        return "the objective's options (shared noise, removed accidental hits) have no per-pair form"
-    return None
 
 
 def pair_generator(device: torch.device, seed: int, epoch: int) -> torch.Generator:
@@ -103,11 +102,11 @@ def update_(
     input_vectors v, output_vectors u: (V, d); output_bias b: (V,) or None; examples: B examples, int64 on the
     tables' device; noise_ids: (B, k). Every example is scored against the tables as they stand at the call:
     s = h · u_w + b_w for the centre w_0 and the k noise words, z = s − offsets[w], with h the mean of the
-    example's context vectors (:mod:`nce_lm.skipgram.examples`). The classifier's loss (binary: softplus(−z_0) +
-    Σ_j softplus(z_j); ranking: logsumexp(z) − z_0) gives ∂loss/∂z in closed form; the steps of all examples
-    are then summed into the rows they touch (the step for h into every context row), SGD's (−lr × gradient) with
-    ``index_add_``, or row-wise Adagrad's (``optimizer``). The bias is part of the score; it is trained only
-    with ``train_bias``.
+    example's context vectors (:mod:`nce_lm.skipgram.examples`). The classifier gives its loss and ∂loss/∂z in
+    closed form (:meth:`~nce_lm.objectives.losses.NoiseClassifier.loss_and_gradients`); the steps of all
+    examples are then summed into the rows they touch (the step for h into every context row) by SGD or row-wise
+    Adagrad (``optimizer``), :func:`~nce_lm.skipgram.torch_update.add_row_steps_`. The bias is part of the
+    score; it is trained only with ``train_bias``.
     """
     batch, dim = len(examples), input_vectors.shape[1]
     out_ids = torch.cat([examples.centre[:, None], noise_ids], dim=1)  # (B, 1 + k): the centre first
@@ -116,29 +115,56 @@ def update_(
     z = torch.bmm(u, h[:, :, None]).squeeze(-1) - classifier.offsets[out_ids]  # (B, 1 + k)
     if output_bias is not None:
         z = z + output_bias[out_ids]
-    if classifier.kind == "binary":
-        # loss Σ softplus(sign · z), sign −1 for the data word, +1 for the noise: ∂/∂z = sign · σ(sign · z)
-        sign = torch.ones(z.shape[1], device=z.device)  # (1 + k,)
-        sign.narrow(0, 0, 1).fill_(-1.0)  # a fill kernel: no value crosses from the host
-        loss = torch.nn.functional.softplus(sign * z).sum()
-        grad = sign * torch.sigmoid(sign * z)  # (B, 1 + k)
-    else:
-        loss = (torch.logsumexp(z, dim=1) - z[:, 0]).sum()
-        grad = torch.softmax(z, dim=1)
-        grad[:, 0] -= 1.0  # ∂/∂z = softmax(z) − one-hot(data word)
-    # Steps applied as additions: SGD's are −lr × gradient; Adagrad scales the descent direction itself.
-    descent = grad * (-lr if optimizer is None else -1.0)  # (B, 1 + k)
+    loss, grad = classifier.loss_and_gradients(z)  # 0-d, (B, 1 + k)
+    descent = grad * descent_scale(lr, optimizer)  # (B, 1 + k)
     step_h = torch.bmm(descent[:, None, :], u).squeeze(1)  # (B, d)
     step_u = (descent[:, :, None] * h[:, None, :]).view(-1, dim)  # (B·(1 + k), d), rows of out_ids
     rows = out_ids.view(-1)
-    if optimizer is None:
-        output_vectors.index_add_(0, rows, step_u)
-        input_vectors.index_add_(0, examples.context, context_steps(step_h, examples))
-        if train_bias:
-            output_bias.index_add_(0, rows, descent.view(-1))  # ∂s/∂b = 1: the bias steps are the score steps
-    else:
-        optimizer.step_("output", output_vectors, rows, step_u, lr)
-        optimizer.step_("input", input_vectors, examples.context, context_steps(step_h, examples), lr)
-        if train_bias:
-            optimizer.step_("bias", output_bias, rows, descent.view(-1), lr)
+    add_row_steps_(output_vectors, rows, step_u, lr, optimizer, "output")
+    add_row_steps_(input_vectors, examples.context, context_steps(step_h, examples), lr, optimizer, "input")
+    if train_bias:  # ∂s/∂b = 1: the bias steps are the score steps
+        add_row_steps_(output_bias, rows, descent.view(-1), lr, optimizer, "bias")
     return loss
+
+
+class DeviceUpdatePath(BatchedUpdate):
+    """The device update as an update path: the corpus copied to the device once (16 bytes per word), each
+    chunk's examples formed there (:func:`chunk_examples`), each batch trained by :func:`update_` on k noise words
+    per example drawn there. ``corpus``: the host's words and sentences (N,) and keep-probabilities (V,);
+    ``classifier``: the objective's per-example form; the rest as :class:`BatchedUpdate` takes it."""
+
+    name = "device"
+
+    def __init__(
+        self, corpus: tuple[np.ndarray, np.ndarray, np.ndarray], classifier: NoiseClassifier, **batched: Any
+    ) -> None:
+        super().__init__(chunks=self._chunks, **batched)
+        words, sentence, keep = corpus
+        self._words = torch.from_numpy(words.astype(np.int64)).to(self.device)
+        self._sentence = torch.from_numpy(sentence.astype(np.int64)).to(self.device)
+        self._keep = torch.from_numpy(keep).to(self.device)
+        self._classifier = classifier
+
+    def _chunks(self, epoch: int) -> Iterator[tuple[Examples, int]]:
+        """Per chunk: its examples (int64 tensors on the device) and the number of words it covered."""
+        config = self.config
+        generator = pair_generator(self.device, config.seed, epoch)
+        chunk = windows.CHUNK_TOKENS
+        for start in range(0, len(self._words), chunk):
+            words, sentence = self._words[start : start + chunk], self._sentence[start : start + chunk]
+            yield chunk_examples(words, sentence, self._keep, config.window, generator, config.model), len(words)
+
+    def update(self, examples: Examples, lr: float) -> torch.Tensor:
+        state = self.state
+        noise_ids = self.objective.sample_noise(examples.centre)  # (B, k)
+        return update_(
+            state.input_vectors,
+            state.output_vectors,
+            state.output_bias,
+            examples,
+            noise_ids,
+            self._classifier,
+            lr,
+            self.optimizer,
+            self.train_bias,
+        )

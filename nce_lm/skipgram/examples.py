@@ -20,10 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 MODELS = ("skipgram", "cbow")
 
@@ -76,15 +78,19 @@ def cbow_examples(context: Any, centre: Any, counts: Any) -> Examples:
     """
     has_context = counts > 0
     running = counts[has_context].cumsum(0)  # (E,) where each example's run ends
-    if isinstance(running, torch.Tensor):
-        starts = torch.cat([running.new_zeros(1), running])
-    else:
+    if isinstance(running, np.ndarray):
         starts = np.concatenate([[0], running]).astype(np.int64)
+    else:  # a tensor (the device update's)
+        import torch
+
+        starts = torch.cat([running.new_zeros(1), running])
     return Examples(context, centre[has_context], starts)
 
 
 def _example_of_words(examples: Examples) -> torch.Tensor:
     """(W,) the example each context word belongs to."""
+    import torch  # here, not above: the fused kernel's path forms examples without torch
+
     counts = examples.starts[1:] - examples.starts[:-1]  # (E,)
     examples_index = torch.arange(len(examples), device=counts.device)
     return torch.repeat_interleave(examples_index, counts, output_size=examples.context_words)  # no device sync
@@ -96,6 +102,8 @@ def mean_inputs(input_vectors: torch.Tensor, examples: Examples) -> torch.Tensor
     input_vectors (V, d); the examples' arrays are int64 tensors on its device. The sum is taken in order
     and scaled by 1 / n_e, as the fused kernel does.
     """
+    import torch
+
     rows = input_vectors.index_select(0, examples.context)  # (W, d)
     if examples.starts is None:
         return rows

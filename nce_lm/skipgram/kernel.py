@@ -1,7 +1,8 @@
-"""The fused CPU kernel of the skip-gram and CBOW update: when it applies, and a typed call into it.
+"""The fused CPU kernel of the skip-gram and CBOW update: when it applies, a typed call into it, and
+:class:`FusedKernelPath`, the trainer's :class:`~nce_lm.skipgram.update_path.UpdatePath` through it.
 
-``nce_lm/skipgram/_kernel.c`` computes the same batched SGD update as the torch path of
-:class:`nce_lm.skipgram.trainer.SkipGramTrainer` — every pair of a batch scored against the tables as they stood at
+``nce_lm/skipgram/_kernel.c`` computes the same batched SGD update as the torch path
+(:mod:`nce_lm.skipgram.torch_update`) — every pair of a batch scored against the tables as they stood at
 the batch's start, the steps then summed into the touched rows — but in one pass per example that keeps the
 rows of an example in cache, instead of a dozen torch kernels that each stream (B, 1 + k, d) tensors through
 memory. It draws its own noise from q with Walker's alias method and counter-based random numbers keyed by
@@ -10,16 +11,23 @@ number of threads.
 
 The extension is compiled when the package is installed (``setup.py``) and is optional: without a C
 compiler nce_lm installs without it, and :func:`unavailable_reason` says why the trainer uses torch instead.
+This module does not import torch: the tensors it is handed (the tables, q's alias table, the classifier's
+offsets) are read as numpy arrays through their own methods.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import torch
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
-from nce_lm.objectives.losses import NoiseClassifier
-from nce_lm.pipeline.noise import NoiseDistribution
+import numpy as np
+
 from nce_lm.skipgram.examples import Examples
+
+if TYPE_CHECKING:
+    from nce_lm.objectives.losses import NoiseClassifier
+    from nce_lm.pipeline.noise import NoiseDistribution
+    from nce_lm.skipgram.config import SkipGramConfig
 
 try:
     from nce_lm.skipgram import _kernel
@@ -28,12 +36,12 @@ except ImportError:  # built without a C compiler
 
 
 def unavailable_reason(
-    device: torch.device, world_size: int, classifier: NoiseClassifier | None, optimizer: str = "sgd"
+    device: str, world_size: int, classifier: NoiseClassifier | None, optimizer: str = "sgd"
 ) -> str | None:
-    """Why the fused kernel cannot run this training, or None when it can."""
+    """Why the fused kernel cannot run this training on ``device`` ("cpu", "cuda:0"...), or None when it can."""
     if _kernel is None:
         return "the C extension nce_lm.skipgram._kernel was not built (no C compiler at install time)"
-    if device.type != "cpu":
+    if device != "cpu":
         return f"it runs on the CPU, the run is on {device}"
     if world_size > 1:
         return "it trains in one process; under torchrun the torch path averages the ranks' tables"
@@ -44,7 +52,7 @@ def unavailable_reason(
     return None
 
 
-def _numpy(tensor: torch.Tensor, dtype: type) -> np.ndarray:
+def _numpy(tensor: Any, dtype: type) -> np.ndarray:
     """A C-contiguous numpy view of a CPU tensor of the given dtype (no copy: the kernel writes through it)."""
     array = tensor.numpy()
     if array.dtype != dtype or not array.flags.c_contiguous:
@@ -70,17 +78,17 @@ class KernelTables:
     A row of d = 100 floats is 400 bytes: unpadded, most rows share a cache line with a neighbour that the
     other thread may be writing; padded to 448 bytes they do not (docs/skipgram.md). A separate bias array
     would share each line among 16 words written by different threads; inside the row, its owner alone writes it.
-    :meth:`write_back` copies everything back.
-    With ``train_bias`` False the bias is part of the score but not trained.
+    :meth:`write_back` copies everything back into the arrays it was made from (numpy views of the trainer's
+    tables: ``tensor.numpy()``). With ``train_bias`` False the bias is part of the score but not trained.
     """
 
     ROW_ALIGN = 16  # floats per 64-byte cache line
 
     def __init__(
         self,
-        input_vectors: torch.Tensor,
-        output_vectors: torch.Tensor,
-        output_bias: torch.Tensor | None,
+        input_vectors: np.ndarray,
+        output_vectors: np.ndarray,
+        output_bias: np.ndarray | None,
         train_bias: bool = True,
     ) -> None:
         vocab, self.dim = input_vectors.shape
@@ -88,20 +96,20 @@ class KernelTables:
         self.train_bias = self.has_bias and train_bias
         stride = -(-(self.dim + self.has_bias) // self.ROW_ALIGN) * self.ROW_ALIGN
         self._targets = (input_vectors, output_vectors, output_bias)
-        self.input = torch.zeros(vocab, stride)  # (V, stride): v
-        self.output = torch.zeros(vocab, stride)  # (V, stride): u, then b
+        self.input = np.zeros((vocab, stride), dtype=np.float32)  # (V, stride): v
+        self.output = np.zeros((vocab, stride), dtype=np.float32)  # (V, stride): u, then b
         self.input[:, : self.dim] = input_vectors
         self.output[:, : self.dim] = output_vectors
         if output_bias is not None:
             self.output[:, self.dim] = output_bias
 
     def write_back(self) -> None:
-        """Copy the trained rows (and bias) into the tables this was made from."""
+        """Copy the trained rows (and bias) into the arrays this was made from."""
         input_vectors, output_vectors, output_bias = self._targets
-        input_vectors.copy_(self.input[:, : self.dim])
-        output_vectors.copy_(self.output[:, : self.dim])
+        input_vectors[...] = self.input[:, : self.dim]
+        output_vectors[...] = self.output[:, : self.dim]
         if output_bias is not None:
-            output_bias.copy_(self.output[:, self.dim])
+            output_bias[...] = self.output[:, self.dim]
 
 
 def train_examples(
@@ -109,7 +117,7 @@ def train_examples(
     examples: Examples,
     classifier: NoiseClassifier,
     noise: NoiseDistribution,
-    negatives: int,
+    noise_samples: int,
     batch_size: int,
     threads: int,
     seed: int,
@@ -125,8 +133,8 @@ def train_examples(
     """
     accept, alias = _alias_arrays(noise)
     return _kernel.train_pairs(
-        input=_numpy(tables.input, np.float32),
-        output=_numpy(tables.output, np.float32),
+        input=tables.input,
+        output=tables.output,
         has_bias=tables.has_bias,
         train_bias=tables.train_bias,
         dim=tables.dim,
@@ -137,7 +145,7 @@ def train_examples(
         accept=accept,
         alias=alias,
         softmax=classifier.kind == "ranking",
-        negatives=negatives,
+        negatives=noise_samples,
         batch=batch_size,
         threads=threads,
         seed=seed,
@@ -147,9 +155,66 @@ def train_examples(
     )
 
 
-def draw_noise(noise: NoiseDistribution, seed: int, first_pair: int, pairs: int, negatives: int) -> np.ndarray:
-    """The noise words (pairs, negatives) that :func:`train_examples` draws for examples ``first_pair`` onwards."""
+def draw_noise(noise: NoiseDistribution, seed: int, first_pair: int, pairs: int, noise_samples: int) -> np.ndarray:
+    """The noise words (pairs, k) that :func:`train_examples` draws for examples ``first_pair`` onwards."""
     accept, alias = _alias_arrays(noise)
-    out = np.empty((pairs, negatives), dtype=np.int64)
-    _kernel.draw_noise_ids(accept, alias, out, seed, first_pair, negatives)
+    out = np.empty((pairs, noise_samples), dtype=np.int64)
+    _kernel.draw_noise_ids(accept, alias, out, seed, first_pair, noise_samples)
     return out
+
+
+class FusedKernelPath:
+    """The update path of the fused kernel: the host's examples (:func:`nce_lm.skipgram.windows.epoch_examples`),
+    trained a chunk at a time by :func:`train_examples` on a padded copy of the tables (:class:`KernelTables`),
+    made at an epoch's first chunk and written back into the trainer's tables at its end.
+
+    ``tables``: numpy views (input (V, d), output (V, d), bias (V,) or None) of the tables the run trains;
+    ``rate(words_done)``: the learning rate after that many corpus words.
+    """
+
+    name = "fused"
+
+    def __init__(
+        self,
+        tables: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+        train_bias: bool,
+        classifier: NoiseClassifier,
+        noise: NoiseDistribution,
+        settings: SkipGramConfig,
+        threads: int,
+        rate: Callable[[float], float],
+        chunks: Callable[[int], Iterator[tuple[Examples, int]]],
+    ) -> None:
+        self._tables, self._train_bias, self._padded = tables, train_bias, None
+        self._classifier, self._noise, self._rate, self.chunks = classifier, noise, rate, chunks
+        self._noise_samples, self._batch_size, self._seed = settings.noise_samples, settings.batch_size, settings.seed
+        self.threads = threads
+
+    def train_chunk(
+        self, examples: Examples, epoch: int, first_example: int, words_done: float, words: float
+    ) -> tuple[float, int]:
+        """SGD on one chunk's ``examples`` (numpy), the ``first_example``-th of the epoch onwards, the rate falling
+        linearly over the chunk's ``words`` corpus words after ``words_done``; returns the summed loss and the
+        number of examples."""
+        if self._padded is None:
+            self._padded = KernelTables(*self._tables, self._train_bias)
+        loss = train_examples(
+            self._padded,
+            examples,
+            self._classifier,
+            self._noise,
+            self._noise_samples,
+            self._batch_size,
+            self.threads,
+            noise_seed(self._seed, epoch),
+            first_example,
+            self._rate(words_done),
+            self._rate(words_done + words),
+        )
+        return loss, len(examples)
+
+    def end_epoch(self) -> None:
+        """Write the padded tables back into the run's tables."""
+        if self._padded is not None:
+            self._padded.write_back()
+            self._padded = None

@@ -43,8 +43,9 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,6 @@ from nce_lm.pipeline.noise import NoiseDistribution, keep_probabilities
 from nce_lm.pipeline.sentences import Corpus, encode_sentences, sentence_chunks, split_corpus
 from nce_lm.pipeline.token_cache import cache_sources, cache_vocab, cached_token_ids, prepared_ids
 from nce_lm.pipeline.vocab import Vocab, build_vocab, count_chunks, vocab_from_counts
-from nce_lm.skipgram import device_update
-from nce_lm.skipgram import kernel as fused_kernel
 from nce_lm.skipgram.checkpoint import (
     LinearSchedule,
     SkipGramState,
@@ -70,9 +69,12 @@ from nce_lm.skipgram.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from nce_lm.skipgram.config import SkipGramConfig
-from nce_lm.skipgram.examples import Examples, context_steps, mean_inputs
-from nce_lm.skipgram.windows import sentence_ids, window_examples
+from nce_lm.skipgram.config import SkipGramConfig, renamed
+from nce_lm.skipgram.device_update import DeviceUpdatePath
+from nce_lm.skipgram.kernel import FusedKernelPath
+from nce_lm.skipgram.torch_update import TorchUpdatePath
+from nce_lm.skipgram.update_path import UpdatePath, choose_path
+from nce_lm.skipgram.windows import CHUNK_TOKENS, epoch_examples, sentence_ids
 from nce_lm.training.distributed import DistributedContext
 from nce_lm.training.memory import check_memory
 from nce_lm.training.resume import refuse_changes
@@ -80,7 +82,6 @@ from nce_lm.training.rowwise_adagrad import RowwiseAdagrad
 from nce_lm.vectors.word_vectors import WordVectors
 
 IDS_TEMP_PREFIX = "nce_lm-ids-"  # a run without --cache-dir keeps its token ids in a temporary folder so named
-_CHUNK_TOKENS = 1 << 20  # tokens turned into examples at a time: bounds the memory of their arrays
 
 
 @dataclass
@@ -101,13 +102,13 @@ def _memory_estimate(config: SkipGramConfig, vocab_size: int, tokens: int) -> di
     batch's (B, k, d) gathered noise rows (with their steps)."""
     return {
         "tables": 4 * 2 * 2 * vocab_size * config.dim,
-        "window pairs": min(tokens, _CHUNK_TOKENS) * 2 * config.window * (1 + 4 + 8),
-        "noise rows": 2 * config.batch_size * config.negatives * (8 + 4 * config.dim),
+        "window pairs": min(tokens, CHUNK_TOKENS) * 2 * config.window * (1 + 4 + 8),
+        "noise rows": 2 * config.batch_size * config.noise_samples * (8 + 4 * config.dim),
     }
 
 
 class SkipGramTrainer:
-    """Runs the epochs of one skip-gram model: data preparation, SGD updates, checkpoints."""
+    """Runs the epochs of one skip-gram model: data preparation, the update path's chunks, checkpoints."""
 
     def __init__(
         self,
@@ -119,7 +120,7 @@ class SkipGramTrainer:
     ) -> None:
         config.validate()
         check_memory(
-            _memory_estimate(config, len(vocab), len(ids)), "lower --dim, --window, --negatives or --batch-size"
+            _memory_estimate(config, len(vocab), len(ids)), "lower --dim, --window, --noise-samples or --batch-size"
         )
         self.config = config
         self.vocab = vocab
@@ -131,165 +132,91 @@ class SkipGramTrainer:
         self.words_all, self.sentence_all = sentence_ids(ids[ids != vocab.unk_id], vocab.eos_id)
         self.corpus_words = int(np.count_nonzero(ids != vocab.eos_id))  # every word, as gensim counts them
         self.corpus_counts = np.bincount(ids, minlength=len(vocab))  # (V,): which corpus this is (on resume)
-        noise = NoiseDistribution(
+        self.noise = NoiseDistribution(
             vocab.counts, config.noise_power, exclude=[vocab.unk_id, vocab.eos_id], device=self.device
         )
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed + 7919 * self.ctx.rank)
         if state is not None and state.noise_rng is not None:
             self.generator.set_state(state.noise_rng)
         self.objective = build_objective(
-            config.objective, noise, config.negatives, shared_noise=config.shared_noise, generator=self.generator
+            config.objective,
+            self.noise,
+            config.noise_samples,
+            shared_noise=config.shared_noise,
+            generator=self.generator,
         ).to(self.device)
-        self.noise = noise
-        self.log_probs = noise.log_probs
-        self.classifier = self.objective.classifier(self.log_probs)
-        self.kernel = self._choose_kernel()  # "fused", "device" or "torch"
-        self.use_kernel = self.kernel == "fused"
-        if self.kernel == "device":  # the corpus on the device for the whole run: 16 bytes per word
-            self.device_words = torch.from_numpy(self.words_all.astype(np.int64)).to(self.device)
-            self.device_sentence = torch.from_numpy(self.sentence_all.astype(np.int64)).to(self.device)
-            self.device_keep = torch.from_numpy(self.keep).to(self.device)
+        self.classifier = self.objective.classifier(self.noise.log_probs)
         self.bias_mode = config.bias_mode(self.objective.models_log_probability)
-        if state is None:
-            init = torch.Generator().manual_seed(config.seed)
-            # word2vec.c's ±0.5/d; CBOW takes gensim 4's ±1/d (keyedvectors.prep_vectors): its input is a mean,
-            # smaller from the start, and with ±0.5/d CBOW's vectors lagged gensim's on WS-353 and MEN (BENCHMARKS)
-            bound = (1.0 if config.model == "cbow" else 0.5) / config.dim
-            state = SkipGramState(
-                (torch.rand(len(vocab), config.dim, generator=init) * 2 - 1) * bound,
-                torch.zeros(len(vocab), config.dim),
-                # Starting at log q puts s = log q: NCE's logit starts at −log k for every word.
-                output_bias=noise.log_probs.cpu().clamp(min=-30.0) if self.bias_mode != "none" else None,
-            )
-        self.state = SkipGramState(
+        self.state = self._device_state(state or self._initial_state())
+        self.optimizer = self._optimizer(state.optimizer_state if state is not None else None)  # None: SGD
+        self.path = self._update_path()
+
+    def _initial_state(self) -> SkipGramState:
+        """A new run's tables: v uniform in ±0.5/d (CBOW ±1/d), u at zero, the output bias (if any) at log q."""
+        config, vocab = self.config, self.vocab
+        init = torch.Generator().manual_seed(config.seed)
+        # word2vec.c's ±0.5/d; CBOW takes gensim 4's ±1/d (keyedvectors.prep_vectors): its input is a mean,
+        # smaller from the start, and with ±0.5/d CBOW's vectors lagged gensim's on WS-353 and MEN (BENCHMARKS)
+        bound = (1.0 if config.model == "cbow" else 0.5) / config.dim
+        return SkipGramState(
+            (torch.rand(len(vocab), config.dim, generator=init) * 2 - 1) * bound,
+            torch.zeros(len(vocab), config.dim),
+            # Starting at log q puts s = log q: NCE's logit starts at −log k for every word.
+            output_bias=self.noise.log_probs.cpu().clamp(min=-30.0) if self.bias_mode != "none" else None,
+        )
+
+    def _device_state(self, state: SkipGramState) -> SkipGramState:
+        """``state``'s tables on the run's device, with the schedule of all epochs if it has none yet."""
+        return SkipGramState(
             state.input_vectors.to(self.device),
             state.output_vectors.to(self.device),
             state.epochs_done,
             list(state.loss_per_epoch),
             output_bias=state.output_bias.to(self.device) if state.output_bias is not None else None,
             schedule=state.schedule
-            or LinearSchedule(config.start_lr(), 0, self.corpus_words * config.epochs, config.min_lr),
+            or LinearSchedule(self.config.start_lr(), 0, self.corpus_words * self.config.epochs, self.config.min_lr),
         )
-        self.optimizer = None  # None: SGD, applied by hand
-        if config.optimizer == "rowwise-adagrad":
-            tables = {"input": len(vocab), "output": len(vocab)}
-            if self.bias_mode == "learned":
-                tables["bias"] = len(vocab)
-            try:
-                self.optimizer = RowwiseAdagrad(tables, self.device, state.optimizer_state)
-            except ValueError as err:
-                raise NceLmError(f"cannot resume the optimizer: {err}") from None
 
-    def _choose_kernel(self) -> str:
-        """The update this run uses: ``config.kernel``, or for "auto" the fused kernel where it applies, else the
-        device update on CUDA where it applies, else the torch path; asking for one that cannot run is an error."""
-        config = self.config
-        reasons = {
-            "fused": fused_kernel.unavailable_reason(
-                self.device, self.ctx.world_size, self.classifier, config.optimizer
-            ),
-            "device": device_update.unavailable_reason(self.classifier),
-            "torch": None,
+    def _optimizer(self, saved: dict[str, Any] | None) -> RowwiseAdagrad | None:
+        """Row-wise Adagrad's accumulators (restored from ``saved``) when the run asks for it; None for SGD."""
+        if self.config.optimizer != "rowwise-adagrad":
+            return None
+        tables = {"input": len(self.vocab), "output": len(self.vocab)}
+        if self.bias_mode == "learned":
+            tables["bias"] = len(self.vocab)
+        try:
+            return RowwiseAdagrad(tables, self.device, saved)
+        except ValueError as err:
+            raise NceLmError(f"cannot resume the optimizer: {err}") from None
+
+    def _update_path(self) -> UpdatePath:
+        """The update this run uses (:func:`nce_lm.skipgram.update_path.choose_path`), built once."""
+        config, state = self.config, self.state
+        name = choose_path(config.kernel, str(self.device), self.ctx.world_size, self.classifier, config.optimizer)
+        host_chunks = partial(
+            epoch_examples, self.words_all, self.sentence_all, self.keep, config.window, config.model, config.seed
+        )
+        if name == "fused":
+            tables = (state.input_vectors.numpy(), state.output_vectors.numpy(), None)
+            if state.output_bias is not None:
+                tables = (*tables[:2], state.output_bias.numpy())
+            learned = self.bias_mode == "learned"
+            return FusedKernelPath(
+                tables, learned, self.classifier, self.noise, config, self._threads(), self._rate, host_chunks
+            )
+        batched = {
+            "state": state,
+            "objective": self.objective,
+            "optimizer": self.optimizer,
+            "train_bias": self.bias_mode == "learned",
+            "config": config,
+            "ctx": self.ctx,
+            "rate": self._rate,
+            "average_tables": self._average_tables,
         }
-        if config.kernel == "auto":
-            usable = ["fused", "device", "torch"] if self.device.type == "cuda" else ["fused", "torch"]
-            return next(kernel for kernel in usable if reasons[kernel] is None)
-        if reasons[config.kernel] is not None:
-            name = "fused kernel" if config.kernel == "fused" else "device update"
-            raise NceLmError(f"the {name} cannot run this training: {reasons[config.kernel]}")
-        return config.kernel
-
-    def _examples(self, epoch: int) -> Iterator[tuple[Examples, int]]:
-        """Per chunk of the corpus: the subsampled examples and the number of corpus words covered; numpy
-        arrays on the host, or for the device update int64 tensors on the device."""
-        config = self.config
-        if self.kernel == "device":
-            generator = device_update.pair_generator(self.device, config.seed, epoch)
-            for start in range(0, len(self.device_words), _CHUNK_TOKENS):
-                words = self.device_words[start : start + _CHUNK_TOKENS]
-                sentence = self.device_sentence[start : start + _CHUNK_TOKENS]
-                examples = device_update.chunk_examples(
-                    words, sentence, self.device_keep, config.window, generator, config.model
-                )
-                yield examples, len(words)
-            return
-        rng = np.random.default_rng([self.config.seed, epoch])
-        total = len(self.words_all)
-        for start in range(0, total, _CHUNK_TOKENS):
-            words = self.words_all[start : start + _CHUNK_TOKENS]
-            sentence = self.sentence_all[start : start + _CHUNK_TOKENS]
-            kept = rng.random(len(words)) < self.keep[words]
-            yield window_examples(words[kept], sentence[kept], config.window, rng, config.model), len(words)
-
-    def _update(self, examples: Examples, lr: float) -> torch.Tensor:
-        """One SGD step on a batch of B examples; returns the summed loss as a 0-d tensor on the device.
-
-        Rows are read with ``index_select`` and written with ``scatter_add_`` over an expanded index:
-        on the CPU both are several times faster than fancy indexing and ``index_add_``, and the
-        scatter stays deterministic (it runs serially along the scattered dimension).
-        """
-        v_in, u_out = self.state.input_vectors, self.state.output_vectors
-        dim, centre = v_in.shape[1], examples.centre
-        h = mean_inputs(v_in, examples)  # (B, d)
-        noise_ids = self.objective.sample_noise(centre)  # (K,) or (B, K)
-        out_ids = torch.cat([centre, noise_ids.reshape(-1)])  # (B + K) or (B + B·K,)
-        u_rows = u_out.index_select(0, out_ids)
-        u_true, u_noise = u_rows[: len(centre)], u_rows[len(centre) :]  # (B, d), (K or B·K, d)
-        s_true = (h * u_true).sum(-1)  # (B,)
-        if noise_ids.dim() == 1:
-            s_noise = h @ u_noise.T  # (B, K)
-            hits = centre[:, None] == noise_ids[None, :]
-        else:
-            u_noise = u_noise.view(*noise_ids.shape, dim)  # (B, K, d)
-            s_noise = torch.bmm(u_noise, h[:, :, None]).squeeze(-1)  # (B, K)
-            hits = centre[:, None] == noise_ids
-        bias = self.state.output_bias
-        if bias is not None:
-            s_true, s_noise = s_true + bias[centre], s_noise + bias[noise_ids]
-        s_true.requires_grad_(True)
-        s_noise.requires_grad_(True)
-        loss = self.objective.loss(s_true, s_noise, self.log_probs[centre], self.log_probs[noise_ids], hits).sum()
-        g_true, g_noise = torch.autograd.grad(loss, (s_true, s_noise))  # ∂loss/∂s: (B,), (B, K)
-        with torch.no_grad():
-            # Steps applied as additions: SGD's are −lr × gradient; Adagrad scales the descent direction itself.
-            scale = -lr if self.optimizer is None else -1.0
-            g_true, g_noise = g_true * scale, g_noise * scale
-            if noise_ids.dim() == 1:
-                step_h = g_true[:, None] * u_true + g_noise @ u_noise  # (B, d)
-                step_noise = g_noise.T @ h  # (K, d)
-            else:
-                step_h = g_true[:, None] * u_true + torch.bmm(g_noise[:, None, :], u_noise).squeeze(1)
-                step_noise = (g_noise[:, :, None] * h[:, None, :]).reshape(-1, dim)  # (B·K, d)
-            step_out = torch.cat([g_true[:, None] * h, step_noise])  # rows of out_ids
-            # ∂s/∂b = 1: the bias steps are the score steps themselves
-            noise_steps = g_noise.sum(0) if noise_ids.dim() == 1 else g_noise.reshape(-1)
-            step_bias = torch.cat([g_true, noise_steps]) if self.bias_mode == "learned" else None
-            if self.optimizer is None:
-                u_out.scatter_add_(0, out_ids[:, None].expand(-1, dim), step_out)
-                v_in.scatter_add_(0, examples.context[:, None].expand(-1, dim), context_steps(step_h, examples))
-                if step_bias is not None:
-                    bias.scatter_add_(0, out_ids, step_bias)
-            else:
-                self.optimizer.step_("output", u_out, out_ids, step_out, lr)
-                self.optimizer.step_("input", v_in, examples.context, context_steps(step_h, examples), lr)
-                if step_bias is not None:
-                    self.optimizer.step_("bias", bias, out_ids, step_bias, lr)
-        return loss.detach().double()
-
-    def _update_device(self, examples: Examples, lr: float) -> torch.Tensor:
-        """:meth:`_update`'s step by :func:`nce_lm.skipgram.device_update.update_`, on per-example noise drawn on the
-        device."""
-        return device_update.update_(
-            self.state.input_vectors,
-            self.state.output_vectors,
-            self.state.output_bias,
-            examples,
-            self.objective.sample_noise(examples.centre),
-            self.classifier,
-            lr,
-            self.optimizer,
-            self.bias_mode == "learned",
-        )
+        if name == "device":
+            return DeviceUpdatePath((self.words_all, self.sentence_all, self.keep), self.classifier, **batched)
+        return TorchUpdatePath(chunks=host_chunks, **batched)
 
     def _threads(self) -> int:
         """The kernel's team: ``--threads``, else torch's count capped by the CPUs this process may run on (the
@@ -299,73 +226,19 @@ class SkipGramTrainer:
         usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         return max(1, min(torch.get_num_threads(), usable))
 
-    def _on_device(self, ids: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Word ids (or offsets) as int64 on the device. From the host to a GPU they go through pinned memory, so
-        that the copy is asynchronous: the host goes on queueing the chunk's batches instead of waiting for it."""
-        if isinstance(ids, torch.Tensor):
-            return ids
-        tensor = torch.from_numpy(ids)
-        if self.device.type == "cuda":
-            tensor = tensor.pin_memory()
-        return tensor.to(self.device, non_blocking=True).long()  # int32 over the bus, widened on the device
-
     def _rate(self, words_done: float) -> float:
         """The learning rate after ``words_done`` corpus words: SGD's linear decay over all words of all epochs;
         row-wise Adagrad's constant rate (it decays each row's steps itself)."""
         return self.config.start_lr() if self.optimizer is not None else self.state.schedule.rate(words_done)
 
-    def _train_chunk_torch(self, examples: Examples, words_done: float, words: float) -> tuple[torch.Tensor, int]:
-        """All examples of one chunk, covering ``words`` corpus words after ``words_done``, through :meth:`_update`
-        (or :meth:`_update_device`), batch by batch; returns the summed loss and the number of examples trained.
-
-        Each batch takes the rate reached at its share of the chunk's words. Under torchrun rank r takes batches
-        r, r + N, ...; every rank counts every batch, so the collective calls line up whatever share each rank
-        gets.
-        """
-        config, ctx = self.config, self.ctx
-        update = self._update_device if self.kernel == "device" else self._update
-        host_starts = None if examples.starts is None else examples.starts.tolist()  # a sync, once per chunk
-        examples = examples.map(self._on_device)
-        count, trained = len(examples), 0
-        chunk_loss = torch.zeros((), dtype=torch.float64, device=self.device)  # one sync per chunk
-        for index, first in enumerate(range(0, count, config.batch_size)):
-            if (index + 1) % (config.sync_every * ctx.world_size) == 0:
-                self._average_tables()
-            if index % ctx.world_size != ctx.rank:
-                continue
-            last = min(first + config.batch_size, count)
-            lr = self._rate(words_done + words * (first / count))
-            chunk_loss += update(examples.slice(first, last, host_starts), lr)
-            trained += last - first
-        return chunk_loss, trained
-
-    def _train_epoch(
-        self, epoch: int, tables: fused_kernel.KernelTables | None, bar: Any, words_done: float
-    ) -> tuple[float, int, float]:
+    def _train_epoch(self, epoch: int, bar: Any, words_done: float) -> tuple[float, int, float]:
         """One epoch, chunk by chunk, on this rank, from ``words_done`` corpus words into the schedule; returns
         its summed loss, its number of examples and the words done after it."""
         loss_sum, example_count = 0.0, 0
-        for examples, covered in self._examples(epoch):
+        for examples, covered in self.path.chunks(epoch):
             words = covered * self.corpus_words / max(len(self.words_all), 1)  # the chunk, in corpus words
-            if tables is not None:
-                chunk_loss = fused_kernel.train_examples(  # the rate falls linearly over the chunk
-                    tables,
-                    examples,
-                    self.classifier,
-                    self.noise,
-                    self.config.negatives,
-                    self.config.batch_size,
-                    self._threads(),
-                    fused_kernel.noise_seed(self.config.seed, epoch),
-                    example_count,
-                    self._rate(words_done),
-                    self._rate(words_done + words),
-                )
-                example_count += len(examples)
-            else:
-                summed, trained = self._train_chunk_torch(examples, words_done, words)
-                chunk_loss = summed.item()
-                example_count += trained
+            chunk_loss, trained = self.path.train_chunk(examples, epoch, example_count, words_done, words)
+            example_count += trained
             if not math.isfinite(chunk_loss):
                 raise NceLmError(
                     f"the loss became {chunk_loss} in epoch {epoch + 1}; lower --lr (also on --resume) or --batch-size"
@@ -374,7 +247,29 @@ class SkipGramTrainer:
             words_done += words
             bar.update(round(words))
             bar.set_postfix(loss=f"{loss_sum / max(example_count, 1):.4f}", lr=f"{self._rate(words_done):.5f}")
+        self.path.end_epoch()
         return loss_sum, example_count, words_done
+
+    def _end_epoch(self, epoch: int, loss_sum: float, example_count: int, bar: Any) -> None:
+        """After an epoch on every rank: average the tables and the figures across ranks, record the epoch's mean
+        loss (an error when it formed no example) and report it."""
+        config, ctx = self.config, self.ctx
+        self._average_tables()
+        loss_sum, example_count = ctx.sum(loss_sum), int(ctx.sum(example_count))
+        unit = "(context, centre) pair" if config.model == "skipgram" else "CBOW example"
+        if example_count == 0:
+            raise NceLmError(
+                f"epoch {epoch + 1} formed no {unit}s: the corpus is too small for --window "
+                f"{config.window} after subsampling (--sample {config.sample:g}; 0 turns it off)"
+            )
+        epoch_loss = loss_sum / max(example_count, 1)
+        self.state.loss_per_epoch.append(epoch_loss)
+        self.state.epochs_done = epoch + 1
+        if ctx.is_main:
+            bar.write(
+                f"epoch {epoch + 1}/{config.epochs}: mean loss per {unit} {epoch_loss:.4f} over "
+                f"{example_count:,} {unit}s"
+            )
 
     def train(
         self, progress: bool = True, on_epoch_end: Callable[[SkipGramTrainer], None] | None = None
@@ -383,7 +278,7 @@ class SkipGramTrainer:
         (``words_per_s`` etc.)."""
         from tqdm import tqdm
 
-        config, ctx = self.config, self.ctx
+        config = self.config
         if config.threads is not None:
             torch.set_num_threads(config.threads)
         start_epoch = self.state.epochs_done
@@ -394,42 +289,22 @@ class SkipGramTrainer:
             initial=words_done,
             unit="w",
             unit_scale=True,
-            disable=not (progress and ctx.is_main),
+            disable=not (progress and self.ctx.is_main),
             desc="skip-gram",
         )
-        unit = "(context, centre) pair" if config.model == "skipgram" else "CBOW example"
-        tables = None  # the fused kernel's padded copy of the tables, written back after each epoch
-        if self.use_kernel:
-            state, learned_bias = self.state, self.bias_mode == "learned"
-            tables = fused_kernel.KernelTables(
-                state.input_vectors, state.output_vectors, state.output_bias, learned_bias
-            )
         for epoch in range(start_epoch, config.epochs):
-            loss_sum, example_count, words_done = self._train_epoch(epoch, tables, bar, words_done)
-            if tables is not None:
-                tables.write_back()
-            self._average_tables()
-            loss_sum, example_count = ctx.sum(loss_sum), int(ctx.sum(example_count))
-            if example_count == 0:
-                raise NceLmError(
-                    f"epoch {epoch + 1} formed no {unit}s: the corpus is too small for --window "
-                    f"{config.window} after subsampling (--sample {config.sample:g}; 0 turns it off)"
-                )
-            epoch_loss = loss_sum / max(example_count, 1)
-            self.state.loss_per_epoch.append(epoch_loss)
-            self.state.epochs_done = epoch + 1
-            if ctx.is_main:
-                bar.write(
-                    f"epoch {epoch + 1}/{config.epochs}: mean loss per {unit} {epoch_loss:.4f} over "
-                    f"{example_count:,} {unit}s"
-                )
+            loss_sum, example_count, words_done = self._train_epoch(epoch, bar, words_done)
+            self._end_epoch(epoch, loss_sum, example_count, bar)
             if on_epoch_end is not None:
                 on_epoch_end(self)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         bar.close()
-        wall = time.perf_counter() - started
-        epochs_run = config.epochs - start_epoch
+        return self._metrics(config.epochs - start_epoch, time.perf_counter() - started)
+
+    def _metrics(self, epochs_run: int, wall: float) -> dict[str, Any]:
+        """The figures of a :meth:`train` call that ran ``epochs_run`` epochs in ``wall`` seconds."""
+        config, ctx = self.config, self.ctx
         final = self.state.loss_per_epoch[-1] if self.state.loss_per_epoch else None
         return {
             "words_per_s": self.corpus_words * epochs_run / wall if wall > 0 else float("nan"),
@@ -440,13 +315,13 @@ class SkipGramTrainer:
             "vocab_size": len(self.vocab) - 2,
             "final_loss": final if final is not None else float("nan"),
             # log(k + 1) − the last epoch's mean training loss, and whether it bounds I(centre; context)
-            **info_nce_bound(config.objective, final, config.negatives, config.noise_power, config.sample),
+            **info_nce_bound(config.objective, final, config.noise_samples, config.noise_power, config.sample),
             "loss_per_epoch": list(self.state.loss_per_epoch),
             "objective": config.objective,
             "device": str(self.device),
-            "kernel": self.kernel,
+            "kernel": self.path.name,
             "optimizer": config.optimizer,
-            "threads": self._threads() if self.use_kernel else torch.get_num_threads(),
+            "threads": self.path.threads,
             "rank": ctx.rank,
             "world_size": ctx.world_size,
         }
@@ -572,7 +447,7 @@ def train_skipgram(
     epochs in all with its tables, vocabulary and schedule. Only the settings of :mod:`nce_lm.training.resume` may
     differ from the checkpoint's; the learning rate continues as :func:`continued_schedule` says.
     """
-    config = replace(config or SkipGramConfig(), **settings)
+    config = replace(config or SkipGramConfig(), **renamed(settings))
     config.validate()
     saved = state = None
     if resume is not None:

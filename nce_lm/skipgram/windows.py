@@ -7,11 +7,14 @@ windows never cross sentences (Mikolov et al. 2013; word2vec.c).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from nce_lm.skipgram.examples import Examples, cbow_examples
 
 MAX_SENTENCE_WORDS = 10_000  # gensim's MAX_WORDS_IN_BATCH: longer lines are cut into sentences this long
+CHUNK_TOKENS = 1 << 20  # tokens turned into examples at a time: bounds the memory of their arrays
 
 
 def sentence_ids(ids: np.ndarray, eos_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -60,3 +63,19 @@ def window_examples(
     if model == "cbow":
         return cbow_examples(context, words, counts)
     return Examples(context, np.repeat(words, counts))
+
+
+def epoch_examples(
+    words: np.ndarray, sentence: np.ndarray, keep: np.ndarray, window: int, model: str, seed: int, epoch: int
+) -> Iterator[tuple[Examples, int]]:
+    """One epoch's examples, chunk of :data:`CHUNK_TOKENS` words by chunk: each chunk's subsampled examples and
+    the number of words it covered.
+
+    words, sentence: (N,) from :func:`sentence_ids`; keep: the keep-probability of every id (V,)
+    (``noise.keep_probabilities``). The draws are a function of (seed, epoch) alone.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    for start in range(0, len(words), CHUNK_TOKENS):
+        chunk, chunk_sentence = words[start : start + CHUNK_TOKENS], sentence[start : start + CHUNK_TOKENS]
+        kept = rng.random(len(chunk)) < keep[chunk]
+        yield window_examples(chunk[kept], chunk_sentence[kept], window, rng, model), len(chunk)

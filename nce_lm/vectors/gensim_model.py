@@ -40,7 +40,7 @@ def to_gensim_word2vec(result: SkipGramResult) -> Word2Vec:
         sg=int(config.model == "skipgram"),
         cbow_mean=1,
         hs=0,
-        negative=config.negatives,
+        negative=config.noise_samples,
         ns_exponent=config.noise_power,
         alpha=config.start_lr(),
         min_alpha=config.min_lr,
