@@ -280,6 +280,67 @@ def test_classifier_form_gives_the_same_loss(noise, name: str) -> None:
     torch.testing.assert_close(actual, expected)
 
 
+@pytest.mark.parametrize("name", ["nce", "neg", "ranking", "infonce"])
+def test_classifier_gradients_are_the_autograd_of_the_objectives_loss(noise, name: str) -> None:
+    """NoiseClassifier.loss_and_gradients (the device update's closed form) against autograd of loss(), float64."""
+    objective = build_objective(name, noise, K, shared_noise=False).double()
+    classifier = objective.classifier(noise.log_probs.double())
+    assert classifier.kind == type(objective).classifier_kind
+    g = torch.Generator().manual_seed(4)
+    targets, noise_ids = torch.randint(V, (B,), generator=g), torch.randint(V, (B, K), generator=g)
+    s_true = (3 * torch.randn(B, generator=g, dtype=torch.float64)).requires_grad_(True)
+    s_noise = (3 * torch.randn(B, K, generator=g, dtype=torch.float64)).requires_grad_(True)
+    log_probs = noise.log_probs.double()
+    loss = objective.loss(s_true, s_noise, log_probs[targets], log_probs[noise_ids]).sum()
+    g_true, g_noise = torch.autograd.grad(loss, (s_true, s_noise))
+    candidates = torch.cat([targets[:, None], noise_ids], 1)  # (B, 1 + K), the data word first
+    z = torch.cat([s_true[:, None], s_noise], 1).detach() - classifier.offsets[candidates]
+    closed_loss, grad = classifier.loss_and_gradients(z)  # ∂loss/∂z = ∂loss/∂s: z = s − a constant
+    torch.testing.assert_close(closed_loss, loss.detach())
+    torch.testing.assert_close(grad, torch.cat([g_true[:, None], g_noise], 1))
+
+
+@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize("name", ["nce", "neg", "ranking", "infonce"])
+def test_scores_and_logit_gradients_are_forwards_two_halves(noise, name: str, shared: bool) -> None:
+    """Objective.scores then logit_gradients, chained by hand through s = h · u_w + b_w (as the skip-gram torch path
+    steps its rows), give forward()'s loss and its autograd gradients for h, the rows and the bias (forward scores
+    in float32, so to float32 rounding)."""
+    g = torch.Generator().manual_seed(6)
+    hidden = torch.randn(B, D, generator=g, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(V, D, generator=g, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(V, generator=g, dtype=torch.float64, requires_grad=True)
+    targets = torch.randint(V, (B,), generator=g)
+    options = {"shared_noise": shared, **({"remove_accidental_hits": True} if name == "ranking" else {})}
+    loss = build_objective(name, noise, K, seed=8, **options)(hidden, weight, bias, targets).sum()
+    loss.backward()
+    objective = build_objective(name, noise, K, seed=8, **options)
+    noise_ids = objective.sample_noise(targets)  # the same draws: the same seed
+    with torch.no_grad():
+        h, u_true, u_noise = hidden.detach(), weight[targets], weight[noise_ids]
+        s_true, s_noise, hits = objective.scores(h, u_true, u_noise, targets, noise_ids)
+        log_probs = noise.log_probs.double()
+        summed, g_true, g_noise = objective.logit_gradients(
+            s_true + bias[targets], s_noise + bias[noise_ids], log_probs[targets], log_probs[noise_ids], hits
+        )
+        noise_h = g_noise @ u_noise if shared else torch.bmm(g_noise[:, None], u_noise)[:, 0]  # (B, D)
+        grad_h = g_true[:, None] * u_true + noise_h
+        grad_w, grad_b = torch.zeros_like(weight), torch.zeros_like(bias)
+        grad_w.index_add_(0, targets, g_true[:, None] * h)
+        grad_b.index_add_(0, targets, g_true)
+        if shared:
+            grad_w.index_add_(0, noise_ids, g_noise.T @ h)
+            grad_b.index_add_(0, noise_ids, g_noise.sum(0))
+        else:
+            grad_w.index_add_(0, noise_ids.reshape(-1), (g_noise[:, :, None] * h[:, None]).reshape(-1, D))
+            grad_b.index_add_(0, noise_ids.reshape(-1), g_noise.reshape(-1))
+    close = {"rtol": 1e-5, "atol": 1e-5}
+    torch.testing.assert_close(summed.float(), loss.detach(), **close)
+    torch.testing.assert_close(grad_h, hidden.grad, **close)
+    torch.testing.assert_close(grad_w, weight.grad, **close)
+    torch.testing.assert_close(grad_b, bias.grad, **close)
+
+
 def test_no_classifier_form_where_the_options_forbid_one(noise) -> None:
     log_probs = noise.log_probs
     assert build_objective("nce", noise, K, shared_noise=True).classifier(log_probs) is None
