@@ -229,9 +229,9 @@ def test_output_bias_follows_the_objective_and_survives_a_checkpoint(topic_corpu
     for kernel in ("fused", "torch"):
         nce = SkipGramConfig(**{**SMALL.__dict__, "objective": "nce", "epochs": 1, "kernel": kernel})
         fixed = skipgram.SkipGramTrainer(nce, vocab, ids)  # nce: b = log q, not trained
-        torch.testing.assert_close(fixed.state.output_bias[2:], fixed.log_probs[2:])
+        torch.testing.assert_close(fixed.state.output_bias[2:], fixed.noise.log_probs[2:])
         fixed.train(progress=False)
-        torch.testing.assert_close(fixed.state.output_bias[2:], fixed.log_probs[2:])
+        torch.testing.assert_close(fixed.state.output_bias[2:], fixed.noise.log_probs[2:])
         learned = skipgram.SkipGramTrainer(replace(nce, output_bias="learned"), vocab, ids)
         learned.train(progress=False)
         assert not torch.equal(learned.state.output_bias, fixed.state.output_bias)

@@ -418,6 +418,33 @@ def _corpus_ids(
     return vocab, np.asarray(prepared_ids(cache_dir, vocab, paths, errors, progress))
 
 
+def _resumed(
+    resume: str | os.PathLike[str], config: SkipGramConfig, vocab: Vocab | None
+) -> tuple[SkipGramConfig, Vocab, SkipGramState]:
+    """The checkpoint ``resume``'s settings, vocabulary and state, once ``config`` (and ``vocab``, if given) are
+    checked to continue it."""
+    saved, saved_vocab, state = load_checkpoint(resume)
+    refuse_changes(saved, config, f"from {resume}")
+    if vocab is not None and vocab.fingerprint() != saved_vocab.fingerprint():
+        raise NceLmError(f"checkpoint {resume} was trained with another vocabulary than the one given")
+    if state.epochs_done >= config.epochs:
+        raise NceLmError(f"checkpoint already has {state.epochs_done} epochs; ask for more with --epochs")
+    return saved, saved_vocab, state
+
+
+def _continue_schedule(trainer: SkipGramTrainer, saved: SkipGramConfig, state: SkipGramState) -> None:
+    """Set a resumed run's learning-rate schedule (:func:`continued_schedule`) and say so when it is a new one."""
+    config = trainer.config
+    trainer.state.schedule = continued_schedule(saved, config, state, trainer.corpus_words)
+    if trainer.state.schedule is not state.schedule and config.optimizer == "sgd" and trainer.ctx.is_main:
+        source = "as asked" if config.start_lr() != saved.start_lr() else "the rate reached; --lr sets another"
+        print(
+            f"learning rate: from {trainer.state.schedule.lr:g} ({source}) down to {config.min_lr:g} "
+            f"over epochs {state.epochs_done + 1}-{config.epochs}",
+            flush=True,
+        )
+
+
 def train_skipgram(
     corpus: Corpus | None,
     config: SkipGramConfig | None = None,
@@ -451,13 +478,7 @@ def train_skipgram(
     config.validate()
     saved = state = None
     if resume is not None:
-        saved, saved_vocab, state = load_checkpoint(resume)
-        refuse_changes(saved, config, f"from {resume}")
-        if vocab is not None and vocab.fingerprint() != saved_vocab.fingerprint():
-            raise NceLmError(f"checkpoint {resume} was trained with another vocabulary than the one given")
-        vocab = saved_vocab
-        if state.epochs_done >= config.epochs:
-            raise NceLmError(f"checkpoint already has {state.epochs_done} epochs; ask for more with --epochs")
+        saved, vocab, state = _resumed(resume, config, vocab)
     ctx = DistributedContext.from_environment(config.device)
     try:
         remove_stale(Path(tempfile.gettempdir()), IDS_TEMP_PREFIX)  # left by killed runs
@@ -471,16 +492,7 @@ def train_skipgram(
             if not len(trainer.words_all):
                 raise NceLmError("the corpus holds no word of the vocabulary to train on")
             if saved is not None and state is not None:
-                trainer.state.schedule = continued_schedule(saved, config, state, trainer.corpus_words)
-                if trainer.state.schedule is not state.schedule and config.optimizer == "sgd" and ctx.is_main:
-                    source = (
-                        "as asked" if config.start_lr() != saved.start_lr() else "the rate reached; --lr sets another"
-                    )
-                    print(
-                        f"learning rate: from {trainer.state.schedule.lr:g} ({source}) down to {config.min_lr:g} "
-                        f"over epochs {state.epochs_done + 1}-{config.epochs}",
-                        flush=True,
-                    )
+                _continue_schedule(trainer, saved, state)
             save = (lambda t: t.save_checkpoint(checkpoint)) if checkpoint is not None and ctx.is_main else None
             metrics = trainer.train(progress=progress, on_epoch_end=save)
             ctx.barrier()  # ranks leave together, not while rank 0 still writes its checkpoint
