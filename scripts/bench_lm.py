@@ -26,6 +26,7 @@ import torch
 from bench_common import emit, markdown, parser
 
 from nce_lm.lm import LMConfig, train_lm
+from nce_lm.objectives.losses import objective_class
 from nce_lm.pipeline.datasets import dataset_path
 
 CONFIGS = {
@@ -106,7 +107,9 @@ def main() -> None:
             valid = head(dataset_path(dataset, "valid"), lines, folder)
             test = head(dataset_path(dataset, "test"), lines, folder)
             rows = []
-            runs = [(o, k) for o in args.objectives.split(",") for k in ([None] if o == "full" else ks)]
+            runs = [
+                (o, k) for o in args.objectives.split(",") for k in (ks if objective_class(o).needs_noise else [None])
+            ]
             full_ppl = None
             for objective, k in runs:
                 config = LMConfig(
@@ -123,10 +126,10 @@ def main() -> None:
                     torch.cuda.reset_peak_memory_stats()
                 metrics = train_lm(config, folder / f"{dataset}-{objective}-{k}")
                 test_m, valid_m, used = metrics["test"], metrics["history"][-1]["valid"], metrics["config"]
-                if objective == "full":
+                if not objective_class(objective).needs_noise:  # the full softmax: the reference
                     full_ppl = test_m["ppl"]
                 ratio = f"{test_m['ppl'] / full_ppl:.3f}" if full_ppl else "–"
-                k_used = used["noise_samples"] if objective != "full" else "–"
+                k_used = used["noise_samples"] if objective_class(objective).needs_noise else "–"
                 rows.append(
                     f"{objective} | {k_used} | {used['optimizer']} (lr {used['lr']:g}) | {valid_m['ppl']:.1f} | "
                     f"{test_m['ppl']:.1f} | {ratio} | {test_m['mean_log_z']:+.3f} | {test_m['std_log_z']:.3f} | "

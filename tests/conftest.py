@@ -1,5 +1,6 @@
-"""Shared fixtures: where the reference corpora live, a record of skip-gram's learning rates, the fused
-kernel's noise words fed to the torch path, and a dataset served from a local archive.
+"""Shared fixtures: where the reference corpora live, a tiny language-model corpus and run, a record of
+skip-gram's learning rates, the fused kernel's noise words fed to the torch path, and a dataset served from a
+local archive.
 
 Tests read the shared copies of PTB, WikiText-2 and the evaluation sets through ``NCE_LM_DATA`` (``.ci/run``
 points it at ``../shared/data``); a test that needs them is skipped when the variable is unset, and never
@@ -64,6 +65,55 @@ def topic_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("corpus") / "topics.txt"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+@pytest.fixture(scope="session")
+def lm_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of ``train.txt`` (300 lines), ``valid.txt`` and ``test.txt`` (40 each) drawn from a sparse random
+    bigram model over 30 words (3 successors each, 4 to 11 words a line): learnable, so perplexity can fall."""
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(30)]
+    successors = [rng.choice(30, size=3, replace=False) for _ in range(30)]
+    folder = tmp_path_factory.mktemp("lm")
+    for split, lines in (("train", 300), ("valid", 40), ("test", 40)):
+        text = []
+        for _ in range(lines):
+            w = rng.integers(30)
+            line = []
+            for _ in range(rng.integers(4, 12)):
+                line.append(words[w])
+                w = rng.choice(successors[w])
+            text.append(" ".join(line))
+        (folder / f"{split}.txt").write_text("\n".join(text) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(lm_corpus: Path):
+    """``tiny_lm(folder=lm_corpus, **changes) -> LMConfig``: a 1 × 16 LSTM without dropout on the folder's three
+    splits, windows of 8 streams × 10 tokens, 2 epochs, k = 8, small evaluation, on the CPU, quiet."""
+    from nce_lm.lm import LMConfig
+
+    def make(folder: Path = lm_corpus, **changes) -> LMConfig:
+        settings = dict(
+            train=str(folder / "train.txt"),
+            valid=str(folder / "valid.txt"),
+            test=str(folder / "test.txt"),
+            dim=16,
+            layers=1,
+            dropout=0.0,
+            seq_len=10,
+            batch_size=8,
+            epochs=2,
+            noise_samples=8,
+            progress=False,
+            is_samples=16,
+            eval_batch_size=4,
+            device="cpu",
+        )
+        return LMConfig(**{**settings, **changes})
+
+    return make
 
 
 @pytest.fixture

@@ -19,38 +19,29 @@ import torch
 from nce_lm.cli import main
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    rng = np.random.default_rng(0)
-    folder = tmp_path_factory.mktemp("ddp")
-    for name, lines in (("train.txt", 200), ("valid.txt", 30)):
-        (folder / name).write_text(
-            "\n".join(" ".join(f"w{w}" for w in rng.integers(0, 25, size=8)) for _ in range(lines)) + "\n"
-        )
-    return folder / "train.txt", folder / "valid.txt"
-
-
 @pytest.mark.parametrize(
     ("objective", "optimizer", "lr"), [("full", "sgd", "1"), ("nce", "sgd", "1"), ("ranking", "lazy-adam", "0.01")]
 )
 def test_two_gloo_ranks_match_one_process(
-    corpus, tmp_path: Path, torchrun, objective: str, optimizer: str, lr: str
+    lm_corpus: Path, tmp_path: Path, torchrun, objective: str, optimizer: str, lr: str
 ) -> None:
-    two_ranks_match_one_process(corpus, tmp_path, torchrun, objective, optimizer, lr, "cpu", 1e-5)
+    two_ranks_match_one_process(lm_corpus, tmp_path, torchrun, objective, optimizer, lr, "cpu", 1e-5)
 
 
 @pytest.mark.cuda
 @pytest.mark.parametrize(("objective", "optimizer"), [("full", "adam"), ("nce", "lazy-adam")])
-def test_two_nccl_ranks_match_one_process(corpus, tmp_path: Path, torchrun, objective: str, optimizer: str) -> None:
+def test_two_nccl_ranks_match_one_process(
+    lm_corpus: Path, tmp_path: Path, torchrun, objective: str, optimizer: str
+) -> None:
     if torch.cuda.device_count() < 2:
         pytest.skip("needs two CUDA devices")
-    two_ranks_match_one_process(corpus, tmp_path, torchrun, objective, optimizer, "0.01", "cuda", 1e-4)
+    two_ranks_match_one_process(lm_corpus, tmp_path, torchrun, objective, optimizer, "0.01", "cuda", 1e-4)
 
 
 def two_ranks_match_one_process(
-    corpus, tmp_path: Path, torchrun, objective: str, optimizer: str, lr: str, device: str, tolerance: float
+    corpus: Path, tmp_path: Path, torchrun, objective: str, optimizer: str, lr: str, device: str, tolerance: float
 ) -> None:
-    train, valid = corpus
+    train, valid = corpus / "train.txt", corpus / "valid.txt"
     settings = [
         "--train",
         str(train),

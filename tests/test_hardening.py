@@ -140,7 +140,7 @@ def test_5_absurd_settings_and_diverged_models_end_in_one_line(corpus: Path, tmp
     assert not (tmp_path / "k").exists()
     # A diverged model (--lr 1e6): its perplexity is inf, not math.exp's OverflowError.
     config = _lm_config(corpus, tie_weights=False)
-    model = build_model(config, 20, torch.zeros(20))
+    model = build_model(config.resolved(20), 20, torch.zeros(20))
     with torch.no_grad():
         model.output_bias[0] = 1e4  # every target but id 0 has log p ≈ −10⁴
     ids = np.random.default_rng(0).integers(1, 20, size=50).astype(np.int32)

@@ -16,56 +16,16 @@ import torch
 
 from nce_lm.cli import main
 from nce_lm.errors import NceLmError
-from nce_lm.lm import LMConfig, evaluate_lm, train_lm
+from nce_lm.lm import evaluate_lm, train_lm
 from nce_lm.lm.checkpoint import load_run
 from nce_lm.lm.evaluate import evaluate_model
 from nce_lm.lm.model import build_model
+from nce_lm.objectives.losses import objective_class
 from nce_lm.pipeline.noise import NoiseDistribution
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Text from a sparse random bigram model over 30 words: learnable, so perplexity can fall."""
-    rng = np.random.default_rng(0)
-    words = [f"w{i}" for i in range(30)]
-    successors = [rng.choice(30, size=3, replace=False) for _ in range(30)]
-    folder = tmp_path_factory.mktemp("lm")
-    paths = {}
-    for split, lines in (("train", 300), ("valid", 40), ("test", 40)):
-        text = []
-        for _ in range(lines):
-            w = rng.integers(30)
-            line = []
-            for _ in range(rng.integers(4, 12)):
-                line.append(words[w])
-                w = rng.choice(successors[w])
-            text.append(" ".join(line))
-        paths[split] = folder / f"{split}.txt"
-        paths[split].write_text("\n".join(text) + "\n")
-    return paths
-
-
-def tiny(corpus: dict[str, Path], **changes) -> LMConfig:
-    base = dict(
-        train=str(corpus["train"]),
-        valid=str(corpus["valid"]),
-        test=str(corpus["test"]),
-        dim=16,
-        layers=1,
-        dropout=0.0,
-        seq_len=10,
-        batch_size=8,
-        epochs=2,
-        noise_samples=8,
-        progress=False,
-        is_samples=16,
-        eval_batch_size=4,
-    )
-    return LMConfig(**{**base, **changes})
-
-
-def test_all_zero_scores_give_perplexity_equal_to_the_vocabulary_size(corpus) -> None:
-    model = build_model(tiny(corpus, tie_weights=False), 50, torch.zeros(50))
+def test_all_zero_scores_give_perplexity_equal_to_the_vocabulary_size(tiny_lm) -> None:
+    model = build_model(tiny_lm().resolved(50), 50, torch.zeros(50))
     with torch.no_grad():
         model.output_weight.zero_()
         model.output_bias.zero_()
@@ -77,21 +37,22 @@ def test_all_zero_scores_give_perplexity_equal_to_the_vocabulary_size(corpus) ->
 
 
 @pytest.mark.parametrize("objective", ["nce", "neg", "ranking", "infonce", "full"])
-def test_every_objective_lowers_the_exact_perplexity(corpus, tmp_path: Path, objective: str) -> None:
-    config = tiny(corpus, objective=objective, epochs=3, optimizer="adam", lr=0.02)
+def test_every_objective_lowers_the_exact_perplexity(tiny_lm, tmp_path: Path, objective: str) -> None:
+    config = tiny_lm(objective=objective, epochs=3, optimizer="adam", lr=0.02)
     metrics = train_lm(config, tmp_path / "run")
     vocab_size = metrics["vocab_size"]
     first, last = metrics["history"][0]["valid"]["ppl"], metrics["history"][-1]["valid"]["ppl"]
     assert last < first
-    if objective in ("nce", "ranking", "full"):  # these estimate log p; neg and infonce log p − log q (+ const)
+    kind = objective_class(objective)
+    if kind.models_log_probability:  # nce, ranking, full estimate log p; neg and infonce log p − log q (+ const)
         assert last < vocab_size / 2 and metrics["test"]["ppl"] < vocab_size / 2
-    if objective == "nce":  # self-normalized: log Z near 0 (+0.20 here; neg +1.40, the full softmax +1.44; the
+    if kind.self_normalized:  # nce: log Z near 0 (+0.20 here; neg +1.40, the full softmax +1.44; the
         # correction log q^0.75 + log k gives +0.91, log q alone −1.96)
         assert abs(metrics["test"]["mean_log_z"]) < 0.3
 
 
-def test_untrained_model_starts_self_normalized(corpus) -> None:
-    config = tiny(corpus)
+def test_untrained_model_starts_self_normalized(tiny_lm) -> None:
+    config = tiny_lm().resolved(40)
     counts = np.arange(1, 41)
     noise = NoiseDistribution(counts, config.noise_power)
     torch.manual_seed(0)
@@ -103,13 +64,13 @@ def test_untrained_model_starts_self_normalized(corpus) -> None:
     assert abs(got["mean_log_z"]) < 5e-4 and got["std_log_z"] < 5e-4
 
 
-def test_importance_sampled_log_z_error_is_its_exact_expectation(corpus) -> None:
+def test_importance_sampled_log_z_error_is_its_exact_expectation(tiny_lm) -> None:
     """With zero output weights every context scores s = b, so the K noise words drawn for a window give each of
     its tokens the error e = |log Ẑ − log Z|, Ẑ = (1/K) Σ_j exp(b_j) / q(w_j). The mean μ and deviation σ of e
     under q^K are summed exactly over all V^K draws; the reported mean over windows of at most T tokens lies
     within 5 σ √(T / tokens) of μ (its variance is σ² Σ t_w² / (Σ t_w)² ≤ σ² T / Σ t_w)."""
     vocab, samples, seq_len = 10, 3, 5
-    model = build_model(tiny(corpus, tie_weights=False), vocab, torch.zeros(vocab))
+    model = build_model(tiny_lm().resolved(vocab), vocab, torch.zeros(vocab))
     rng = np.random.default_rng(4)
     bias = torch.from_numpy(rng.normal(0.0, 1.0, vocab))
     noise = NoiseDistribution(np.arange(1, vocab + 1) ** 2, 1.0)
@@ -129,27 +90,48 @@ def test_importance_sampled_log_z_error_is_its_exact_expectation(corpus) -> None
     assert got["is_log_z_error"] == pytest.approx(mean, abs=5 * sd * math.sqrt(seq_len / got["tokens"]))
 
 
-def test_transformer_trains(corpus, tmp_path: Path) -> None:
-    metrics = train_lm(tiny(corpus, model="transformer", optimizer="adam", lr=1e-2, heads=2), tmp_path / "run")
+def test_transformer_trains(tiny_lm, tmp_path: Path) -> None:
+    metrics = train_lm(tiny_lm(model="transformer", optimizer="adam", lr=1e-2, heads=2), tmp_path / "run")
     assert metrics["history"][-1]["valid"]["ppl"] < metrics["history"][0]["valid"]["ppl"]
     assert metrics["test"]["ppl"] < metrics["vocab_size"] / 2
 
 
-def test_resumed_run_ends_where_an_uninterrupted_one_does(corpus, tmp_path: Path) -> None:
-    config = tiny(corpus, epochs=3, dropout=0.3, tie_weights=True)
+@pytest.mark.parametrize("model", ["lstm", "transformer"])
+def test_no_position_sees_a_later_token(tiny_lm, model: str) -> None:
+    """Causality, exactly: changing the token at position 6 of a window leaves the log-probabilities of positions
+    0-5 bit-identical and changes those from 6 on (a Transformer without its causal mask fails the first)."""
+    vocab = 30
+    torch.manual_seed(0)
+    lm = build_model(tiny_lm(model=model, heads=2).resolved(vocab), vocab, torch.zeros(vocab)).eval()
+    inputs = torch.randint(0, vocab, (3, 10))
+    changed = inputs.clone()
+    changed[:, 6] = (inputs[:, 6] + 1) % vocab
+
+    def log_probs(window: torch.Tensor) -> torch.Tensor:  # (B, T, V)
+        hidden, _ = lm(window)
+        return torch.log_softmax(hidden @ lm.output_weight.T + lm.output_bias, dim=-1)
+
+    with torch.no_grad():
+        before, after = log_probs(inputs), log_probs(changed)
+    assert torch.equal(before[:, :6], after[:, :6])
+    assert all(not torch.allclose(before[:, t], after[:, t]) for t in range(6, 10))
+
+
+def test_resumed_run_ends_where_an_uninterrupted_one_does(tiny_lm, lm_corpus: Path, tmp_path: Path) -> None:
+    config = tiny_lm(epochs=3, dropout=0.3, tie_weights=True)
     straight = train_lm(config, tmp_path / "straight")
     train_lm(config.with_changes(epochs=1), tmp_path / "stopped")
     resumed = train_lm(config, tmp_path / "stopped", resume=True)
     assert [h["valid"]["ppl"] for h in resumed["history"]] == [h["valid"]["ppl"] for h in straight["history"]]
     assert resumed["test"]["ppl"] == straight["test"]["ppl"]
-    assert evaluate_lm(tmp_path / "stopped", corpus["test"])["ppl"] == pytest.approx(straight["test"]["ppl"])
+    assert evaluate_lm(tmp_path / "stopped", lm_corpus / "test.txt")["ppl"] == pytest.approx(straight["test"]["ppl"])
 
 
-def test_nan_loss_stops_with_an_error_and_keeps_the_last_checkpoint(corpus, tmp_path: Path, monkeypatch) -> None:
+def test_nan_loss_stops_with_an_error_and_keeps_the_last_checkpoint(tiny_lm, tmp_path: Path, monkeypatch) -> None:
     from nce_lm.lm import train as train_module
 
     run = tmp_path / "run"
-    train_lm(tiny(corpus, epochs=1), run)
+    train_lm(tiny_lm(epochs=1), run)
     before = (run / "last.pt").read_bytes()
     monkeypatch.setattr(
         train_module.TrainingModule,
@@ -157,15 +139,15 @@ def test_nan_loss_stops_with_an_error_and_keeps_the_last_checkpoint(corpus, tmp_
         lambda self, inputs, targets, state: (torch.tensor(float("nan"), requires_grad=True), state),
     )
     with pytest.raises(NceLmError, match="loss became non-finite.*checkpoint .* is intact"):
-        train_lm(tiny(corpus, epochs=2), run, resume=True)
+        train_lm(tiny_lm(epochs=2), run, resume=True)
     assert (run / "last.pt").read_bytes() == before
 
 
-def test_corrupted_and_mismatched_checkpoints(corpus, tmp_path: Path) -> None:
+def test_corrupted_and_mismatched_checkpoints(tiny_lm, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    train_lm(tiny(corpus, epochs=1), run)
+    train_lm(tiny_lm(epochs=1), run)
     other = tmp_path / "other"
-    train_lm(tiny(corpus, epochs=1, dim=8), other)
+    train_lm(tiny_lm(epochs=1, dim=8), other)
     (run / "best.pt").write_bytes((other / "best.pt").read_bytes())
     with pytest.raises(NceLmError, match="does not match the run's config"):
         load_run(run)
@@ -173,18 +155,18 @@ def test_corrupted_and_mismatched_checkpoints(corpus, tmp_path: Path) -> None:
     with pytest.raises(NceLmError, match="corrupted"):
         load_run(run)
     with pytest.raises(NceLmError, match="other settings .dim 8 -> 32"):
-        train_lm(tiny(corpus, epochs=2, dim=32), other, resume=True)
+        train_lm(tiny_lm(epochs=2, dim=32), other, resume=True)
     with pytest.raises(NceLmError, match="already holds a run"):
-        train_lm(tiny(corpus, epochs=1), other)
+        train_lm(tiny_lm(epochs=1), other)
 
 
-def test_cli_train_eval_and_errors(corpus, tmp_path: Path, capsys) -> None:
+def test_cli_train_eval_and_errors(lm_corpus: Path, tmp_path: Path, capsys) -> None:
     run = tmp_path / "run"
     common = [
         "--train",
-        str(corpus["train"]),
+        str(lm_corpus / "train.txt"),
         "--valid",
-        str(corpus["valid"]),
+        str(lm_corpus / "valid.txt"),
         "--dim",
         "8",
         "--layers",
@@ -199,7 +181,10 @@ def test_cli_train_eval_and_errors(corpus, tmp_path: Path, capsys) -> None:
     ]
     assert main(["lm", "train", *common, "-o", str(run), "--epochs", "1"]) == 0
     capsys.readouterr()
-    assert main(["lm", "eval", str(run), "--data", str(corpus["test"]), "--metrics", str(tmp_path / "m.json")]) == 0
+    assert (
+        main(["lm", "eval", str(run), "--data", str(lm_corpus / "test.txt"), "--metrics", str(tmp_path / "m.json")])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "perplexity" in out and "self-normalization: log Z" in out and f"wrote {tmp_path / 'm.json'}" in out
     written = json.loads((tmp_path / "m.json").read_text())
@@ -231,13 +216,13 @@ def test_cli_train_eval_and_errors(corpus, tmp_path: Path, capsys) -> None:
                 "--train",
                 str(tmp_path / "absent.txt"),
                 "--valid",
-                str(corpus["valid"]),
+                str(lm_corpus / "valid.txt"),
                 "-o",
                 str(tmp_path / "x"),
             ],
             "train file not found",
         ),
-        (["lm", "eval", str(tmp_path / "absent"), "--data", str(corpus["test"])], "run folder not found"),
+        (["lm", "eval", str(tmp_path / "absent"), "--data", str(lm_corpus / "test.txt")], "run folder not found"),
         (
             ["lm", "train", *common, "-o", str(tmp_path / "y"), "--dropout", "1.5"],
             "--dropout: must be a finite number between 0 and 1",

@@ -34,7 +34,8 @@ class BigramModel(LanguageModel):
 
 
 def config(**changes) -> LMConfig:
-    return LMConfig(**{"dim": 6, "layers": 1, "dropout": 0.0, **changes})
+    """Settings of a small model over ``VOCAB`` words, resolved as a run's are."""
+    return LMConfig(**{"dim": 6, "layers": 1, "dropout": 0.0, **changes}).resolved(VOCAB)
 
 
 def bigram_model() -> BigramModel:
@@ -155,7 +156,8 @@ from nce_lm.lm.config import LMConfig
 from nce_lm.pipeline.noise import NoiseDistribution
 folder = sys.argv[1]
 ctx = DistributedContext.from_environment("cpu")
-model = build_model(LMConfig(**json.load(open(folder + "/config.json"))), {vocab}, torch.zeros({vocab}))
+config = LMConfig(**json.load(open(folder + "/config.json"))).resolved({vocab})
+model = build_model(config, {vocab}, torch.zeros({vocab}))
 model.load_state_dict(torch.load(folder + "/model.pt", weights_only=True))
 ids = np.load(folder + "/ids.npy")
 noise = NoiseDistribution(np.arange(1, {vocab} + 1))

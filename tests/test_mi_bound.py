@@ -56,7 +56,7 @@ def test_skipgram_reports_the_bound_below_the_true_information(topic_corpus: Pat
 
 def test_lm_info_nce_loss_of_a_constant_critic_is_log_k_plus_one() -> None:
     """All-zero scores: every candidate ties, so the InfoNCE loss is log(k + 1) exactly and the bound 0."""
-    model = build_model(LMConfig(dim=8, layers=1, dropout=0.0), 30, torch.zeros(30))
+    model = build_model(LMConfig(dim=8, layers=1, dropout=0.0).resolved(30), 30, torch.zeros(30))
     with torch.no_grad():
         model.output_weight.zero_()
         model.output_bias.zero_()

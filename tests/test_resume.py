@@ -9,13 +9,12 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from nce_lm.cli import main
 from nce_lm.errors import NceLmError
-from nce_lm.lm import LMConfig, train_lm
+from nce_lm.lm import train_lm
 from nce_lm.lm.checkpoint import load_payload
 from nce_lm.pipeline.vocab import Vocab
 from nce_lm.skipgram.checkpoint import LinearSchedule, SkipGramState, continued_schedule, load_checkpoint
@@ -157,42 +156,16 @@ def test_resuming_on_another_corpus_warns(topic_corpus: Path, tmp_path: Path, ca
 # ---- the language model ----------------------------------------------------------------------------------------
 
 
-def tiny_lm(folder: Path, **changes) -> LMConfig:
-    settings = dict(
-        train=str(folder / "train.txt"),
-        valid=str(folder / "valid.txt"),
-        dim=12,
-        layers=1,
-        dropout=0.3,
-        seq_len=10,
-        batch_size=8,
-        epochs=2,
-        noise_samples=8,
-        progress=False,
-        is_samples=8,
-        eval_batch_size=4,
-        optimizer="adam",
-        lr=0.01,
-    )
-    return LMConfig(**{**settings, **changes})
-
-
-@pytest.fixture(scope="module")
-def lm_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    rng = np.random.default_rng(5)
-    folder = tmp_path_factory.mktemp("lm")
-    for split, lines in (("train", 250), ("valid", 30)):
-        text = [" ".join(f"w{w}" for w in rng.integers(0, 20, size=rng.integers(3, 10))) for _ in range(lines)]
-        (folder / f"{split}.txt").write_text("\n".join(text) + "\n")
-    return folder
+# Dropout, so that a continued epoch must restore the random streams too; Adam at a rate that moves this model.
+RESUMED = dict(dim=12, dropout=0.3, is_samples=8, optimizer="adam", lr=0.01)
 
 
 def tables(run: Path) -> dict[str, torch.Tensor]:
     return load_payload(run / "last.pt", Vocab.load(run / "vocab.json"))["module"]
 
 
-def test_raising_max_tokens_continues_the_partial_epoch_exactly(lm_corpus: Path, tmp_path: Path) -> None:
-    config = tiny_lm(lm_corpus)
+def test_raising_max_tokens_continues_the_partial_epoch_exactly(tiny_lm, tmp_path: Path) -> None:
+    config = tiny_lm(**RESUMED)
     straight = train_lm(config, tmp_path / "straight")
     run = tmp_path / "capped"
     first = train_lm(replace(config, max_tokens=800), run)  # 10 steps of 80 tokens, inside epoch 1
@@ -207,15 +180,15 @@ def test_raising_max_tokens_continues_the_partial_epoch_exactly(lm_corpus: Path,
     assert all(torch.equal(ours[name], theirs[name]) for name in theirs)
 
 
-def test_a_resumed_run_with_nothing_to_do_says_so(lm_corpus: Path, tmp_path: Path) -> None:
+def test_a_resumed_run_with_nothing_to_do_says_so(tiny_lm, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    train_lm(tiny_lm(lm_corpus, max_tokens=800), run)
+    train_lm(tiny_lm(**RESUMED, max_tokens=800), run)
     with pytest.raises(NceLmError, match="has trained 800 tokens, its max_tokens of 800: raise --max-tokens"):
-        train_lm(tiny_lm(lm_corpus, max_tokens=800, epochs=3), run, resume=True)
+        train_lm(tiny_lm(**RESUMED, max_tokens=800, epochs=3), run, resume=True)
     done = tmp_path / "done"
-    train_lm(tiny_lm(lm_corpus, epochs=1), done)
+    train_lm(tiny_lm(**RESUMED, epochs=1), done)
     with pytest.raises(NceLmError, match="has trained its 1 epochs: raise --epochs"):
-        train_lm(tiny_lm(lm_corpus, epochs=1), done, resume=True)
+        train_lm(tiny_lm(**RESUMED, epochs=1), done, resume=True)
 
 
 def test_cli_epochs_alone_lifts_a_token_cap_and_says_so(lm_corpus: Path, tmp_path: Path, capsys) -> None:
@@ -247,21 +220,21 @@ def test_cli_epochs_alone_lifts_a_token_cap_and_says_so(lm_corpus: Path, tmp_pat
     assert out.strip().splitlines()[-1].startswith(f"wrote {run}: config.json, vocab.json, last.pt (for --resume)")
 
 
-def test_lm_resume_may_change_the_learning_rate(lm_corpus: Path, tmp_path: Path) -> None:
+def test_lm_resume_may_change_the_learning_rate(tiny_lm, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    train_lm(tiny_lm(lm_corpus, epochs=1), run)
-    metrics = train_lm(tiny_lm(lm_corpus, epochs=2, lr=0.003), run, resume=True)
+    train_lm(tiny_lm(**RESUMED, epochs=1), run)
+    metrics = train_lm(tiny_lm(**{**RESUMED, "lr": 0.003}, epochs=2), run, resume=True)
     assert metrics["history"][-1]["lr"] == 0.003
     with pytest.raises(NceLmError, match=r"other settings \(dropout 0.3 -> 0.1\); only epochs, max_tokens, lr"):
-        train_lm(tiny_lm(lm_corpus, epochs=3, dropout=0.1), run, resume=True)
+        train_lm(tiny_lm(**{**RESUMED, "dropout": 0.1}, epochs=3), run, resume=True)
 
 
-def test_the_progress_bar_ends_at_the_token_cap(lm_corpus: Path, tmp_path: Path, monkeypatch) -> None:
+def test_the_progress_bar_ends_at_the_token_cap(tiny_lm, tmp_path: Path, monkeypatch) -> None:
     from nce_lm.lm import train as train_module
 
     totals: list[int] = []
     monkeypatch.setattr(train_module, "_progress", lambda config, ctx, total, epoch: totals.append(total))
-    train_lm(tiny_lm(lm_corpus, max_tokens=800), tmp_path / "run")
+    train_lm(tiny_lm(**RESUMED, max_tokens=800), tmp_path / "run")
     assert totals == [10]
 
 
@@ -317,15 +290,15 @@ def test_a_token_capped_run_of_two_ranks_continues_its_epoch_in_one_process(
     assert [(h["epoch"], h["steps"], h["tokens_seen"]) for h in history] == [(1, 20, 1600)]
 
 
-def test_resuming_on_an_edited_training_text_warns(lm_corpus: Path, tmp_path: Path, capsys) -> None:
+def test_resuming_on_an_edited_training_text_warns(tiny_lm, lm_corpus: Path, tmp_path: Path, capsys) -> None:
     """Issue 16: a resumed LM run whose training text changed in place says so (new words become <unk>)."""
     folder = tmp_path / "data"
     shutil.copytree(lm_corpus, folder)
     run = tmp_path / "run"
-    train_lm(tiny_lm(folder, max_tokens=800), run)
-    train_lm(tiny_lm(folder, max_tokens=1_600), run, resume=True)
+    train_lm(tiny_lm(folder, **RESUMED, max_tokens=800), run)
+    train_lm(tiny_lm(folder, **RESUMED, max_tokens=1_600), run, resume=True)
     assert "not the one this run was trained on" not in capsys.readouterr().err
     with open(folder / "train.txt", "a") as text:
         text.write("brand new words here\n")
-    train_lm(tiny_lm(folder, max_tokens=2_400), run, resume=True)
+    train_lm(tiny_lm(folder, **RESUMED, max_tokens=2_400), run, resume=True)
     assert "not the one this run was trained on" in capsys.readouterr().err

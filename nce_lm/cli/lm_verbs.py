@@ -13,7 +13,7 @@ from nce_lm.errors import NceLmError
 from nce_lm.fileio import read_json, write_json_atomic
 from nce_lm.lm import LMConfig, evaluate_lm, train_lm
 from nce_lm.lm.config import DEFAULT_NOISE_SAMPLES, MODELS
-from nce_lm.lm.optim import DEFAULT_LR, OPTIMIZERS
+from nce_lm.lm.optim import DEFAULT_LR, LM_OPTIMIZERS
 from nce_lm.objectives.losses import OBJECTIVES
 from nce_lm.objectives.mi_bound import bound_line
 from nce_lm.pipeline.datasets import REGISTRY
@@ -149,7 +149,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--max-tokens", dest="max_tokens", type=integer(1), help="stop after this many training tokens")
     train.add_argument(
         "--optimizer",
-        choices=OPTIMIZERS,
+        choices=LM_OPTIMIZERS,
         help="default adam; rowwise-adagrad for a sampled objective at V >= 100,000 (docs/lm.md)",
     )
     train.add_argument(

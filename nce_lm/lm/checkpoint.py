@@ -50,6 +50,11 @@ def write_run_files(run_dir: Path, config: LMConfig, vocab: Vocab) -> None:
     vocab.save(run_dir / "vocab.json")
 
 
+def read_run_files(run_dir: Path) -> tuple[LMConfig, Vocab]:
+    """The settings and vocabulary :func:`write_run_files` wrote."""
+    return LMConfig.from_dict(read_json(run_dir / "config.json", "run config")), Vocab.load(run_dir / "vocab.json")
+
+
 def noise_for(config: LMConfig, vocab: Vocab, device: torch.device | str = "cpu") -> NoiseDistribution:
     """The run's noise distribution q ∝ count^α over its vocabulary (every id that occurs in training)."""
     return NoiseDistribution(vocab.counts, config.noise_power, device=device)

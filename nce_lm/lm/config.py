@@ -8,8 +8,8 @@ from typing import Any
 
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import check_field_types
-from nce_lm.lm.optim import DEFAULT_LR, OPTIMIZERS, sparse_tables
-from nce_lm.objectives.losses import OBJECTIVES
+from nce_lm.lm.optim import DEFAULT_LR, LM_OPTIMIZERS, sparse_tables
+from nce_lm.objectives.losses import OBJECTIVES, objective_class
 from nce_lm.objectives.partition import DEFAULT_CHUNK_SIZE
 from nce_lm.training.devices import PRECISIONS, check_device_name
 from nce_lm.training.memory import check_memory
@@ -23,7 +23,7 @@ def default_optimizer(objective: str, vocab_size: int) -> str:
     """Adam for every objective; row-wise Adagrad on row-sparse tables for a sampled objective from
     :data:`DENSE_ADAM_BELOW` words. The measurements behind it: docs/lm.md, "Defaults, and the measurements
     behind them", and BENCHMARKS.md."""
-    if objective == "full" or vocab_size < DENSE_ADAM_BELOW:
+    if not objective_class(objective).needs_noise or vocab_size < DENSE_ADAM_BELOW:
         return "adam"
     return "rowwise-adagrad"
 
@@ -73,9 +73,14 @@ class LMConfig:
         return self.lr if self.lr is not None else DEFAULT_LR[self._optimizer()]
 
     @property
+    def draws_noise(self) -> bool:
+        """Whether the objective draws k noise words (all but the full softmax)."""
+        return objective_class(self.objective).needs_noise
+
+    @property
     def sparse_tables(self) -> bool:
         """Whether the embedding tables train with row-sparse gradients (a sampled objective, not dense Adam)."""
-        return sparse_tables(self._optimizer(), self.objective != "full")
+        return sparse_tables(self._optimizer(), self.draws_noise)
 
     def resolved(self, vocab_size: int) -> LMConfig:
         """This configuration with every default that depends on the objective or V filled in."""
@@ -92,13 +97,13 @@ class LMConfig:
         """Once V is known: k at most V, and the largest tensors within the memory budget
         (:mod:`nce_lm.training.memory`). Float32 copies: noise scores ×3 (forward, gradient, a temporary),
         activations ×6 per layer (an LSTM's gates), the two (V, d) tables ×4 (gradients, two Adam moments)."""
-        if self.objective != "full" and self.noise_samples is not None and self.noise_samples > vocab_size:
+        if self.draws_noise and self.noise_samples is not None and self.noise_samples > vocab_size:
             raise NceLmError(
                 f"noise_samples (k) must be at most the vocabulary size V = {vocab_size:,}, got "
                 f"{self.noise_samples:,}: k noise words are drawn from V"
             )
         positions = self.batch_size * self.seq_len
-        k = (self.noise_samples or 0) if self.objective != "full" else 0
+        k = (self.noise_samples or 0) if self.draws_noise else 0
         check_memory(
             {
                 "noise scores": 4 * 3 * positions * k,
@@ -114,8 +119,8 @@ class LMConfig:
             raise NceLmError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
         if self.objective not in OBJECTIVES:
             raise NceLmError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
-        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
-            raise NceLmError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.optimizer is not None and self.optimizer not in LM_OPTIMIZERS:
+            raise NceLmError(f"optimizer must be one of {', '.join(LM_OPTIMIZERS)}, got {self.optimizer!r}")
         check_device_name(self.device)
         if self.precision not in PRECISIONS:
             raise NceLmError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")

@@ -81,6 +81,32 @@ def _last_row(state: State) -> State:
     return None if state is None else (state[0][:, -1:].contiguous(), state[1][:, -1:].contiguous())
 
 
+def _add_window(
+    sums: torch.Tensor,
+    model: LanguageModel,
+    hidden: torch.Tensor,
+    targets: torch.Tensor,
+    noise: NoiseDistribution | None,
+    is_samples: int,
+    generator: torch.Generator,
+    info_nce: Objective | None,
+) -> None:
+    """Add one window's hidden states (B·T, d) and targets (B·T,) to ``sums`` (7,), at ``_NLL`` … ``_TOKENS``."""
+    weight, bias = model.output_weight, model.output_bias
+    s_true = (hidden.double() * weight[targets].double()).sum(-1) + bias[targets].double()  # (B·T,)
+    log_z = exact_log_z(hidden, weight, bias).double()  # (B·T,)
+    sums[_NLL] += (log_z - s_true).sum()
+    sums[_NEG_SCORE] -= s_true.sum()
+    sums[_LOG_Z] += log_z.sum()
+    sums[_LOG_Z_SQ] += (log_z * log_z).sum()
+    if noise is not None:
+        estimate, _ = importance_sampled_log_z(hidden, weight, bias, noise, is_samples, generator)
+        sums[_IS_ERROR] += (estimate.double() - log_z).abs().sum()
+    if info_nce is not None:
+        sums[_INFO_NCE] += info_nce(hidden, weight, bias, targets).double().sum()
+    sums[_TOKENS] += targets.numel()
+
+
 @torch.no_grad()
 def evaluate_model(
     model: LanguageModel,
@@ -119,7 +145,6 @@ def evaluate_model(
         bar = tqdm(total=total, desc=label, unit="window", leave=False)
     sums = torch.zeros(7, dtype=torch.float64, device=device)
     generator = torch.Generator(device=device).manual_seed(seed)
-    weight, bias = model.output_weight, model.output_bias
     was_training = model.training
     model.eval()
     try:
@@ -130,19 +155,7 @@ def evaluate_model(
             for _, inputs, targets in windows(part.to(device), seq_len):
                 hidden, state = model(inputs, state)
                 hidden = hidden.reshape(-1, hidden.shape[-1])  # (B·T, d)
-                flat = targets.reshape(-1)  # (B·T,)
-                s_true = (hidden.double() * weight[flat].double()).sum(-1) + bias[flat].double()  # (B·T,)
-                log_z = exact_log_z(hidden, weight, bias).double()  # (B·T,)
-                sums[_NLL] += (log_z - s_true).sum()
-                sums[_NEG_SCORE] -= s_true.sum()
-                sums[_LOG_Z] += log_z.sum()
-                sums[_LOG_Z_SQ] += (log_z * log_z).sum()
-                if noise is not None:
-                    estimate, _ = importance_sampled_log_z(hidden, weight, bias, noise, is_samples, generator)
-                    sums[_IS_ERROR] += (estimate.double() - log_z).abs().sum()
-                if info_nce is not None:
-                    sums[_INFO_NCE] += info_nce(hidden, weight, bias, flat).double().sum()
-                sums[_TOKENS] += flat.numel()
+                _add_window(sums, model, hidden, targets.reshape(-1), noise, is_samples, generator, info_nce)
                 if bar is not None:
                     bar.update(1)
     finally:

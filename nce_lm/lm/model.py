@@ -28,7 +28,6 @@ class LanguageModel(nn.Module):
 
     def __init__(self, vocab_size: int, config: LMConfig, log_q: torch.Tensor) -> None:
         super().__init__()
-        config = config.resolved(vocab_size)
         self.embedding = nn.Embedding(vocab_size, config.dim, sparse=config.sparse_tables)
         nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
         self.drop = nn.Dropout(config.dropout)
@@ -124,5 +123,7 @@ class TransformerLanguageModel(LanguageModel):
 
 
 def build_model(config: LMConfig, vocab_size: int, log_q: torch.Tensor) -> LanguageModel:
+    """The model ``config`` names, for V = ``vocab_size`` words with noise log-probabilities ``log_q`` (V,);
+    ``config`` is resolved (:meth:`LMConfig.resolved`): whether the tables are row-sparse depends on its optimizer."""
     cls = LSTMLanguageModel if config.model == "lstm" else TransformerLanguageModel
     return cls(vocab_size, config, log_q)

@@ -17,7 +17,7 @@ from torch import nn
 
 from nce_lm.training.rowwise_adagrad import RowwiseAdagrad
 
-OPTIMIZERS = ("sgd", "adam", "lazy-adam", "rowwise-adagrad")
+LM_OPTIMIZERS = ("sgd", "adam", "lazy-adam", "rowwise-adagrad")
 DEFAULT_LR = {"sgd": 20.0, "adam": 3e-3, "lazy-adam": 3e-3, "rowwise-adagrad": 0.1}
 
 
@@ -30,7 +30,7 @@ class LMOptimizer:
     """Steps, learning rate and state of a run's parameters, split into dense ones and tables.
 
     Args:
-        name: one of :data:`OPTIMIZERS`.
+        name: one of :data:`LM_OPTIMIZERS`.
         dense: the parameters with dense gradients (the LSTM or Transformer).
         tables: the embedding tables by name (input embedding, output weight, output bias); their gradients
             are sparse when ``sparse`` is true, dense otherwise.

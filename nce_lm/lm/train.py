@@ -17,23 +17,25 @@ import shutil
 import sys
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
 from nce_lm.errors import NceLmError
-from nce_lm.fileio import read_json, write_json_atomic
+from nce_lm.fileio import write_json_atomic
 from nce_lm.lm.batches import batchify, num_windows, rank_rows, windows
-from nce_lm.lm.checkpoint import load_payload, noise_for, save_payload, write_run_files
+from nce_lm.lm.checkpoint import load_payload, noise_for, read_run_files, save_payload, write_run_files
 from nce_lm.lm.config import LMConfig
 from nce_lm.lm.data import split_ids, split_paths
 from nce_lm.lm.evaluate import evaluate_model
 from nce_lm.lm.model import LanguageModel, State, build_model
 from nce_lm.lm.optim import LMOptimizer
 from nce_lm.locks import folder_lock
-from nce_lm.objectives.losses import Objective, build_objective
+from nce_lm.objectives.losses import Objective, build_objective, objective_class
 from nce_lm.pipeline.noise import NoiseDistribution
 from nce_lm.pipeline.token_cache import cache_vocab, file_identity
 from nce_lm.pipeline.vocab import Vocab, build_vocab
@@ -72,16 +74,15 @@ class Trainer(NamedTuple):
 
 
 def build_trainer(config: LMConfig, noise: NoiseDistribution, ctx: DistributedContext) -> Trainer:
-    """The model (seeded by ``config.seed``), objective and optimizer of a run, on ``noise``'s device."""
+    """The model (seeded by ``config.seed``), objective and optimizer of a run (``config`` resolved), on ``noise``'s
+    device."""
     device = noise.device
     torch.manual_seed(config.seed)
     model = build_model(config, len(noise), noise.log_probs.cpu()).to(device)
     generator = torch.Generator(device=device)
     sparse = config.sparse_tables
-    objective = (
-        build_objective(config.objective, noise, config.noise_samples, generator=generator, sparse_gradients=sparse)
-        if config.objective != "full"
-        else build_objective("full", None, 0)
+    objective = build_objective(
+        config.objective, noise, config.noise_samples, generator=generator, sparse_gradients=sparse
     )
     module = TrainingModule(model, objective).to(device)
     tables = model.tables()
@@ -174,6 +175,353 @@ def train_lm(
         ctx.close()
 
 
+def _resumed(config: LMConfig, run_dir: Path, vocab: Vocab | None) -> tuple[LMConfig, LMConfig, Vocab]:
+    """The settings of a resumed run (``config`` resolved for its vocabulary), the ones it was trained with, and its
+    vocabulary; an NceLmError for a change :mod:`nce_lm.training.resume` does not allow or another vocabulary."""
+    saved, run_vocab = read_run_files(run_dir)
+    config = _settled(config, len(run_vocab))
+    refuse_changes(saved, config, f"the run in {run_dir}")
+    if vocab is not None and vocab.fingerprint() != run_vocab.fingerprint():
+        raise NceLmError(f"{run_dir} was trained with another vocabulary than the one given")
+    return config, saved, run_vocab
+
+
+def _settled(config: LMConfig, vocab_size: int) -> LMConfig:
+    """``config`` with its defaults for V = ``vocab_size`` filled in, once its sizes are checked against V."""
+    config = config.resolved(vocab_size)
+    config.check_sizes(vocab_size)
+    return config
+
+
+@dataclass
+class RunState:
+    """Where a run stands: what ``last.pt`` holds beside the module and the optimizer, in that order.
+
+    ``epoch`` (0-based) is the epoch in training, and between epochs the next one to train; an epoch that
+    ``max_tokens`` stopped stays the next one, and ``partial`` says where in it the run stands
+    (:func:`_partial_payload`).
+    """
+
+    epoch: int
+    tokens_seen: int
+    lr: float
+    best_ppl: float  # the best validation perplexity so far, after an epoch or a stop: best.pt's
+    epoch_best_ppl: float  # the best at an epoch's end: what the decay compares with
+    history: list[dict[str, Any]]  # one record per epoch trained (or stopped)
+    partial: dict[str, Any] | None
+
+    @classmethod
+    def new(cls, lr: float) -> RunState:
+        return cls(0, 0, lr, math.inf, math.inf, [], None)
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> RunState:
+        """The state saved in ``last.pt`` (KeyError, ValueError or TypeError for another payload)."""
+        best_ppl = float(payload["best_ppl"])
+        return cls(
+            int(payload["epoch"]),
+            int(payload["tokens_seen"]),
+            float(payload["lr"]),
+            best_ppl,
+            float(payload.get("epoch_best_ppl", best_ppl)),
+            list(payload["history"]),
+            payload.get("partial"),
+        )
+
+    def payload(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def capped(self, config: LMConfig) -> bool:
+        """Whether the run has trained its ``max_tokens``."""
+        return config.max_tokens is not None and self.tokens_seen >= config.max_tokens
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What a run trains, fixed from its start: the settings (resolved for V), the ranks, the run folder, the
+    vocabulary and noise, the token ids of each split, the trainer, this rank's rows of the training streams
+    (B / ranks, L) and its precision."""
+
+    config: LMConfig
+    ctx: DistributedContext
+    run_dir: Path
+    vocab: Vocab
+    noise: NoiseDistribution
+    paths: dict[str, Path | None]
+    ids: dict[str, np.ndarray]
+    trainer: Trainer
+    streams: torch.Tensor
+    precision: str
+    train_text: dict[str, Any]  # the training text's identity, told apart from another text on resume
+
+    @property
+    def device(self) -> torch.device:
+        return self.noise.device
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return num_windows(self.streams, self.config.seq_len)
+
+
+class EpochDone(NamedTuple):
+    """An epoch's training, up to its end or to ``max_tokens``; a continued epoch's earlier steps included."""
+
+    steps: int
+    tokens: int
+    new_tokens: int  # trained by this process's call, on all ranks
+    loss_sum: float  # this rank's summed loss over the steps
+    seconds: float
+    hidden: State
+
+
+def _train(
+    config: LMConfig,
+    run_dir: Path,
+    saved: LMConfig | None,
+    ctx: DistributedContext,
+    vocab: Vocab | None,
+    cache_dir: Path | None,
+    errors: str,
+) -> dict[str, Any]:
+    """The training of :func:`train_lm`, as phases: data and vocabulary, the trainer, a resumed run's state, the
+    epochs (each ended by validation, the decay and the checkpoints), the final test. ``saved``: the settings a
+    resumed run was trained with (``config`` is then resolved already), else None."""
+    device = ctx.device(config.device)
+    precision = resolve_precision(config.precision, device)
+    paths = split_paths(config)
+    payload = load_payload(run_dir / "last.pt", vocab) if saved is not None else None
+    config, vocab, ids = _prepare_data(config, paths, run_dir, payload is not None, ctx, vocab, cache_dir, errors)
+    noise = noise_for(config, vocab, device)
+    trainer = build_trainer(config, noise, ctx)
+    streams = rank_rows(batchify(ids["train"], config.batch_size), ctx.rank, ctx.world_size).to(device)
+    train_text = file_identity(paths["train"])
+    setup = Setup(config, ctx, run_dir, vocab, noise, paths, ids, trainer, streams, precision, train_text)
+    state = RunState.new(config.learning_rate) if payload is None else _restore(setup, payload, saved)
+    while state.epoch < config.epochs:
+        _end_epoch(setup, state, _train_epoch(setup, state))
+        if state.capped(config):
+            break
+    return _final_test(setup, state)
+
+
+def _prepare_data(
+    config: LMConfig,
+    paths: dict[str, Path | None],
+    run_dir: Path,
+    resuming: bool,
+    ctx: DistributedContext,
+    vocab: Vocab | None,
+    cache_dir: Path | None,
+    errors: str,
+) -> tuple[LMConfig, Vocab, dict[str, np.ndarray]]:
+    """Phase 1, data and vocabulary: the settings resolved for V, the vocabulary and the token ids of each split.
+
+    Rank 0 settles a new run's vocabulary (``vocab``, the cache folder's, else the training text's own with every
+    word) and the settings, writes them to the run folder and builds the token-id caches; the other ranks read
+    them after it. A resumed run's settings and vocabulary were settled before the lock (:func:`_resumed`).
+    """
+    if ctx.is_main:
+        if not resuming:
+            if vocab is None and cache_dir is not None:
+                vocab = cache_vocab(cache_dir)
+            if vocab is None:
+                vocab = build_vocab([paths["train"]], min_count=1, errors=errors, progress=config.progress)
+            config = _settled(config, len(vocab))
+            _announce(config, len(vocab))
+        write_run_files(run_dir, config, vocab)
+        ids = split_ids(paths, vocab, run_dir, cache_dir, errors, config.progress)
+    ctx.barrier()
+    if not ctx.is_main:
+        if not resuming:
+            config, vocab = read_run_files(run_dir)
+        ids = split_ids(paths, vocab, run_dir, cache_dir, errors, False)
+    return config, vocab, ids
+
+
+def _restore(setup: Setup, payload: dict[str, Any], saved: LMConfig | None) -> RunState:
+    """Phase 2, a resumed run: the module, optimizer and :class:`RunState` of ``last.pt`` (``saved``: the settings it
+    was trained with); an NceLmError when they do not fit the run or it has nothing left to train."""
+    config, run_dir = setup.config, setup.run_dir
+    try:
+        setup.trainer.module.load_state_dict(payload["module"])
+        setup.trainer.optimizer.load_state_dict(payload["optimizer"])
+        state = RunState.from_payload(payload)
+    except (KeyError, RuntimeError, ValueError, TypeError) as err:
+        raise NceLmError(f"{run_dir / 'last.pt'} does not match the run: {str(err).splitlines()[0]}") from None
+    if saved is not None and config.lr != saved.lr:
+        state.lr = config.learning_rate  # asked for: the decay goes on from it
+    recorded = payload.get("train_text")
+    if setup.ctx.is_main and recorded is not None and recorded != setup.train_text:
+        print(
+            f"warning: the training text {setup.paths['train']} is not the one this run was trained on (its path, "
+            "size or modification time differ); training goes on with the run's vocabulary, and words new "
+            "to the text count as <unk>",
+            file=sys.stderr,
+            flush=True,
+        )
+    if state.capped(config):
+        raise NceLmError(
+            f"{run_dir} has trained {state.tokens_seen:,} tokens, its max_tokens of {config.max_tokens:,}: "
+            "raise --max-tokens to continue it (or give --epochs alone, which lifts the cap)"
+        )
+    if state.epoch >= config.epochs and state.partial is None:
+        raise NceLmError(f"{run_dir} has trained its {state.epoch} epochs: raise --epochs to continue it")
+    return state
+
+
+def _start_epoch(setup: Setup, state: RunState) -> tuple[int, int, float, State]:
+    """The random streams seeded for ``state.epoch`` and where the epoch starts: (first step, its tokens so far,
+    this rank's loss summed over them, hidden state): step 0, or where ``max_tokens`` stopped it."""
+    model, module, _, optimizer, generator = setup.trainer
+    ctx, partial = setup.ctx, state.partial
+    _seed_epoch(setup.config, state.epoch, ctx.rank, generator)
+    optimizer.set_lr(state.lr)
+    module.train()
+    hidden = model.initial_state(setup.streams.shape[0], setup.device)
+    state.partial = None
+    if partial is None or int(partial["epoch"]) != state.epoch:
+        return 0, 0, 0.0, hidden
+    hidden = _restore_partial(partial, hidden, generator, ctx, setup.device)
+    if state.history and state.history[-1].get("partial"):
+        state.history.pop()
+    return int(partial["steps"]), int(partial["tokens"]), float(partial["loss_sum"]) / ctx.world_size, hidden
+
+
+def _train_epoch(setup: Setup, state: RunState) -> EpochDone:
+    """Phase 3, one epoch: a step per window of the streams, from where the epoch stands to its end or to
+    ``max_tokens``. The loss is summed on the device and checked every :data:`CHECK_EVERY` steps."""
+    config, ctx, device = setup.config, setup.ctx, setup.device
+    _, module, trained, optimizer, _ = setup.trainer
+    steps, epoch_tokens, loss_carried, hidden = _start_epoch(setup, state)
+    new_tokens = 0
+    started = time.perf_counter()
+    bar = _progress(config, ctx, _steps_to_run(setup, state, steps), state.epoch)
+    loss_total = torch.tensor(loss_carried, dtype=torch.float64, device=device)
+    non_finite = torch.zeros((), dtype=torch.bool, device=device)
+    for _, inputs, targets in windows(setup.streams, config.seq_len, start=steps * config.seq_len):
+        loss, norm, hidden = train_step(
+            trained, module, optimizer, inputs, targets, hidden, config.clip, setup.precision, ctx
+        )
+        non_finite |= ~(torch.isfinite(loss) & torch.isfinite(norm))
+        loss_total += loss.double()
+        steps += 1
+        state.tokens_seen += targets.numel() * ctx.world_size
+        new_tokens += targets.numel() * ctx.world_size
+        if steps % CHECK_EVERY == 0:
+            _stop_if_non_finite(non_finite, setup, state)
+            if bar is not None:
+                rate = new_tokens / (time.perf_counter() - started)
+                bar.set_postfix(loss=f"{loss_total.item() / steps:.3f}", lr=f"{state.lr:g}", tokens_s=f"{rate:,.0f}")
+        if bar is not None:
+            bar.update(1)
+        if state.capped(config):
+            break
+    _stop_if_non_finite(non_finite, setup, state)
+    loss_sum = loss_total.item()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - started
+    if bar is not None:
+        bar.close()
+    return EpochDone(steps, epoch_tokens + new_tokens, new_tokens, loss_sum, seconds, hidden)
+
+
+def _stop_if_non_finite(non_finite: torch.Tensor, setup: Setup, state: RunState) -> None:
+    """An NceLmError when a step's loss or gradient norm was not finite: one host sync (and one all-reduce under
+    torchrun) per check, not per step."""
+    if setup.ctx.any(bool(non_finite.item())):
+        raise NceLmError(
+            f"the training loss became non-finite in epoch {state.epoch + 1}: stopped, the last good "
+            f"checkpoint in {setup.run_dir} is intact; lower --lr"
+        )
+
+
+def _end_epoch(setup: Setup, state: RunState, done: EpochDone) -> None:
+    """Phase 4, the end of an epoch (or of training inside one, at ``max_tokens``): exact validation perplexity,
+    the epoch's record, the learning rate divided by ``lr_decay`` when the perplexity at an epoch's end did not
+    improve (Zaremba et al. 2014), and on rank 0 ``best.pt`` when it improved and ``last.pt``."""
+    config, ctx, model = setup.config, setup.ctx, setup.trainer.model
+    number, stopped = state.epoch + 1, done.steps < setup.steps_per_epoch  # stopped by max_tokens, inside the epoch
+    valid = _evaluate(setup, model, "valid", ctx)
+    if not math.isfinite(valid["nll"]):
+        raise NceLmError(
+            f"the validation loss became {valid['nll']} after epoch {number}: stopped, the last "
+            f"good checkpoint in {setup.run_dir} is intact; lower --lr"
+        )
+    improved = valid["ppl"] < state.best_ppl
+    record = {
+        "epoch": number,
+        "lr": state.lr,
+        "train_objective_loss": ctx.sum(done.loss_sum) / ctx.sum(done.steps),
+        "tokens_per_s": done.new_tokens / done.seconds,
+        "valid": valid,
+        "tokens_seen": state.tokens_seen,
+    }
+    if stopped:
+        record.update(partial=True, steps=done.steps, steps_per_epoch=setup.steps_per_epoch)
+        loss_sum = ctx.sum(done.loss_sum)
+        state.partial = _partial_payload(state.epoch, done.steps, done.tokens, loss_sum, done.hidden, setup)
+    state.history.append(record)
+    if improved:
+        state.best_ppl = valid["ppl"]
+    if not stopped:  # the decay is decided at an epoch's end, so a capped run continues as one never stopped
+        if valid["ppl"] < state.epoch_best_ppl:
+            state.epoch_best_ppl = valid["ppl"]
+        else:
+            state.lr /= config.lr_decay
+        state.epoch = number
+    if ctx.is_main:
+        _save_checkpoints(setup, state, improved, number)
+        where = f" (stopped by --max-tokens after step {done.steps:,} of {setup.steps_per_epoch:,})" if stopped else ""
+        print(
+            f"epoch {number}{where}: valid ppl {valid['ppl']:.2f} (self-normalized "
+            f"{valid['self_normalized_ppl']:.2f}, mean log Z {valid['mean_log_z']:+.3f} ± "
+            f"{valid['std_log_z']:.3f}), {record['tokens_per_s']:,.0f} tokens/s",
+            flush=True,
+        )
+
+
+def _save_checkpoints(setup: Setup, state: RunState, improved: bool, number: int) -> None:
+    """``best.pt`` (the model after epoch ``number``) when the validation perplexity improved, and ``last.pt``."""
+    model, module, _, optimizer, _ = setup.trainer
+    if improved:
+        save_payload(setup.run_dir / "best.pt", {"model": model.state_dict(), "epoch": number}, setup.vocab)
+    payload = {"module": module.state_dict(), "optimizer": optimizer.state_dict(), **state.payload()}
+    save_payload(setup.run_dir / "last.pt", {**payload, "train_text": setup.train_text}, setup.vocab)
+
+
+def _final_test(setup: Setup, state: RunState) -> dict[str, Any]:
+    """Phase 5, the run's metrics: its history and, on rank 0, the test perplexity of ``best.pt``; written to
+    ``metrics.json`` by rank 0."""
+    config, ctx, run_dir, history = setup.config, setup.ctx, setup.run_dir, state.history
+    metrics: dict[str, Any] = {
+        "config": config.to_dict(),
+        "rank": ctx.rank,
+        "vocab_size": len(setup.vocab),
+        "history": history,
+        "valid": history[-1]["valid"] if history else None,
+        "peak_memory_gib": peak_memory_gib(setup.device),
+        "tokens_per_s": (sum(h["tokens_per_s"] for h in history) / len(history)) if history else None,
+    }
+    if setup.paths["test"] is not None and ctx.is_main and (run_dir / "best.pt").exists():
+        best = build_model(config, len(setup.vocab), setup.noise.log_probs.cpu()).to(setup.device)
+        best.load_state_dict(load_payload(run_dir / "best.pt", setup.vocab)["model"])
+        started = time.perf_counter()
+        metrics["test"] = _evaluate(setup, best, "test")
+        metrics["test"]["seconds"] = time.perf_counter() - started
+    if ctx.is_main:
+        write_json_atomic(run_dir / "metrics.json", metrics)
+    return metrics
+
+
+def _evaluate(setup: Setup, model: LanguageModel, split: str, ctx: DistributedContext | None = None) -> dict[str, Any]:
+    """Exact perplexity and self-normalization of ``model`` on ``split`` (:func:`nce_lm.lm.evaluate.evaluate_model`),
+    summed over the ranks when ``ctx`` is given."""
+    c = setup.config
+    settings = (c.eval_batch_size, c.seq_len, setup.noise, c.is_samples, c.seed)
+    return evaluate_model(model, setup.ids[split], *settings, progress=c.progress, label=split, ctx=ctx)
+
+
 def _restore_partial(
     partial: dict[str, Any], state: State, generator: torch.Generator, ctx: DistributedContext, device: torch.device
 ) -> State:
@@ -196,14 +544,7 @@ def _restore_partial(
 
 
 def _partial_payload(
-    epoch: int,
-    steps: int,
-    tokens: int,
-    loss_sum: float,
-    state: State,
-    generator: torch.Generator,
-    ctx: DistributedContext,
-    device: torch.device,
+    epoch: int, steps: int, tokens: int, loss_sum: float, hidden: State, setup: Setup
 ) -> dict[str, Any]:
     """Where an epoch stopped by ``max_tokens`` is: its step, tokens and summed loss; in one process also the
     hidden state and the random streams, so that raising ``max_tokens`` continues it exactly."""
@@ -217,254 +558,30 @@ def _partial_payload(
         "noise_rng": None,
         "hidden": None,
     }
-    if ctx.world_size == 1:
+    if setup.ctx.world_size == 1:
+        device = setup.device
         partial.update(
             cpu_rng=torch.get_rng_state(),
-            noise_rng=generator.get_state(),
+            noise_rng=setup.trainer.generator.get_state(),
             cuda_rng=torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-            hidden=None if state is None else [t.detach().cpu() for t in state],
+            hidden=None if hidden is None else [t.detach().cpu() for t in hidden],
         )
     return partial
 
 
-def _resumed(config: LMConfig, run_dir: Path, vocab: Vocab | None) -> tuple[LMConfig, LMConfig, Vocab]:
-    """The settings of a resumed run (``config`` resolved for its vocabulary), the ones it was trained with, and its
-    vocabulary; an NceLmError for a change :mod:`nce_lm.training.resume` does not allow or another vocabulary."""
-    saved = LMConfig.from_dict(read_json(run_dir / "config.json", "run config"))
-    run_vocab = Vocab.load(run_dir / "vocab.json")
-    config = config.resolved(len(run_vocab))
-    config.check_sizes(len(run_vocab))
-    refuse_changes(saved, config, f"the run in {run_dir}")
-    if vocab is not None and vocab.fingerprint() != run_vocab.fingerprint():
-        raise NceLmError(f"{run_dir} was trained with another vocabulary than the one given")
-    return config, saved, run_vocab
-
-
-def _train(
-    config: LMConfig,
-    run_dir: Path,
-    saved: LMConfig | None,
-    ctx: DistributedContext,
-    vocab: Vocab | None,
-    cache_dir: Path | None,
-    errors: str,
-) -> dict[str, Any]:
-    """The training of :func:`train_lm`; ``saved``: the settings a resumed run was trained with, else None."""
-    device = ctx.device(config.device)
-    precision = resolve_precision(config.precision, device)
-    paths = split_paths(config)
-    payload = None
-    if saved is not None:
-        payload = load_payload(run_dir / "last.pt", vocab)
-    if ctx.is_main:  # rank 0 builds the vocabulary and the token-id caches; the others read them after it
-        if payload is None:
-            if vocab is None and cache_dir is not None:
-                vocab = cache_vocab(cache_dir)
-            if vocab is None:
-                vocab = build_vocab([paths["train"]], min_count=1, errors=errors, progress=config.progress)
-            config = config.resolved(len(vocab))
-            config.check_sizes(len(vocab))
-            _announce(config, len(vocab))
-        write_run_files(run_dir, config, vocab)
-        ids = split_ids(paths, vocab, run_dir, cache_dir, errors, config.progress)
-    ctx.barrier()
-    if not ctx.is_main:
-        if payload is None:  # a resumed run loaded and resolved them above
-            vocab = Vocab.load(run_dir / "vocab.json")
-            config = config.resolved(len(vocab))
-        ids = split_ids(paths, vocab, run_dir, cache_dir, errors, False)
-
-    noise = noise_for(config, vocab, device)
-
-    def evaluate_split(scored: LanguageModel, split: str, on: DistributedContext | None = None) -> dict[str, Any]:
-        settings = (config.eval_batch_size, config.seq_len, noise, config.is_samples, config.seed)
-        return evaluate_model(scored, ids[split], *settings, progress=config.progress, label=split, ctx=on)
-
-    model, module, trained, optimizer, generator = build_trainer(config, noise, ctx)
-    lr = config.learning_rate
-    history: list[dict[str, Any]] = []
-    start_epoch, tokens_seen, best_ppl = 0, 0, math.inf
-    epoch_best_ppl = math.inf  # the best validation perplexity at an epoch's end: what the decay compares with
-    partial = None  # where an epoch stopped by max_tokens stands
-    train_text = file_identity(paths["train"])  # told apart from another text on resume
-    if payload is not None:
-        try:
-            module.load_state_dict(payload["module"])
-            optimizer.load_state_dict(payload["optimizer"])
-            start_epoch, tokens_seen = int(payload["epoch"]), int(payload["tokens_seen"])
-            lr, best_ppl, history = float(payload["lr"]), float(payload["best_ppl"]), list(payload["history"])
-            epoch_best_ppl = float(payload.get("epoch_best_ppl", best_ppl))
-            partial = payload.get("partial")
-        except (KeyError, RuntimeError, ValueError, TypeError) as err:
-            raise NceLmError(f"{run_dir / 'last.pt'} does not match the run: {str(err).splitlines()[0]}") from None
-        if saved is not None and config.lr != saved.lr:
-            lr = config.learning_rate  # asked for: the decay goes on from it
-        recorded = payload.get("train_text")
-        if ctx.is_main and recorded is not None and recorded != train_text:
-            print(
-                f"warning: the training text {paths['train']} is not the one this run was trained on (its path, "
-                "size or modification time differ); training goes on with the run's vocabulary, and words new "
-                "to the text count as <unk>",
-                file=sys.stderr,
-                flush=True,
-            )
-        if config.max_tokens is not None and tokens_seen >= config.max_tokens:
-            raise NceLmError(
-                f"{run_dir} has trained {tokens_seen:,} tokens, its max_tokens of {config.max_tokens:,}: "
-                "raise --max-tokens to continue it (or give --epochs alone, which lifts the cap)"
-            )
-        if start_epoch >= config.epochs and partial is None:
-            raise NceLmError(f"{run_dir} has trained its {start_epoch} epochs: raise --epochs to continue it")
-
-    streams = rank_rows(batchify(ids["train"], config.batch_size), ctx.rank, ctx.world_size).to(device)
-    steps_per_epoch = num_windows(streams, config.seq_len)
-    tokens_per_step = streams.shape[0] * config.seq_len * ctx.world_size  # the last window of an epoch may be shorter
-    done = False
-    for epoch in range(start_epoch, config.epochs):
-        if done:
-            break
-        _seed_epoch(config, epoch, ctx.rank, generator)
-        optimizer.set_lr(lr)
-        module.train()
-        state = model.initial_state(streams.shape[0], device)
-        first_step = epoch_tokens = 0
-        loss_carried = 0.0
-        if partial is not None and int(partial["epoch"]) == epoch:  # the epoch max_tokens stopped: go on from there
-            first_step, epoch_tokens = int(partial["steps"]), int(partial["tokens"])
-            loss_carried = float(partial["loss_sum"]) / ctx.world_size
-            state = _restore_partial(partial, state, generator, ctx, device)
-            if history and history[-1].get("partial"):
-                history.pop()
-        partial = None
-        to_run = steps_per_epoch - first_step
-        if config.max_tokens is not None:
-            to_run = min(to_run, -(-(config.max_tokens - tokens_seen) // tokens_per_step))
-        steps, new_tokens = first_step, 0
-        started = time.perf_counter()
-        bar = _progress(config, ctx, to_run, epoch)
-        loss_total = torch.tensor(loss_carried, dtype=torch.float64, device=device)  # summed on the device
-        non_finite = torch.zeros((), dtype=torch.bool, device=device)
-
-        def stop_if_non_finite() -> None:
-            """One host sync (and one all-reduce under torchrun) per check, not per step."""
-            if ctx.any(bool(non_finite.item())):  # noqa: B023 (called in the iteration that defines it)
-                raise NceLmError(
-                    f"the training loss became non-finite in epoch {epoch + 1}: stopped, the last good "  # noqa: B023
-                    f"checkpoint in {run_dir} is intact; lower --lr"
-                )
-
-        for _, inputs, targets in windows(streams, config.seq_len, start=first_step * config.seq_len):
-            loss, norm, state = train_step(
-                trained, module, optimizer, inputs, targets, state, config.clip, precision, ctx
-            )
-            non_finite |= ~(torch.isfinite(loss) & torch.isfinite(norm))
-            loss_total += loss.double()
-            steps += 1
-            tokens_seen += targets.numel() * ctx.world_size
-            new_tokens += targets.numel() * ctx.world_size
-            if steps % CHECK_EVERY == 0:
-                stop_if_non_finite()
-                if bar is not None:
-                    rate = new_tokens / (time.perf_counter() - started)
-                    bar.set_postfix(loss=f"{loss_total.item() / steps:.3f}", lr=f"{lr:g}", tokens_s=f"{rate:,.0f}")
-            if bar is not None:
-                bar.update(1)
-            if config.max_tokens is not None and tokens_seen >= config.max_tokens:
-                done = True
-                break
-        stop_if_non_finite()
-        loss_sum = loss_total.item()
-        epoch_tokens += new_tokens
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - started
-        if bar is not None:
-            bar.close()
-        stopped = steps < steps_per_epoch  # by max_tokens, inside the epoch
-        valid = evaluate_split(model, "valid", ctx)
-        if not math.isfinite(valid["nll"]):
-            raise NceLmError(
-                f"the validation loss became {valid['nll']} after epoch {epoch + 1}: stopped, the last "
-                f"good checkpoint in {run_dir} is intact; lower --lr"
-            )
-        improved = valid["ppl"] < best_ppl
-        record = {
-            "epoch": epoch + 1,
-            "lr": lr,
-            "train_objective_loss": ctx.sum(loss_sum) / ctx.sum(steps),
-            "tokens_per_s": new_tokens / seconds,
-            "valid": valid,
-            "tokens_seen": tokens_seen,
-        }
-        if stopped:
-            record.update(partial=True, steps=steps, steps_per_epoch=steps_per_epoch)
-            partial = _partial_payload(epoch, steps, epoch_tokens, ctx.sum(loss_sum), state, generator, ctx, device)
-        history.append(record)
-        if improved:
-            best_ppl = valid["ppl"]
-        if not stopped:  # the decay is decided at an epoch's end, so a capped run continues as one never stopped
-            if valid["ppl"] < epoch_best_ppl:
-                epoch_best_ppl = valid["ppl"]
-            else:
-                lr /= config.lr_decay
-        if ctx.is_main:
-            if improved:
-                save_payload(run_dir / "best.pt", {"model": model.state_dict(), "epoch": epoch + 1}, vocab)
-            save_payload(
-                run_dir / "last.pt",
-                {
-                    "module": module.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "epoch": epoch if stopped else epoch + 1,
-                    "tokens_seen": tokens_seen,
-                    "lr": lr,
-                    "best_ppl": best_ppl,
-                    "epoch_best_ppl": epoch_best_ppl,
-                    "history": history,
-                    "partial": partial,
-                    "train_text": train_text,
-                },
-                vocab,
-            )
-            where = f" (stopped by --max-tokens after step {steps:,} of {steps_per_epoch:,})" if stopped else ""
-            print(
-                f"epoch {epoch + 1}{where}: valid ppl {valid['ppl']:.2f} (self-normalized "
-                f"{valid['self_normalized_ppl']:.2f}, mean log Z {valid['mean_log_z']:+.3f} ± "
-                f"{valid['std_log_z']:.3f}), {record['tokens_per_s']:,.0f} tokens/s",
-                flush=True,
-            )
-    metrics: dict[str, Any] = {
-        "config": config.to_dict(),
-        "rank": ctx.rank,
-        "vocab_size": len(vocab),
-        "history": history,
-        "valid": history[-1]["valid"] if history else None,
-        "peak_memory_gib": peak_memory_gib(device),
-        "tokens_per_s": (sum(h["tokens_per_s"] for h in history) / len(history)) if history else None,
-    }
-    if paths["test"] is not None and ctx.is_main and (run_dir / "best.pt").exists():
-        best = build_model(config, len(vocab), noise.log_probs.cpu()).to(device)
-        best.load_state_dict(load_payload(run_dir / "best.pt", vocab)["model"])
-        started = time.perf_counter()
-        metrics["test"] = evaluate_split(best, "test")
-        metrics["test"]["seconds"] = time.perf_counter() - started
-    if ctx.is_main:
-        write_json_atomic(run_dir / "metrics.json", metrics)
-    return metrics
-
-
 def _announce(config: LMConfig, vocab_size: int) -> None:
     """Say what a new run trains with, the defaults chosen for it included."""
-    if config.objective == "full":
-        sampling = "the full softmax"
-    else:
+    objective = objective_class(config.objective)
+    if objective.needs_noise:
         sampling = f"{config.objective}, k = {config.noise_samples} noise words (q ∝ count^{config.noise_power:g})"
+    else:
+        sampling = "the full softmax"
     print(
         f"training a {config.layers} × {config.dim} {config.model} on V = {vocab_size:,} with {sampling}, "
         f"{config.optimizer} (lr {config.learning_rate:g})",
         flush=True,
     )
-    if config.objective in ("neg", "infonce"):
+    if not objective.models_log_probability:
         print(
             f"warning: {config.objective} is not a language-model objective: its scores estimate log p − log q "
             "(shifted), not log p, so its exact perplexity is far above the others'; use nce, ranking or full",
@@ -491,7 +608,18 @@ def _data_parallel(
     return nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
 
 
+def _steps_to_run(setup: Setup, state: RunState, first_step: int) -> int:
+    """The steps this epoch will take from ``first_step``: to its end or to ``max_tokens``."""
+    config = setup.config
+    to_run = setup.steps_per_epoch - first_step
+    if config.max_tokens is not None:  # the last window of an epoch may be shorter: whole windows here
+        tokens_per_step = setup.streams.shape[0] * config.seq_len * setup.ctx.world_size
+        to_run = min(to_run, -(-(config.max_tokens - state.tokens_seen) // tokens_per_step))
+    return to_run
+
+
 def _progress(config: LMConfig, ctx: DistributedContext, total: int, epoch: int):
+    """A progress bar over the epoch's ``total`` steps on rank 0 (None when progress is off or on another rank)."""
     if not (config.progress and ctx.is_main):
         return None
     from tqdm import tqdm

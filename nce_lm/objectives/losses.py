@@ -78,8 +78,10 @@ class Objective(nn.Module):
     """
 
     name: ClassVar[str]
-    needs_noise: ClassVar[bool] = True
+    needs_noise: ClassVar[bool] = True  # draws noise words (not the full softmax, nor InfoNCE's in-batch negatives)
     classifier_kind: ClassVar[Literal["binary", "ranking"] | None] = None  # NoiseClassifier.kind, None: no noise
+    self_normalized: ClassVar[bool] = False  # exp(s(w, c)) is p(w | c) at the optimum, with no Z computed
+    bounds_mutual_information: ClassVar[bool] = False  # a (k + 1)-way loss: log(k + 1) − L is InfoNCE's bound on I
     # True when the optimal score is log p(w | c) up to a constant, not a ratio to q (log p − log(k q) for neg,
     # log p − log q + const for infonce): such a score needs a per-word bias to carry the unigram part, which
     # trainers without one (skip-gram) then add.
@@ -202,6 +204,7 @@ class BinaryNCE(Objective):
 
     name = "nce"
     classifier_kind = "binary"
+    self_normalized = True
 
     def __init__(
         self, noise: NoiseDistribution | None, num_noise: int, normalizer: str = "self", **kwargs: Any
@@ -237,7 +240,7 @@ class NegativeSampling(BinaryNCE):
     """Negative sampling, Mikolov et al. (2013): binary NCE with Δ(w) = s(w, c), no log(k q) correction."""
 
     name = "neg"
-    models_log_probability = False
+    models_log_probability = self_normalized = False
 
     def _logits(self, s: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
         return s
@@ -257,6 +260,7 @@ class RankingNCE(Objective):
 
     name = "ranking"
     classifier_kind = "ranking"
+    bounds_mutual_information = True
 
     def __init__(
         self, noise: NoiseDistribution | None, num_noise: int, remove_accidental_hits: bool = False, **kwargs: Any
@@ -387,15 +391,21 @@ OBJECTIVES: dict[str, type[Objective]] = {
 }
 
 
+def objective_class(name: str) -> type[Objective]:
+    """The class registered as ``name`` in :data:`OBJECTIVES`, whose class attributes say what it is before one is
+    built; an unknown name is an :class:`NceLmError` that lists the accepted ones."""
+    try:
+        return OBJECTIVES[name]
+    except KeyError:
+        raise NceLmError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}") from None
+
+
 def build_objective(name: str, noise: NoiseDistribution | None, num_noise: int, **options: Any) -> Objective:
     """The objective registered as ``name`` (see :data:`OBJECTIVES`), with its options.
 
     Unknown names and options are an :class:`NceLmError` that lists what is accepted.
     """
-    try:
-        cls = OBJECTIVES[name]
-    except KeyError:
-        raise NceLmError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}") from None
+    cls = objective_class(name)
     try:
         return cls(noise, num_noise, **options)
     except TypeError as err:
