@@ -3,8 +3,10 @@
 With a sampled objective the input embedding and the output weight and bias receive row-sparse gradients
 (:mod:`nce_lm.training.sparse_rows`). ``sgd`` and ``rowwise-adagrad``
 (:class:`nce_lm.training.rowwise_adagrad.RowwiseAdagrad`) leave an untouched row alone, exactly as their dense
-update does; ``lazy-adam`` (``torch.optim.SparseAdam``) advances a row's moments only on the steps that touch
-it, unlike dense Adam; ``adam`` gives the tables dense (V, d) gradients at O(V·d) per step. The full softmax
+update does; ``catchup-adam`` (:class:`nce_lm.training.catchup_adam.CatchupAdam`) moves a row by the steps it
+missed when it is touched again or at :meth:`LMOptimizer.flush`, ending where dense Adam would; ``lazy-adam``
+(``torch.optim.SparseAdam``) advances a row's moments only on the steps that touch it, unlike dense Adam;
+``adam`` gives the tables dense (V, d) gradients at O(V·d) per step. The full softmax
 touches every row, so its tables are always dense. docs/lm.md, "Row-sparse tables", has the table.
 """
 
@@ -15,10 +17,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from nce_lm.training.catchup_adam import CatchupAdam
 from nce_lm.training.rowwise_adagrad import RowwiseAdagrad
 
-LM_OPTIMIZERS = ("sgd", "adam", "lazy-adam", "rowwise-adagrad")
-DEFAULT_LR = {"sgd": 20.0, "adam": 3e-3, "lazy-adam": 3e-3, "rowwise-adagrad": 0.1}
+LM_OPTIMIZERS = ("sgd", "adam", "lazy-adam", "rowwise-adagrad", "catchup-adam")
+DEFAULT_LR = {"sgd": 20.0, "adam": 3e-3, "lazy-adam": 3e-3, "rowwise-adagrad": 0.1, "catchup-adam": 3e-3}
 
 
 def sparse_tables(optimizer: str, sampled: bool) -> bool:
@@ -41,18 +44,21 @@ class LMOptimizer:
         self, name: str, dense: list[nn.Parameter], tables: dict[str, nn.Parameter], lr: float, sparse: bool
     ) -> None:
         self.name, self.tables, self.sparse = name, tables, sparse
-        self.rowwise: RowwiseAdagrad | None = None
+        self.rowwise: RowwiseAdagrad | CatchupAdam | None = None
         table_list = list(tables.values())
         self.lr = lr
         if name == "sgd":
             self.optimizers = [torch.optim.SGD(dense + table_list, lr=lr)]
-        elif name == "adam" or (name == "lazy-adam" and not sparse):
+        elif name == "adam" or (name in ("lazy-adam", "catchup-adam") and not sparse):
             self.optimizers = [torch.optim.Adam(dense + table_list, lr=lr)]
         elif name == "lazy-adam":
             self.optimizers = [torch.optim.Adam(dense, lr=lr), torch.optim.SparseAdam(table_list, lr=lr)]
         elif name == "rowwise-adagrad":
             self.optimizers = [torch.optim.Adagrad(dense, lr=lr)] if dense else []
             self.rowwise = self._rowwise_adagrad()
+        elif name == "catchup-adam":
+            self.optimizers = [torch.optim.Adam(dense, lr=lr)]
+            self.rowwise = CatchupAdam(tables)
         else:
             raise ValueError(f"unknown optimizer {name!r}")
 
@@ -61,6 +67,13 @@ class LMOptimizer:
         for optimizer in self.optimizers:
             for group in optimizer.param_groups:
                 group["lr"] = lr
+
+    @torch.no_grad()
+    def flush(self) -> None:
+        """Bring every row of the tables up to date: catch-up Adam's untouched rows lag until this is called
+        (O(V·d)); call it before the tables are read (evaluation, checkpoints, export). A no-op otherwise."""
+        if isinstance(self.rowwise, CatchupAdam):
+            self.rowwise.flush_(self.tables)
 
     def zero_grad(self) -> None:
         for optimizer in self.optimizers:
@@ -97,7 +110,9 @@ class LMOptimizer:
             raise ValueError(f"the saved optimizer state is not {self.name!r}'s")
         for optimizer, saved in zip(self.optimizers, state["optimizers"]):
             optimizer.load_state_dict(saved)
-        if self.rowwise is not None:
+        if isinstance(self.rowwise, CatchupAdam):
+            self.rowwise = CatchupAdam(self.tables, state=state["rowwise"])
+        elif self.rowwise is not None:
             self.rowwise = self._rowwise_adagrad(state["rowwise"])
 
     def _rowwise_adagrad(self, state: dict[str, torch.Tensor] | None = None) -> RowwiseAdagrad:
