@@ -125,6 +125,90 @@ def test_to_gensim_is_a_copy_with_counts(vectors: WordVectors) -> None:
     assert vectors.vectors[0].any()
 
 
+def test_the_package_exports_the_api_lazily() -> None:
+    """``from nce_lm import ...`` gives the modules' own objects, and ``import nce_lm`` alone loads neither torch
+    nor gensim (each name is imported at its first use)."""
+    import subprocess
+    import sys
+
+    import nce_lm
+    from nce_lm.lm.config import LMConfig
+    from nce_lm.lm.train import train_lm
+    from nce_lm.skipgram.config import SkipGramConfig as Config
+
+    assert (nce_lm.train_skipgram, nce_lm.SkipGramConfig, nce_lm.WordVectors) == (train_skipgram, Config, WordVectors)
+    assert (nce_lm.train_lm, nce_lm.LMConfig) == (train_lm, LMConfig)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        nce_lm.nothing  # noqa: B018
+    code = "import sys, nce_lm; print(sorted(m for m in ('torch', 'gensim', 'numpy') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_language_model_is_exported_from_its_module() -> None:
+    """``LanguageModel`` comes from nce_lm.lm.language_model (its engineer's module): that class where it exists,
+    else an ImportError naming the module, never another class of the same name."""
+    import importlib.util
+
+    import nce_lm
+
+    if importlib.util.find_spec("nce_lm.lm.language_model") is None:
+        with pytest.raises(AttributeError, match="needs nce_lm.lm.language_model, which this version does not have"):
+            nce_lm.LanguageModel  # noqa: B018
+    else:
+        from nce_lm.lm.language_model import LanguageModel as Defined
+
+        from nce_lm import LanguageModel
+
+        assert LanguageModel is Defined
+
+
+@pytest.fixture(scope="module")
+def trained(topic_corpus: Path):
+    return train_skipgram(topic_corpus, SMALL, progress=False)
+
+
+def test_the_result_has_gensims_attributes(trained) -> None:
+    wv = trained.wv
+    assert wv is trained.vectors and isinstance(wv, WordVectors)
+    assert wv.index_to_key == wv.words and wv.vectors.shape == (len(wv.index_to_key), SMALL.dim)
+    assert wv.key_to_index == {word: i for i, word in enumerate(wv.index_to_key)}
+    assert all(wv.index_to_key[wv.key_to_index[word]] == word for word in wv.index_to_key)
+    keyed = wv.to_gensim()
+    assert keyed.key_to_index == wv.key_to_index and keyed.index_to_key == wv.index_to_key
+
+
+@pytest.mark.parametrize("format", ["word2vec-bin", "word2vec-txt", "gensim"])
+def test_saved_vectors_reload_in_gensim_and_here(trained, tmp_path: Path, format: str) -> None:
+    wv, path = trained.wv, tmp_path / f"vectors.{format}"
+    wv.save(path, format=format)
+    if format == "gensim":
+        keyed = KeyedVectors.load(str(path))
+    else:
+        keyed = KeyedVectors.load_word2vec_format(str(path), binary=format == "word2vec-bin")
+    assert keyed.index_to_key == wv.index_to_key and keyed.key_to_index == wv.key_to_index
+    np.testing.assert_array_equal(keyed.vectors, wv.vectors)
+    loaded = WordVectors.load(path, trust_pickle=format == "gensim")
+    assert loaded.index_to_key == wv.index_to_key
+    np.testing.assert_array_equal(loaded.vectors, wv.vectors)
+
+
+def test_save_word2vec_format_is_gensims(trained, tmp_path: Path) -> None:
+    for binary in (True, False):
+        path = tmp_path / f"v.{binary}"
+        trained.wv.save_word2vec_format(path, binary=binary)
+        keyed = KeyedVectors.load_word2vec_format(str(path), binary=binary)
+        assert keyed.index_to_key == trained.wv.index_to_key
+        np.testing.assert_array_equal(keyed.vectors, trained.wv.vectors)
+
+
+def test_progress_false_prints_nothing(topic_corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    train_skipgram(topic_corpus, SMALL, progress=False)
+    assert capsys.readouterr() == ("", "")
+    train_skipgram(topic_corpus, SMALL, progress=True)
+    assert "epoch 2/2: mean loss per (context, centre) pair" in capsys.readouterr().out  # shown when asked for
+
+
 def readme_python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 

@@ -77,6 +77,7 @@ from nce_lm.training.distributed import DistributedContext
 from nce_lm.training.memory import check_memory
 from nce_lm.training.resume import refuse_changes
 from nce_lm.training.rowwise_adagrad import RowwiseAdagrad
+from nce_lm.vectors.formats import format_named
 from nce_lm.vectors.word_vectors import WordVectors
 
 IDS_TEMP_PREFIX = "nce_lm-ids-"  # a run without --cache-dir keeps its token ids in a temporary folder so named
@@ -93,6 +94,19 @@ class SkipGramResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     context_vectors: WordVectors | None = None
     config: SkipGramConfig | None = None
+
+    @property
+    def wv(self) -> WordVectors:
+        """The input vectors (gensim's ``Word2Vec.wv``)."""
+        return self.vectors
+
+    def save(self, path: str | os.PathLike[str], format: str = "word2vec-bin") -> None:
+        """The vectors in ``format`` (nce_lm.vectors.formats); ``gensim-model``: a gensim ``Word2Vec`` that
+        ``gensim.models.Word2Vec.load`` opens and can train further, holding the output vectors too."""
+        from nce_lm.skipgram.gensim_export import word2vec_training
+
+        training = word2vec_training(self) if format_named(format).needs_training else None
+        self.vectors.save(path, format, training)
 
 
 def _memory_estimate(config: SkipGramConfig, vocab_size: int, tokens: int) -> dict[str, int]:
@@ -418,7 +432,7 @@ class SkipGramTrainer:
             epoch_loss = loss_sum / max(example_count, 1)
             self.state.loss_per_epoch.append(epoch_loss)
             self.state.epochs_done = epoch + 1
-            if ctx.is_main:
+            if progress and ctx.is_main:
                 bar.write(
                     f"epoch {epoch + 1}/{config.epochs}: mean loss per {unit} {epoch_loss:.4f} over "
                     f"{example_count:,} {unit}s"
@@ -567,6 +581,8 @@ def train_skipgram(
     ``cache_dir`` keeps the files' token ids for later runs: a folder of ``nce-lm prepare`` must hold this
     corpus under this vocabulary (an :class:`NceLmError` otherwise); without one, ids go to a temporary folder.
     ``errors="replace"`` substitutes U+FFFD for undecodable bytes instead of stopping.
+    ``progress=False`` prints no bar and no per-epoch lines; what a resumed run's learning rate does, and warnings,
+    are still said.
 
     ``checkpoint`` is rewritten after every epoch; ``resume`` continues a checkpoint up to ``config.epochs``
     epochs in all with its tables, vocabulary and schedule. Only the settings of :mod:`nce_lm.training.resume` may
