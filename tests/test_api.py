@@ -125,16 +125,133 @@ def test_to_gensim_is_a_copy_with_counts(vectors: WordVectors) -> None:
     assert vectors.vectors[0].any()
 
 
-def readme_python_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+def test_the_package_exports_the_api_lazily() -> None:
+    """``from nce_lm import ...`` gives the modules' own objects, and ``import nce_lm`` alone loads neither torch
+    nor gensim (each name is imported at its first use)."""
+    import subprocess
+    import sys
+
+    import nce_lm
+    from nce_lm.lm.config import LMConfig
+    from nce_lm.lm.train import train_lm
+    from nce_lm.skipgram.config import SkipGramConfig as Config
+
+    assert (nce_lm.train_skipgram, nce_lm.SkipGramConfig, nce_lm.WordVectors) == (train_skipgram, Config, WordVectors)
+    assert (nce_lm.train_lm, nce_lm.LMConfig) == (train_lm, LMConfig)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        nce_lm.nothing  # noqa: B018
+    code = "import sys, nce_lm; print(sorted(m for m in ('torch', 'gensim', 'numpy') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
 
 
-def test_the_readme_has_python_examples() -> None:
-    assert len(readme_python_blocks()) >= 2
+def test_language_model_is_exported_from_its_module() -> None:
+    """``LanguageModel`` comes from nce_lm.lm.language_model (its engineer's module): that class where it exists,
+    else an ImportError naming the module, never another class of the same name."""
+    import importlib.util
+
+    import nce_lm
+
+    if importlib.util.find_spec("nce_lm.lm.language_model") is None:
+        with pytest.raises(AttributeError, match="needs nce_lm.lm.language_model, which this version does not have"):
+            nce_lm.LanguageModel  # noqa: B018
+    else:
+        from nce_lm.lm.language_model import LanguageModel as Defined
+
+        from nce_lm import LanguageModel
+
+        assert LanguageModel is Defined
+
+
+@pytest.fixture(scope="module")
+def trained(topic_corpus: Path):
+    return train_skipgram(topic_corpus, SMALL, progress=False)
+
+
+def test_the_result_has_gensims_attributes(trained) -> None:
+    wv = trained.wv
+    assert wv is trained.vectors and isinstance(wv, WordVectors)
+    assert wv.index_to_key == wv.words and wv.vectors.shape == (len(wv.index_to_key), SMALL.dim)
+    assert wv.key_to_index == {word: i for i, word in enumerate(wv.index_to_key)}
+    assert all(wv.index_to_key[wv.key_to_index[word]] == word for word in wv.index_to_key)
+    keyed = wv.to_gensim()
+    assert keyed.key_to_index == wv.key_to_index and keyed.index_to_key == wv.index_to_key
+
+
+@pytest.mark.parametrize("format", ["word2vec-bin", "word2vec-txt", "gensim"])
+def test_saved_vectors_reload_in_gensim_and_here(trained, tmp_path: Path, format: str) -> None:
+    wv, path = trained.wv, tmp_path / f"vectors.{format}"
+    wv.save(path, format=format)
+    if format == "gensim":
+        keyed = KeyedVectors.load(str(path))
+    else:
+        keyed = KeyedVectors.load_word2vec_format(str(path), binary=format == "word2vec-bin")
+    assert keyed.index_to_key == wv.index_to_key and keyed.key_to_index == wv.key_to_index
+    np.testing.assert_array_equal(keyed.vectors, wv.vectors)
+    loaded = WordVectors.load(path, trust_pickle=format == "gensim")
+    assert loaded.index_to_key == wv.index_to_key
+    np.testing.assert_array_equal(loaded.vectors, wv.vectors)
+
+
+def test_save_word2vec_format_is_gensims(trained, tmp_path: Path) -> None:
+    for binary in (True, False):
+        path = tmp_path / f"v.{binary}"
+        trained.wv.save_word2vec_format(path, binary=binary)
+        keyed = KeyedVectors.load_word2vec_format(str(path), binary=binary)
+        assert keyed.index_to_key == trained.wv.index_to_key
+        np.testing.assert_array_equal(keyed.vectors, trained.wv.vectors)
+
+
+def test_progress_false_prints_nothing(topic_corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    train_skipgram(topic_corpus, SMALL, progress=False)
+    assert capsys.readouterr() == ("", "")
+    train_skipgram(topic_corpus, SMALL, progress=True)
+    assert "epoch 2/2: mean loss per (context, centre) pair" in capsys.readouterr().out  # shown when asked for
+
+
+def readme_python_blocks() -> list[tuple[str, str | None]]:
+    """Each ```python block of the README with the ```text block right after it (its output as run), if any."""
+    found = re.findall(r"```python\n(.*?)```\n(?:\n```text\n(.*?)```)?", README.read_text(), flags=re.S)
+    return [(code, shown or None) for code, shown in found]
+
+
+SPEED = re.compile(r"[\d,.]+ (?:tokens|words)/s")  # what the machine's load decides, not the code
+NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?")
+
+
+def same_output(printed: str, shown: str) -> bool:
+    """The words of ``printed`` are ``shown``'s, and each number is within the rounding of the figure shown (plus
+    0.1 %: BLAS sums in another order on another machine), speeds left out."""
+    printed, shown = SPEED.sub("SPEED", printed), SPEED.sub("SPEED", shown)
+    if NUMBER.sub("#", printed).split() != NUMBER.sub("#", shown).split():
+        return False
+    for got, want in zip(NUMBER.findall(printed), NUMBER.findall(shown)):
+        digits = len(want.split(".")[1]) if "." in want else 0
+        got, want = float(got.replace(",", "")), float(want.replace(",", ""))
+        if abs(got - want) > 0.5 * 10**-digits + 1e-3 * abs(want):
+            return False
+    return True
+
+
+def test_the_readme_has_python_examples_with_their_output() -> None:
+    blocks = readme_python_blocks()
+    assert len(blocks) >= 2 and all(shown is not None for _, shown in blocks)
+
+
+def test_same_output_sees_a_changed_word_or_number() -> None:
+    shown = "[('federal', 0.905)] epoch 1: valid ppl 50.86, 830 tokens/s"
+    assert same_output("[('federal', 0.9054)] epoch 1: valid ppl 50.861, 1,234 tokens/s", shown)
+    assert not same_output("[('interim', 0.905)] epoch 1: valid ppl 50.86, 830 tokens/s", shown)
+    assert not same_output("[('federal', 0.912)] epoch 1: valid ppl 50.86, 830 tokens/s", shown)
+    assert not same_output("[('federal', 0.905)] epoch 1: valid ppl 51.86, 830 tokens/s", shown)
 
 
 @pytest.mark.parametrize("index", range(len(readme_python_blocks())))
-def test_the_readme_python_examples_run_as_written(index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_readme_python_examples_print_what_it_shows(
+    index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
-    code = readme_python_blocks()[index]
+    code, shown = readme_python_blocks()[index]
     exec(compile(code, f"README.md python block {index + 1}", "exec"), {"__name__": "readme"})
+    printed = capsys.readouterr().out
+    assert shown is None or same_output(printed, shown), f"printed:\n{printed}\nthe README shows:\n{shown}"

@@ -24,7 +24,7 @@ from nce_lm.cli import main
 from nce_lm.lm import LMConfig, train_lm
 from nce_lm.pipeline.synth import TeacherConfig, write_corpus
 from nce_lm.pipeline.vocab import build_vocab
-from nce_lm.vectors.word_vectors import WordVectors, save_vectors
+from nce_lm.vectors.word_vectors import WordVectors
 
 C = "corpus/c.txt"
 LM = ["--train", C, "--valid", C, "--dim", "8", "--layers", "1", "--batch-size", "4", "--seq-len", "8", "--quiet"]
@@ -93,7 +93,16 @@ CASES: list[tuple[list[str], str]] = [
     # eval-vectors
     (["eval-vectors", "vec.bin", "--metrics", "vec.bin"], "is the input"),
     (["eval-vectors", "vec.bin", "--metrics", "corpus"], "is a folder"),
-    (["eval-vectors", "pickle.bin"], "looks like a pickle"),
+    (["eval-vectors", "pickle.bin"], "pickle.bin is a pickle (gensim's native format), which runs code when loaded"),
+    (
+        ["eval-vectors", "trap.kv"],
+        "trap.kv is a pickle (gensim's native format), which runs code when loaded; if you "
+        "trust the file's source, add --trust-pickle (Python: trust_pickle=True)",
+    ),
+    (["eval-vectors", "trap.kv", "--format", "gensim"], "the gensim format is a pickle"),
+    (["neighbors", "trap.kv", "the"], "trap.kv is a pickle (gensim's native format)"),
+    (["neighbors", "trap.model", "the", "--format", "gensim-model"], "the gensim-model format is a pickle"),
+    (["eval-vectors", "pickle.bin", "--format", "gensim", "--trust-pickle"], "cannot load gensim vectors from"),
     (["eval-vectors", "huge.bin"], "take at least"),
     (["eval-vectors", "nan.txt"], "holds NaN"),
     (["eval-vectors", "latin1.txt"], "line 3 is not valid UTF-8 (byte 0xe9); use errors='replace'"),
@@ -102,13 +111,14 @@ CASES: list[tuple[list[str], str]] = [
     (["eval-vectors", "vec.bin", "--restrict-vocab", "0"], "--restrict-vocab"),
     (["eval-vectors", "vec.bin", "--analogies", "absent.txt"], "not found"),
     (["eval-vectors", "vec.bin", "--format", "glove"], "invalid choice"),
-    (["eval-vectors", "vec.bin", "--format", "gensim"], "cannot load gensim vectors"),
+    (["eval-vectors", "vec.bin", "--format", "gensim"], "add --trust-pickle"),
+    (["eval-vectors", "vec.bin", "--format", "gensim", "--trust-pickle"], "cannot load gensim vectors"),
     (["eval-vectors", "absent.bin"], "not found"),
     # neighbors
     (["neighbors", "vec.bin", "a0", "-k", "0"], "-k: must be at least 1"),
     (["neighbors", "vec.bin", "a0", "-k", "10"], "more neighbours than"),
     (["neighbors", "vec.bin", "nosuchword"], "not in the vectors"),
-    (["neighbors", "pickle.bin", "a0"], "looks like a pickle"),
+    (["neighbors", "pickle.bin", "a0"], "is a pickle"),
     (["neighbors", "vec.bin"], "arguments are required"),
     (["neighbors", "huge.bin", "a0", "--format", "word2vec-txt"], "take at least"),
     # lm train
@@ -168,6 +178,16 @@ def _snapshot(root: Path) -> dict[str, tuple]:
     return state
 
 
+class CreatesAFile:
+    """A hostile pickle's payload: unpickling it calls ``open(path, "w")`` (pickle's __reduce__)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("workspace")
@@ -184,8 +204,10 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "v_blank.json").write_text(json.dumps({**data, "tokens": [*data["tokens"][:-1], "a b"]}))
     (root / "v_types.json").write_text(json.dumps({**data, "counts": [str(c) for c in data["counts"]]}))
     vectors = WordVectors([f"a{i}" for i in range(10)], rng.normal(size=(10, 4)))
-    save_vectors(vectors, root / "vec.bin", "word2vec-bin")
+    vectors.save(root / "vec.bin", "word2vec-bin")
     (root / "pickle.bin").write_bytes(pickle.dumps({"not": "vectors"}, protocol=4))
+    for name in ("trap.kv", "trap.model"):  # unpickled, creates the file SPRUNG: the workspace check sees it
+        (root / name).write_bytes(pickle.dumps(CreatesAFile("SPRUNG"), protocol=4))
     (root / "huge.bin").write_bytes(b"1000000000 1000000000\na " + b"\0" * 16 + b"\n")
     (root / "nan.txt").write_text("2 2\na 1 2\nb nan 1\n")
     (root / "latin1.txt").write_bytes("2 2\na 1 2\ncaf\u00e9 2 1\n".encode("latin-1"))

@@ -127,9 +127,9 @@ def test_skipgram_trains_on_two_gloo_ranks(tmp_path: Path, torchrun) -> None:
         str(tmp_path / "c.ckpt"),
     ]
     torchrun(command)
-    from nce_lm.vectors.word_vectors import load_vectors
+    from nce_lm.vectors.word_vectors import WordVectors
 
-    vectors = load_vectors(out)
+    vectors = WordVectors.load(out)
     unit = vectors.unit_vectors()
     index = {w: i for i, w in enumerate(vectors.words)}
     a, b = unit[[index[f"a{i}"] for i in range(10)]], unit[[index[f"b{i}"] for i in range(10)]]

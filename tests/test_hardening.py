@@ -1,7 +1,8 @@
 """Issue 15's findings, one test each (finding 1 is in test_vectors.py, finding 7 is the whole of
 test_cli_bad_inputs.py, finding 6 belongs to the resume work of issue 16), each reproducing what went wrong.
 
-1. a pickle named like word2vec vectors ran code: ``test_vectors.test_a_pickle_is_never_loaded_unless_named``
+1. a pickle named like word2vec vectors ran code: ``test_vectors.test_a_pickle_is_loaded_only_with_trust_pickle``;
+   issue 25: a ``.kv`` file was unpickled because of its name: :func:`test_25_a_kv_file_is_not_unpickled_for_its_name`
 2. outputs overwrote inputs: :func:`test_2_an_output_never_overwrites_an_input`
 3. a failed synth replaced good splits: :func:`test_3_a_failed_synth_leaves_the_folder_as_it_was`
 4. no locks: :func:`test_4_a_folder_in_use_is_refused_naming_the_process`
@@ -270,3 +271,40 @@ def test_11_downloads_are_verified_https_and_bounded(tmp_path: Path, tgz_dataset
     with pytest.raises(NceLmError, match="expands past 1,000 bytes"):
         fetch("bomb", tmp_path / "data")
     assert not (tmp_path / "data" / "bomb").exists()
+
+
+class _CreatesAFile:
+    """A hostile pickle's payload: unpickling it calls ``open(path, "w")`` (pickle's __reduce__)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_25_a_kv_file_is_not_unpickled_for_its_name(tmp_path: Path) -> None:
+    """``eval-vectors FILE.kv`` and ``neighbors FILE.kv the`` ran a crafted pickle's payload. Now a pickle is read
+    only with --trust-pickle, whatever its name: one line, exit 2, and the payload's file is not created."""
+    import pickle
+
+    sprung = tmp_path / "SPRUNG"
+    trap = tmp_path / "vectors.kv"
+    trap.write_bytes(pickle.dumps(_CreatesAFile(str(sprung)), protocol=4))
+    for argv in (
+        ["eval-vectors", str(trap)],
+        ["neighbors", str(trap), "the"],
+        ["eval-vectors", str(trap), "--format", "gensim"],
+    ):
+        done = subprocess.run([sys.executable, "-m", "nce_lm", *argv], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
+        assert "a pickle (gensim's native format), which runs code when loaded" in done.stderr
+        assert "add --trust-pickle" in done.stderr
+        assert not sprung.exists()
+    # the payload is real: consent given, it runs (and the file then fails to load as vectors)
+    done = subprocess.run(
+        [sys.executable, "-m", "nce_lm", "neighbors", str(trap), "the", "--trust-pickle"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and sprung.exists()

@@ -233,15 +233,58 @@ def test_seed_makes_the_noise_reproducible(noise) -> None:
         build_objective("nce", noise, K, seed=3, generator=torch.Generator())
 
 
+def _softplus(x: float) -> float:
+    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+
+
+def _sigmoid(x: float) -> float:
+    return math.exp(-_softplus(-x))
+
+
+def _log_softmax(logits: list[float]) -> list[float]:
+    top = max(logits)
+    lse = top + math.log(sum(math.exp(z - top) for z in logits))
+    return [z - lse for z in logits]
+
+
+def _reference(name: str, s_true: float, s_noise: list[float], logq_true: float, logq_noise: list[float]):
+    """The loss of one example and its gradients with respect to s_true and s_noise, from the closed forms in
+    float64 (docs/objectives.md): binary on z = s − log(k q) (nce) or z = s (neg), loss = softplus(−z_0) +
+    Σ softplus(z_j), ∂/∂s = −σ(−z_0), σ(z_j); ranking on l = s − log q (ranking) or l = s (infonce), loss =
+    −log softmax_0(l), ∂/∂l = softmax(l) − e_0; full: s_noise is the whole row, loss = logsumexp(s_noise) − s_true."""
+    k = len(s_noise)
+    if name in ("nce", "neg"):
+        shift = (lambda lq: lq + math.log(k)) if name == "nce" else (lambda lq: 0.0)
+        z_true, z_noise = s_true - shift(logq_true), [s - shift(lq) for s, lq in zip(s_noise, logq_noise)]
+        loss = _softplus(-z_true) + sum(_softplus(z) for z in z_noise)
+        return loss, -_sigmoid(-z_true), [_sigmoid(z) for z in z_noise]
+    if name == "full":
+        log_p = _log_softmax(s_noise)
+        return -(s_true - (s_noise[0] - log_p[0])), -1.0, [math.exp(lp) for lp in log_p]
+    shift = (lambda lq: lq) if name == "ranking" else (lambda lq: 0.0)
+    log_p = _log_softmax([s_true - shift(logq_true)] + [s - shift(lq) for s, lq in zip(s_noise, logq_noise)])
+    p = [math.exp(lp) for lp in log_p]
+    return -log_p[0], p[0] - 1.0, p[1:]
+
+
 @pytest.mark.parametrize("name", ["nce", "neg", "ranking", "infonce", "full"])
-def test_extreme_scores_give_finite_losses_and_gradients(noise, name: str) -> None:
-    """Scores of ±1000 overflow exp in any precision: the losses go through logsigmoid / logsumexp."""
-    s_true = torch.tensor([1000.0, -1000.0, 0.0], requires_grad=True)
-    s_noise = torch.tensor([[-1000.0, 1000.0], [1000.0, 0.0], [-1000.0, -1000.0]], requires_grad=True)
-    logq_true, logq_noise = torch.full((3,), -3.0), torch.full((2,), -2.0)
+def test_extreme_scores_give_the_exact_losses_and_gradients(noise, name: str) -> None:
+    """Scores of ±1000 overflow exp in any precision: the losses go through logsigmoid / logsumexp and give the
+    closed forms' values and gradients (computed in float64 with math), not merely finite ones."""
+    s_true = torch.tensor([1000.0, -1000.0, 0.0, 3.0], requires_grad=True)
+    s_noise = torch.tensor([[-1000.0, 1000.0], [1000.0, 0.0], [-1000.0, -1000.0], [1.5, -0.5]], requires_grad=True)
+    logq_true, logq_noise = torch.tensor([-3.0, -3.0, -3.0, -1.0]), torch.tensor([-2.0, -0.5])
     loss = build_objective(name, noise if name != "full" else None, 2).loss(s_true, s_noise, logq_true, logq_noise)
     loss.sum().backward()
-    assert torch.isfinite(loss).all() and torch.isfinite(s_true.grad).all() and torch.isfinite(s_noise.grad).all()
+    for b in range(4):
+        want, grad_true, grad_noise = _reference(
+            name, s_true[b].item(), s_noise[b].tolist(), logq_true[b].item(), logq_noise.tolist()
+        )
+        # float32 holds a logit near 1000 to 6e-5: the loss (a difference of two such values) and the gradient
+        # (exp of one) carry that error
+        assert loss[b].item() == pytest.approx(want, rel=1e-6, abs=2e-4), b
+        assert s_true.grad[b].item() == pytest.approx(grad_true, abs=1e-4), b
+        assert s_noise.grad[b].tolist() == pytest.approx(grad_noise, abs=1e-4), b
 
 
 @pytest.mark.parametrize("name", ["nce", "ranking", "full"])

@@ -13,8 +13,7 @@ from nce_lm.cli import main
 from nce_lm.errors import NceLmError
 from nce_lm.pipeline.vocab import build_vocab, final_vocab_min_count
 from nce_lm.skipgram.trainer import SkipGramConfig, train_skipgram
-from nce_lm.vectors.gensim_model import save_gensim_model
-from nce_lm.vectors.word_vectors import load_vectors
+from nce_lm.vectors.word_vectors import WordVectors
 
 CONFIG = SkipGramConfig(dim=12, epochs=2, min_count=1, sample=0.0, batch_size=64, lr=0.05, threads=1, seed=3)
 
@@ -59,7 +58,7 @@ def test_gensim_model_loads_with_our_vectors_and_trains_further(tmp_path: Path) 
         config = replace(CONFIG, model=model_name, objective="nce", max_final_vocab=2000)
         result = train_skipgram([lee_corpus()], config, progress=False)
         path = tmp_path / f"{model_name}.model"
-        save_gensim_model(result, path)
+        result.save(path, format="gensim-model")
         model = Word2Vec.load(str(path))
         assert path.is_file() and not list(tmp_path.glob(f"{path.name}.*"))  # one file: no side files, no temp
         assert (model.sg, model.cbow_mean, model.negative, model.window, model.vector_size) == (
@@ -136,7 +135,7 @@ def test_cli_writes_the_context_vectors_and_the_gensim_model(
     result = train_skipgram([corpus], config, progress=False)
     assert len(result.vectors) <= 300
     for path, expected in [(text, result.vectors), (context, result.context_vectors)]:
-        loaded = load_vectors(path)
+        loaded = WordVectors.load(path)
         assert loaded.words == expected.words
         np.testing.assert_allclose(loaded.vectors, expected.vectors, rtol=1e-6, atol=0)
     model_path, keyed_path = tmp_path / "w2v.model", tmp_path / "u.kv"
@@ -158,7 +157,7 @@ def test_cli_writes_the_context_vectors_and_the_gensim_model(
     )
     model = Word2Vec.load(str(model_path))
     assert model.sg == 0 and len(model.wv) == len(result.vectors)
-    context_vectors = load_vectors(keyed_path)
+    context_vectors = WordVectors.load(keyed_path, trust_pickle=True)
     np.testing.assert_array_equal(context_vectors.vectors, result.context_vectors.vectors)
     np.testing.assert_array_equal(context_vectors.counts, result.vectors.counts)
 

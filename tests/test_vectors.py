@@ -9,7 +9,8 @@ import pytest
 from gensim.models import KeyedVectors
 
 from nce_lm.errors import NceLmError
-from nce_lm.vectors.word_vectors import FORMATS, WordVectors, load_vectors, save_vectors
+from nce_lm.vectors.formats import FORMATS
+from nce_lm.vectors.word_vectors import WordVectors
 
 
 @pytest.fixture
@@ -21,10 +22,10 @@ def vectors() -> WordVectors:
     return WordVectors(words, values, np.array([900, 50, 40, 30, 20, 10, 5]))
 
 
-@pytest.mark.parametrize("format", FORMATS)
+@pytest.mark.parametrize("format", [name for name, fmt in FORMATS.items() if not fmt.needs_training])
 def test_every_format_round_trips_through_gensim(tmp_path: Path, vectors: WordVectors, format: str) -> None:
     path = tmp_path / ("vectors.kv" if format == "gensim" else f"vectors.{format}")
-    save_vectors(vectors, path, format)
+    vectors.save(path, format)
     if format == "gensim":
         keyed = KeyedVectors.load(str(path))
         assert [keyed.get_vecattr(w, "count") for w in vectors.words] == vectors.counts.tolist()
@@ -32,7 +33,7 @@ def test_every_format_round_trips_through_gensim(tmp_path: Path, vectors: WordVe
         keyed = KeyedVectors.load_word2vec_format(str(path), binary=format == "word2vec-bin")
     assert keyed.index_to_key == vectors.words  # our order, not re-sorted
     np.testing.assert_array_equal(keyed.vectors, vectors.vectors)  # bit for bit, text included (%.9g)
-    ours = load_vectors(path)
+    ours = WordVectors.load(path, trust_pickle=format == "gensim")
     assert ours.words == vectors.words
     np.testing.assert_array_equal(ours.vectors, vectors.vectors)
 
@@ -42,7 +43,7 @@ def test_gensim_written_word2vec_files_load(tmp_path: Path, vectors: WordVectors
     for binary in (True, False):
         path = tmp_path / f"gensim.{binary}"
         keyed.save_word2vec_format(str(path), binary=binary)
-        loaded = load_vectors(path)
+        loaded = WordVectors.load(path)
         reference = KeyedVectors.load_word2vec_format(str(path), binary=binary)
         assert loaded.words == reference.index_to_key
         np.testing.assert_array_equal(loaded.vectors, reference.vectors)
@@ -50,23 +51,25 @@ def test_gensim_written_word2vec_files_load(tmp_path: Path, vectors: WordVectors
 
 def test_bad_vectors_and_files(tmp_path: Path, vectors: WordVectors) -> None:
     with pytest.raises(NceLmError, match="whitespace"):
-        save_vectors(WordVectors(["a b"], np.zeros((1, 2))), tmp_path / "v.bin")
+        WordVectors(["a b"], np.zeros((1, 2))).save(tmp_path / "v.bin")
     assert not (tmp_path / "v.bin").exists()
     with pytest.raises(NceLmError, match="unknown vector format"):
-        save_vectors(vectors, tmp_path / "v.x", "glove")
+        vectors.save(tmp_path / "v.x", "glove")
     path = tmp_path / "v.bin"
-    save_vectors(vectors, path, "word2vec-bin")
+    vectors.save(path, "word2vec-bin")
     path.write_bytes(path.read_bytes()[:-20])
     with pytest.raises(NceLmError, match="truncated"):
-        load_vectors(path)
+        WordVectors.load(path)
     path.write_text("not a header\n")
     with pytest.raises(NceLmError, match="not a word2vec file"):
-        load_vectors(path)
+        WordVectors.load(path)
     with pytest.raises(NceLmError, match="not found"):
-        load_vectors(tmp_path / "absent")
+        WordVectors.load(tmp_path / "absent")
     path.write_bytes(b"\x80\x04garbage")
     with pytest.raises(NceLmError, match="cannot load gensim vectors"):
-        load_vectors(path, "gensim")
+        WordVectors.load(path, "gensim", trust_pickle=True)
+    with pytest.raises(NceLmError, match="gensim-model format holds a trainer's output vectors"):
+        vectors.save(tmp_path / "w2v.model", "gensim-model")
     with pytest.raises(NceLmError, match="appears twice"):
         WordVectors(["a", "a"], np.zeros((2, 3)))
 
@@ -85,20 +88,28 @@ def _sprung() -> None:
     SPRUNG.append(True)
 
 
-def test_a_pickle_is_never_loaded_unless_named(tmp_path: Path) -> None:
-    """Issue 15, finding 1: a pickle named like word2vec vectors ran code when sniffed as gensim's format."""
+def test_a_pickle_is_loaded_only_with_trust_pickle(tmp_path: Path) -> None:
+    """Issue 25: a .kv file was unpickled because of its name, and ran its payload. Whatever the name and the
+    format asked for, a pickle is refused without trust_pickle, and nothing runs."""
     import pickle
 
-    hostile = tmp_path / "GoogleNews-vectors.bin"
-    hostile.write_bytes(pickle.dumps(_Trap(), protocol=4))
-    for format in ("auto", "word2vec-bin", "word2vec-txt"):
-        with pytest.raises(NceLmError, match="looks like a pickle|not a word2vec file"):
-            load_vectors(hostile, format)
+    payload = pickle.dumps(_Trap(), protocol=4)
+    for name in ("GoogleNews-vectors.bin", "vectors.kv", "w2v.model"):
+        hostile = tmp_path / name
+        hostile.write_bytes(payload)
+        for format in (None, "auto", "gensim", "gensim-model"):
+            with pytest.raises(
+                NceLmError,
+                match="a pickle .gensim's native format., which runs code when loaded; if "
+                "you trust the file's source, add --trust-pickle .Python: trust_pickle=True.$",
+            ):
+                WordVectors.load(hostile, format)
+        for format in ("word2vec-bin", "word2vec-txt"):
+            with pytest.raises(NceLmError, match="is a pickle .gensim's native format., not a word2vec file"):
+                WordVectors.load(hostile, format)
     assert SPRUNG == []  # nothing ran
-    named = tmp_path / "trusted.kv"
-    named.write_bytes(hostile.read_bytes())
     with pytest.raises(NceLmError, match="cannot load gensim vectors|not gensim KeyedVectors"):
-        load_vectors(named)  # a .kv name is the user saying it is gensim's format: loaded, and then refused
+        WordVectors.load(hostile, trust_pickle=True)  # the user's consent: loaded, and then refused
     assert SPRUNG == [True]
 
 
@@ -115,14 +126,14 @@ def test_headers_are_checked_against_the_file_size(tmp_path: Path, header: bytes
     path = tmp_path / "v.bin"
     path.write_bytes(header + body)
     with pytest.raises(NceLmError, match="take at least|not a word2vec file"):
-        load_vectors(path)
+        WordVectors.load(path)
 
 
 def test_non_finite_vectors_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "v.txt"
     path.write_text("2 2\na 1 2\nb nan 1\n")
     with pytest.raises(NceLmError, match="'b' holds NaN"):
-        load_vectors(path)
+        WordVectors.load(path)
 
 
 @pytest.mark.parametrize(
@@ -139,16 +150,16 @@ def test_damaged_word2vec_files_are_refused(tmp_path: Path, body: bytes, binary:
     path = tmp_path / "v.vec"
     path.write_bytes(body)
     with pytest.raises(NceLmError, match=message):
-        load_vectors(path, "word2vec-bin" if binary else "word2vec-txt")
+        WordVectors.load(path, "word2vec-bin" if binary else "word2vec-txt")
 
 
 @pytest.mark.parametrize("format", ["word2vec-txt", "word2vec-bin"])
 def test_an_undecodable_word_is_refused_or_replaced(tmp_path: Path, format: str) -> None:
     vectors = WordVectors(["king", "qu\ufffdeen"], np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32))
     path = tmp_path / "v.vec"
-    save_vectors(vectors, path, format)
+    vectors.save(path, format)
     path.write_bytes(path.read_bytes().replace("\ufffd".encode(), b"\xff"))
     with pytest.raises(NceLmError, match=r"is not valid UTF-8 \(byte 0xff\).*--replace-errors"):
-        load_vectors(path, format)
-    loaded = load_vectors(path, format, errors="replace")
+        WordVectors.load(path, format)
+    loaded = WordVectors.load(path, format, errors="replace")
     assert loaded.words == vectors.words and np.array_equal(loaded.vectors, vectors.vectors)

@@ -15,7 +15,7 @@ from nce_lm.cli.vector_verbs import parse_queries
 from nce_lm.errors import NceLmError
 from nce_lm.pipeline.vocab import Vocab, build_vocab
 from nce_lm.skipgram.trainer import SkipGramConfig, train_skipgram
-from nce_lm.vectors.word_vectors import WordVectors, save_vectors
+from nce_lm.vectors.word_vectors import WordVectors
 
 FAST = ["--dim", "8", "--epochs", "1", "--threads", "1", "--quiet"]
 
@@ -256,7 +256,7 @@ def test_queries_are_words_or_analogies_with_free_standing_operators() -> None:
 def test_neighbors_answers_analogies_and_goes_on_past_unknown_words(tmp_path: Path, capsys) -> None:
     rng = np.random.default_rng(4)
     words = ["king", "man", "woman", "queen", "Paris", "dog", "cat", "tree"]
-    save_vectors(WordVectors(words, rng.normal(size=(8, 5)).astype(np.float32)), tmp_path / "v.bin")
+    WordVectors(words, rng.normal(size=(8, 5)).astype(np.float32)).save(tmp_path / "v.bin")
     keyed = KeyedVectors.load_word2vec_format(str(tmp_path / "v.bin"), binary=True)
     assert (
         main(["neighbors", str(tmp_path / "v.bin"), "king", "-", "man", "+", "woman", "paris", "dog", "-k", "3"]) == 0

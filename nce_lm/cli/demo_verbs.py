@@ -23,7 +23,6 @@ from nce_lm.pipeline.noise import NoiseDistribution
 from nce_lm.pipeline.vocab import Vocab, build_vocab, coverage
 from nce_lm.skipgram.trainer import SkipGramConfig, train_skipgram
 from nce_lm.vectors.evaluation import evaluate_all
-from nce_lm.vectors.word_vectors import save_vectors
 
 DEMO_WORDS = ("government", "police", "fire", "australia", "said")
 # The demo's corpus is small (60,000 words): more epochs and a lower min count than word2vec's defaults.
@@ -87,7 +86,7 @@ def run_demo(args: argparse.Namespace) -> int:
                 f"  (a {words:,}-word corpus is far too small for these figures to mean much: most test words are "
                 "unknown; BENCHMARKS.md has them on WikiText-2 next to gensim's)"
             )
-        save_vectors(result.vectors, staging / "vectors.bin", "word2vec-bin")
+        result.vectors.save(staging / "vectors.bin", "word2vec-bin")
         reloaded = KeyedVectors.load_word2vec_format(str(staging / "vectors.bin"), binary=True)
         same = reloaded.index_to_key == result.vectors.words and (reloaded.vectors == result.vectors.vectors).all()
         print(f"{output / 'vectors.bin'}: gensim reloads it {'bit for bit' if same else 'WITH DIFFERENCES'}")

@@ -106,5 +106,5 @@ def add_replace_errors(parser: argparse.ArgumentParser) -> None:
 
 
 def error_mode(args: argparse.Namespace) -> str:
-    """The ``errors`` value (nce_lm.pipeline.corpus.ERROR_MODES) that ``--replace-errors`` chose."""
+    """The ``errors`` value (nce_lm.decoding.ERROR_MODES) that ``--replace-errors`` chose."""
     return "replace" if args.replace_errors else "strict"

@@ -16,10 +16,9 @@ from nce_lm.skipgram.checkpoint import load_checkpoint
 from nce_lm.skipgram.config import KERNELS, OUTPUT_BIAS, SKIPGRAM_OPTIMIZER_LR, SkipGramConfig
 from nce_lm.skipgram.examples import MODELS
 from nce_lm.skipgram.trainer import SkipGramResult, train_skipgram
-from nce_lm.vectors.word_vectors import FORMATS, save_vectors
+from nce_lm.vectors.formats import FORMATS
 
 _DEFAULTS = SkipGramConfig()
-GENSIM_MODEL = "gensim-model"  # a gensim Word2Vec model, trainable further (nce_lm.vectors.gensim_model)
 
 
 def given_settings(args: argparse.Namespace) -> dict[str, object]:
@@ -94,29 +93,18 @@ def run_skipgram(args: argparse.Namespace) -> int:
         write_json_atomic(args.metrics, metrics)
     written = [f"{args.output} (vectors, {args.format})"]
     if args.save_context_vectors:
-        written.append(f"{args.save_context_vectors} (output vectors, {context_format(args.format)})")
+        written.append(f"{args.save_context_vectors} (output vectors, {FORMATS[args.format].output_vectors_format})")
     written += [f"{args.checkpoint} (checkpoint, for --resume)"] if args.checkpoint else []
     written += [f"{args.metrics} (metrics)"] if args.metrics else []
     print("wrote " + ", ".join(written))
     return 0
 
 
-def context_format(format: str) -> str:
-    """The format of the exported output vectors: ``--format``'s, or gensim's KeyedVectors beside a gensim
-    model (which holds them too, as ``syn1neg``)."""
-    return "gensim" if format == GENSIM_MODEL else format
-
-
 def save_outputs(result: SkipGramResult, args: argparse.Namespace) -> None:
-    """The vectors in ``--format`` (or the gensim model), then the output vectors when asked for."""
-    if args.format == GENSIM_MODEL:
-        from nce_lm.vectors.gensim_model import save_gensim_model
-
-        save_gensim_model(result, args.output)
-    else:
-        save_vectors(result.vectors, args.output, args.format)
+    """The vectors in ``--format``, then the output vectors when asked for (nce_lm.vectors.formats)."""
+    result.save(args.output, args.format)
     if args.save_context_vectors:
-        save_vectors(result.context_vectors, args.save_context_vectors, context_format(args.format))
+        result.context_vectors.save(args.save_context_vectors, FORMATS[args.format].output_vectors_format)
 
 
 def add_training_arguments(parser: argparse.ArgumentParser, defaults: SkipGramConfig = _DEFAULTS) -> None:
@@ -230,9 +218,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", required=True, help="vector file to write")
     parser.add_argument(
         "--format",
-        choices=(*FORMATS, GENSIM_MODEL),
+        choices=tuple(FORMATS),
         default="word2vec-bin",
-        help="vector format, or gensim-model: a gensim Word2Vec that gensim.models.Word2Vec.load opens "
+        help="vector format; gensim-model: a gensim Word2Vec that gensim.models.Word2Vec.load opens "
         "and can train further (default word2vec-bin)",
     )
     parser.add_argument(

@@ -11,7 +11,8 @@ from nce_lm.clobber import check_outputs
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import write_json_atomic
 from nce_lm.vectors.evaluation import DEFAULT_RESTRICT_VOCAB, evaluate_all
-from nce_lm.vectors.word_vectors import LOAD_FORMATS, WordVectors, load_vectors
+from nce_lm.vectors.formats import AUTO, FORMATS
+from nce_lm.vectors.word_vectors import WordVectors
 
 DEFAULT_NEIGHBORS = 10
 
@@ -32,7 +33,7 @@ def print_metrics(metrics: dict[str, object]) -> None:
 
 def run_eval_vectors(args: argparse.Namespace) -> int:
     check_outputs([args.vectors, *(args.analogies or ()), *(args.similarity or ())], files={"--metrics": args.metrics})
-    vectors = load_vectors(args.vectors, args.format, error_mode(args))
+    vectors = load_vectors(args)
     metrics = evaluate_all(
         vectors, args.analogies, args.similarity, args.restrict_vocab, progress=not args.quiet, errors=error_mode(args)
     )
@@ -41,6 +42,11 @@ def run_eval_vectors(args: argparse.Namespace) -> int:
         write_json_atomic(args.metrics, metrics)
         print(f"wrote {args.metrics}")
     return 0
+
+
+def load_vectors(args: argparse.Namespace) -> WordVectors:
+    """The vectors file of either verb, read as ``--format``, ``--replace-errors`` and ``--trust-pickle`` say."""
+    return WordVectors.load(args.vectors, args.format, error_mode(args), trust_pickle=args.trust_pickle)
 
 
 OPERATORS = ("+", "-")
@@ -79,7 +85,7 @@ def unknown_word_message(vectors: WordVectors, word: str) -> str:
 
 def run_neighbors(args: argparse.Namespace) -> int:
     queries = parse_queries(args.words)
-    vectors = load_vectors(args.vectors, args.format, error_mode(args))
+    vectors = load_vectors(args)
     if args.k is not None and args.k >= len(vectors):
         raise NceLmError(
             f"-k {args.k} asks for more neighbours than the {len(vectors) - 1:,} other words of {args.vectors}"
@@ -104,15 +110,21 @@ def run_neighbors(args: argparse.Namespace) -> int:
 
 
 def _add_reading_options(parser: argparse.ArgumentParser) -> None:
-    """``--format`` and ``--replace-errors``, which both verbs take."""
+    """``--format``, ``--trust-pickle`` and ``--replace-errors``, which both verbs take."""
     add_replace_errors(parser)
     parser.add_argument(
         "--format",
-        choices=LOAD_FORMATS,
-        default="auto",
-        help="auto (default): gensim's native format for a .kv or .model name, else word2vec binary or text. "
-        "gensim's format is a Python pickle, which can run code when loaded: name it (--format gensim) only "
-        "for files from a source you trust",
+        choices=(AUTO, *FORMATS),
+        default=AUTO,
+        help="auto (default): word2vec binary or text, told apart by content; gensim and gensim-model "
+        "(gensim's native formats) need --trust-pickle",
+    )
+    parser.add_argument(
+        "--trust-pickle",
+        dest="trust_pickle",
+        action="store_true",
+        help="allow reading gensim's native formats, which are Python pickles: loading one runs whatever code "
+        "the file names, so give this only for files from a source you trust (a file's name is not enough)",
     )
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from nce_lm.decoding import check_error_mode, undecodable
 from nce_lm.errors import NceLmError
 
 DEFAULT_BLOCK_SIZE = 1 << 20
@@ -29,25 +30,6 @@ DEFAULT_BLOCK_SIZE = 1 << 20
 
 MAX_TOKEN_BLOCKS = 16
 """A single token longer than this many blocks means the input is not text: it is an error."""
-
-ERROR_MODES = ("strict", "replace")
-"""How undecodable bytes are met: "strict" stops with an error naming --replace-errors, "replace" reads U+FFFD."""
-
-
-def check_error_mode(errors: str) -> None:
-    """Refuse an ``errors`` value outside :data:`ERROR_MODES`."""
-    if errors not in ERROR_MODES:
-        raise NceLmError(f"errors must be one of {', '.join(ERROR_MODES)}, got {errors!r}")
-
-
-def undecodable(place: str, err: UnicodeDecodeError) -> NceLmError:
-    """The error for a strict read that met invalid UTF-8: ``place`` (file and where in it), the bad byte, and
-    the option that reads it as U+FFFD instead."""
-    return NceLmError(
-        f"{place} (byte 0x{err.object[err.start]:02x}); use errors='replace' (CLI --replace-errors) to substitute "
-        "U+FFFD"
-    )
-
 
 # Characters Python's str.split treats as whitespace but Rust's char::is_whitespace (WhitespaceSplit) does not.
 _PYTHON_ONLY_WHITESPACE = re.compile("[\x1c-\x1f]")

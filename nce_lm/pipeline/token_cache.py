@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 
 from nce_lm.clobber import check_outputs
+from nce_lm.decoding import check_error_mode
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import atomic_path, read_json, write_json_atomic
 from nce_lm.locks import folder_lock
-from nce_lm.pipeline.corpus import check_error_mode, expand_inputs, iter_chunks
+from nce_lm.pipeline.corpus import expand_inputs, iter_chunks
 from nce_lm.pipeline.vocab import Vocab
 
 MANIFEST_FORMAT = "nce_lm.pipeline.token_cache"

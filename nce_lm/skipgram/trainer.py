@@ -79,6 +79,7 @@ from nce_lm.training.distributed import DistributedContext
 from nce_lm.training.memory import check_memory
 from nce_lm.training.resume import refuse_changes
 from nce_lm.training.rowwise_adagrad import RowwiseAdagrad
+from nce_lm.vectors.formats import format_named
 from nce_lm.vectors.word_vectors import WordVectors
 
 IDS_TEMP_PREFIX = "nce_lm-ids-"  # a run without --cache-dir keeps its token ids in a temporary folder so named
@@ -94,6 +95,19 @@ class SkipGramResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     context_vectors: WordVectors | None = None
     config: SkipGramConfig | None = None
+
+    @property
+    def wv(self) -> WordVectors:
+        """The input vectors (gensim's ``Word2Vec.wv``)."""
+        return self.vectors
+
+    def save(self, path: str | os.PathLike[str], format: str = "word2vec-bin") -> None:
+        """The vectors in ``format`` (nce_lm.vectors.formats); ``gensim-model``: a gensim ``Word2Vec`` that
+        ``gensim.models.Word2Vec.load`` opens and can train further, holding the output vectors too."""
+        from nce_lm.skipgram.gensim_export import word2vec_training
+
+        training = word2vec_training(self) if format_named(format).needs_training else None
+        self.vectors.save(path, format, training)
 
 
 def _memory_estimate(config: SkipGramConfig, vocab_size: int, tokens: int) -> dict[str, int]:
@@ -250,9 +264,9 @@ class SkipGramTrainer:
         self.path.end_epoch()
         return loss_sum, example_count, words_done
 
-    def _end_epoch(self, epoch: int, loss_sum: float, example_count: int, bar: Any) -> None:
+    def _end_epoch(self, epoch: int, loss_sum: float, example_count: int, bar: Any, progress: bool) -> None:
         """After an epoch on every rank: average the tables and the figures across ranks, record the epoch's mean
-        loss (an error when it formed no example) and report it."""
+        loss (an error when it formed no example) and report it (with ``progress``)."""
         config, ctx = self.config, self.ctx
         self._average_tables()
         loss_sum, example_count = ctx.sum(loss_sum), int(ctx.sum(example_count))
@@ -265,7 +279,7 @@ class SkipGramTrainer:
         epoch_loss = loss_sum / max(example_count, 1)
         self.state.loss_per_epoch.append(epoch_loss)
         self.state.epochs_done = epoch + 1
-        if ctx.is_main:
+        if progress and ctx.is_main:
             bar.write(
                 f"epoch {epoch + 1}/{config.epochs}: mean loss per {unit} {epoch_loss:.4f} over "
                 f"{example_count:,} {unit}s"
@@ -294,7 +308,7 @@ class SkipGramTrainer:
         )
         for epoch in range(start_epoch, config.epochs):
             loss_sum, example_count, words_done = self._train_epoch(epoch, bar, words_done)
-            self._end_epoch(epoch, loss_sum, example_count, bar)
+            self._end_epoch(epoch, loss_sum, example_count, bar, progress)
             if on_epoch_end is not None:
                 on_epoch_end(self)
         if self.device.type == "cuda":
@@ -469,6 +483,8 @@ def train_skipgram(
     ``cache_dir`` keeps the files' token ids for later runs: a folder of ``nce-lm prepare`` must hold this
     corpus under this vocabulary (an :class:`NceLmError` otherwise); without one, ids go to a temporary folder.
     ``errors="replace"`` substitutes U+FFFD for undecodable bytes instead of stopping.
+    ``progress=False`` prints no bar and no per-epoch lines; what a resumed run's learning rate does, and warnings,
+    are still said.
 
     ``checkpoint`` is rewritten after every epoch; ``resume`` continues a checkpoint up to ``config.epochs``
     epochs in all with its tables, vocabulary and schedule. Only the settings of :mod:`nce_lm.training.resume` may

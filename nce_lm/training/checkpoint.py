@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import atomic_path
 
-if TYPE_CHECKING:  # annotations only: training sits below the pipeline
-    from nce_lm.pipeline.vocab import Vocab
+
+class Fingerprinted(Protocol):
+    """What a checkpoint needs of its vocabulary (a :class:`nce_lm.pipeline.vocab.Vocab`, a layer above)."""
+
+    def fingerprint(self) -> str: ...
 
 
-def save_checkpoint(path: str | os.PathLike[str], kind: str, vocab: Vocab, payload: dict[str, Any]) -> None:
+def save_checkpoint(path: str | os.PathLike[str], kind: str, vocab: Fingerprinted, payload: dict[str, Any]) -> None:
     """Write ``payload`` with its kind (``format``) and ``vocab``'s fingerprint, atomically."""
     with atomic_path(path) as tmp:
         torch.save({"format": kind, "vocab_fingerprint": vocab.fingerprint(), **payload}, tmp)
@@ -40,7 +43,7 @@ def load_checkpoint(path: str | os.PathLike[str], kind: str, what: str) -> dict[
     return payload
 
 
-def check_vocabulary(payload: dict[str, Any], vocab: Vocab, problem: str) -> None:
+def check_vocabulary(payload: dict[str, Any], vocab: Fingerprinted, problem: str) -> None:
     """An :class:`NceLmError` saying ``problem`` unless ``payload`` was saved with ``vocab``."""
     if payload.get("vocab_fingerprint") != vocab.fingerprint():
         raise NceLmError(problem)

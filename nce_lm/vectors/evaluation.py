@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nce_lm.decoding import check_error_mode, undecodable
 from nce_lm.errors import NceLmError
-from nce_lm.pipeline.corpus import check_error_mode, undecodable
 from nce_lm.vectors.word_vectors import WordVectors
 
 if TYPE_CHECKING:
