@@ -88,7 +88,6 @@ def run_data(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     vocab = subparsers.add_parser(
         "vocab",
-        help="count a corpus and write its vocabulary (JSON)",
         description="Count every token of the corpus and write the vocabulary: <unk> (id 0), <eos> (id 1), "
         "then tokens by count descending. Prints the size, token count and coverage.",
     )
@@ -116,7 +115,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     prepare = subparsers.add_parser(
         "prepare",
-        help="encode a corpus once into a memory-mapped token-id cache",
         description="Encode the corpus with the vocabulary (and its tokenizer settings) into CACHE_DIR/tokens.npy "
         "with a manifest; a later run reuses it unless the sources or the vocabulary changed.",
     )
@@ -128,7 +126,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     data = subparsers.add_parser(
         "data",
-        help="list, locate or download the registered corpora",
         description="list: the registered corpora; path NAME: a local copy (in $NCE_LM_DATA, then the project's "
         "data/ folder); fetch NAME: download, verify and extract into the data folder.",
     )

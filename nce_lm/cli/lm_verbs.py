@@ -95,7 +95,6 @@ def run_eval(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     lm = subparsers.add_parser(
         "lm",
-        help="language models: train with any objective, evaluate exactly",
         description="Train a language model (LSTM or Transformer) with NCE or any other "
         "objective, and evaluate it with the exact softmax.",
     )

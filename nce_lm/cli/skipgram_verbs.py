@@ -214,7 +214,6 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults: SkipGramCo
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "skipgram",
-        help="train skip-gram word vectors (word2vec semantics) and export them",
         description="Train skip-gram vectors with negative sampling or another noise-contrastive objective, "
         "then write them in word2vec binary/text or gensim format. Defaults follow word2vec and gensim.",
     )
