@@ -181,3 +181,24 @@ def test_undecodable_bytes_are_refused_or_replaced(structured_vectors: WordVecto
         assert evaluate(damaged, errors="replace") == evaluate(repaired)
     with pytest.raises(NceLmError, match="errors must be one of"):
         evaluate_similarity(structured_vectors, pairs_file, errors="ignore")
+
+
+def test_the_bar_counts_the_questions_answered(
+    structured_vectors: WordVectors, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its total is both methods' answerable questions (those with an unknown word are left out), and it ends full."""
+    import tqdm
+
+    bars = []
+
+    class Recording(tqdm.tqdm):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            bars.append(self)
+
+    monkeypatch.setattr(tqdm, "tqdm", Recording)
+    (analogy_file,), _ = default_evaluation_files()
+    evaluate_all(structured_vectors, [analogy_file], restrict_vocab=1500, progress=True)
+    answered = evaluate_analogies(structured_vectors, analogy_file, 1500).answered
+    assert answered < sum(len(qs) for _, qs in read_analogies(analogy_file))
+    assert [(bar.total, bar.n) for bar in bars] == [(2 * answered, 2 * answered)]

@@ -16,6 +16,7 @@ import pkgutil
 import sys
 
 from nce_lm import __version__
+from nce_lm.cli.leftovers import missing_folders, remove_if_empty
 from nce_lm.cli.options import OneLineParser
 from nce_lm.errors import NceLmError
 
@@ -67,8 +68,12 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # a bad option (one line already printed), --help, --version
         return int(exit_.code or 0)
+    created = missing_folders(args)  # what a failed command made of them is removed (nce_lm.cli.leftovers)
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        if status != 0:
+            remove_if_empty(created)
+        return status
     except NceLmError as err:
         message = str(err)
     except OSError as err:
@@ -77,8 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         message = "out of memory: lower the sizes (--dim, --batch-size, --noise-samples, --window...)"
     except KeyboardInterrupt:
+        remove_if_empty(created)
         print(f"{args.command}: interrupted", file=sys.stderr)
         return 130
+    remove_if_empty(created)
     print(f"{args.command}: error: {' '.join(message.split())}", file=sys.stderr)
     return 2
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nce_lm.cli.inputs import check_corpus
 from nce_lm.cli.options import add_replace_errors, error_mode, integer
 from nce_lm.clobber import check_outputs
 from nce_lm.errors import NceLmError
@@ -21,6 +22,7 @@ def _add_reading_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run_vocab(args: argparse.Namespace) -> int:
+    check_corpus(args.corpus)
     check_outputs(args.corpus, files={"-o": args.output})
     tokenizer = TokenizerConfig(lowercase=args.lowercase, split_punctuation=args.split_punctuation)
     vocab = build_vocab(
@@ -46,6 +48,7 @@ def run_vocab(args: argparse.Namespace) -> int:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
+    check_corpus(args.corpus)
     check_outputs([*args.corpus, args.vocab], folders={"-o": args.output})
     vocab = Vocab.load(args.vocab)
     cache = load_or_build(args.corpus, vocab, args.output, errors=error_mode(args), progress=not args.quiet)
