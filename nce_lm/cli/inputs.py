@@ -33,6 +33,8 @@ def check_corpus(paths: Iterable[str | None], cache_option: str | None = None) -
 
 def check_data(data: str | None, cache_option: str) -> None:
     """``--data`` of a trainer: a registered dataset or an existing folder (or file) of text, not a token cache."""
-    if data and data not in REGISTRY and not Path(data).exists():
+    if not data or data in REGISTRY:
+        return
+    if not Path(data).exists():
         raise unknown_dataset(data)
     check_corpus([data], cache_option)
