@@ -155,6 +155,37 @@ CASES: list[tuple[list[str], str]] = [
     ([*SYNTH, "--device", "cuda:x"], "device must be"),
     (["synth", "-o", C, "--vocab", "50", "--tokens", "500", "--quiet"], "not a folder"),
     (["synth", "-o", "s", "--vocab", "50", "--tokens", "100", "--mean-line", "200", "--quiet"], "too few"),
+    # issue 29: a newcomer's slips, each pointing the right way
+    (["lm", "train", "--data", "wikitext2", "-o", "runs/x"], "unknown dataset 'wikitext2' (did you mean wikitext-2?)"),
+    (["lm", "train", "--data", "nosuch", "-o", "runs/x"], "unknown dataset 'nosuch'; known: ptb, wikitext-2"),
+    (["lm", "train", "--train", C, "-o", "runs/deeper/x"], "no validation data"),  # runs/ is removed again
+    (
+        ["lm", "train", "--data", "ids", "-o", "runs/x"],
+        "token cache from `nce-lm prepare`, not a corpus: give it with --cache ids",
+    ),
+    (["lm", "train", "--train", "ids", "--valid", C, "-o", "new"], "give it with --cache ids"),
+    (["lm", "eval", "run", "--data", "wikitext2"], "unknown dataset 'wikitext2' (did you mean wikitext-2?)"),
+    (["skipgram", "wikitext2", "-o", "runs/v.bin"], "corpus file not found: wikitext2 (the dataset wikitext-2?"),
+    (
+        ["skipgram", "ids", "-o", "out.bin"],
+        "ids is a token cache from `nce-lm prepare`, not a corpus: give it with --cache ids",
+    ),
+    (["vocab", "ids", "-o", "v2.json"], "not a corpus: give the text it was prepared from"),
+    (["prepare", "ids", "--vocab", "v.json", "-o", "ids2"], "not a corpus"),
+    ([*SG, "--dimensions", "50"], "unrecognized arguments: --dimensions 50 (did you mean --dim?)"),
+    ([*SG, "--negative", "10"], "unrecognized arguments: --negative 10 (did you mean --negatives?)"),
+    ([*SG, "--epoch=2"], "unrecognized arguments: --epoch=2 (did you mean --epochs?)"),
+    (["lm", "train", *LM, "-o", "new", "--noise-sample", "4"], "(did you mean --noise-samples?)"),
+    (
+        ["eval-vectors", "vec.bin", "--restrict", "5"],
+        "unrecognized arguments: --restrict 5 (did you mean --restrict-vocab?)",
+    ),
+    (["vocab", C, "-o", "v2.json", "--min", "2"], "(did you mean --min-count?)"),
+    (["prepare", C, "--vocab", "v.json", "-o", "ids2", "--quite"], "(did you mean --quiet?)"),
+    (["neighbors", "vec.bin", "a0", "--forma", "auto"], "(did you mean --format?)"),
+    (["data", "list", "--data", "dd"], "(did you mean --data-dir?)"),
+    ([*SYNTH, "--token", "500"], "(did you mean --tokens?)"),
+    (["demo", C, "-o", "d", "--epoch", "1"], "(did you mean --epochs?)"),
     # demo
     (["demo", C, "-o", "d", "--dim", "0"], "--dim"),
     (["demo", C, "-o", "d", "--threads", "100000"], "--threads"),
@@ -236,6 +267,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     other["counts"][2] += 1
     (root / "run_othervocab" / "vocab.json").write_text(json.dumps(other))
     write_corpus(root / "s", 500, TeacherConfig(vocab=50, classes=8))
+    assert main(["prepare", str(root / C), "--vocab", str(root / "v.json"), "-o", str(root / "ids"), "--quiet"]) == 0
     return root
 
 
@@ -265,6 +297,7 @@ def test_a_bad_input_is_one_line_exit_2_and_writes_nothing(
     lines = err.splitlines()
     assert status == 2, err
     assert len(lines) == 1 and lines[0].startswith(f"nce-lm {verb}: error: "), err
+    assert "usage:" not in err
     assert "Traceback" not in err
     assert fragment in lines[0], lines[0]
     assert _snapshot(workspace) == before

@@ -16,8 +16,10 @@ def test_registry_names_every_corpus_the_issue_asks_for() -> None:
     assert set(REGISTRY) == {"ptb", "wikitext-2", "wikitext-103", "text8"}
     for dataset in REGISTRY.values():
         assert dataset.url.startswith("http") and dataset.license and "train" in dataset.splits
-    with pytest.raises(NceLmError, match="unknown dataset 'ptb2'; known: ptb"):
+    with pytest.raises(NceLmError, match=r"unknown dataset 'ptb2' \(did you mean ptb\?\)"):
         get_dataset("ptb2")
+    with pytest.raises(NceLmError, match="unknown dataset 'corpus'; known: ptb, wikitext-2"):
+        get_dataset("corpus")
 
 
 @pytest.mark.parametrize("name", ["ptb", "wikitext-2"])

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from nce_lm.errors import NceLmError
+from nce_lm.vectors import analogies
+from nce_lm.vectors.analogies import ANALOGY_METHODS, KnownWords, answer_analogies
 from nce_lm.vectors.evaluation import (
     default_evaluation_files,
     evaluate_all,
@@ -78,6 +80,48 @@ def test_3cosmul_matches_gensim_most_similar_cosmul(
     assert ours.correct == expected and ours.answered == len(known)
 
 
+def gensim_answer(keyed, question: tuple[str, ...], method: str) -> str:
+    """evaluate_word_analogies' rule on gensim's own top five: the first that is no spelling of a, b or c, else
+    the fifth (upper-cased)."""
+    spelling = {w.upper(): w for w in reversed(keyed.index_to_key)}
+    a, b, c, _ = question
+    solve = keyed.most_similar if method == "3cosadd" else keyed.most_similar_cosmul
+    found = [w.upper() for w, _ in solve(positive=[spelling[b], spelling[c]], negative=[spelling[a]], topn=5)]
+    return next((w for w in found if w not in (a, b, c)), found[-1])
+
+
+@pytest.mark.parametrize("method", ANALOGY_METHODS)
+def test_every_batched_answer_is_gensims_ties_and_spellings_included(
+    structured_vectors: WordVectors, method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each question's answer, not just the count, is gensim's: with exact ties (two words sharing the expected
+    word's vector), a spelling of a question word among the best (Paris, paris), and restrict_vocab cutting the
+    table. Few questions are handed to gensim, so the batch does the work."""
+    words, table = list(structured_vectors.words), structured_vectors.vectors
+    (analogy_file,), _ = default_evaluation_files()
+    questions = [q for _, qs in read_analogies(analogy_file) for q in qs if all(w.lower() in words for w in q)]
+    # spellings: a capitalised copy of some question words, close to their vectors, ranks among the best
+    spelled = sorted({q[2].lower() for q in questions[::50]})
+    words += [w.capitalize() for w in spelled]
+    table = np.concatenate([table, table[[words.index(w) for w in spelled]] * 1.001])
+    for i, (_, _, _, d) in enumerate(questions[:400:40]):  # ties: a filler takes the expected word's vector
+        table[words.index(f"filler{i}")] = table[words.index(d.lower())]
+    vectors = WordVectors(words, table)
+    handed_over = []
+    gensim_answer_of = analogies._gensim_answer
+    monkeypatch.setattr(analogies, "_gensim_answer", lambda *args: handed_over.append(1) or gensim_answer_of(*args))
+    for restrict in (len(words), len(words) - 300):
+        known_words = KnownWords(vectors, restrict)
+        keyed = WordVectors(words[:restrict], table[:restrict]).to_gensim()
+        known = [q for q in questions if known_words.rows(q) is not None]
+        rows = np.array([known_words.rows(q) for q in known])
+        ours = [words[i].upper() for i in answer_analogies(known_words, rows, method)]
+        theirs = [gensim_answer(keyed, q, method) for q in known]
+        assert ours == theirs
+        assert 0.05 < np.mean([t == q[3] for t, q in zip(theirs, known)]) < 0.95
+    assert 10 <= len(handed_over) < 0.2 * 2 * len(questions)
+
+
 def test_similarity_matches_gensim(structured_vectors: WordVectors, tmp_path: Path) -> None:
     _, similarity_files = default_evaluation_files()
     keyed = structured_vectors.to_gensim()
@@ -137,3 +181,24 @@ def test_undecodable_bytes_are_refused_or_replaced(structured_vectors: WordVecto
         assert evaluate(damaged, errors="replace") == evaluate(repaired)
     with pytest.raises(NceLmError, match="errors must be one of"):
         evaluate_similarity(structured_vectors, pairs_file, errors="ignore")
+
+
+def test_the_bar_counts_the_questions_answered(
+    structured_vectors: WordVectors, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its total is both methods' answerable questions (those with an unknown word are left out), and it ends full."""
+    import tqdm
+
+    bars = []
+
+    class Recording(tqdm.tqdm):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            bars.append(self)
+
+    monkeypatch.setattr(tqdm, "tqdm", Recording)
+    (analogy_file,), _ = default_evaluation_files()
+    evaluate_all(structured_vectors, [analogy_file], restrict_vocab=1500, progress=True)
+    answered = evaluate_analogies(structured_vectors, analogy_file, 1500).answered
+    assert answered < sum(len(qs) for _, qs in read_analogies(analogy_file))
+    assert [(bar.total, bar.n) for bar in bars] == [(2 * answered, 2 * answered)]

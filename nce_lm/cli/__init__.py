@@ -1,9 +1,11 @@
 """The ``nce-lm`` command line: one verb per job, each in its own module, each thin.
 
-Verb modules (``*_verbs``) are found at start-up and registered in the order of :data:`VERB_ORDER`, then by
-name; each defines ``register(subparsers)``, setting ``func`` to a callable that returns an exit status.
-``NceLmError``, ``OSError`` and ``MemoryError`` are printed as one line with exit status 2 (docs/architecture.md,
-"Command line").
+:data:`VERBS` names each verb's module and its line in ``nce-lm --help``. A command imports the module of its own
+verb only (the others appear as their help line), so ``nce-lm --help``, ``vocab``, ``prepare``, ``data``,
+``eval-vectors`` and ``neighbors`` do not import torch, which the trainers' modules do. A ``*_verbs`` module
+missing from :data:`VERBS` is still found at start-up and registered in full. Each module defines
+``register(subparsers)``, setting ``func`` to a callable that returns an exit status. ``NceLmError``, ``OSError``
+and ``MemoryError`` are printed as one line with exit status 2 (docs/architecture.md, "Command line").
 """
 
 from __future__ import annotations
@@ -14,39 +16,64 @@ import pkgutil
 import sys
 
 from nce_lm import __version__
+from nce_lm.cli.leftovers import missing_folders, remove_if_empty
 from nce_lm.cli.options import OneLineParser
 from nce_lm.errors import NceLmError
 
-# Verb modules listed first in ``nce-lm --help``; any other ``*_verbs`` module follows by name.
-VERB_ORDER = ("demo_verbs", "corpus_verbs", "skipgram_verbs", "vector_verbs", "lm_verbs", "synth_verbs")
+# verb: (module, its line in `nce-lm --help`), in help order
+VERBS: dict[str, tuple[str, str]] = {
+    "demo": ("demo_verbs", "the main job on gensim's bundled Lee corpus: vocabulary, skip-gram, evaluation, export"),
+    "vocab": ("corpus_verbs", "count a corpus and write its vocabulary (JSON)"),
+    "prepare": ("corpus_verbs", "encode a corpus once into a memory-mapped token-id cache"),
+    "data": ("corpus_verbs", "list, locate or download the registered corpora"),
+    "skipgram": ("skipgram_verbs", "train skip-gram word vectors (word2vec semantics) and export them"),
+    "eval-vectors": ("vector_verbs", "analogy accuracy and word-similarity correlation of word vectors"),
+    "neighbors": ("vector_verbs", "nearest neighbours by cosine similarity, and analogies"),
+    "lm": ("lm_verbs", "language models: train with any objective, evaluate exactly"),
+    "synth": ("synth_verbs", "write a corpus drawn from a known teacher LM, with its exact perplexity floor"),
+}
 
 
-def verb_modules() -> list[str]:
-    """Fully qualified names of the verb modules of this package, in help order."""
-    found = [m.name for m in pkgutil.iter_modules(__path__) if m.name.endswith("_verbs")]
-    rank = {name: i for i, name in enumerate(VERB_ORDER)}
-    return [f"{__name__}.{name}" for name in sorted(found, key=lambda n: (rank.get(n, len(rank)), n))]
+def verb_of(argv: list[str]) -> str | None:
+    """The verb of a command line: its first word that is not an option (the top level takes no values)."""
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The parser of ``nce-lm``, with ``verb``'s module registered in full and the other verbs as help lines."""
     parser = OneLineParser(
         prog="nce-lm", description="Word embeddings and language models trained with noise-contrastive objectives."
     )
     parser.add_argument("--version", action="version", version=f"nce-lm {__version__}")
     subparsers = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
-    for name in verb_modules():
-        importlib.import_module(name).register(subparsers)
+    wanted = VERBS[verb][0] if verb in VERBS else None
+    modules = dict.fromkeys(module for module, _ in VERBS.values())  # each once, in help order
+    for module in modules:
+        if module == wanted:
+            importlib.import_module(f"{__name__}.{module}").register(subparsers)
+            continue
+        for name, (owner, line) in VERBS.items():
+            if owner == module:
+                subparsers.add_parser(name, help=line, add_help=False)
+    for found in sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.endswith("_verbs")):
+        if found not in modules:
+            importlib.import_module(f"{__name__}.{found}").register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(verb_of(argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # a bad option (one line already printed), --help, --version
         return int(exit_.code or 0)
+    created = missing_folders(args)  # what a failed command made of them is removed (nce_lm.cli.leftovers)
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        if status != 0:
+            remove_if_empty(created)
+        return status
     except NceLmError as err:
         message = str(err)
     except OSError as err:
@@ -55,8 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         message = "out of memory: lower the sizes (--dim, --batch-size, --noise-samples, --window...)"
     except KeyboardInterrupt:
+        remove_if_empty(created)
         print(f"{args.command}: interrupted", file=sys.stderr)
         return 130
+    remove_if_empty(created)
     print(f"{args.command}: error: {' '.join(message.split())}", file=sys.stderr)
     return 2
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nce_lm.cli.inputs import check_corpus
 from nce_lm.cli.options import add_replace_errors, error_mode, integer
 from nce_lm.clobber import check_outputs
 from nce_lm.errors import NceLmError
@@ -21,6 +22,7 @@ def _add_reading_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run_vocab(args: argparse.Namespace) -> int:
+    check_corpus(args.corpus)
     check_outputs(args.corpus, files={"-o": args.output})
     tokenizer = TokenizerConfig(lowercase=args.lowercase, split_punctuation=args.split_punctuation)
     vocab = build_vocab(
@@ -46,6 +48,7 @@ def run_vocab(args: argparse.Namespace) -> int:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
+    check_corpus(args.corpus)
     check_outputs([*args.corpus, args.vocab], folders={"-o": args.output})
     vocab = Vocab.load(args.vocab)
     cache = load_or_build(args.corpus, vocab, args.output, errors=error_mode(args), progress=not args.quiet)
@@ -88,7 +91,6 @@ def run_data(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     vocab = subparsers.add_parser(
         "vocab",
-        help="count a corpus and write its vocabulary (JSON)",
         description="Count every token of the corpus and write the vocabulary: <unk> (id 0), <eos> (id 1), "
         "then tokens by count descending. Prints the size, token count and coverage.",
     )
@@ -116,7 +118,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     prepare = subparsers.add_parser(
         "prepare",
-        help="encode a corpus once into a memory-mapped token-id cache",
         description="Encode the corpus with the vocabulary (and its tokenizer settings) into CACHE_DIR/tokens.npy "
         "with a manifest; a later run reuses it unless the sources or the vocabulary changed.",
     )
@@ -128,7 +129,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     data = subparsers.add_parser(
         "data",
-        help="list, locate or download the registered corpora",
         description="list: the registered corpora; path NAME: a local copy (in $NCE_LM_DATA, then the project's "
         "data/ folder); fetch NAME: download, verify and extract into the data folder.",
     )

@@ -101,7 +101,6 @@ def run_demo(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     demo = subparsers.add_parser(
         "demo",
-        help="the main job on gensim's bundled Lee corpus: vocabulary, skip-gram, evaluation, export",
         description="Build the vocabulary of a corpus (default: gensim's bundled lee_background.cor, lower-cased, "
         "punctuation split), train skip-gram vectors, evaluate them on gensim's bundled analogy and similarity sets, "
         "export them in word2vec binary format and reload them in gensim.",

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from nce_lm.cli.inputs import check_corpus, check_data
 from nce_lm.cli.options import SEED, add_replace_errors, device_name, error_mode, integer, number
 from nce_lm.clobber import check_outputs
 from nce_lm.errors import NceLmError
@@ -40,6 +41,8 @@ def run_train(args: argparse.Namespace) -> int:
         if args.train:
             raise NceLmError("give --data (a dataset or a folder of splits) or --train FILE, not both")
         given["train"] = args.data
+    check_data(args.data, "--cache")
+    check_corpus([args.train], "--cache")
     run_files = (
         [Path(args.resume) / name for name in ("config.json", "vocab.json", "last.pt", "best.pt")]
         if args.resume
@@ -95,7 +98,6 @@ def run_eval(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     lm = subparsers.add_parser(
         "lm",
-        help="language models: train with any objective, evaluate exactly",
         description="Train a language model (LSTM or Transformer) with NCE or any other "
         "objective, and evaluate it with the exact softmax.",
     )

@@ -7,27 +7,48 @@ A bad value stops before anything is read or written, in one line such as ``nce-
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from nce_lm.errors import NceLmError
-from nce_lm.training.devices import MAX_THREADS, check_device_name
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr (``PROG: error: MESSAGE``) and exit status 2."""
+    """An ArgumentParser whose errors are one line on stderr (``PROG: error: MESSAGE``) and exit status 2.
+
+    An option is never guessed from its first letters (``allow_abbrev`` off: ``--negative`` is no ``--negatives``),
+    and an unknown argument is refused by the innermost (sub)command, which names itself and the closest option."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
         """Also record the innermost (sub)command's name, ``nce-lm lm train``, as ``command`` for error lines."""
         namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            hint = self.closest_option(next((e for e in extras if e.startswith("-")), ""))
+            self.error(f"unrecognized arguments: {' '.join(extras)}" + (f" (did you mean {hint}?)" if hint else ""))
         if not getattr(namespace, "command", None):
             namespace.command = self.prog
         return namespace, extras
+
+    def closest_option(self, given: str) -> str | None:
+        """The long option ``given`` (``--name`` or ``--name=value``) most likely meant: one it extends or begins
+        (``--dimensions``, ``--negative``), else the closest spelling; None when none is close."""
+        name = given.split("=", 1)[0]
+        if len(name) < 3 or not name.startswith("--"):
+            return None
+        options = [option for option in self._option_string_actions if option.startswith("--")]
+        related = [option for option in options if name.startswith(option) or option.startswith(name)]
+        found = difflib.get_close_matches(name, related or options, n=1, cutoff=0.0 if related else 0.6)
+        return found[0] if found else None
 
     def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: error: {message}", file=sys.stderr)
@@ -84,6 +105,8 @@ def number(
 
 def device_name(text: str) -> str:
     """An argparse type: auto, cpu, cuda or cuda:N."""
+    from nce_lm.training.devices import check_device_name  # imports torch, which only the trainers need
+
     try:
         check_device_name(text)
     except NceLmError as err:
@@ -93,7 +116,13 @@ def device_name(text: str) -> str:
 
 KERNEL_SIZE = integer(1, 2**31 - 1, "the C kernel counts in 32-bit integers")  # skip-gram's sizes
 SEED = integer(0, 2**32 - 1, "numpy and torch take 32-bit seeds")
-threads = integer(1, MAX_THREADS, f"more threads than the {os.cpu_count()} CPUs only wait for each other")
+
+
+def threads(text: str) -> int:
+    """An argparse type: a CPU thread count, at most MAX_THREADS (nce_lm.training.devices)."""
+    from nce_lm.training.devices import MAX_THREADS  # imports torch, which only the trainers need
+
+    return integer(1, MAX_THREADS, f"more threads than the {os.cpu_count()} CPUs only wait for each other")(text)
 
 
 def add_replace_errors(parser: argparse.ArgumentParser) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields, replace
 
+from nce_lm.cli.inputs import check_corpus
 from nce_lm.cli.options import KERNEL_SIZE, SEED, add_replace_errors, device_name, error_mode, integer, number, threads
 from nce_lm.clobber import check_outputs
 from nce_lm.errors import NceLmError
@@ -60,6 +61,7 @@ def check_given_vocabulary(args: argparse.Namespace, vocab: Vocab | None) -> Non
 def run_skipgram(args: argparse.Namespace) -> int:
     if not args.corpus and not args.cache_dir:
         raise NceLmError("give the corpus (files or folders), or a token cache with --cache DIR")
+    check_corpus(args.corpus, "--cache")
     outputs = {"-o": args.output, "--metrics": args.metrics, "--save-context-vectors": args.save_context_vectors}
     check_outputs([*args.corpus, args.resume], folders={"--cache": args.cache_dir}, files=outputs)
     # --checkpoint may be the --resume file (a run continued in place), but neither a corpus file nor another output
@@ -68,6 +70,7 @@ def run_skipgram(args: argparse.Namespace) -> int:
     if not args.resume:
         check_given_vocabulary(args, vocab or (cache_vocab(args.cache_dir) if args.cache_dir else None))
     config = resumed_config(args) if args.resume else config_from_args(args)
+    args.checkpoint = args.checkpoint or args.resume  # a resumed run writes its state back, for the next --resume
     result = train_skipgram(
         args.corpus or None,
         config,
@@ -208,7 +211,6 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults: SkipGramCo
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "skipgram",
-        help="train skip-gram word vectors (word2vec semantics) and export them",
         description="Train skip-gram vectors with negative sampling or another noise-contrastive objective, "
         "then write them in word2vec binary/text or gensim format. Defaults follow word2vec and gensim.",
     )
@@ -236,7 +238,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--resume",
         help="continue from this checkpoint up to --epochs epochs in all, with its "
         "settings; only --epochs, --lr, --min-lr, --device, --threads and --kernel may change "
-        "(docs/skipgram.md, Resuming)",
+        "(docs/skipgram.md, Resuming). The continued state is written back to this file after every epoch, "
+        "so the next --resume goes on from there, unless --checkpoint names another file",
     )
     parser.add_argument(
         "--vocab", help="a vocabulary from `nce-lm vocab`, used as it is (its min count, its tokenizer)"

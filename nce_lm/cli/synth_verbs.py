@@ -31,7 +31,6 @@ def run_synth(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "synth",
-        help="write a corpus drawn from a known teacher LM, with its exact perplexity floor",
         description="Sample train/valid/test text from a class-bigram teacher over V Zipf-distributed words "
         "(see docs/synth.md) and record the teacher's exact test perplexity, the lowest any model can expect.",
     )

@@ -131,7 +131,6 @@ def _add_reading_options(parser: argparse.ArgumentParser) -> None:
 def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate = subparsers.add_parser(
         "eval-vectors",
-        help="analogy accuracy and word-similarity correlation of word vectors",
         description="Analogies (questions-words.txt format; 3CosAdd and 3CosMul) and Spearman correlations "
         "(word1 word2 score files). With no files named: gensim's bundled questions-words.txt, wordsim353.tsv "
         "and simlex999.txt. Figures follow gensim's evaluate_word_analogies / evaluate_word_pairs conventions.",
@@ -152,7 +151,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     neighbors = subparsers.add_parser(
         "neighbors",
-        help="nearest neighbours by cosine similarity, and analogies",
         description="For each word, its nearest neighbours by cosine similarity; for an analogy 'a - b + c' (the "
         "operators apart from the words), the words nearest to a - b + c in unit vectors (3CosAdd, as gensim's "
         "most_similar). A query with an unknown word is reported (with its case variants, if any) and skipped; "

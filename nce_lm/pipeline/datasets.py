@@ -8,6 +8,7 @@ Lookup order and the ``--allow-unverified`` rule: README.md, "Datasets".
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import re
@@ -129,12 +130,25 @@ REGISTRY: dict[str, Dataset] = {
 }
 
 
+def closest_dataset(name: str | os.PathLike[str]) -> str | None:
+    """The registered dataset ``name`` most likely means (itself, or a close spelling: wikitext2), or None."""
+    found = difflib.get_close_matches(str(name).lower(), REGISTRY, n=1, cutoff=0.75)
+    return found[0] if found else None
+
+
+def unknown_dataset(name: str | os.PathLike[str]) -> NceLmError:
+    """The error for a dataset name that is not registered: the closest registered name, or all of them."""
+    close = closest_dataset(name)
+    hint = f" (did you mean {close}?)" if close and close != str(name) else f"; known: {', '.join(REGISTRY)}"
+    return NceLmError(f"unknown dataset {str(name)!r}{hint}")
+
+
 def get_dataset(name: str) -> Dataset:
-    """The registry entry for ``name``; an unknown name is an :class:`NceLmError` listing the known ones."""
+    """The registry entry for ``name``; an unknown name is an :class:`NceLmError` naming the closest known one."""
     try:
         return REGISTRY[name]
     except KeyError:
-        raise NceLmError(f"unknown dataset {name!r}; known: {', '.join(REGISTRY)}") from None
+        raise unknown_dataset(name) from None
 
 
 def _split_file(dataset: Dataset, split: str) -> SplitFile:
@@ -184,11 +198,14 @@ def data_splits(data: str | os.PathLike[str]) -> dict[str, Path | None] | None:
     """The train, valid and test files of ``data``: a registered dataset name (its local copy), or a folder
     holding one file per split named like ``train.txt`` (``nce-lm synth``), ``ptb.valid.txt`` or
     ``wiki.test.tokens``; None when ``data`` is neither (a file). A split the dataset or folder lacks is None;
-    a folder with no training file, or two files for one split, is an :class:`NceLmError`."""
+    a folder with no training file, two files for one split, or a missing path spelled like a dataset (wikitext2)
+    is an :class:`NceLmError`."""
     if str(data) in REGISTRY:
         dataset = REGISTRY[str(data)]
         return {split: dataset_path(dataset.name, split) if split in dataset.splits else None for split in SPLIT_NAMES}
     folder = Path(data)
+    if not folder.exists() and closest_dataset(data):
+        raise unknown_dataset(data)
     if not folder.is_dir():
         return None
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))

@@ -1,11 +1,10 @@
-"""Intrinsic evaluation of word vectors: analogies and word similarity, counted by gensim.
+"""Intrinsic evaluation of word vectors: analogies and word similarity, with gensim's figures.
 
 Analogies: 3CosAdd (Mikolov et al. 2013, "Efficient Estimation of Word Representations in Vector Space") and
-3CosMul (Levy & Goldberg 2014, "Linguistic Regularities in Sparse and Explicit Word Representations"),
-cos'(x, b) · cos'(x, c) / (cos'(x, a) + ε) with cos' = (cos + 1) / 2 and gensim's ε = 10⁻⁶. gensim 4.4's
-``evaluate_word_analogies`` calls ``most_similar`` whatever ``similarity_function`` names, so 3CosMul's answers
-are counted here, from ``most_similar_cosmul``, the same way; both run on a ``KeyedVectors`` holding only the
-``restrict_vocab`` words, because ``most_similar_cosmul`` ignores its ``restrict_vocab``.
+3CosMul (Levy & Goldberg 2014, "Linguistic Regularities in Sparse and Explicit Word Representations"), both
+answered in batches (:mod:`nce_lm.vectors.analogies`) with the answers of gensim's ``most_similar`` and
+``most_similar_cosmul``, counted as gensim 4.4's ``evaluate_word_analogies`` counts 3CosAdd's (it calls
+``most_similar`` whatever ``similarity_function`` names) over the ``restrict_vocab`` most frequent words.
 
 Similarity: Spearman's ρ as gensim's ``evaluate_word_pairs`` computes it; the pairs are read here, because
 gensim's reader takes one delimiter and skips malformed lines without a word. Conventions and timings:
@@ -16,22 +15,19 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+import numpy as np
 
 from nce_lm.decoding import check_error_mode, undecodable
 from nce_lm.errors import NceLmError
+from nce_lm.vectors.analogies import ANALOGY_METHODS, KnownWords, answer_analogies
 from nce_lm.vectors.word_vectors import WordVectors
 
-if TYPE_CHECKING:
-    from gensim.models import KeyedVectors
-
 DEFAULT_RESTRICT_VOCAB = 300_000  # gensim's default
-ANALOGY_METHODS = ("3cosadd", "3cosmul")
 
 
 @dataclass
@@ -72,8 +68,8 @@ def _read_lines(path: str | os.PathLike[str], errors: str) -> list[str]:
 def read_analogies(
     path: str | os.PathLike[str], errors: str = "strict"
 ) -> list[tuple[str, list[tuple[str, str, str, str]]]]:
-    """Sections of ``questions-words.txt``-style questions, upper-cased: [(section, [(a, b, c, d), ...])].
-    gensim reads the file again to evaluate it; this check comes first, since gensim skips a malformed line."""
+    """Sections of ``questions-words.txt``-style questions, upper-cased: [(section, [(a, b, c, d), ...])]. A
+    malformed line is an error (gensim's reader skips it)."""
     sections: list[tuple[str, list[tuple[str, str, str, str]]]] = []
     for number, line in enumerate(_read_lines(path, errors), start=1):
         if line.startswith(": "):
@@ -92,33 +88,47 @@ def read_analogies(
     return sections
 
 
-def _most_frequent(vectors: WordVectors, restrict_vocab: int) -> tuple[KeyedVectors, dict[str, str]]:
-    """The first ``restrict_vocab`` words (the most frequent ones) as a gensim ``KeyedVectors``, and the
-    upper-cased form of each of those words mapped to its most frequent spelling."""
+def _known_words(vectors: WordVectors, restrict_vocab: int) -> KnownWords:
+    """The first ``restrict_vocab`` words (the most frequent ones), which alone are known to the evaluation."""
     if restrict_vocab < 1:
         raise NceLmError(f"restrict_vocab must be at least 1, got {restrict_vocab}")
-    if restrict_vocab < len(vectors):
-        vectors = WordVectors(vectors.words[:restrict_vocab], vectors.vectors[:restrict_vocab])
-    return vectors.to_gensim(), {word.upper(): word for word in reversed(vectors.words)}
+    return KnownWords(vectors, restrict_vocab)
 
 
-def _cosmul_answer(keyed: KeyedVectors, spelling: dict[str, str], question: tuple[str, str, str, str]) -> str:
-    """3CosMul's answer to ``question`` (upper-cased words), counted as ``evaluate_word_analogies`` counts
-    3CosAdd's: the best of gensim's top five that is none of the question's first three words."""
-    a, b, c, _ = question
-    found = keyed.most_similar_cosmul(positive=[spelling[b], spelling[c]], negative=[spelling[a]], topn=5)
-    return next((word.upper() for word, _ in found if word.upper() not in (a, b, c)), "")
+@dataclass
+class _KnownQuestions:
+    """The questions of some analogy files as rows of the known words: per section, its name and the rows (k, 4)
+    of its questions whose four words are known; ``total`` counts the skipped ones too."""
+
+    sections: list[tuple[str, np.ndarray]]
+    total: int
+
+    @classmethod
+    def of(cls, table: KnownWords, sections: list[tuple[str, list[tuple[str, str, str, str]]]]) -> _KnownQuestions:
+        found = []
+        for name, questions in sections:
+            rows = [r for r in (table.rows(q) for q in questions) if r is not None]
+            found.append((name, np.array(rows, dtype=np.int64).reshape(-1, 4)))
+        return cls(found, sum(len(questions) for _, questions in sections))
+
+    @property
+    def answerable(self) -> int:
+        return sum(len(rows) for _, rows in self.sections)
 
 
-def _gensim_3cosadd(keyed: KeyedVectors, path: str | os.PathLike[str], errors: str) -> list[dict[str, list]]:
-    """gensim's per-section 3CosAdd counts (its ``evaluate_word_analogies``, which reads ``path`` as strict
-    UTF-8: with ``errors`` "replace" it is given a copy with the bad bytes already replaced)."""
-    if errors == "strict":
-        return keyed.evaluate_word_analogies(str(path), restrict_vocab=len(keyed))[1]
-    with tempfile.TemporaryDirectory(prefix="nce_lm-analogies-") as folder:
-        copy = Path(folder) / "questions.txt"
-        copy.write_text("\n".join(_read_lines(path, errors)) + "\n", encoding="utf-8")
-        return keyed.evaluate_word_analogies(str(copy), restrict_vocab=len(keyed))[1]
+def _score_sections(
+    table: KnownWords, known: _KnownQuestions, method: str, on_answered: Callable[[int], object] | None = None
+) -> AnalogyResult:
+    """``method``'s accuracy over the known questions, overall and per section."""
+    scored = [
+        (name, int((answer_analogies(table, rows, method, on_answered) == rows[:, 3]).sum()), len(rows))
+        for name, rows in known.sections
+    ]
+    correct, answered = sum(right for _, right, _ in scored), known.answerable
+    result = AnalogyResult(correct / answered if answered else 0.0, correct, answered, known.total)
+    for name, right, count in scored:
+        result.sections[name] = {"accuracy": right / count if count else 0.0, "correct": right, "answered": count}
+    return result
 
 
 def evaluate_analogies(
@@ -132,22 +142,8 @@ def evaluate_analogies(
     "replace" reads undecodable bytes as U+FFFD."""
     if method not in ANALOGY_METHODS:
         raise NceLmError(f"analogy method must be 3cosadd or 3cosmul, got {method!r}")
-    sections = read_analogies(path, errors)
-    keyed, spelling = _most_frequent(vectors, restrict_vocab)
-    if method == "3cosadd":
-        counted = _gensim_3cosadd(keyed, path, errors)
-        scored = [(len(s["correct"]), len(s["correct"]) + len(s["incorrect"])) for s in counted[:-1]]
-    else:
-        scored = []
-        for _, questions in sections:
-            known = [q for q in questions if all(word in spelling for word in q)]
-            scored.append((sum(_cosmul_answer(keyed, spelling, q) == q[3] for q in known), len(known)))
-    correct, answered = sum(right for right, _ in scored), sum(known for _, known in scored)
-    questions = sum(len(questions) for _, questions in sections)
-    result = AnalogyResult(correct / answered if answered else 0.0, correct, answered, questions)
-    for (name, _), (right, known) in zip(sections, scored):
-        result.sections[name] = {"accuracy": right / known if known else 0.0, "correct": right, "answered": known}
-    return result
+    table = _known_words(vectors, restrict_vocab)
+    return _score_sections(table, _KnownQuestions.of(table, read_analogies(path, errors)), method)
 
 
 def read_word_pairs(path: str | os.PathLike[str], errors: str = "strict") -> list[tuple[str, str, float]]:
@@ -179,13 +175,14 @@ def evaluate_similarity(
     from scipy.stats import spearmanr
 
     pairs = read_word_pairs(path, errors)
-    keyed, spelling = _most_frequent(vectors, restrict_vocab)
-    known = [(spelling[a], spelling[b], score) for a, b, score in pairs if a in spelling and b in spelling]
+    table = _known_words(vectors, restrict_vocab)
+    words, index = table.vectors.words, table.index
+    known = [(words[index[a]], words[index[b]], score) for a, b, score in pairs if a in index and b in index]
     correlation = math.nan
     if len(known) > 1:
         with warnings.catch_warnings():  # constant scores: NaN, which the caller reports as such
             warnings.simplefilter("ignore")
-            model = [keyed.similarity(a, b) for a, b, _ in known]
+            model = [table.keyed.similarity(a, b) for a, b, _ in known]
             correlation = float(spearmanr([score for _, _, score in known], model).statistic)
     return SimilarityResult(correlation, len(known), 1.0 - len(known) / len(pairs))
 
@@ -195,6 +192,21 @@ def default_evaluation_files() -> tuple[list[Path], list[Path]]:
     from gensim.test.utils import datapath
 
     return [Path(datapath("questions-words.txt"))], [Path(datapath("wordsim353.tsv")), Path(datapath("simlex999.txt"))]
+
+
+def _analogy_figures(
+    table: KnownWords, paths: Sequence[str | os.PathLike[str]], progress: bool, errors: str
+) -> tuple[AnalogyResult, AnalogyResult]:
+    """3CosAdd's and 3CosMul's results over the questions of all ``paths`` (their sections in turn), with a bar
+    counting the questions answered (those with an unknown word are skipped before counting), shown past 2 s."""
+    from tqdm import tqdm
+
+    known = _KnownQuestions.of(table, [section for path in paths for section in read_analogies(path, errors)])
+    total = 2 * known.answerable
+    bar = tqdm(total=total, desc="analogies", unit="question", leave=False, delay=2, disable=not progress)
+    with bar:
+        add, mul = (_score_sections(table, known, method, bar.update) for method in ANALOGY_METHODS)
+    return add, mul
 
 
 def evaluate_all(
@@ -212,21 +224,11 @@ def evaluate_all(
         analogies, similarities = default_evaluation_files()
     metrics: dict[str, object] = {}
     if analogies:
-        from tqdm import tqdm
-
-        total = 2 * sum(len(questions) for path in analogies for _, questions in read_analogies(path, errors))
-        with tqdm(total=total, desc="analogies", unit="question", leave=False, delay=2, disable=not progress) as bar:
-            results: dict[str, list[AnalogyResult]] = {method: [] for method in ANALOGY_METHODS}
-            for method, found in results.items():
-                for path in analogies:
-                    found.append(evaluate_analogies(vectors, path, restrict_vocab, method, errors))
-                    bar.update(found[-1].questions)
-        add, mul = results["3cosadd"], results["3cosmul"]
-        answered = sum(r.answered for r in add)
-        metrics["analogy"] = sum(r.correct for r in add) / answered if answered else 0.0
-        metrics["analogy_3cosmul"] = sum(r.correct for r in mul) / answered if answered else 0.0
-        metrics["analogy_skipped"] = 1.0 - answered / sum(r.questions for r in add)
-        metrics["analogy_sections"] = {name: s["accuracy"] for r in add for name, s in r.sections.items()}
+        add, mul = _analogy_figures(_known_words(vectors, restrict_vocab), analogies, progress, errors)
+        metrics["analogy"] = add.accuracy
+        metrics["analogy_3cosmul"] = mul.accuracy
+        metrics["analogy_skipped"] = add.skipped
+        metrics["analogy_sections"] = {name: s["accuracy"] for name, s in add.sections.items()}
     for path in similarities or []:
         result = evaluate_similarity(vectors, path, restrict_vocab, errors)
         metrics[Path(path).name] = result.spearman
