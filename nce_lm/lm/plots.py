@@ -16,6 +16,8 @@ from nce_lm.errors import NceLmError
 from nce_lm.fileio import atomic_path
 from nce_lm.lm.run_log import RunCurves
 
+MARKED_POINTS = 30  # curves of at most this many points (one per epoch, say) show each point
+
 
 def pyplot() -> Any:
     """matplotlib.pyplot on the Agg backend; an :class:`NceLmError` saying how to install it when it is absent."""
@@ -53,19 +55,21 @@ def plot_curves(runs: list[RunCurves], path: str | os.PathLike[str]) -> None:
     figure, (ppl_axis, loss_axis, z_axis) = plt.subplots(1, 3, figsize=(15, 4.2))
     try:
         for index, run in enumerate(runs):
-            color = f"C{index % 10}"
-            label = f"{run.name} ({run.objective})"
-            marker = "o" if run.source == "metrics.json" else None  # one point per epoch: show them
+            style = {"color": f"C{index % 10}", "label": f"{run.name} ({run.objective})"}
             if run.valid:
                 tokens = np.array([r["tokens"] for r in run.valid], dtype=float)
-                ppl_axis.plot(tokens, [r["valid_ppl"] for r in run.valid], color=color, marker=marker, label=label)
+                marker = "o" if len(tokens) <= MARKED_POINTS else None
                 mean = np.array([np.nan if r["log_z_mean"] is None else r["log_z_mean"] for r in run.valid])
                 std = np.array([np.nan if r["log_z_std"] is None else r["log_z_std"] for r in run.valid])
-                z_axis.plot(tokens, mean, color=color, marker=marker, label=label)
-                z_axis.fill_between(tokens, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
+                ppl_axis.plot(tokens, [r["valid_ppl"] for r in run.valid], marker=marker, **style)
+                z_axis.plot(tokens, mean, marker=marker, **style)
+                z_axis.fill_between(tokens, mean - std, mean + std, color=style["color"], alpha=0.2, linewidth=0)
+                if marker:  # a band needs two points; a bar shows the spread of each
+                    z_axis.errorbar(tokens, mean, yerr=std, fmt="none", ecolor=style["color"], capsize=3, alpha=0.6)
             if run.train:
                 tokens = np.array([r["tokens"] for r in run.train], dtype=float)
-                loss_axis.plot(tokens, [r["loss"] for r in run.train], color=color, marker=marker, label=label)
+                marker = "o" if len(tokens) <= MARKED_POINTS else None
+                loss_axis.plot(tokens, [r["loss"] for r in run.train], marker=marker, **style)
         ppl_axis.set(title="validation perplexity (exact)", xlabel="training tokens", ylabel="perplexity")
         ppl_axis.set_yscale("log")
         ppl_axis.yaxis.set_major_formatter(ticker.LogFormatter(labelOnlyBase=False))  # 200, not 2 × 10²
@@ -92,7 +96,7 @@ def plot_log_z_histogram(log_z: np.ndarray, path: str | os.PathLike[str], title:
     mean, std = float(log_z.mean()), float(log_z.std())
     figure, axis = plt.subplots(figsize=(7, 4.2))
     try:
-        axis.hist(log_z, bins=100, color="C0", alpha=0.85)
+        axis.hist(log_z, bins=100, color="C0")
         axis.axvline(0.0, color="grey", linestyle="--", linewidth=1, label="log Z = 0 (self-normalized)")
         axis.axvline(mean, color="C3", linewidth=1.5, label=f"mean {mean:+.3f} ± {std:.3f}")
         axis.set(title=title, xlabel="log Z(c)", ylabel=f"positions (of {log_z.size:,})")
