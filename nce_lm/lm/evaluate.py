@@ -103,8 +103,7 @@ def evaluate_model(
     ``info_nce`` (a ranking or InfoNCE objective) adds its mean loss on every target, ``info_nce_loss``.
     ``progress`` shows a tqdm bar described as ``label`` (on rank 0 only). Under torchrun, ``ctx`` splits
     the rows among the ranks and all-reduces the sums: every rank calls this and gets the same dict.
-    ``log_z_sink``, a list, receives log Z of every position this rank scores, (B·T,) float32 CPU tensors
-    (one host copy per window: for pictures, not for training).
+    ``log_z_sink`` (a list) receives each window's log Z, (B·T,) float32 on the CPU: a host copy per window.
     """
     device = model.output_bias.device
     rank, world_size = (ctx.rank, ctx.world_size) if ctx is not None else (0, 1)
