@@ -146,6 +146,30 @@ CASES: list[tuple[list[str], str]] = [
     (["lm", "eval", "run_othervocab", "--data", C], "another vocabulary"),
     (["lm", "eval", "run", "--data", "absent.txt"], "not found"),
     (["lm", "eval", "run", "--data", C, "--device", "tpu"], "device must be"),
+    (["lm", "eval", "run", "--data", C, "--plot", C], "is the input"),
+    # lm score
+    (["lm", "score", "absent", C], "run folder not found"),
+    (["lm", "score", "run", "empty.txt"], "no sentences in empty.txt"),
+    (["lm", "score", "run", "blank.txt"], "every line is blank"),
+    (["lm", "score", "run", "absent.txt"], "not found"),
+    (["lm", "score", "run", C, "-o", C], "is the input"),
+    (["lm", "score", "run", C, "-o", "run/best.pt"], "is the input"),
+    (["lm", "score", "run", C, "--checkpoint", "middle"], "invalid choice"),
+    (["lm", "score", "run_badcfg", C], "dim must be int"),
+    (["lm", "score", "run"], "arguments are required"),
+    # lm sample
+    (["lm", "sample", "absent"], "run folder not found"),
+    (["lm", "sample", "run", "-n", "0"], "-n/--tokens: must be at least 1"),
+    (["lm", "sample", "run", "--temperature", "0"], "--temperature: must be a finite number greater than 0"),
+    (["lm", "sample", "run", "--top-k", "0"], "--top-k: must be at least 1"),
+    (["lm", "sample", "run", "--seed", "-1"], "--seed"),
+    (["lm", "sample", "run_othervocab"], "another vocabulary"),
+    # plot
+    (["plot", "absent", "-o", "c.png"], "run folder not found"),
+    (["plot", "corpus", "-o", "c.png"], "run config file not found"),
+    (["plot", "run_nometrics", "-o", "c.png"], "neither log.jsonl nor metrics.json"),
+    (["plot", "run", "-o", "run/metrics.json"], "is the input"),
+    (["plot", "run"], "-o/--output"),
     # synth
     ([*SYNTH[:3], "--vocab", "1", "--tokens", "500"], "--vocab: must be between 2 and"),
     ([*SYNTH, "--zipf", "inf"], "--zipf: must be a finite number"),
@@ -227,6 +251,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "corpus").mkdir()
     (root / C).write_text("\n".join(" ".join(rng.choice(words, size=8)) for _ in range(60)) + "\n")
     (root / "empty.txt").write_bytes(b"")
+    (root / "blank.txt").write_text("\n  \n\n")
     vocab = build_vocab([root / C])
     vocab.save(root / "v.json")
     (root / "vocab.json").write_text("the demo's own output name, given as its input\n")
@@ -262,6 +287,8 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(root / "run", root / "run_badcfg")
     bad = json.loads((root / "run_badcfg" / "config.json").read_text())
     (root / "run_badcfg" / "config.json").write_text(json.dumps({**bad, "dim": "x"}))
+    shutil.copytree(root / "run", root / "run_nometrics")
+    (root / "run_nometrics" / "metrics.json").unlink()
     shutil.copytree(root / "run", root / "run_othervocab")
     other = json.loads((root / "run" / "vocab.json").read_text())
     other["counts"][2] += 1
@@ -283,7 +310,7 @@ def workspace(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 def test_there_are_at_least_sixty_cases_across_every_verb() -> None:
     assert len(CASES) >= 60
     verbs = {argv[0] for argv, _ in CASES}
-    assert verbs == {"vocab", "prepare", "data", "skipgram", "eval-vectors", "neighbors", "lm", "synth", "demo"}
+    assert verbs == {"vocab", "prepare", "data", "skipgram", "eval-vectors", "neighbors", "lm", "synth", "demo", "plot"}
 
 
 @pytest.mark.parametrize("argv, fragment", CASES, ids=[" ".join(a)[:60] for a, _ in CASES])

@@ -12,7 +12,7 @@ import pytest
 
 from nce_lm.cli import main
 from nce_lm.skipgram.checkpoint import load_checkpoint
-from nce_lm.vectors.word_vectors import WordVectors, save_vectors
+from nce_lm.vectors.word_vectors import WordVectors
 
 FAST = ["--dim", "6", "--window", "3", "--min-count", "1", "--quiet", "--threads", "1"]
 
@@ -40,7 +40,7 @@ def _help(argv: list[str]) -> str:
 def test_the_verbs_that_train_nothing_do_not_import_torch(tmp_path: Path) -> None:
     corpus = tmp_path / "c.txt"
     corpus.write_text("a b c a b\nb c a\n")
-    save_vectors(WordVectors(["a", "b", "c"], np.eye(3)), tmp_path / "v.bin", "word2vec-bin")
+    WordVectors(["a", "b", "c"], np.eye(3)).save(tmp_path / "v.bin", format="word2vec-bin")
     pairs = tmp_path / "pairs.txt"
     pairs.write_text("a b 1\nb c 2\na c 3\n")
     commands = [

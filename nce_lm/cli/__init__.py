@@ -29,7 +29,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "skipgram": ("skipgram_verbs", "train skip-gram word vectors (word2vec semantics) and export them"),
     "eval-vectors": ("vector_verbs", "analogy accuracy and word-similarity correlation of word vectors"),
     "neighbors": ("vector_verbs", "nearest neighbours by cosine similarity, and analogies"),
-    "lm": ("lm_verbs", "language models: train with any objective, evaluate exactly"),
+    "lm": ("lm_verbs", "language models: train, evaluate exactly, score sentences, sample"),
+    "plot": ("plot_verbs", "draw the training curves of language-model runs (needs matplotlib)"),
     "synth": ("synth_verbs", "write a corpus drawn from a known teacher LM, with its exact perplexity floor"),
 }
 

@@ -1,8 +1,12 @@
-"""``nce-lm lm train`` and ``nce-lm lm eval``: language models trained with any objective, evaluated exactly."""
+"""``nce-lm lm train``, ``eval``, ``score`` and ``sample``: language models trained with any objective, evaluated
+exactly, then used to score sentences and to generate text."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -11,12 +15,14 @@ from nce_lm.cli.inputs import check_corpus, check_data
 from nce_lm.cli.options import SEED, add_replace_errors, device_name, error_mode, integer, number
 from nce_lm.clobber import check_outputs
 from nce_lm.errors import NceLmError
-from nce_lm.fileio import read_json, write_json_atomic
+from nce_lm.fileio import read_json, write_json_atomic, write_text_atomic
 from nce_lm.lm import LMConfig, evaluate_lm, train_lm
 from nce_lm.lm.config import DEFAULT_NOISE_SAMPLES, MODELS
+from nce_lm.lm.language_model import CHECKPOINTS, LanguageModel
 from nce_lm.lm.optim import DEFAULT_LR, LM_OPTIMIZERS
 from nce_lm.objectives.losses import OBJECTIVES
 from nce_lm.objectives.mi_bound import bound_line
+from nce_lm.pipeline.corpus import iter_chunks
 from nce_lm.pipeline.datasets import REGISTRY
 from nce_lm.pipeline.vocab import Vocab
 from nce_lm.training.devices import PRECISIONS
@@ -85,13 +91,93 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    check_outputs([args.run_dir, args.data], files={"--metrics": args.metrics})
-    metrics = evaluate_lm(args.run_dir, args.data, device=args.device, progress=args.progress, errors=error_mode(args))
+    check_outputs([args.run_dir, args.data], files={"--metrics": args.metrics, "--plot": args.plot})
+    log_z: list | None = None
+    if args.plot:
+        from nce_lm.lm.plots import check_figure_path
+
+        check_figure_path(args.plot)  # before the evaluation, not after it
+        log_z = []
+    metrics = evaluate_lm(
+        args.run_dir, args.data, device=args.device, progress=args.progress, errors=error_mode(args), log_z_sink=log_z
+    )
     print_evaluation(metrics, f"{args.run_dir} on {args.data}")
     print(f"  {bound_line(metrics)}")
     if args.metrics:
         write_json_atomic(args.metrics, metrics)
         print(f"wrote {args.metrics}")
+    if args.plot:
+        import torch
+
+        from nce_lm.lm.plots import plot_log_z_histogram
+
+        title = f"log Z(c) of {Path(args.run_dir).resolve().name} on {Path(args.data).name}"
+        plot_log_z_histogram(torch.cat(log_z).numpy(), args.plot, title)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _file_sentences(path: str, model: LanguageModel, errors: str) -> list[tuple[int, list[str]]]:
+    """(line number, tokens) of each non-blank line of ``path``, tokenized as the run's vocabulary says."""
+    sentences, tokens, number = [], [], 0
+    for chunk in iter_chunks([path], model.vocab.tokenizer, errors):
+        tokens += chunk.tokens
+        if chunk.line_end:
+            number += 1
+            if tokens:
+                sentences.append((number, tokens))
+            tokens = []
+    if not sentences:
+        raise NceLmError(f"no sentences in {path}: every line is blank")
+    return sentences
+
+
+def _score_record(place: dict[str, Any], log_prob: float, tokens: int) -> dict[str, Any]:
+    """One JSON line of ``lm score``: where, tokens scored (<eos> included), summed log-prob, perplexity."""
+    return {**place, "tokens": tokens, "log_prob": log_prob, "ppl": math.exp(-log_prob / tokens)}
+
+
+def run_score(args: argparse.Namespace) -> int:
+    check_outputs([args.run_dir, *args.files], files={"-o": args.output})
+    model = LanguageModel.load(args.run_dir, args.checkpoint, device=args.device)
+    normalize = "self" if args.self_normalized else "exact"
+    if normalize == "self" and not model.self_normalized:
+        print(
+            f"warning: {args.run_dir} was trained with {model.config.objective}, not nce: its log Z is free, so "
+            "self-normalized scores are not log-probabilities",
+            file=sys.stderr,
+            flush=True,
+        )
+    places, sentences = [], []
+    for path in args.files:
+        for line, tokens in _file_sentences(path, model, error_mode(args)):
+            places.append({"file": path, "line": line, "unk": sum(t not in model.vocab for t in tokens)})
+            sentences.append(tokens)
+    scores = model.log_probs(sentences, normalize)
+    records = [_score_record(p, float(s.sum()), len(s)) for p, s in zip(places, scores)]
+    total_tokens, total_log_prob = sum(len(s) for s in scores), sum(r["log_prob"] for r in records)
+    total = _score_record({"total": True, "sentences": len(records)}, total_log_prob, total_tokens)
+    total["normalize"] = normalize
+    how = "self-normalized: exp(score) taken as p" if args.self_normalized else "exact softmax"
+    if args.output:
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in [*records, total])
+        write_text_atomic(args.output, text)
+    else:
+        for r in records:
+            print(f"{r['file']}:{r['line']}\ttokens {r['tokens']}\tlog-prob {r['log_prob']:.4f}\tppl {r['ppl']:.2f}")
+    print(
+        f"total: {len(records):,} sentences, {total_tokens:,} tokens, log-prob {total_log_prob:.4f}, "
+        f"perplexity {total['ppl']:.4f} ({how})" + (f"; wrote {args.output}" if args.output else "")
+    )
+    return 0
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    check_outputs([args.run_dir])
+    model = LanguageModel.load(args.run_dir, args.checkpoint, device=args.device)
+    text = model.generate(args.prompt, args.tokens, args.temperature, args.top_k, args.seed)
+    prompt = " ".join(model.tokenize(args.prompt))
+    print(f"{prompt} {text}" if prompt and not text.startswith("\n") else prompt + text)
     return 0
 
 
@@ -188,4 +274,51 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--device", type=device_name, help="override the run's device")
     evaluate.add_argument("--metrics", help="also write the figures as JSON here")
     evaluate.add_argument("--quiet", dest="progress", action="store_false", help="no progress bar")
+    evaluate.add_argument(
+        "--plot", help="also draw a histogram of log Z(c) over the text to this figure (.png, .pdf, .svg...)"
+    )
     evaluate.set_defaults(func=run_eval)
+    _register_score(verbs)
+    _register_sample(verbs)
+
+
+def _register_score(verbs: argparse._SubParsersAction) -> None:
+    score = verbs.add_parser(
+        "score",
+        help="log-probability and perplexity of each sentence of text files",
+        description="Score every non-blank line of FILE... as one sentence (tokenized as the run's vocabulary was, "
+        "unknown words as <unk>, <eos> scored at its end) with RUN_DIR's model: tokens, summed log-probability "
+        "and perplexity per sentence, and a total line. Exact (softmax over the vocabulary) unless "
+        "--self-normalized.",
+    )
+    score.add_argument("run_dir")
+    score.add_argument("files", nargs="+", metavar="FILE")
+    score.add_argument(
+        "--self-normalized",
+        action="store_true",
+        help="take exp(score) as the probability, without log Z: O(d) per token instead of O(V d); a "
+        "log-probability only for a model trained with nce (Mnih & Teh 2012; Devlin et al. 2014)",
+    )
+    score.add_argument("--checkpoint", choices=CHECKPOINTS, default="best", help="the model to use (default best)")
+    score.add_argument("-o", "--output", help="write one JSON line per sentence and a total line here instead")
+    score.add_argument("--device", type=device_name, help="override the run's device")
+    add_replace_errors(score)
+    score.set_defaults(func=run_score)
+
+
+def _register_sample(verbs: argparse._SubParsersAction) -> None:
+    sample = verbs.add_parser(
+        "sample",
+        help="generate text from a trained model",
+        description="Continue --prompt (a sentence's beginning; default: a new sentence) with TOKENS sampled "
+        "tokens from RUN_DIR's model, each line break an <eos>. The same --seed gives the same text.",
+    )
+    sample.add_argument("run_dir")
+    sample.add_argument("--prompt", default="", help="the text to continue (default: none)")
+    sample.add_argument("-n", "--tokens", type=integer(1), default=50, help="tokens to sample (default 50)")
+    sample.add_argument("--temperature", type=number(0, above=True), default=1.0, help="divides the scores (default 1)")
+    sample.add_argument("--top-k", dest="top_k", type=integer(1), help="sample among the K most probable words only")
+    sample.add_argument("--seed", type=SEED, default=0, help="default 0")
+    sample.add_argument("--checkpoint", choices=CHECKPOINTS, default="best", help="the model to use (default best)")
+    sample.add_argument("--device", type=device_name, help="override the run's device")
+    sample.set_defaults(func=run_sample)

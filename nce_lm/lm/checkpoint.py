@@ -69,6 +69,15 @@ class Run:
     payload: dict[str, Any]
 
 
+def model_state(payload: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The model's state dict in a checkpoint's payload: ``best.pt``'s ``model``, or the ``model.`` entries of
+    ``last.pt``'s ``module`` (the model and its objective, trained as one module)."""
+    if "model" in payload:
+        return payload["model"]
+    module = payload["module"]
+    return {name.removeprefix("model."): value for name, value in module.items() if name.startswith("model.")}
+
+
 def load_run(run_dir: Path, which: str = "best", device: str | None = None) -> Run:
     """Rebuild the model of a run folder from ``best.pt`` or ``last.pt``; mismatches are an NceLmError."""
     if not run_dir.is_dir():
@@ -86,7 +95,7 @@ def load_run(run_dir: Path, which: str = "best", device: str | None = None) -> R
     noise = noise_for(config, vocab, target)
     model = build_model(config, len(vocab), noise.log_probs.cpu())
     try:
-        model.load_state_dict(payload["model"])
+        model.load_state_dict(model_state(payload))
     except (KeyError, RuntimeError) as err:
         raise NceLmError(
             f"{run_dir / (which + '.pt')} does not match the run's config or vocabulary: {str(err).splitlines()[0]}"

@@ -90,8 +90,10 @@ def _add_window(
     is_samples: int,
     generator: torch.Generator,
     info_nce: Objective | None,
+    log_z_sink: list[torch.Tensor] | None,
 ) -> None:
-    """Add one window's hidden states (B·T, d) and targets (B·T,) to ``sums`` (7,), at ``_NLL`` … ``_TOKENS``."""
+    """Add one window's hidden states (B·T, d) and targets (B·T,) to ``sums`` (7,), at ``_NLL`` … ``_TOKENS``;
+    append its log Z (B·T,) to ``log_z_sink`` when one is given."""
     weight, bias = model.output_weight, model.output_bias
     s_true = (hidden.double() * weight[targets].double()).sum(-1) + bias[targets].double()  # (B·T,)
     log_z = exact_log_z(hidden, weight, bias).double()  # (B·T,)
@@ -99,6 +101,8 @@ def _add_window(
     sums[_NEG_SCORE] -= s_true.sum()
     sums[_LOG_Z] += log_z.sum()
     sums[_LOG_Z_SQ] += (log_z * log_z).sum()
+    if log_z_sink is not None:
+        log_z_sink.append(log_z.float().cpu())
     if noise is not None:
         estimate, _ = importance_sampled_log_z(hidden, weight, bias, noise, is_samples, generator)
         sums[_IS_ERROR] += (estimate.double() - log_z).abs().sum()
@@ -120,6 +124,7 @@ def evaluate_model(
     label: str = "eval",
     ctx: DistributedContext | None = None,
     info_nce: Objective | None = None,
+    log_z_sink: list[torch.Tensor] | None = None,
 ) -> dict[str, Any]:
     """Exact perplexity and log Z statistics of ``model`` on the token ids (N,), over all N − 1 targets.
 
@@ -128,6 +133,7 @@ def evaluate_model(
     ``info_nce`` (a ranking or InfoNCE objective) adds its mean loss on every target, ``info_nce_loss``.
     ``progress`` shows a tqdm bar described as ``label`` (on rank 0 only). Under torchrun, ``ctx`` splits
     the rows among the ranks and all-reduces the sums: every rank calls this and gets the same dict.
+    ``log_z_sink`` (a list) receives each window's log Z, (B·T,) float32 on the CPU: a host copy per window.
     """
     device = model.output_bias.device
     rank, world_size = (ctx.rank, ctx.world_size) if ctx is not None else (0, 1)
@@ -155,7 +161,9 @@ def evaluate_model(
             for _, inputs, targets in windows(part.to(device), seq_len):
                 hidden, state = model(inputs, state)
                 hidden = hidden.reshape(-1, hidden.shape[-1])  # (B·T, d)
-                _add_window(sums, model, hidden, targets.reshape(-1), noise, is_samples, generator, info_nce)
+                _add_window(
+                    sums, model, hidden, targets.reshape(-1), noise, is_samples, generator, info_nce, log_z_sink
+                )
                 if bar is not None:
                     bar.update(1)
     finally:
@@ -184,8 +192,10 @@ def evaluate_lm(
     device: str | None = None,
     progress: bool = False,
     errors: str = "strict",
+    log_z_sink: list[torch.Tensor] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate the best model of a run folder on a text file (or a dataset's or folder's test split)."""
+    """Evaluate the best model of a run folder on a text file (or a dataset's or folder's test split);
+    ``log_z_sink`` as for :func:`evaluate_model`."""
     run = load_run(Path(run_dir), which="best", device=device)
     ids = token_ids(eval_path(str(data)), run.vocab, eval_cache_dir(Path(run_dir)), errors, progress)
     config = run.config
@@ -203,6 +213,7 @@ def evaluate_lm(
         progress=progress,
         label="eval",
         info_nce=info_nce,
+        log_z_sink=log_z_sink,
     )
     metrics.update(info_nce_bound(critic, metrics["info_nce_loss"], config.noise_samples, config.noise_power))
     return metrics
