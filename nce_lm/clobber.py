@@ -3,18 +3,23 @@
 An output file that is one of the inputs (the same file through any name, hard link or symbolic link:
 ``os.path.samefile``) would destroy what the run reads, and an output folder that holds an input would mix
 our files with the user's (``nce-lm prepare -o CORPUS_DIR``). :func:`check_outputs` refuses both, and an
-output file named like an existing folder, before any file is created.
+output file named like an existing folder, before any file is created. :func:`check_output_folder` refuses an
+output folder that holds files the verb did not write (``nce-lm synth -o ~/notes``), and accepts the verb's own
+earlier output, which a second run replaces.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 
 from nce_lm.errors import NceLmError
+from nce_lm.locks import LOCK_FILE
 
 PathLike = str | os.PathLike[str]
+_TEMPORARY = re.compile(r"\.(.+)\.pid\d+-[A-Za-z0-9_]+\.tmp")  # fileio.atomic_path's temporary names
 
 
 def _input_files(inputs: Iterable[PathLike | None]) -> list[Path]:
@@ -77,3 +82,37 @@ def check_outputs(
         if Path(folder).is_file():
             raise NceLmError(f"{option} {folder} is a file; give a folder")
         _check_writable(option, Path(folder))
+
+
+def _temporary_of(name: str) -> str | None:
+    """The output name whose temporary (:func:`nce_lm.fileio.atomic_path`) ``name`` is, or None."""
+    match = _TEMPORARY.fullmatch(name)
+    return match.group(1) if match else None
+
+
+def check_output_folder(
+    option: str, folder: PathLike, verb: str, names: Collection[str], is_own: Callable[[Path], bool]
+) -> None:
+    """Refuse to write into an existing folder that holds anything but ``verb``'s own earlier output.
+
+    ``names``: the entries ``verb`` writes in the folder; ``is_own(folder)`` tells whether the ones there were
+    written by ``verb`` (the folder's identifying file parses as ours). The lock file and temporaries of
+    ``names`` are ours too. A link is followed: a link to a foreign folder is refused like the folder. The
+    refusal names a few of the foreign entries and says how to replace the folder.
+    """
+    path = Path(folder)
+    if not path.is_dir():
+        return
+    try:
+        entries = sorted(entry.name for entry in path.iterdir())
+    except OSError as err:
+        raise NceLmError(f"{option} {folder}: cannot list it ({err.strerror or err})") from None
+    foreign = [name for name in entries if name not in names and name != LOCK_FILE and _temporary_of(name) not in names]
+    if not foreign and (not set(entries) & set(names) or is_own(path)):
+        return
+    shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+    what = f"holds {shown}, which" if foreign else "holds files that"
+    raise NceLmError(
+        f"{option} {folder} {what} `nce-lm {verb}` did not write: give a new or empty folder, or remove this one "
+        f"first (rm -r {folder}) to replace it"
+    )

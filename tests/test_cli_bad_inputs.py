@@ -13,12 +13,15 @@ import json
 import os
 import pickle
 import shutil
+import struct
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from nce_lm.cli import main
 from nce_lm.lm import LMConfig, train_lm
@@ -210,6 +213,26 @@ CASES: list[tuple[list[str], str]] = [
     (["data", "list", "--data", "dd"], "(did you mean --data-dir?)"),
     ([*SYNTH, "--token", "500"], "(did you mean --tokens?)"),
     (["demo", C, "-o", "d", "--epoch", "1"], "(did you mean --epochs?)"),
+    # issue 25: folders that are not the verb's own output, ranges, damaged and diverged files, control characters
+    (["synth", "-o", "mine", *SYNTH[3:]], "-o mine holds notes.md, which `nce-lm synth` did not"),
+    (["synth", "-o", "mine_link", *SYNTH[3:]], "remove this one first (rm -r mine_link) to replace it"),
+    (["synth", "-o", "only_splits", *SYNTH[3:]], "holds files that `nce-lm synth` did not write"),
+    ([*SYNTH, "--zipf", "1e6"], "below what float64 holds: at most 178.935 with this vocab"),
+    (["prepare", C, "--vocab", "v.json", "-o", "mine"], "cache folder mine holds notes.md, train.txt, which"),
+    (["lm", "train", *LM, "-o", "mine"], "holds notes.md, train.txt, which `nce-lm lm train`"),
+    (["demo", C, "-o", "mine_link"], "holds notes.md, train.txt, which `nce-lm demo`"),
+    ([*SG, "--negatives", "5000"], "--negatives: must be between 1 and 4,096"),
+    ([*SG, "--lr", "1e300"], "--lr: must be a finite number greater than 0 and at most 10"),
+    ([*SG, "--min-lr", "1e300"], "--min-lr: must be a finite number between 0 and 10"),
+    ([*SG, "--sample", "1e300"], "--sample: must be a finite number between 0 and 1"),
+    (["lm", "train", *LM, "-o", "new", "--lr", "1e300"], "--lr: must be a finite number"),
+    ([*SG, "--resume", "raw.pt"], "corrupted or not a checkpoint"),
+    (["prepare", C, "--vocab", "v_huge.json", "-o", "ids"], "more than a 64-bit count holds"),
+    (["prepare", C, "--vocab", "v_nul.json", "-o", "ids"], "holds the control character U+0000"),
+    (["vocab", "nul.txt", "-o", "v2.json"], "nul.txt: line 2 holds the control character U+0000 inside the token"),
+    (["skipgram", "nul.txt", *SG[2:]], "nul.txt: line 2 holds the control character U+0000"),
+    (["lm", "eval", "run_flipped", "--data", C], "corrupted checkpoint run_flipped/best.pt"),
+    (["lm", "eval", "run_nan", "--data", C], "run_nan/best.pt holds non-finite weights"),
     # demo
     (["demo", C, "-o", "d", "--dim", "0"], "--dim"),
     (["demo", C, "-o", "d", "--threads", "100000"], "--threads"),
@@ -295,7 +318,44 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "run_othervocab" / "vocab.json").write_text(json.dumps(other))
     write_corpus(root / "s", 500, TeacherConfig(vocab=50, classes=8))
     assert main(["prepare", str(root / C), "--vocab", str(root / "v.json"), "-o", str(root / "ids"), "--quiet"]) == 0
+    _issue_25_files(root, vocab.to_dict())
     return root
+
+
+def _flip_tensor_bytes(path: Path, count: int = 64) -> None:
+    """Invert ``count`` bytes in the middle of the largest tensor of the torch (zip) file ``path``: damage that
+    leaves the file readable."""
+    with zipfile.ZipFile(path) as archive:
+        record = max((i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    data = bytearray(path.read_bytes())
+    name_length, extra_length = struct.unpack("<HH", data[record.header_offset + 26 : record.header_offset + 30])
+    start = record.header_offset + 30 + name_length + extra_length + (record.file_size - count) // 2
+    assert record.file_size >= count
+    data[start : start + count] = bytes(b ^ 0xFF for b in data[start : start + count])
+    path.write_bytes(bytes(data))
+
+
+def _issue_25_files(root: Path, vocab: dict) -> None:
+    """A user's folder (and a link to it), damaged and diverged runs, a raw pickle, control characters."""
+    from nce_lm.lm.checkpoint import save_payload
+    from nce_lm.pipeline.vocab import Vocab
+
+    (root / "mine").mkdir()
+    (root / "mine" / "notes.md").write_text("the user's notes\n")
+    (root / "mine" / "train.txt").write_text("the user's text\n")
+    (root / "mine_link").symlink_to("mine")
+    (root / "only_splits").mkdir()
+    (root / "only_splits" / "train.txt").write_text("the user's text, named like synth's\n")
+    (root / "nul.txt").write_bytes(b"a0 a1 a2\na3 a\x00b a4\n")
+    (root / "v_huge.json").write_text(json.dumps({**vocab, "counts": [*vocab["counts"][:-1], 10**30]}))
+    (root / "v_nul.json").write_text(json.dumps({**vocab, "tokens": [*vocab["tokens"][:-1], "a\x00"]}))
+    (root / "raw.pt").write_bytes(pickle.dumps({"format": "nce_lm.skipgram"}, protocol=4))
+    shutil.copytree(root / "run", root / "run_flipped")
+    _flip_tensor_bytes(root / "run_flipped" / "best.pt")
+    shutil.copytree(root / "run", root / "run_nan")
+    payload = torch.load(root / "run" / "best.pt", weights_only=True)
+    next(iter(payload["model"].values()))[0] = float("nan")
+    save_payload(root / "run_nan" / "best.pt", payload, Vocab.load(root / "run" / "vocab.json"))
 
 
 @pytest.fixture
@@ -332,7 +392,51 @@ def test_a_bad_input_is_one_line_exit_2_and_writes_nothing(
 
 def test_a_real_process_prints_one_line_too(workspace: Path) -> None:
     """The console entry point, not just ``main``: argparse's and the library's errors alike."""
-    for argv in (["skipgram", C, "-o", "out.bin", "--threads", "100000"], ["eval-vectors", "pickle.bin"]):
+    for argv in (
+        ["skipgram", C, "-o", "out.bin", "--threads", "100000"],
+        ["eval-vectors", "pickle.bin"],
+        [*SYNTH, "--zipf", "1e6"],  # numpy's RuntimeWarnings came first
+        [*SG, "--resume", "raw.pt"],  # torch's UserWarning about the pickle protocol came first
+    ):
         done = subprocess.run([sys.executable, "-m", "nce_lm", *argv], capture_output=True, text=True, timeout=300)
         assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
         assert done.stderr.startswith(f"nce-lm {argv[0]}: error: ")
+
+
+@pytest.mark.parametrize("budget", ["abc", "-5", "nan", "0", ""])
+def test_a_memory_budget_that_is_not_a_number_of_bytes_is_refused(
+    workspace: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, budget: str
+) -> None:
+    monkeypatch.setenv("NCE_LM_MEMORY_BUDGET", budget)
+    before = _snapshot(workspace)
+    assert main(SG) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "NCE_LM_MEMORY_BUDGET must be a positive whole number of bytes" in lines[0]
+    assert f"got {budget!r}" in lines[0]
+    assert _snapshot(workspace) == before
+
+
+def test_a_budget_below_the_estimate_names_the_variable_and_a_readable_size(
+    workspace: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NCE_LM_MEMORY_BUDGET", "1")
+    assert main(SG) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "more than the 1 bytes of NCE_LM_MEMORY_BUDGET=1" in line and "0.0 GiB" not in line
+
+
+@pytest.mark.parametrize("option, busy", [("-o", "out.bin"), ("--checkpoint", "c.pt")])
+def test_a_file_another_run_is_writing_is_refused(
+    workspace: Path, capsys: pytest.CaptureFixture[str], option: str, busy: str
+) -> None:
+    """Two skipgram runs writing one file both ended with exit 0, the last one's file winning (issue 25)."""
+    from nce_lm.locks import output_file_lock
+
+    with output_file_lock({option: busy}):  # held as the first run holds it
+        before = _snapshot(workspace)
+        status = main([*SG, "--checkpoint", "c.pt"])
+        lines = capsys.readouterr().err.splitlines()
+        assert _snapshot(workspace) == before
+    assert status == 2 and len(lines) == 1, lines
+    assert f"{option} {busy} is being written by another process (pid {os.getpid()})" in lines[0]
+    assert not list(workspace.glob(".*.lock"))  # the holder removed its lock file

@@ -12,6 +12,10 @@ test_cli_bad_inputs.py, finding 6 belongs to the resume work of issue 16), each 
 10. private files, read-only runs: :func:`test_10_files_follow_the_umask` and
     :func:`test_10_lm_eval_reads_a_run_folder_it_cannot_write`
 11. unverified downloads: :func:`test_11_downloads_are_verified_https_and_bounded`
+
+Issue 25's findings outside the training loops are cases of test_cli_bad_inputs.py (foreign output folders,
+ranges, damaged and diverged checkpoints, control characters, the memory budget, output-file locks) and the
+``test_25_*`` functions here.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from nce_lm.locks import folder_lock
 from nce_lm.pipeline.synth import TeacherConfig, write_corpus
 from nce_lm.pipeline.token_cache import IDS_FILE, MANIFEST_FILE, load_or_build
 from nce_lm.pipeline.vocab import build_vocab
+from nce_lm.training.checkpoint import CHECKSUM_KEY
 
 
 @pytest.fixture(scope="module")
@@ -178,6 +183,7 @@ def test_8_damaged_files_we_wrote_are_refused_or_rebuilt(corpus: Path, tmp_path:
         [corpus], SkipGramConfig(dim=4, epochs=1, min_count=1, threads=1), progress=False, checkpoint=checkpoint
     )
     payload = torch.load(checkpoint, weights_only=True)
+    del payload[CHECKSUM_KEY]  # crafted files without a checksum, as written before it existed
     torch.save({**payload, "input_vectors": [[0.0] * 4]}, checkpoint)
     with pytest.raises(NceLmError, match="not tensors"):
         load_checkpoint(checkpoint)
@@ -217,6 +223,7 @@ def test_9_a_failed_demo_leaves_its_folder_as_it_was(corpus: Path, tmp_path: Pat
     out = tmp_path / "demo"
     out.mkdir()
     (out / "vocab.json").write_text("an earlier run's")
+    (out / "metrics.json").write_text('{"training": {}, "evaluation": {}}')  # what makes it the demo's own output
 
     def fail(*args, **kwargs):
         raise NceLmError("stopped on purpose after the vocabulary was written")
@@ -224,7 +231,8 @@ def test_9_a_failed_demo_leaves_its_folder_as_it_was(corpus: Path, tmp_path: Pat
     monkeypatch.setattr(demo_verbs, "train_skipgram", fail)
     assert main(["demo", str(corpus), "-o", str(out), "--epochs", "1", "--min-count", "1", "--quiet"]) == 2
     assert "stopped on purpose" in capsys.readouterr().err
-    assert [p.name for p in out.iterdir()] == ["vocab.json"] and (out / "vocab.json").read_text() == "an earlier run's"
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "vocab.json"]
+    assert (out / "vocab.json").read_text() == "an earlier run's"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]  # no staging folder left
 
 
@@ -308,3 +316,61 @@ def test_25_a_kv_file_is_not_unpickled_for_its_name(tmp_path: Path) -> None:
         text=True,
     )
     assert done.returncode == 2 and sprung.exists()
+
+
+def test_25_checkpoints_carry_a_checksum_that_loading_verifies(corpus: Path, tmp_path: Path) -> None:
+    from nce_lm.training.checkpoint import load_checkpoint, save_checkpoint
+
+    vocab = build_vocab([corpus])
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, "kind", vocab, {"weights": torch.arange(6.0).reshape(2, 3), "step": 3})
+    payload = load_checkpoint(path, "kind", "test")
+    assert payload["step"] == 3 and torch.equal(payload["weights"], torch.arange(6.0).reshape(2, 3))
+    del payload[CHECKSUM_KEY]
+    torch.save(payload, path)  # as written before checksums existed: still loads
+    assert load_checkpoint(path, "kind", "test")["step"] == 3
+    for change in ({"weights": payload["weights"] + 1e-7}, {"step": 4}):
+        save_checkpoint(path, "kind", vocab, payload)
+        saved = torch.load(path, weights_only=True)
+        torch.save({**saved, **change}, path)  # the old checksum over new contents
+        with pytest.raises(NceLmError, match="corrupted checkpoint"):
+            load_checkpoint(path, "kind", "test")
+
+
+def test_25_a_token_cache_whose_npy_header_was_damaged_is_rebuilt(corpus: Path, tmp_path: Path, capsys) -> None:
+    """numpy's header parser raised tokenize.TokenError through the CLI; the cache is ours, so it is rebuilt."""
+    build_vocab([corpus]).save(tmp_path / "v.json")
+    argv = ["prepare", str(corpus), "--vocab", str(tmp_path / "v.json"), "-o", str(tmp_path / "ids"), "--quiet"]
+    assert main(argv) == 0
+    ids = tmp_path / "ids" / IDS_FILE
+    good, stat = ids.read_bytes(), ids.stat()
+    ids.write_bytes(good[:10] + bytes(b ^ 0xFF for b in good[10:60]) + good[60:])
+    os.utime(ids, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # size and time as recorded: only the header tells
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert capsys.readouterr().out.startswith("wrote ") and ids.read_bytes() == good
+
+
+def test_25_synth_replaces_its_own_earlier_output_through_a_link_too(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "s"
+    assert main(["synth", "-o", str(out), "--vocab", "50", "--tokens", "500", "--quiet"]) == 0
+    (tmp_path / "link").symlink_to(out)
+    assert main(["synth", "-o", str(tmp_path / "link"), "--vocab", "60", "--tokens", "500", "--quiet"]) == 0
+    assert json.loads((out / "teacher.json").read_text())["teacher"]["vocab"] == 60
+    assert sorted(p.name for p in out.iterdir()) == ["teacher.json", "test.txt", "train.txt", "valid.txt"]
+
+
+def test_25_the_negatives_range_is_the_c_kernels() -> None:
+    from nce_lm.cli.options import MAX_NEGATIVES
+
+    source = (Path(__file__).parents[1] / "nce_lm" / "skipgram" / "_kernel.c").read_text()
+    assert f"negatives > {MAX_NEGATIVES} ||" in source
+
+
+def test_25_token_lists_and_vocabularies_refuse_control_characters() -> None:
+    from nce_lm.pipeline.vocab import Vocab
+
+    for character in ("\x00", "\x1b", "\x7f", "\x9b"):
+        with pytest.raises(NceLmError, match=f"control character U\\+{ord(character):04X}"):
+            Vocab(["<unk>", "<eos>", "a", f"b{character}c"], [0, 1, 1, 1])
+    Vocab(["<unk>", "<eos>", "a", "café", "\u00a9"], [0, 1, 1, 1, 1])  # printable non-ASCII is fine

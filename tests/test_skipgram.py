@@ -197,7 +197,7 @@ def test_cli_trains_exports_and_reports(topic_corpus: Path, tmp_path: Path, caps
     "extra, message",
     [
         (["--dim", "0"], "--dim: must be between 1 and"),
-        (["--sample", "-1"], "--sample: must be a finite number at least 0"),
+        (["--sample", "-1"], "--sample: must be a finite number between 0 and 1"),
         (["--min-count", "100000"], "vocabulary is empty"),
         (["--resume", "CORRUPT"], "corrupted or not a checkpoint"),
     ],

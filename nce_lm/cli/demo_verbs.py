@@ -16,8 +16,9 @@ from pathlib import Path
 from nce_lm.cli.options import error_mode
 from nce_lm.cli.skipgram_verbs import add_training_arguments, config_from_args
 from nce_lm.cli.vector_verbs import print_metrics
-from nce_lm.clobber import check_outputs
-from nce_lm.fileio import staged_folder, write_json_atomic
+from nce_lm.clobber import check_output_folder, check_outputs
+from nce_lm.errors import NceLmError
+from nce_lm.fileio import read_json, staged_folder, write_json_atomic
 from nce_lm.pipeline.corpus import TokenizerConfig
 from nce_lm.pipeline.noise import NoiseDistribution
 from nce_lm.pipeline.vocab import Vocab, build_vocab, coverage
@@ -28,6 +29,16 @@ DEMO_WORDS = ("government", "police", "fire", "australia", "said")
 # The demo's corpus is small (60,000 words): more epochs and a lower min count than word2vec's defaults.
 DEMO_CHANGES = {"epochs": 10, "min_count": 3, "lowercase": True, "split_punctuation": True}
 DEMO_SETTINGS = replace(SkipGramConfig(), **DEMO_CHANGES)
+DEMO_FILES = ("vocab.json", "vectors.bin", "metrics.json")
+
+
+def _is_demo_output(folder: Path) -> bool:
+    """Whether ``folder``'s metrics.json is one that the demo wrote."""
+    try:
+        metrics = read_json(folder / "metrics.json", "demo metrics")
+    except NceLmError:
+        return False
+    return isinstance(metrics, dict) and {"training", "evaluation"} <= metrics.keys()
 
 
 def default_corpus() -> Path:
@@ -56,7 +67,8 @@ def run_demo(args: argparse.Namespace) -> int:
     corpus = [Path(p) for p in args.corpus] if args.corpus else [default_corpus()]
     output = Path(args.output)
     config = config_from_args(args)
-    check_outputs(corpus, files={name: output / name for name in ("vocab.json", "vectors.bin", "metrics.json")})
+    check_outputs(corpus, files={name: output / name for name in DEMO_FILES})
+    check_output_folder("-o", output, "demo", DEMO_FILES, _is_demo_output)
     with staged_folder(output) as staging:
         print(f"corpus: {', '.join(str(p) for p in corpus)}")
         errors = error_mode(args)

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from nce_lm.cli.inputs import check_corpus, check_data
-from nce_lm.cli.options import SEED, add_replace_errors, device_name, error_mode, integer, number
+from nce_lm.cli.options import LEARNING_RATE, SEED, add_replace_errors, device_name, error_mode, integer, number
 from nce_lm.clobber import check_outputs
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import read_json, write_json_atomic, write_text_atomic
 from nce_lm.lm import LMConfig, evaluate_lm, train_lm
+from nce_lm.lm.checkpoint import check_new_run_folder
 from nce_lm.lm.config import DEFAULT_NOISE_SAMPLES, MODELS
 from nce_lm.lm.language_model import CHECKPOINTS, LanguageModel
 from nce_lm.lm.optim import DEFAULT_LR, LM_OPTIMIZERS
@@ -72,6 +73,7 @@ def run_train(args: argparse.Namespace) -> int:
             raise NceLmError("give -o RUN_DIR for a new run, or --resume RUN_DIR")
         config = LMConfig(**given)
         run_dir = Path(args.output)
+        check_new_run_folder("-o", run_dir)
     vocab = Vocab.load(args.vocab) if args.vocab else None
     metrics = train_lm(
         config, run_dir, resume=bool(args.resume), vocab=vocab, cache_dir=args.cache, errors=error_mode(args)
@@ -241,7 +243,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="default adam; rowwise-adagrad for a sampled objective at V >= 100,000 (docs/lm.md)",
     )
     train.add_argument(
-        "--lr", type=number(0, above=True), help="default: " + ", ".join(f"{v:g} ({k})" for k, v in DEFAULT_LR.items())
+        "--lr", type=LEARNING_RATE, help="default: " + ", ".join(f"{v:g} ({k})" for k, v in DEFAULT_LR.items())
     )
     train.add_argument("--lr-decay", dest="lr_decay", type=number(1), help=f"default {_D.lr_decay}")
     train.add_argument("--clip", type=number(0, above=True), help=f"default {_D.clip}")

@@ -115,6 +115,15 @@ def device_name(text: str) -> str:
 
 
 KERNEL_SIZE = integer(1, 2**31 - 1, "the C kernel counts in 32-bit integers")  # skip-gram's sizes
+# _kernel.c's train_pairs keeps a pair's 1 + k scores on its stack and refuses k above 4096.
+MAX_NEGATIVES = 4096
+NEGATIVES = integer(1, MAX_NEGATIVES, "the C kernel keeps a pair's noise scores on its stack")
+# Every model here diverges far below 10; a larger rate is a typo (1e-3 meant), and 1e300 overflows the schedule.
+LEARNING_RATE = number(0, 10, above=True, reason="larger rates only diverge")
+FINAL_LEARNING_RATE = number(0, 10, reason="larger rates only diverge")
+# word2vec's subsampling keeps a word of frequency f with probability (sqrt(f/t) + 1) t/f, which is 1 for every
+# word once t >= 1: larger thresholds change nothing; 0 turns subsampling off.
+SAMPLE = number(0, 1, reason="t = 1 already keeps every word; 0 turns subsampling off")
 SEED = integer(0, 2**32 - 1, "numpy and torch take 32-bit seeds")
 
 

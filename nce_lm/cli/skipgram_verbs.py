@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 from dataclasses import fields, replace
 
 from nce_lm.cli.inputs import check_corpus
-from nce_lm.cli.options import KERNEL_SIZE, SEED, add_replace_errors, device_name, error_mode, integer, number, threads
+from nce_lm.cli.options import (
+    FINAL_LEARNING_RATE,
+    KERNEL_SIZE,
+    LEARNING_RATE,
+    NEGATIVES,
+    SAMPLE,
+    SEED,
+    add_replace_errors,
+    device_name,
+    error_mode,
+    integer,
+    number,
+    threads,
+)
 from nce_lm.clobber import check_outputs
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import write_json_atomic
+from nce_lm.locks import output_file_lock
 from nce_lm.objectives.mi_bound import bound_line
 from nce_lm.pipeline.token_cache import cache_vocab
 from nce_lm.pipeline.vocab import Vocab
@@ -66,6 +82,13 @@ def run_skipgram(args: argparse.Namespace) -> int:
     check_outputs([*args.corpus, args.resume], folders={"--cache": args.cache_dir}, files=outputs)
     # --checkpoint may be the --resume file (a run continued in place), but neither a corpus file nor another output
     check_outputs([*args.corpus, args.vocab], files={**outputs, "--checkpoint": args.checkpoint})
+    writes = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 alone writes the files
+    with output_file_lock({**outputs, "--checkpoint": args.checkpoint}) if writes else contextlib.nullcontext():
+        return train_and_save(args)
+
+
+def train_and_save(args: argparse.Namespace) -> int:
+    """:func:`run_skipgram` once its outputs are checked and locked: train, then write and report."""
     vocab = Vocab.load(args.vocab) if args.vocab else None
     if not args.resume:
         check_given_vocabulary(args, vocab or (cache_vocab(args.cache_dir) if args.cache_dir else None))
@@ -143,7 +166,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults: SkipGramCo
         "--noise-samples",
         "--negatives",
         dest="noise_samples",
-        type=KERNEL_SIZE,
+        type=NEGATIVES,
         help=f"k, noise words per example: word2vec's -negative (default {d.noise_samples})",
     )
     parser.add_argument("--epochs", type=integer(1), help=f"passes over the corpus (default {d.epochs})")
@@ -157,7 +180,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults: SkipGramCo
         help="raise --min-count until at most this many words remain, as gensim's max_final_vocab: "
         "words tied at the cut are all dropped, so the vocabulary may be smaller",
     )
-    parser.add_argument("--sample", type=number(0), help=f"subsampling threshold t (default {d.sample:g})")
+    parser.add_argument("--sample", type=SAMPLE, help=f"subsampling threshold t (default {d.sample:g})")
     parser.add_argument(
         "--noise-power", dest="noise_power", type=number(0, 1), help=f"q ∝ count^power (default {d.noise_power})"
     )
@@ -169,13 +192,13 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults: SkipGramCo
     )
     parser.add_argument(
         "--lr",
-        type=number(0, above=True),
+        type=LEARNING_RATE,
         help="learning rate: SGD's starting rate (default 0.025; CBOW 0.05, word2vec's) or Adagrad's constant "
         "rate (0.1); "
         "on --resume, the rate to continue from",
     )
     parser.add_argument(
-        "--min-lr", dest="min_lr", type=number(0), help=f"SGD's final learning rate (default {d.min_lr})"
+        "--min-lr", dest="min_lr", type=FINAL_LEARNING_RATE, help=f"SGD's final learning rate (default {d.min_lr})"
     )
     parser.add_argument(
         "--batch-size",

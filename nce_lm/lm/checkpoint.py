@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from nce_lm.clobber import check_output_folder
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import read_json, write_json_atomic
 from nce_lm.lm.config import LMConfig
@@ -42,6 +43,23 @@ def load_payload(path: Path, vocab: Vocab) -> dict[str, Any]:
         "folder's files do not belong together",
     )
     return payload
+
+
+RUN_FILES = ("config.json", "vocab.json", "last.pt", "best.pt", "metrics.json", "cache")
+
+
+def _is_run_folder(folder: Path) -> bool:
+    """Whether ``folder``'s config.json is a run's: a JSON object (checked in full when the run is resumed)."""
+    try:
+        return isinstance(read_json(folder / "config.json", "run config"), dict)
+    except NceLmError:
+        return False
+
+
+def check_new_run_folder(option: str, run_dir: Path) -> None:
+    """Refuse a folder for a new run that holds files a run did not write (a run's own files, including those
+    of a run that stopped before its first checkpoint, are left for ``train_lm`` to judge)."""
+    check_output_folder(option, run_dir, "lm train", RUN_FILES, _is_run_folder)
 
 
 def write_run_files(run_dir: Path, config: LMConfig, vocab: Vocab) -> None:
@@ -79,7 +97,8 @@ def model_state(payload: dict[str, Any]) -> dict[str, torch.Tensor]:
 
 
 def load_run(run_dir: Path, which: str = "best", device: str | None = None) -> Run:
-    """Rebuild the model of a run folder from ``best.pt`` or ``last.pt``; mismatches are an NceLmError."""
+    """Rebuild the model of a run folder from ``best.pt`` or ``last.pt``; mismatches, and weights that are not
+    all finite (a diverged run), are an NceLmError."""
     if not run_dir.is_dir():
         raise NceLmError(f"run folder not found: {run_dir}")
     config = LMConfig.from_dict(read_json(run_dir / "config.json", "run config"))
@@ -100,4 +119,10 @@ def load_run(run_dir: Path, which: str = "best", device: str | None = None) -> R
         raise NceLmError(
             f"{run_dir / (which + '.pt')} does not match the run's config or vocabulary: {str(err).splitlines()[0]}"
         ) from None
+    diverged = next((name for name, t in model.state_dict().items() if not torch.isfinite(t).all()), None)
+    if diverged is not None:
+        raise NceLmError(
+            f"{run_dir / (which + '.pt')} holds non-finite weights (NaN or infinity in {diverged}): the run "
+            "diverged, so no perplexity it gives means anything; train again with a lower --lr"
+        )
     return Run(config, vocab, model.to(target), noise, payload)

@@ -36,6 +36,9 @@ _PYTHON_ONLY_WHITESPACE = re.compile("[\x1c-\x1f]")
 # Unicode White_Space, the set both pre-tokenizers split on: a safe place to cut an over-long line.
 _WHITESPACE = re.compile("[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
 _OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+# C0 and C1 control characters that str.split does not take for whitespace (NUL, ESC, DEL...): no text holds
+# them inside a word, so a token that does comes from a binary file or damaged text.
+CONTROL_CHARACTER = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -236,6 +239,19 @@ def _file_chunks(
         if unfinished or line_open:
             (tokens,) = tokenizer.tokenize_lines(unfinished)
             yield TokenChunk(tokens, True)
+
+
+def first_line_holding(files: list[Path], character: str, errors: str = "strict") -> tuple[Path, int] | None:
+    """The first file of ``files`` holding ``character``, and the number (from 1) of its line that does; None
+    when none does. A second reading, for error messages: the hot path never looks for single characters."""
+    for path in files:
+        lines_before = 0
+        for block in _decoded_blocks(path, errors, DEFAULT_BLOCK_SIZE):
+            found = block.find(character)
+            if found != -1:
+                return path, lines_before + block.count("\n", 0, found) + 1
+            lines_before += block.count("\n")
+    return None
 
 
 def _last_whitespace(text: str) -> int:

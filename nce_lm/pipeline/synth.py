@@ -30,13 +30,17 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 
+from nce_lm.clobber import check_output_folder
 from nce_lm.errors import NceLmError
-from nce_lm.fileio import atomic_path, staged_folder, write_json_atomic
+from nce_lm.fileio import atomic_path, read_json, staged_folder, write_json_atomic
 from nce_lm.pipeline.noise import build_alias_table
 from nce_lm.training.devices import resolve_device
 
 SPLITS = (("train", 0.90), ("valid", 0.95), ("test", 1.0))  # cumulative share of the tokens
 _LINES_PER_CHUNK = 65_536
+TEACHER_FILE = "teacher.json"
+# The largest s·ln V: the rarest word's weight V^-s = e^(-s ln V) stays a normal float64 (the smallest is e^-708).
+MAX_LOG_RARITY = 700.0
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,12 @@ class TeacherConfig:
             raise NceLmError(f"mix must be in [0, 1], got {self.mix}")
         if not 0 <= self.zipf < math.inf:
             raise NceLmError(f"zipf must be finite and non-negative, got {self.zipf}")
+        if self.zipf * math.log(self.vocab) > MAX_LOG_RARITY:
+            most = math.floor(MAX_LOG_RARITY / math.log(self.vocab) * 1000) / 1000
+            raise NceLmError(
+                f"zipf {self.zipf:g} makes the rarest of {self.vocab:,} words {self.vocab:,}^-{self.zipf:g} times as "
+                f"likely as the first, below what float64 holds: at most {most:g} with this vocab"
+            )
         if not 1 < self.mean_line < math.inf:
             raise NceLmError(f"mean_line must be finite and exceed 1, got {self.mean_line}")
 
@@ -153,6 +163,15 @@ def _write_lines(handle: TextIO, lines: list[np.ndarray], names: np.ndarray) -> 
     handle.write("".join(" ".join(names[line]) + "\n" for line in lines))
 
 
+def _is_synth_output(folder: Path) -> bool:
+    """Whether ``folder``'s teacher.json is one that :func:`write_corpus` wrote."""
+    try:
+        report = read_json(folder / TEACHER_FILE, "teacher")
+    except NceLmError:
+        return False
+    return isinstance(report, dict) and {"teacher", "test_floor_ppl"} <= report.keys()
+
+
 def write_corpus(
     output: str | os.PathLike[str],
     tokens: int,
@@ -165,12 +184,15 @@ def write_corpus(
     Lines go to train until 90 % of the tokens, then valid until 95 %, then test. Returns the teacher.json
     contents: the floor (``test_cross_entropy`` in nats per token, ``test_floor_ppl``), the counts, settings.
     The four files are written into a temporary sibling of OUTPUT and moved there together once all are
-    complete and checked: a failure leaves OUTPUT as it was.
+    complete and checked: a failure leaves OUTPUT as it was. An OUTPUT holding other files than an earlier
+    output of this function is refused (:func:`nce_lm.clobber.check_output_folder`).
     """
     if tokens < 100:
         raise NceLmError(f"tokens must be at least 100, got {tokens}")
     resolve_device(device)  # a bad name or an absent GPU, before any file is created
     teacher_config.validate()
+    names = [*(f"{name}.txt" for name, _ in SPLITS), TEACHER_FILE]
+    check_output_folder("-o", output, "synth", names, _is_synth_output)
     with staged_folder(output) as staging:
         return _write_corpus(staging, tokens, teacher_config, device, progress)
 
@@ -232,5 +254,5 @@ def _write_corpus(
         "note": "test_floor_ppl is the teacher's own perplexity on test.txt, <eos> included: "
         "the lowest a model can expect",
     }
-    write_json_atomic(folder / "teacher.json", report)
+    write_json_atomic(folder / TEACHER_FILE, report)
     return report

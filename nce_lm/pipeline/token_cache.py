@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from nce_lm.clobber import check_outputs
+from nce_lm.clobber import check_output_folder, check_outputs
 from nce_lm.decoding import check_error_mode
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import atomic_path, read_json, write_json_atomic
@@ -85,18 +85,30 @@ def _reusable(cache_dir: Path, expected: dict[str, Any]) -> tuple[np.ndarray, di
         return None
     if not all(type(manifest.get(k)) is int and manifest[k] >= 0 for k in ("tokens", "lines")):
         return None
-    try:
-        ids = np.load(ids_path, mmap_mode="r")
-    except (OSError, ValueError):
-        return None
     stat = ids_path.stat()
     if manifest.get("ids_file") != {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}:
         return None  # the ids were rewritten after this manifest
+    try:
+        ids = np.load(ids_path, mmap_mode="r")
+    except Exception:  # numpy's header parser raises ValueError, SyntaxError, tokenize.TokenError... on damage
+        return None
     if ids.dtype != np.int32 or ids.shape != (manifest.get("tokens"),):
         return None
     if len(ids) and not (int(ids.min()) >= 0 and int(ids.max()) < expected["vocab_size"]):
         return None
     return ids, manifest
+
+
+def _is_cache(folder: Path) -> bool:
+    """Whether ``folder`` holds a cache of ours: its manifest is ours (or damaged beside our ids, to rebuild),
+    or (an interrupted first build) it has neither a manifest nor a copy of the vocabulary, which come last."""
+    if not (folder / MANIFEST_FILE).exists():
+        return not (folder / VOCAB_FILE).exists()
+    try:
+        manifest = read_json(folder / MANIFEST_FILE, "token cache manifest")
+    except NceLmError:
+        return (folder / IDS_FILE).exists()
+    return isinstance(manifest, dict) and manifest.get("format") == MANIFEST_FORMAT
 
 
 def load_or_build(
@@ -107,13 +119,15 @@ def load_or_build(
     progress: bool = False,
 ) -> TokenCache:
     """Return the cached ids of ``paths`` under ``vocab``, encoding the corpus first when needed (with a bar of
-    the bytes read when ``progress`` and it takes more than 2 seconds)."""
+    the bytes read when ``progress`` and it takes more than 2 seconds). A folder holding other files than a
+    cache is refused (:func:`nce_lm.clobber.check_output_folder`)."""
     check_error_mode(errors)
     files = expand_inputs(paths)
     folder = Path(cache_dir)
     if folder.exists() and not folder.is_dir():
         raise NceLmError(f"cache folder {folder} exists and is not a folder")
     check_outputs(files, folders={"cache folder": folder})
+    check_output_folder("cache folder", folder, "prepare", (IDS_FILE, MANIFEST_FILE, VOCAB_FILE), _is_cache)
     if all(f.stat().st_size == 0 for f in files):
         raise NceLmError(f"the corpus ({', '.join(str(f) for f in files)}) is empty")
     expected = _expected_manifest(files, vocab, errors)

@@ -14,14 +14,22 @@ import json
 import os
 from collections import Counter
 from collections.abc import Iterable
-from itertools import repeat
+from itertools import islice, repeat
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import read_json, write_json_atomic
-from nce_lm.pipeline.corpus import TokenChunk, TokenizerConfig, expand_inputs, iter_chunks
+from nce_lm.pipeline.corpus import (
+    CONTROL_CHARACTER,
+    TokenChunk,
+    TokenizerConfig,
+    expand_inputs,
+    first_line_holding,
+    iter_chunks,
+)
 
 FORMAT = "nce_lm.pipeline.vocab"
 FORMAT_VERSION = 1
@@ -43,8 +51,8 @@ class Vocab:
         tokenizer: TokenizerConfig = TokenizerConfig(),
         settings: dict[str, Any] | None = None,
     ) -> None:
-        """Check the invariants (specials first, no duplicates, no empty or whitespace tokens, every word
-        counted at least once) and build the index."""
+        """Check the invariants (specials first, no duplicates, no empty tokens nor tokens holding whitespace or
+        control characters, every word counted at least once) and build the index."""
         self.tokens = list(tokens)
         self.counts = np.asarray(counts, dtype=np.int64)  # (V,)
         self.tokenizer = tokenizer
@@ -71,6 +79,12 @@ class Vocab:
             raise NceLmError(
                 f"vocabulary token {blank!r} is empty or holds whitespace: word2vec's files separate words by "
                 "spaces, so no text file yields such a token and no vector file could store it"
+            )
+        control = control_token(self.tokens)
+        if control is not None:
+            raise NceLmError(
+                f"vocabulary token {control!r} holds the control character "
+                f"U+{ord(CONTROL_CHARACTER.search(control)[0]):04X}: no text holds one inside a word"
             )
         self._index = {token: i for i, token in enumerate(self.tokens)}
         if len(self._index) != len(self.tokens):
@@ -136,10 +150,38 @@ class Vocab:
             raise NceLmError('"tokens" must be a list of strings')
         if not isinstance(counts, list) or not all(type(c) is int for c in counts):
             raise NceLmError('"counts" must be a list of integers')
+        if counts and (max(counts) >= 2**63 or sum(c for c in counts if c > 0) >= 2**63):
+            raise NceLmError(f'"counts" add up to {sum(counts):.3g}, more than a 64-bit count holds')
         settings = data.get("settings", {})
         if not isinstance(settings, dict):
             raise NceLmError('"settings" must be a JSON object')
         return cls(tokens, counts, TokenizerConfig.from_dict(data.get("tokenizer")), settings)
+
+
+def control_token(tokens: Iterable[str]) -> str | None:
+    """The first of ``tokens`` holding a control character (:data:`CONTROL_CHARACTER`), or None.
+
+    One regular-expression search per batch of joined tokens, so checking a vocabulary's distinct words costs
+    a small fraction of counting them, in little memory."""
+    remaining = iter(tokens)
+    while batch := list(islice(remaining, 65_536)):
+        if CONTROL_CHARACTER.search(" ".join(batch)) is not None:
+            return next(t for t in batch if CONTROL_CHARACTER.search(t))
+    return None
+
+
+def _refuse_control_characters(counter: Counter[str], files: list[Path], errors: str) -> None:
+    """Refuse a corpus in which a token holds a control character, naming the file and the line."""
+    token = control_token(counter)
+    if token is None:
+        return
+    character = CONTROL_CHARACTER.search(token)[0]
+    place = first_line_holding(files, character, errors)
+    where = f"{place[0]}: line {place[1]}" if place else "the corpus"
+    raise NceLmError(
+        f"{where} holds the control character U+{ord(character):04X} inside the token {token!r}: is this a "
+        "text file? Remove such characters and run again"
+    )
 
 
 def count_tokens(
@@ -203,6 +245,7 @@ def build_vocab(
     _check_limits(min_count, max_size)  # before a long count
     files = expand_inputs(paths)
     counted = count_tokens(files, tokenizer, errors, max_distinct, "counting words" if progress else None)
+    _refuse_control_characters(counted[0], files, errors)
     sources = [{"path": str(f.resolve()), "bytes": f.stat().st_size} for f in files]
     settings = {"max_distinct": max_distinct, "errors": errors, "sources": sources}
     return vocab_from_counts(

@@ -2,10 +2,10 @@
 line instead of ending in the kernel's out-of-memory killer (which may take a shared machine's other jobs
 with it).
 
-The budget is the machine's physical memory (``os.sysconf``), or ``NCE_LM_MEMORY_BUDGET`` (bytes) when set.
-Callers estimate the bytes of their largest tensors from the settings and the vocabulary size, so a check
-costs nothing and errs on the side of running: an estimate below the budget can still fail later, one above
-it cannot succeed.
+The budget is the machine's physical memory (``os.sysconf``), or ``NCE_LM_MEMORY_BUDGET`` (a positive whole
+number of bytes) when set; any other value of the variable is refused rather than ignored. Callers estimate the
+bytes of their largest tensors from the settings and the vocabulary size, so a check costs nothing and errs on
+the side of running: an estimate below the budget can still fail later, one above it cannot succeed.
 """
 
 from __future__ import annotations
@@ -19,12 +19,26 @@ BUDGET_ENV = "NCE_LM_MEMORY_BUDGET"
 
 def memory_budget() -> int:
     """Bytes a run may plan to allocate: ``$NCE_LM_MEMORY_BUDGET``, else the physical memory."""
-    if os.environ.get(BUDGET_ENV, "").isdigit():
-        return int(os.environ[BUDGET_ENV])
+    text = os.environ.get(BUDGET_ENV)
+    if text is not None:
+        value = text.strip().replace("_", "")
+        if not value.isascii() or not value.isdigit() or int(value) == 0:
+            raise NceLmError(
+                f"{BUDGET_ENV} must be a positive whole number of bytes (such as 8000000000), got {text!r}; "
+                "unset it to plan against the machine's memory"
+            )
+        return int(value)
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError):
         return 1 << 40
+
+
+def _size(count: int) -> str:
+    """A byte count in GiB, or in MiB or bytes when that would read 0.0 GiB."""
+    if count >= 2**30 // 10:
+        return f"{count / 2**30:,.1f} GiB"
+    return f"{count / 2**20:,.1f} MiB" if count >= 2**20 // 10 else f"{count:,} bytes"
 
 
 def check_memory(parts: dict[str, int], advice: str) -> None:
@@ -32,7 +46,8 @@ def check_memory(parts: dict[str, int], advice: str) -> None:
     total, budget = sum(parts.values()), memory_budget()
     if total > budget:
         largest = max(parts, key=parts.__getitem__)
+        limit = f"{BUDGET_ENV}={budget}" if BUDGET_ENV in os.environ else "the memory this machine has"
         raise NceLmError(
-            f"these settings need about {total / 2**30:,.1f} GiB ({largest}: {parts[largest] / 2**30:,.1f} "
-            f"GiB), more than the {budget / 2**30:,.1f} GiB of memory this machine has; {advice}"
+            f"these settings need about {_size(total)} ({largest}: {_size(parts[largest])}), more than the "
+            f"{_size(budget)} of {limit}; {advice}"
         )
