@@ -87,6 +87,8 @@ typedef struct {
     int dim, negatives, batch, threads;
     uint64_t seed;
     int64_t first_pair;     /* index of example 0 within the epoch: keys the random numbers */
+    const int64_t *noise_key; /* (E,) the key of each example's noise draw; NULL: first_pair + its index.
+                               * Examples with one key share one set of k noise words (a window's pairs). */
     double lr_begin, lr_end; /* learning rate at the first example and after the last, linear in between */
     /* Work space for one batch. */
     int64_t *candidates;    /* (batch, 1 + k): the centre word, then the noise words */
@@ -185,12 +187,16 @@ INLINE void prefetch_inputs(const Job *job, int64_t p) {
 }
 
 /* The candidates of example p (slot i of the batch): its centre word, then k words drawn from q. */
-INLINE void draw_candidates(Job *job, int64_t p, int64_t i) {
+INLINE void draw_candidates(Job *job, int64_t p, int64_t i, int64_t from) {
     const int width = 1 + job->negatives;
     int64_t *candidates = job->candidates + i * width;
     candidates[0] = job->centre[p];
-    for (int j = 1; j < width; j++)
-        candidates[j] = draw_noise(job, (uint64_t)(job->first_pair + p) * (uint64_t)job->negatives + (j - 1));
+    if (job->noise_key && i > from && job->noise_key[p] == job->noise_key[p - 1]) { /* the previous pair's */
+        memcpy(candidates + 1, candidates + 1 - width, sizeof(int64_t) * job->negatives);
+        return;
+    }
+    const uint64_t key = job->noise_key ? (uint64_t)job->noise_key[p] : (uint64_t)(job->first_pair + p);
+    for (int j = 1; j < width; j++) candidates[j] = draw_noise(job, key * (uint64_t)job->negatives + (j - 1));
 }
 
 /* Phase 1 for example p (slot i of the batch): h, scores, gradients, the step for h. */
@@ -240,7 +246,7 @@ HOT static void run_worker(Job *job, int thread) {
         const float lr = (float)(job->lr_begin + (job->lr_end - job->lr_begin) * (double)first / (double)job->pairs);
         /* 1. score the pairs: a contiguous share per thread. */
         const int64_t from = count * thread / threads, to = count * (thread + 1) / threads;
-        for (int64_t i = from; i < to; i++) draw_candidates(job, first + i, i);
+        for (int64_t i = from; i < to; i++) draw_candidates(job, first + i, i, from);
         for (int64_t i = from; i < to; i++) {
             if (i + PREFETCH_DISTANCE < to) {
                 const int64_t *ahead = job->candidates + (i + PREFETCH_DISTANCE) * width;
@@ -320,17 +326,17 @@ static int check_size(const Py_buffer *buffer, Py_ssize_t items, Py_ssize_t item
 static PyObject *train_pairs(PyObject *self, PyObject *args, PyObject *kwargs) {
     static char *keywords[] = {"input", "output", "has_bias", "train_bias", "dim", "context", "centre", "offset", "accept", "alias",
                                "softmax", "negatives", "batch", "threads", "seed", "first_pair", "lr_begin",
-                               "lr_end", "context_start", NULL};
-    Py_buffer input, output, context, centre, offset, accept, alias, context_start = {0};
+                               "lr_end", "context_start", "noise_key", NULL};
+    Py_buffer input, output, context, centre, offset, accept, alias, context_start = {0}, noise_key = {0};
     int has_bias, train_bias;
     int dim, softmax, negatives, batch, threads;
     unsigned long long seed;
     long long first_pair;
     double lr_begin, lr_end;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "w*w*ppiy*y*y*y*y*piiiKLdd|z*", keywords, &input, &output,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "w*w*ppiy*y*y*y*y*piiiKLdd|z*z*", keywords, &input, &output,
                                      &has_bias, &train_bias, &dim, &context, &centre, &offset, &accept, &alias, &softmax,
                                      &negatives, &batch, &threads, &seed, &first_pair, &lr_begin, &lr_end,
-                                     &context_start))
+                                     &context_start, &noise_key))
         return NULL;
     PyObject *result = NULL;
     Py_ssize_t vocab = offset.len / (Py_ssize_t)sizeof(float);
@@ -349,6 +355,7 @@ static PyObject *train_pairs(PyObject *self, PyObject *args, PyObject *kwargs) {
         check_size(&output, vocab * stride, sizeof(float), "output") ||
         check_size(&context, starts ? words : pairs, sizeof(int32_t), "context") ||
         (starts && check_size(&context_start, pairs + 1, sizeof(int64_t), "context_start")) ||
+        (noise_key.buf && check_size(&noise_key, pairs, sizeof(int64_t), "noise_key")) ||
         check_size(&centre, pairs, sizeof(int32_t), "centre") || check_size(&accept, vocab, sizeof(float), "accept") ||
         check_size(&alias, vocab, sizeof(int64_t), "alias"))
         goto release;
@@ -385,7 +392,7 @@ static PyObject *train_pairs(PyObject *self, PyObject *args, PyObject *kwargs) {
         .context = context.buf, .context_start = starts, .centre = centre.buf, .pairs = pairs,
         .offset = offset.buf, .softmax = softmax,
         .accept = accept.buf, .alias = alias.buf, .vocab = vocab, .dim = (int)dim, .negatives = negatives,
-        .batch = batch, .threads = threads, .seed = seed, .first_pair = first_pair, .lr_begin = lr_begin,
+        .batch = batch, .threads = threads, .seed = seed, .first_pair = first_pair, .noise_key = noise_key.buf, .lr_begin = lr_begin,
         .lr_end = lr_end, .loss_sum = 0.0,
     };
     size_t width = 1 + (size_t)negatives;
@@ -416,6 +423,7 @@ release:
     PyBuffer_Release(&accept);
     PyBuffer_Release(&alias);
     if (context_start.buf) PyBuffer_Release(&context_start);
+    if (noise_key.buf) PyBuffer_Release(&noise_key);
     return result;
 }
 
