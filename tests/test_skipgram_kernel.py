@@ -33,15 +33,19 @@ def make_trainer(corpus: Path, config: SkipGramConfig, tmp_path: Path) -> SkipGr
 
 
 @pytest.mark.parametrize(
-    "objective, bias, dim, negatives",
+    "objective, bias, dim, negatives, noise_per",
     [
-        ("neg", None, 16, 5),
-        ("nce", None, 16, 5),
-        ("nce", "learned", 16, 5),
-        ("ranking", "learned", 16, 5),
-        ("infonce", None, 16, 5),
-        ("neg", None, 7, 12),  # rows shorter than a vector register, and their padding
-        ("nce", "learned", 37, 1),  # a vector tail after whole registers; the bias in the padding
+        ("neg", None, 16, 5, "pair"),
+        ("nce", None, 16, 5, "pair"),
+        ("nce", "learned", 16, 5, "pair"),
+        ("ranking", "learned", 16, 5, "pair"),
+        ("infonce", None, 16, 5, "pair"),
+        ("neg", None, 7, 12, "pair"),  # rows shorter than a vector register, and their padding
+        ("nce", "learned", 37, 1, "pair"),  # a vector tail after whole registers; the bias in the padding
+        ("neg", None, 16, 5, "window"),  # one draw per window: every objective
+        ("nce", "learned", 16, 5, "window"),
+        ("ranking", "learned", 16, 5, "window"),
+        ("infonce", None, 16, 5, "window"),
     ],
 )
 def test_kernel_trains_what_the_torch_path_trains(
@@ -53,10 +57,14 @@ def test_kernel_trains_what_the_torch_path_trains(
     bias: str | None,
     dim: int,
     negatives: int,
+    noise_per: str,
 ) -> None:
-    """One epoch over several chunks and many batches, the torch path fed the kernel's noise words."""
+    """One epoch over several chunks and many batches (windows cut by batches among them), the torch path fed the
+    kernel's noise words: per pair, or per window, which the torch path shares among the window's pairs."""
     monkeypatch.setattr(skipgram_windows, "CHUNK_TOKENS", 1000)
-    config = replace(CONFIG, objective=objective, output_bias=bias, dim=dim, noise_samples=negatives)
+    config = replace(
+        CONFIG, objective=objective, output_bias=bias, dim=dim, noise_samples=negatives, noise_per=noise_per
+    )
     fused = make_trainer(topic_corpus, replace(config, kernel="fused"), tmp_path)
     reference = make_trainer(topic_corpus, replace(config, kernel="torch"), tmp_path)
     assert (fused.path.name, reference.path.name) == ("fused", "torch")
@@ -77,8 +85,10 @@ def test_kernel_trains_what_the_torch_path_trains(
     assert fused_metrics["kernel"] == "fused" and reference_metrics["kernel"] == "torch"
 
 
-def test_thread_count_does_not_change_the_vectors(topic_corpus: Path) -> None:
-    config = replace(CONFIG, epochs=2, objective="nce", kernel="fused", output_bias="learned")
+@pytest.mark.parametrize("noise_per", ["pair", "window"])
+def test_thread_count_does_not_change_the_vectors(topic_corpus: Path, noise_per: str) -> None:
+    """With noise per window, a window cut between two threads' shares is drawn by both, from its key."""
+    config = replace(CONFIG, epochs=2, objective="nce", kernel="fused", output_bias="learned", noise_per=noise_per)
     one = train_skipgram([topic_corpus], replace(config, threads=1), progress=False)
     three = train_skipgram([topic_corpus], replace(config, threads=3), progress=False)
     np.testing.assert_array_equal(one.vectors.vectors, three.vectors.vectors)

@@ -10,14 +10,15 @@
  * over the batch that keep every row in cache:
  *
  *   1. per example, in parallel over examples: draw k noise words (Walker's alias method, counter-based
- *      random numbers), the input h, the 1 + k scores s_j = h . u_j + b_j, the logits z_j = s_j - offset_j,
+ *      random numbers; with noise keys, examples with one key share one draw: the pairs of a skip-gram
+ *      window, Ji et al. 2016, so that their 1 + k output rows stay in L1 from pair to pair), the input h, the 1 + k scores s_j = h . u_j + b_j, the logits z_j = s_j - offset_j,
  *      the gradient of the objective with respect to them, and the example's step for h;
  *   2. in parallel over output rows (each row has one owning thread, see owner()): add every example's step
  *      into the rows of u and b it owns, in example order;
  *   3. the same for the rows of v: each context word of each example, in order.
  *
  * Every addition into a row happens in example order whatever the thread count, and every random number is
- * a function of (seed, example index, sample index): a run gives the same tables bit for bit with any number
+ * a function of (seed, example index or noise key, sample index): a run gives the same tables bit for bit with any number
  * of threads.
  *
  * The objective enters only through how the scores become a classification of the data word against the
@@ -186,7 +187,9 @@ INLINE void prefetch_inputs(const Job *job, int64_t p) {
         prefetch_row(job->input + job->context[c] * job->stride, job->dim, 0);
 }
 
-/* The candidates of example p (slot i of the batch): its centre word, then k words drawn from q. */
+/* The candidates of example p (slot i of the batch, the thread's share starting at slot from): its centre
+ * word, then k words drawn from q, keyed by its noise key (or index); an example with its predecessor's key
+ * copies its predecessor's draw, which is the draw of that key. */
 INLINE void draw_candidates(Job *job, int64_t p, int64_t i, int64_t from) {
     const int width = 1 + job->negatives;
     int64_t *candidates = job->candidates + i * width;
@@ -392,8 +395,8 @@ static PyObject *train_pairs(PyObject *self, PyObject *args, PyObject *kwargs) {
         .context = context.buf, .context_start = starts, .centre = centre.buf, .pairs = pairs,
         .offset = offset.buf, .softmax = softmax,
         .accept = accept.buf, .alias = alias.buf, .vocab = vocab, .dim = (int)dim, .negatives = negatives,
-        .batch = batch, .threads = threads, .seed = seed, .first_pair = first_pair, .noise_key = noise_key.buf, .lr_begin = lr_begin,
-        .lr_end = lr_end, .loss_sum = 0.0,
+        .batch = batch, .threads = threads, .seed = seed, .first_pair = first_pair, .noise_key = noise_key.buf,
+        .lr_begin = lr_begin, .lr_end = lr_end, .loss_sum = 0.0,
     };
     size_t width = 1 + (size_t)negatives;
     job.candidates = malloc(sizeof(int64_t) * batch * width);
@@ -428,27 +431,35 @@ release:
 }
 
 static PyObject *draw_noise_ids(PyObject *self, PyObject *args) {
-    /* The noise words train_pairs draws for pairs first_pair .. first_pair + count - 1 (count, negatives). */
-    Py_buffer accept, alias, out;
+    /* The noise words train_pairs draws (count, negatives): without keys, for examples first_pair ..
+     * first_pair + count - 1; with keys (count,) int64, for examples keyed keys[0] .. keys[count - 1]. */
+    Py_buffer accept, alias, out, keys = {0};
     unsigned long long seed;
     long long first_pair;
     int negatives;
-    if (!PyArg_ParseTuple(args, "y*y*w*KLi", &accept, &alias, &out, &seed, &first_pair, &negatives)) return NULL;
+    if (!PyArg_ParseTuple(args, "y*y*w*KLi|z*", &accept, &alias, &out, &seed, &first_pair, &negatives, &keys))
+        return NULL;
     PyObject *result = NULL;
     Py_ssize_t vocab = accept.len / (Py_ssize_t)sizeof(float);
     if (negatives < 1 || vocab < 1 || alias.len != vocab * (Py_ssize_t)sizeof(int64_t) ||
-        out.len % ((Py_ssize_t)sizeof(int64_t) * negatives) != 0) {
+        out.len % ((Py_ssize_t)sizeof(int64_t) * negatives) != 0 ||
+        (keys.buf && keys.len * negatives != out.len)) {
         PyErr_SetString(PyExc_ValueError, "draw_noise_ids: sizes do not match");
     } else {
         Job job = {.accept = accept.buf, .alias = alias.buf, .vocab = vocab, .seed = seed};
+        const int64_t *key = keys.buf;
         int64_t *ids = out.buf;
         Py_ssize_t total = out.len / (Py_ssize_t)sizeof(int64_t);
-        for (Py_ssize_t n = 0; n < total; n++) ids[n] = draw_noise(&job, (uint64_t)first_pair * negatives + n);
+        for (Py_ssize_t n = 0; n < total; n++) {
+            const uint64_t example = key ? (uint64_t)key[n / negatives] : (uint64_t)first_pair + n / negatives;
+            ids[n] = draw_noise(&job, example * (uint64_t)negatives + n % negatives);
+        }
         result = Py_NewRef(Py_None);
     }
     PyBuffer_Release(&accept);
     PyBuffer_Release(&alias);
     PyBuffer_Release(&out);
+    if (keys.buf) PyBuffer_Release(&keys);
     return result;
 }
 

@@ -100,9 +100,10 @@ def _memory_estimate(config: SkipGramConfig, vocab_size: int, tokens: int) -> di
     """Bytes of a run's largest allocations: the two (V, d) tables (twice: the kernel's padded copy, or the
     optimizer's state), one chunk's (tokens, 2·window) window masks and context ids with its pairs, and one
     batch's (B, k, d) gathered noise rows (with their steps)."""
+    key_bytes = 8 if config.noise_per == "window" else 0  # the pairs' int64 noise keys
     return {
         "tables": 4 * 2 * 2 * vocab_size * config.dim,
-        "window pairs": min(tokens, CHUNK_TOKENS) * 2 * config.window * (1 + 4 + 8),
+        "window pairs": min(tokens, CHUNK_TOKENS) * 2 * config.window * (1 + 4 + 8 + key_bytes),
         "noise rows": 2 * config.batch_size * config.noise_samples * (8 + 4 * config.dim),
     }
 
@@ -194,7 +195,14 @@ class SkipGramTrainer:
         config, state = self.config, self.state
         name = choose_path(config.kernel, str(self.device), self.ctx.world_size, self.classifier, config.optimizer)
         host_chunks = partial(
-            epoch_examples, self.words_all, self.sentence_all, self.keep, config.window, config.model, config.seed
+            epoch_examples,
+            self.words_all,
+            self.sentence_all,
+            self.keep,
+            config.window,
+            config.model,
+            config.seed,
+            noise_per=config.noise_per,
         )
         if name == "fused":
             tables = (state.input_vectors.numpy(), state.output_vectors.numpy(), None)
