@@ -110,6 +110,24 @@ def test_kernel_noise_follows_q() -> None:
     np.testing.assert_array_equal(again.ravel(), draws[120_000:120_030])  # pair i's draws depend on i alone
 
 
+def test_window_keyed_noise_follows_q_and_is_a_function_of_the_key() -> None:
+    """``noise_per="window"``: the k draws of a window are keyed by its centre's position (gaps where words were
+    subsampled away); they follow q, and a key's draw is the per-pair draw of the example with that index."""
+    counts = np.r_[50, 0, np.arange(1, 29) ** 2]  # id 0 excluded, id 1 never seen
+    noise = NoiseDistribution(counts, 0.75, exclude=[0])
+    keys = np.cumsum(np.random.default_rng(0).integers(1, 4, size=100_000))  # increasing, with gaps
+    draws = skipgram_kernel.draw_keyed_noise(noise, 12345, keys, 3)  # (windows, k)
+    observed = np.bincount(draws.ravel(), minlength=len(counts))
+    expected = noise.probs.double().numpy() * draws.size
+    support = expected > 0
+    assert observed[~support].sum() == 0
+    chi2 = (((observed - expected)[support]) ** 2 / expected[support]).sum()
+    df = support.sum() - 1
+    assert chi2 < df + 6 * np.sqrt(2 * df)  # far beyond the 99.9th percentile of chi-square(df)
+    for key, row in [(keys[7], draws[7]), (keys[-1], draws[-1])]:
+        np.testing.assert_array_equal(row, skipgram_kernel.draw_noise(noise, 12345, int(key), 1, 3)[0])
+
+
 def test_fused_kernel_refuses_what_it_cannot_run(topic_corpus: Path, tmp_path: Path) -> None:
     with pytest.raises(NceLmError, match="fused kernel cannot run.*shared noise"):
         make_trainer(topic_corpus, replace(CONFIG, kernel="fused", shared_noise=True), tmp_path)
