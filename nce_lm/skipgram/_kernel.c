@@ -11,8 +11,9 @@
  *
  *   1. per example, in parallel over examples: draw k noise words (Walker's alias method, counter-based
  *      random numbers; with noise keys, examples with one key share one draw: the pairs of a skip-gram
- *      window, Ji et al. 2016, so that their 1 + k output rows stay in L1 from pair to pair), the input h, the 1 + k scores s_j = h . u_j + b_j, the logits z_j = s_j - offset_j,
- *      the gradient of the objective with respect to them, and the example's step for h;
+ *      window, Ji et al. 2016, so that their 1 + k output rows stay in L1 from pair to pair), the input h,
+ *      the 1 + k scores s_j = h . u_j + b_j, the logits z_j = s_j - offset_j, the gradient of the objective
+ *      with respect to them, and the example's step for h;
  *   2. in parallel over output rows (each row has one owning thread, see owner()): add every example's step
  *      into the rows of u and b it owns, in example order;
  *   3. the same for the rows of v: each context word of each example, in order.

@@ -13,6 +13,8 @@ word2vec's procedure, which gensim follows too:
 * for each centre word the window is shrunk to b ~ U{1, …, window}, and every word within b positions
   becomes a (context, centre) pair: the context word's input vector predicts the centre word's output
   vector, as in word2vec.c;
+* each pair is scored against k noise words from q, drawn for the pair as word2vec does, or once per window and
+  shared by its pairs (``noise_per="window"``, Ji et al. 2016; docs/skipgram.md);
 * the learning rate decays linearly from ``lr`` to ``min_lr`` over the words of all epochs;
 * v starts uniform in ±0.5/d (CBOW: ±1/d, as gensim 4 starts both models), u at zero.
 
