@@ -273,7 +273,7 @@ def test_rowwise_adagrad_learns_with_batches_that_break_sgd(topic_corpus: Path) 
     """A batch of 2,048 pairs sums ~100 steps into each of these 20 words' rows: SGD diverges, while Adagrad's
     per-row normalisation learns the topics."""
     large = replace(SMALL, batch_size=2048, lr=None)
-    with pytest.raises(NceLmError, match="the loss became nan"):
+    with pytest.raises(NceLmError, match="the loss became (nan|inf)"):
         train_skipgram([topic_corpus], large, progress=False)
     result = train_skipgram([topic_corpus], replace(large, optimizer="rowwise-adagrad"), progress=False)
     unit, index = result.vectors.unit_vectors(), {w: i for i, w in enumerate(result.vectors.words)}
