@@ -1,7 +1,8 @@
 """gensim's skip-gram (or CBOW) and ours, same corpus, same settings, same threads, one table.
 
     python scripts/bench_skipgram.py CORPUS [--model skipgram|cbow] [--threads 2] [--epochs 5] [--sample 1e-4]
-        [--objectives neg,nce] [--kernels auto] [--repeats 1] [--gensim-threads N,...] [--device cpu|cuda]
+        [--objectives neg,nce] [--kernels auto] [--noise-per pair,window] [--repeats 1] [--gensim-threads N,...]
+        [--device cpu|cuda]
         [--batch-size 1024] [--optimizer sgd|rowwise-adagrad] [--lr RATE] [--min-lr 0.0001] [--restrict-vocab 30000]
         [--output FILE]
 
@@ -31,13 +32,16 @@ each epoch only half as far as the nominal schedule says; one worker follows the
 nce_lm does, and so do any number of workers reading ``--gensim-input iterable`` (gensim's job producer
 computes the rate from the progress of all workers; slower to read than corpus_file). ``--kernels
 fused,device,torch`` adds a row per update
-path of ours (``auto``: the fused kernel where it applies on the CPU, the device update on CUDA).
+path of ours (``auto``: the fused kernel where it applies on the CPU, the device update on CUDA). ``--noise-per
+pair,window`` adds a row per way of drawing skip-gram's noise words: k per (context, centre) pair, as word2vec
+and gensim do, or k per window, shared by its pairs (docs/skipgram.md); CBOW draws per window anyway.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import itertools
 import os
 import shutil
 import statistics
@@ -136,6 +140,11 @@ def main() -> None:
     options.add_argument("--seed", type=int, default=1)
     options.add_argument("--objectives", default="neg,nce")
     options.add_argument("--kernels", default="auto", help="comma-separated: auto, fused, device, torch")
+    options.add_argument(
+        "--noise-per",
+        default=SkipGramConfig.noise_per,
+        help="skip-gram, comma-separated: pair (k noise words per pair), window (k per window, shared by its pairs)",
+    )
     options.add_argument("--repeats", type=int, default=1, help="rounds, each with its own seed")
     options.add_argument(
         "--gensim-input",
@@ -168,32 +177,37 @@ def main() -> None:
                 tool = f"gensim {__import__('gensim').__version__} ({workers} thread{'s' * (workers != 1)}"
                 tool += ", iterable)" if args.gensim_input == "iterable" else ")"
                 rows.append((tool, "neg", lambda seed, w=workers: run_gensim(corpus, args, w, seed)))
-        for kernel in args.kernels.split(","):
-            for objective in args.objectives.split(","):
-                config = SkipGramConfig(
-                    model=args.model,
-                    dim=args.dim,
-                    window=args.window,
-                    negatives=args.negatives,
-                    epochs=args.epochs,
-                    min_count=args.min_count,
-                    sample=args.sample,
-                    batch_size=args.batch_size,
-                    objective=objective,
-                    device=args.device,
-                    threads=args.threads if args.device == "cpu" else None,
-                    kernel=kernel,
-                    optimizer=args.optimizer,
-                    lr=args.lr,
-                    min_lr=args.min_lr,
-                )
+        noise_modes = args.noise_per.split(",") if args.model == "skipgram" else [SkipGramConfig.noise_per]
+        for kernel, objective, noise_per in itertools.product(
+            args.kernels.split(","), args.objectives.split(","), noise_modes
+        ):
+            config = SkipGramConfig(
+                model=args.model,
+                dim=args.dim,
+                window=args.window,
+                noise_samples=args.negatives,
+                noise_per=noise_per,
+                epochs=args.epochs,
+                min_count=args.min_count,
+                sample=args.sample,
+                batch_size=args.batch_size,
+                objective=objective,
+                device=args.device,
+                threads=args.threads if args.device == "cpu" else None,
+                kernel=kernel,
+                optimizer=args.optimizer,
+                lr=args.lr,
+                min_lr=args.min_lr,
+            )
 
-                def run_ours(seed: int, config: SkipGramConfig = config) -> tuple[WordVectors, float, int]:
-                    result = train_skipgram([args.corpus], replace(config, seed=seed), progress=False)
-                    return result.vectors, result.metrics["words_per_s"], len(result.vectors)
+            def run_ours(seed: int, config: SkipGramConfig = config) -> tuple[WordVectors, float, int]:
+                result = train_skipgram([args.corpus], replace(config, seed=seed), progress=False)
+                return result.vectors, result.metrics["words_per_s"], len(result.vectors)
 
-                label = f"nce_lm ({where})" if args.kernels == "auto" else f"nce_lm {kernel} ({where})"
-                rows.append((label, objective, run_ours))
+            label = f"nce_lm ({where})" if args.kernels == "auto" else f"nce_lm {kernel} ({where})"
+            if args.model == "skipgram":
+                label += f", noise per {noise_per}"
+            rows.append((label, objective, run_ours))
 
         names = [p.name for p in similarity_files]
         speeds: list[list[float]] = [[] for _ in rows]

@@ -135,19 +135,40 @@ def skipgram_rates(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 @pytest.fixture
 def feed_kernel_noise(monkeypatch: pytest.MonkeyPatch):
     """``feed(trainer, config) -> drawn``: make a torch-path skip-gram trainer draw the noise words that the fused
-    kernel draws in epoch 0 for the same examples, in order; ``drawn()`` is how many examples drew so far."""
+    kernel draws in epoch 0 for the same examples, in order; ``drawn()`` is how many examples drew so far.
+
+    Per pair, example i gets the kernel's draw of counter i. With noise keys (``noise_per="window"``) the torch
+    path asks for (B, k) draws and gives row r to the batch's r-th window
+    (:func:`nce_lm.skipgram.examples.window_noise`): row r is then the kernel's draw for that window's key, and
+    the rows past the batch's windows hold −1, which no update may read.
+    """
     import nce_lm.skipgram.kernel as skipgram_kernel
 
     def feed(trainer, config):
         drawn = 0
+        batch_keys: list[np.ndarray | None] = [None]  # the noise keys of the batch being trained
+        update = trainer.path.update
+
+        def spy(examples, lr):
+            batch_keys[0] = None if examples.noise_key is None else examples.noise_key.cpu().numpy()
+            return update(examples, lr)
 
         def kernel_noise(centre: torch.Tensor) -> torch.Tensor:
             nonlocal drawn
             seed = skipgram_kernel.noise_seed(config.seed, 0)
-            ids = skipgram_kernel.draw_noise(trainer.noise, seed, drawn, len(centre), config.noise_samples)
+            keys = batch_keys[0]
+            if keys is None:
+                ids = skipgram_kernel.draw_noise(trainer.noise, seed, drawn, len(centre), config.noise_samples)
+            else:
+                windows = keys[np.r_[True, keys[1:] != keys[:-1]]]  # the batch's windows, in order
+                ids = np.full((len(centre), config.noise_samples), -1, dtype=np.int64)
+                ids[: len(windows)] = skipgram_kernel.draw_keyed_noise(
+                    trainer.noise, seed, windows, config.noise_samples
+                )
             drawn += len(centre)
             return torch.from_numpy(ids)
 
+        monkeypatch.setattr(trainer.path, "update", spy)
         monkeypatch.setattr(trainer.objective, "sample_noise", kernel_noise)
         return lambda: drawn
 

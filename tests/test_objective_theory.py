@@ -14,6 +14,7 @@ import itertools
 import math
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 import torch
 
@@ -28,6 +29,7 @@ from nce_lm.objectives.theory import (
     theoretical_optimum,
 )
 from nce_lm.pipeline.noise import NoiseDistribution
+from nce_lm.skipgram import kernel as skipgram_kernel
 
 TOLERANCE = 1e-3
 PROBLEM = random_problem(3, 4, seed=0)
@@ -150,3 +152,34 @@ def test_removing_accidental_hits_biases_ranking_nce() -> None:
     log_q = PROBLEM.noise(1.0)
     scores, _ = minimise(objective("ranking", 1.0, 5, remove_accidental_hits=True), PROBLEM, log_q)
     assert optimum_error("ranking", scores, PROBLEM.log_p, up_to_constant=True) > 0.2
+
+
+@pytest.mark.skipif(skipgram_kernel._kernel is None, reason="the C extension was not built")
+@pytest.mark.parametrize("name", ["nce", "neg", "ranking", "infonce"])
+def test_noise_shared_by_a_window_leaves_the_expected_loss_of_a_pair_unchanged(name: str) -> None:
+    """Skip-gram with ``noise_per="window"``: the pairs of a window (one centre word, several context words)
+    share one draw of k noise words, keyed by the window (the fused kernel's draws). Each pair's noise is still k
+    i.i.d. draws from q, independent of the pair, so the mean loss per pair over many windows estimates the
+    exact expected loss of the per-pair objective; sampling error from the spread of the windows' mean losses,
+    which includes the correlation of a window's pairs. Catches keyed draws that leave q (nce and ranking fail
+    when a tenth of one word's draws go to another) or, for the (k + 1)-way objectives, k draws of a window that
+    are not independent of each other (binary losses are linear in their negatives: blind to that)."""
+    k, power, windows, pairs = 3, 0.75, 40_000, 4
+    noise = NoiseDistribution(PROBLEM.marginal, power)
+    log_q = PROBLEM.noise(power)
+    contexts, words = PROBLEM.log_p.shape
+    scores = torch.randn(contexts, words, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 2
+    rng = np.random.default_rng(0)
+    joint = (PROBLEM.context_probs[:, None] * PROBLEM.log_p.exp()).numpy()  # (C, V): π(c) p(w | c)
+    centre = rng.choice(words, size=windows, p=joint.sum(0) / joint.sum())  # (M,) w ~ p(w)
+    context_cdf = (joint / joint.sum(0)).T.cumsum(1)[centre]  # (M, C): c ~ p(c | w), so (c, w) ~ π(c) p(w | c)
+    context = (rng.random((windows, pairs, 1)) > context_cdf[:, None, :]).sum(-1).clip(max=contexts - 1)  # (M, n)
+    keys = 5 * np.arange(windows) + 11  # windows keyed as the trainer keys them: positions, with gaps
+    drawn = torch.from_numpy(skipgram_kernel.draw_keyed_noise(noise, 2024, keys, k))  # (M, k)
+    noise_ids = drawn.repeat_interleave(pairs, 0)  # (M·n, k): a window's pairs share its draw
+    c, w = torch.from_numpy(context.reshape(-1)), torch.from_numpy(centre).repeat_interleave(pairs)  # (M·n,)
+    losses = objective(name, power, k).loss(scores[c, w], scores[c[:, None], noise_ids], log_q[w], log_q[noise_ids])
+    per_window = losses.double().view(windows, pairs).mean(1)  # (M,)
+    standard_error = per_window.std().item() / math.sqrt(windows)
+    exact = expected_loss(objective(name, power, k), scores, PROBLEM, log_q).item()
+    assert abs(per_window.mean().item() - exact) < 4 * standard_error

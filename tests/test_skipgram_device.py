@@ -39,13 +39,20 @@ def test_window_examples_are_the_host_generators_given_the_same_windows(model: s
         words = np.random.default_rng(n).integers(0, 50, size=n)
         sentence = np.sort(np.random.default_rng(n + 1).integers(0, max(1, n // 8), size=n))
         reach = np.random.default_rng(7).integers(1, window + 1, size=n)  # window_examples's draws under seed 7
-        expected = window_examples(words, sentence, window, np.random.default_rng(7), model)
+        positions = 1000 + 3 * np.arange(n)  # the words' positions in an epoch: the windows' noise keys
+        expected = window_examples(words, sentence, window, np.random.default_rng(7), model, positions)
         ours = skipgram_device.window_examples(
-            torch.from_numpy(words), torch.from_numpy(sentence), torch.from_numpy(reach), window, model
+            torch.from_numpy(words),
+            torch.from_numpy(sentence),
+            torch.from_numpy(reach),
+            window,
+            model,
+            torch.from_numpy(positions),
         )
         assert (ours.starts is None) == (expected.starts is None) == (model == "skipgram")
+        assert (ours.noise_key is None) == (expected.noise_key is None) == (model == "cbow")  # a CBOW example: a window
         for got, want in [(ours.context, expected.context), (ours.centre, expected.centre)] + (
-            [(ours.starts, expected.starts)] if model == "cbow" else []
+            [(ours.starts, expected.starts)] if model == "cbow" else [(ours.noise_key, expected.noise_key)]
         ):
             assert got.dtype == torch.int64
             np.testing.assert_array_equal(got.numpy(), want)
@@ -199,6 +206,32 @@ def test_a_seeded_device_run_repeats_exactly(topic_corpus: Path) -> None:
     again = train_skipgram([topic_corpus], config, progress=False)
     np.testing.assert_array_equal(first.vectors.vectors, again.vectors.vectors)
     assert first.metrics["loss_per_epoch"] == again.metrics["loss_per_epoch"]
+
+
+def test_with_noise_per_window_the_pairs_of_a_window_share_their_noise(
+    topic_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The device update's pairs carry their centre's position in the epoch as key, and every pair of a window is
+    scored against the same k noise words, which differ from window to window (k = 5 of 20 words)."""
+    seen: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    original = skipgram_device.update_
+
+    def spy(input_vectors, output_vectors, output_bias, examples, noise_ids, *rest):
+        seen.append((examples.noise_key.clone(), examples.centre.clone(), noise_ids.clone()))
+        return original(input_vectors, output_vectors, output_bias, examples, noise_ids, *rest)
+
+    monkeypatch.setattr(skipgram_device, "update_", spy)
+    make_trainer(topic_corpus, replace(CONFIG, kernel="device", noise_per="window"), tmp_path).train(progress=False)
+    keys, centres, noise = (torch.cat(parts) for parts in zip(*seen))
+    assert len(keys) > 20_000 and bool((keys[1:] >= keys[:-1]).all())  # centre by centre, in corpus order
+    assert int(keys.max()) < 600 * 12  # a position in the epoch's words
+    same = keys[1:] == keys[:-1]  # (E − 1,): the next pair is of the same window
+    assert bool((centres[1:] == centres[:-1])[same].all())  # one centre word per window
+    batch_start = torch.zeros(len(keys), dtype=torch.bool)
+    batch_start[np.cumsum([len(part[0]) for part in seen])[:-1]] = True
+    inside = same & ~batch_start[1:]  # the same window within one batch
+    assert bool((noise[1:] == noise[:-1]).all(dim=1)[inside].all())
+    assert float((noise[1:] == noise[:-1]).all(dim=1)[~same].float().mean()) < 0.01
 
 
 def test_kernel_choice(topic_corpus: Path, tmp_path: Path) -> None:

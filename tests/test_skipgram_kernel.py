@@ -33,15 +33,19 @@ def make_trainer(corpus: Path, config: SkipGramConfig, tmp_path: Path) -> SkipGr
 
 
 @pytest.mark.parametrize(
-    "objective, bias, dim, negatives",
+    "objective, bias, dim, negatives, noise_per",
     [
-        ("neg", None, 16, 5),
-        ("nce", None, 16, 5),
-        ("nce", "learned", 16, 5),
-        ("ranking", "learned", 16, 5),
-        ("infonce", None, 16, 5),
-        ("neg", None, 7, 12),  # rows shorter than a vector register, and their padding
-        ("nce", "learned", 37, 1),  # a vector tail after whole registers; the bias in the padding
+        ("neg", None, 16, 5, "pair"),
+        ("nce", None, 16, 5, "pair"),
+        ("nce", "learned", 16, 5, "pair"),
+        ("ranking", "learned", 16, 5, "pair"),
+        ("infonce", None, 16, 5, "pair"),
+        ("neg", None, 7, 12, "pair"),  # rows shorter than a vector register, and their padding
+        ("nce", "learned", 37, 1, "pair"),  # a vector tail after whole registers; the bias in the padding
+        ("neg", None, 16, 5, "window"),  # one draw per window: every objective
+        ("nce", "learned", 16, 5, "window"),
+        ("ranking", "learned", 16, 5, "window"),
+        ("infonce", None, 16, 5, "window"),
     ],
 )
 def test_kernel_trains_what_the_torch_path_trains(
@@ -53,10 +57,14 @@ def test_kernel_trains_what_the_torch_path_trains(
     bias: str | None,
     dim: int,
     negatives: int,
+    noise_per: str,
 ) -> None:
-    """One epoch over several chunks and many batches, the torch path fed the kernel's noise words."""
+    """One epoch over several chunks and many batches (windows cut by batches among them), the torch path fed the
+    kernel's noise words: per pair, or per window, which the torch path shares among the window's pairs."""
     monkeypatch.setattr(skipgram_windows, "CHUNK_TOKENS", 1000)
-    config = replace(CONFIG, objective=objective, output_bias=bias, dim=dim, noise_samples=negatives)
+    config = replace(
+        CONFIG, objective=objective, output_bias=bias, dim=dim, noise_samples=negatives, noise_per=noise_per
+    )
     fused = make_trainer(topic_corpus, replace(config, kernel="fused"), tmp_path)
     reference = make_trainer(topic_corpus, replace(config, kernel="torch"), tmp_path)
     assert (fused.path.name, reference.path.name) == ("fused", "torch")
@@ -77,8 +85,10 @@ def test_kernel_trains_what_the_torch_path_trains(
     assert fused_metrics["kernel"] == "fused" and reference_metrics["kernel"] == "torch"
 
 
-def test_thread_count_does_not_change_the_vectors(topic_corpus: Path) -> None:
-    config = replace(CONFIG, epochs=2, objective="nce", kernel="fused", output_bias="learned")
+@pytest.mark.parametrize("noise_per", ["pair", "window"])
+def test_thread_count_does_not_change_the_vectors(topic_corpus: Path, noise_per: str) -> None:
+    """With noise per window, a window cut between two threads' shares is drawn by both, from its key."""
+    config = replace(CONFIG, epochs=2, objective="nce", kernel="fused", output_bias="learned", noise_per=noise_per)
     one = train_skipgram([topic_corpus], replace(config, threads=1), progress=False)
     three = train_skipgram([topic_corpus], replace(config, threads=3), progress=False)
     np.testing.assert_array_equal(one.vectors.vectors, three.vectors.vectors)
@@ -98,6 +108,24 @@ def test_kernel_noise_follows_q() -> None:
     assert chi2 < df + 6 * np.sqrt(2 * df)  # far beyond the 99.9th percentile of chi-square(df)
     again = skipgram_kernel.draw_noise(noise, seed=12345, first_pair=40_000, pairs=10, noise_samples=3)
     np.testing.assert_array_equal(again.ravel(), draws[120_000:120_030])  # pair i's draws depend on i alone
+
+
+def test_window_keyed_noise_follows_q_and_is_a_function_of_the_key() -> None:
+    """``noise_per="window"``: the k draws of a window are keyed by its centre's position (gaps where words were
+    subsampled away); they follow q, and a key's draw is the per-pair draw of the example with that index."""
+    counts = np.r_[50, 0, np.arange(1, 29) ** 2]  # id 0 excluded, id 1 never seen
+    noise = NoiseDistribution(counts, 0.75, exclude=[0])
+    keys = np.cumsum(np.random.default_rng(0).integers(1, 4, size=100_000))  # increasing, with gaps
+    draws = skipgram_kernel.draw_keyed_noise(noise, 12345, keys, 3)  # (windows, k)
+    observed = np.bincount(draws.ravel(), minlength=len(counts))
+    expected = noise.probs.double().numpy() * draws.size
+    support = expected > 0
+    assert observed[~support].sum() == 0
+    chi2 = (((observed - expected)[support]) ** 2 / expected[support]).sum()
+    df = support.sum() - 1
+    assert chi2 < df + 6 * np.sqrt(2 * df)  # far beyond the 99.9th percentile of chi-square(df)
+    for key, row in [(keys[7], draws[7]), (keys[-1], draws[-1])]:
+        np.testing.assert_array_equal(row, skipgram_kernel.draw_noise(noise, 12345, int(key), 1, 3)[0])
 
 
 def test_fused_kernel_refuses_what_it_cannot_run(topic_corpus: Path, tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ from nce_lm.objectives.mi_bound import bound_line
 from nce_lm.pipeline.token_cache import cache_vocab
 from nce_lm.pipeline.vocab import Vocab
 from nce_lm.skipgram.checkpoint import load_checkpoint
-from nce_lm.skipgram.config import KERNELS, OUTPUT_BIAS, SKIPGRAM_OPTIMIZER_LR, SkipGramConfig
+from nce_lm.skipgram.config import KERNELS, NOISE_PER, OUTPUT_BIAS, SKIPGRAM_OPTIMIZER_LR, SkipGramConfig
 from nce_lm.skipgram.examples import MODELS
 from nce_lm.skipgram.trainer import SkipGramResult, train_skipgram
 from nce_lm.vectors.formats import FORMATS
@@ -207,6 +207,14 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults: SkipGramCo
         help=f"examples (skip-gram pairs, CBOW windows) per update (default {d.batch_size})",
     )
     flag("--shared-noise", "one set of noise words per batch instead of per pair")
+    parser.add_argument(
+        "--noise-per",
+        dest="noise_per",
+        choices=NOISE_PER,
+        help="skip-gram: draw the k noise words per (context, centre) pair, as word2vec does, or once per "
+        "window, shared by its pairs (Ji et al. 2016: faster, the same expected loss, docs/skipgram.md); "
+        f"no effect on CBOW, whose example is a window (default {d.noise_per})",
+    )
     parser.add_argument(
         "--output-bias",
         dest="output_bias",

@@ -10,14 +10,16 @@
  * over the batch that keep every row in cache:
  *
  *   1. per example, in parallel over examples: draw k noise words (Walker's alias method, counter-based
- *      random numbers), the input h, the 1 + k scores s_j = h . u_j + b_j, the logits z_j = s_j - offset_j,
- *      the gradient of the objective with respect to them, and the example's step for h;
+ *      random numbers; with noise keys, examples with one key share one draw: the pairs of a skip-gram
+ *      window, Ji et al. 2016, so that their 1 + k output rows stay in L1 from pair to pair), the input h,
+ *      the 1 + k scores s_j = h . u_j + b_j, the logits z_j = s_j - offset_j, the gradient of the objective
+ *      with respect to them, and the example's step for h;
  *   2. in parallel over output rows (each row has one owning thread, see owner()): add every example's step
  *      into the rows of u and b it owns, in example order;
  *   3. the same for the rows of v: each context word of each example, in order.
  *
  * Every addition into a row happens in example order whatever the thread count, and every random number is
- * a function of (seed, example index, sample index): a run gives the same tables bit for bit with any number
+ * a function of (seed, example index or noise key, sample index): a run gives the same tables bit for bit with any number
  * of threads.
  *
  * The objective enters only through how the scores become a classification of the data word against the
@@ -87,6 +89,8 @@ typedef struct {
     int dim, negatives, batch, threads;
     uint64_t seed;
     int64_t first_pair;     /* index of example 0 within the epoch: keys the random numbers */
+    const int64_t *noise_key; /* (E,) the key of each example's noise draw; NULL: first_pair + its index.
+                               * Examples with one key share one set of k noise words (a window's pairs). */
     double lr_begin, lr_end; /* learning rate at the first example and after the last, linear in between */
     /* Work space for one batch. */
     int64_t *candidates;    /* (batch, 1 + k): the centre word, then the noise words */
@@ -184,13 +188,19 @@ INLINE void prefetch_inputs(const Job *job, int64_t p) {
         prefetch_row(job->input + job->context[c] * job->stride, job->dim, 0);
 }
 
-/* The candidates of example p (slot i of the batch): its centre word, then k words drawn from q. */
-INLINE void draw_candidates(Job *job, int64_t p, int64_t i) {
+/* The candidates of example p (slot i of the batch, the thread's share starting at slot from): its centre
+ * word, then k words drawn from q, keyed by its noise key (or index); an example with its predecessor's key
+ * copies its predecessor's draw, which is the draw of that key. */
+INLINE void draw_candidates(Job *job, int64_t p, int64_t i, int64_t from) {
     const int width = 1 + job->negatives;
     int64_t *candidates = job->candidates + i * width;
     candidates[0] = job->centre[p];
-    for (int j = 1; j < width; j++)
-        candidates[j] = draw_noise(job, (uint64_t)(job->first_pair + p) * (uint64_t)job->negatives + (j - 1));
+    if (job->noise_key && i > from && job->noise_key[p] == job->noise_key[p - 1]) { /* the previous pair's */
+        memcpy(candidates + 1, candidates + 1 - width, sizeof(int64_t) * job->negatives);
+        return;
+    }
+    const uint64_t key = job->noise_key ? (uint64_t)job->noise_key[p] : (uint64_t)(job->first_pair + p);
+    for (int j = 1; j < width; j++) candidates[j] = draw_noise(job, key * (uint64_t)job->negatives + (j - 1));
 }
 
 /* Phase 1 for example p (slot i of the batch): h, scores, gradients, the step for h. */
@@ -240,7 +250,7 @@ HOT static void run_worker(Job *job, int thread) {
         const float lr = (float)(job->lr_begin + (job->lr_end - job->lr_begin) * (double)first / (double)job->pairs);
         /* 1. score the pairs: a contiguous share per thread. */
         const int64_t from = count * thread / threads, to = count * (thread + 1) / threads;
-        for (int64_t i = from; i < to; i++) draw_candidates(job, first + i, i);
+        for (int64_t i = from; i < to; i++) draw_candidates(job, first + i, i, from);
         for (int64_t i = from; i < to; i++) {
             if (i + PREFETCH_DISTANCE < to) {
                 const int64_t *ahead = job->candidates + (i + PREFETCH_DISTANCE) * width;
@@ -320,17 +330,17 @@ static int check_size(const Py_buffer *buffer, Py_ssize_t items, Py_ssize_t item
 static PyObject *train_pairs(PyObject *self, PyObject *args, PyObject *kwargs) {
     static char *keywords[] = {"input", "output", "has_bias", "train_bias", "dim", "context", "centre", "offset", "accept", "alias",
                                "softmax", "negatives", "batch", "threads", "seed", "first_pair", "lr_begin",
-                               "lr_end", "context_start", NULL};
-    Py_buffer input, output, context, centre, offset, accept, alias, context_start = {0};
+                               "lr_end", "context_start", "noise_key", NULL};
+    Py_buffer input, output, context, centre, offset, accept, alias, context_start = {0}, noise_key = {0};
     int has_bias, train_bias;
     int dim, softmax, negatives, batch, threads;
     unsigned long long seed;
     long long first_pair;
     double lr_begin, lr_end;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "w*w*ppiy*y*y*y*y*piiiKLdd|z*", keywords, &input, &output,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "w*w*ppiy*y*y*y*y*piiiKLdd|z*z*", keywords, &input, &output,
                                      &has_bias, &train_bias, &dim, &context, &centre, &offset, &accept, &alias, &softmax,
                                      &negatives, &batch, &threads, &seed, &first_pair, &lr_begin, &lr_end,
-                                     &context_start))
+                                     &context_start, &noise_key))
         return NULL;
     PyObject *result = NULL;
     Py_ssize_t vocab = offset.len / (Py_ssize_t)sizeof(float);
@@ -349,6 +359,7 @@ static PyObject *train_pairs(PyObject *self, PyObject *args, PyObject *kwargs) {
         check_size(&output, vocab * stride, sizeof(float), "output") ||
         check_size(&context, starts ? words : pairs, sizeof(int32_t), "context") ||
         (starts && check_size(&context_start, pairs + 1, sizeof(int64_t), "context_start")) ||
+        (noise_key.buf && check_size(&noise_key, pairs, sizeof(int64_t), "noise_key")) ||
         check_size(&centre, pairs, sizeof(int32_t), "centre") || check_size(&accept, vocab, sizeof(float), "accept") ||
         check_size(&alias, vocab, sizeof(int64_t), "alias"))
         goto release;
@@ -385,8 +396,8 @@ static PyObject *train_pairs(PyObject *self, PyObject *args, PyObject *kwargs) {
         .context = context.buf, .context_start = starts, .centre = centre.buf, .pairs = pairs,
         .offset = offset.buf, .softmax = softmax,
         .accept = accept.buf, .alias = alias.buf, .vocab = vocab, .dim = (int)dim, .negatives = negatives,
-        .batch = batch, .threads = threads, .seed = seed, .first_pair = first_pair, .lr_begin = lr_begin,
-        .lr_end = lr_end, .loss_sum = 0.0,
+        .batch = batch, .threads = threads, .seed = seed, .first_pair = first_pair, .noise_key = noise_key.buf,
+        .lr_begin = lr_begin, .lr_end = lr_end, .loss_sum = 0.0,
     };
     size_t width = 1 + (size_t)negatives;
     job.candidates = malloc(sizeof(int64_t) * batch * width);
@@ -416,31 +427,40 @@ release:
     PyBuffer_Release(&accept);
     PyBuffer_Release(&alias);
     if (context_start.buf) PyBuffer_Release(&context_start);
+    if (noise_key.buf) PyBuffer_Release(&noise_key);
     return result;
 }
 
 static PyObject *draw_noise_ids(PyObject *self, PyObject *args) {
-    /* The noise words train_pairs draws for pairs first_pair .. first_pair + count - 1 (count, negatives). */
-    Py_buffer accept, alias, out;
+    /* The noise words train_pairs draws (count, negatives): without keys, for examples first_pair ..
+     * first_pair + count - 1; with keys (count,) int64, for examples keyed keys[0] .. keys[count - 1]. */
+    Py_buffer accept, alias, out, keys = {0};
     unsigned long long seed;
     long long first_pair;
     int negatives;
-    if (!PyArg_ParseTuple(args, "y*y*w*KLi", &accept, &alias, &out, &seed, &first_pair, &negatives)) return NULL;
+    if (!PyArg_ParseTuple(args, "y*y*w*KLi|z*", &accept, &alias, &out, &seed, &first_pair, &negatives, &keys))
+        return NULL;
     PyObject *result = NULL;
     Py_ssize_t vocab = accept.len / (Py_ssize_t)sizeof(float);
     if (negatives < 1 || vocab < 1 || alias.len != vocab * (Py_ssize_t)sizeof(int64_t) ||
-        out.len % ((Py_ssize_t)sizeof(int64_t) * negatives) != 0) {
+        out.len % ((Py_ssize_t)sizeof(int64_t) * negatives) != 0 ||
+        (keys.buf && keys.len * negatives != out.len)) {
         PyErr_SetString(PyExc_ValueError, "draw_noise_ids: sizes do not match");
     } else {
         Job job = {.accept = accept.buf, .alias = alias.buf, .vocab = vocab, .seed = seed};
+        const int64_t *key = keys.buf;
         int64_t *ids = out.buf;
         Py_ssize_t total = out.len / (Py_ssize_t)sizeof(int64_t);
-        for (Py_ssize_t n = 0; n < total; n++) ids[n] = draw_noise(&job, (uint64_t)first_pair * negatives + n);
+        for (Py_ssize_t n = 0; n < total; n++) {
+            const uint64_t example = key ? (uint64_t)key[n / negatives] : (uint64_t)first_pair + n / negatives;
+            ids[n] = draw_noise(&job, example * (uint64_t)negatives + n % negatives);
+        }
         result = Py_NewRef(Py_None);
     }
     PyBuffer_Release(&accept);
     PyBuffer_Release(&alias);
     PyBuffer_Release(&out);
+    if (keys.buf) PyBuffer_Release(&keys);
     return result;
 }
 

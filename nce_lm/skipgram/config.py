@@ -16,6 +16,7 @@ OUTPUT_BIAS = ("fixed", "learned", "none")
 SKIPGRAM_OPTIMIZER_LR = {"sgd": 0.025, "rowwise-adagrad": 0.1}  # the optimizers and their default learning rates
 CBOW_SGD_LR = 0.05  # word2vec.c's default -alpha with -cbow 1 (gensim uses 0.025 for both models)
 KERNELS = ("auto", "fused", "device", "torch")  # the implementations of the update (SkipGramConfig.kernel)
+NOISE_PER = ("pair", "window")  # how often a skip-gram run draws its k noise words (SkipGramConfig.noise_per)
 RENAMED = {"negatives": "noise_samples"}  # old setting names (checkpoints, configs, keyword arguments) -> new
 
 
@@ -39,6 +40,9 @@ class SkipGramConfig:
     batch_size: int = 1024  # examples per update (word2vec: 1); smaller batches stay in cache
     objective: str = "neg"  # any name of nce_lm.objectives.losses.OBJECTIVES except "full"
     shared_noise: bool = False  # one set of k noise words per batch instead of k per pair (word2vec: per pair)
+    noise_per: str = "pair"  # skip-gram: "pair" draws k noise words per (context, centre) pair, as word2vec does;
+    # "window": one draw shared by the pairs of a centre's window (Ji et al. 2016). No effect on CBOW (an example
+    # is a window) or with shared_noise
     sync_every: int = 64  # under torchrun: average the tables across ranks every this many batches per rank
     output_bias: str | None = None  # a per-word bias b_w in s = v·u + b_w, starting at log q(w): "fixed" (not
     # trained), "learned" or "none"; None: fixed for objectives whose optimum is log p (nce, ranking), none for
@@ -76,6 +80,8 @@ class SkipGramConfig:
             raise NceLmError("the skip-gram trainer takes a sampled objective (nce, neg, ranking, infonce)")
         if self.output_bias not in (None, *OUTPUT_BIAS):
             raise NceLmError(f"output_bias must be one of {', '.join(OUTPUT_BIAS)}, got {self.output_bias!r}")
+        if self.noise_per not in NOISE_PER:
+            raise NceLmError(f"noise_per must be one of {', '.join(NOISE_PER)}, got {self.noise_per!r}")
         if self.kernel not in KERNELS:
             raise NceLmError(f"kernel must be one of {', '.join(KERNELS)}, got {self.kernel!r}")
         if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:

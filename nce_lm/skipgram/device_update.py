@@ -26,7 +26,7 @@ import torch
 
 from nce_lm.objectives.losses import NoiseClassifier
 from nce_lm.skipgram import windows
-from nce_lm.skipgram.examples import Examples, cbow_examples, context_steps, mean_inputs
+from nce_lm.skipgram.examples import Examples, cbow_examples, context_steps, mean_inputs, window_noise
 from nce_lm.skipgram.torch_update import BatchedUpdate, add_row_steps_, descent_scale
 from nce_lm.training.rowwise_adagrad import RowwiseAdagrad
 
@@ -39,14 +39,19 @@ def pair_generator(device: torch.device, seed: int, epoch: int) -> torch.Generat
 
 
 def window_examples(
-    words: torch.Tensor, sentence: torch.Tensor, reach: torch.Tensor, window: int, model: str = "skipgram"
+    words: torch.Tensor,
+    sentence: torch.Tensor,
+    reach: torch.Tensor,
+    window: int,
+    model: str = "skipgram",
+    positions: torch.Tensor | None = None,
 ) -> Examples:
     """The examples of the shrunk windows ``reach``, in word2vec's order, on the words' device.
 
     words, sentence, reach: (n,), with 1 <= reach <= window. Every j ≠ i with |i − j| <= reach[i] in the same
     sentence is a context word of i, centre by centre, then left to right: the examples of
-    :func:`nce_lm.skipgram.windows.window_examples` when its generator draws ``reach``. int64 tensors; sizing them is
-    a host sync.
+    :func:`nce_lm.skipgram.windows.window_examples` when its generator draws ``reach``, the skip-gram pairs keyed by
+    their centre's entry of ``positions`` (n,) when given. int64 tensors; sizing them is a host sync.
     """
     # Not shared with the host's numpy twin: through torch on the CPU it took 0.30 s against 0.13 s per 2M tokens.
     n = len(words)
@@ -64,7 +69,7 @@ def window_examples(
     context = words[centre_at + shift]
     if model == "cbow":
         return cbow_examples(context, words, within.sum(dim=1))
-    return Examples(context, words[centre_at])
+    return Examples(context, words[centre_at], noise_key=None if positions is None else positions[centre_at])
 
 
 def chunk_examples(
@@ -74,16 +79,22 @@ def chunk_examples(
     window: int,
     generator: torch.Generator,
     model: str = "skipgram",
+    first_position: int | None = None,
 ) -> Examples:
     """One chunk's examples: word2vec's subsampling, then its shrunk windows, all drawn on the device.
 
     words, sentence: (n,) int64; keep: the keep-probability of every id (V,) (``noise.keep_probabilities``).
-    Each occurrence is kept with probability keep[word], then each kept centre draws b ~ U{1..window}.
+    Each occurrence is kept with probability keep[word], then each kept centre draws b ~ U{1..window}. With
+    ``first_position`` (the chunk's first word's position in the epoch), skip-gram's pairs carry their
+    centre's position as noise key (``noise_per="window"``).
     """
     kept = torch.rand(len(words), device=words.device, generator=generator) < keep[words]  # (n,)
+    positions = None
+    if first_position is not None:
+        positions = first_position + kept.nonzero().squeeze(1)  # (n',)
     words, sentence = words[kept], sentence[kept]  # (n',): a host sync, as sizing the pairs is
     reach = torch.randint(1, window + 1, (len(words),), device=words.device, generator=generator)
-    return window_examples(words, sentence, reach, window, model)
+    return window_examples(words, sentence, reach, window, model, positions)
 
 
 def update_(
@@ -149,14 +160,19 @@ class DeviceUpdatePath(BatchedUpdate):
         """Per chunk: its examples (int64 tensors on the device) and the number of words it covered."""
         config = self.config
         generator = pair_generator(self.device, config.seed, epoch)
-        chunk = windows.CHUNK_TOKENS
+        chunk, keyed = windows.CHUNK_TOKENS, config.noise_per == "window" and config.model == "skipgram"
         for start in range(0, len(self._words), chunk):
             words, sentence = self._words[start : start + chunk], self._sentence[start : start + chunk]
-            yield chunk_examples(words, sentence, self._keep, config.window, generator, config.model), len(words)
+            examples = chunk_examples(
+                words, sentence, self._keep, config.window, generator, config.model, start if keyed else None
+            )
+            yield examples, len(words)
 
     def update(self, examples: Examples, lr: float) -> torch.Tensor:
+        """One batch: k noise words per example, or per window with noise keys
+        (:func:`~nce_lm.skipgram.examples.window_noise`), drawn on the device, then :func:`update_`."""
         state = self.state
-        noise_ids = self.objective.sample_noise(examples.centre)  # (B, k)
+        noise_ids = window_noise(self.objective.sample_noise(examples.centre), examples.noise_key)  # (B, k)
         return update_(
             state.input_vectors,
             state.output_vectors,

@@ -36,12 +36,15 @@ class Examples:
 
     context: (W,) the context words, example after example; centre: (E,) the centre word of each example;
     starts: (E + 1,) int64, example e's context words are ``context[starts[e]:starts[e + 1]]``, or None
-    when every example has exactly one (skip-gram: W = E).
+    when every example has exactly one (skip-gram: W = E); noise_key: (E,) int64, the window of each
+    skip-gram pair (its centre's position in the epoch's words) when the pairs of a window share one draw of
+    noise words (``noise_per="window"``, :func:`window_noise`), else None.
     """
 
     context: Any
     centre: Any
     starts: Any = None
+    noise_key: Any = None
 
     def __len__(self) -> int:
         return len(self.centre)
@@ -57,16 +60,19 @@ class Examples:
         ``host_starts``: ``starts`` as a list, where reading it would wait for a device (one read per chunk,
         not one per batch).
         """
+        noise_key = None if self.noise_key is None else self.noise_key[first:last]
         if self.starts is None:
-            return Examples(self.context[first:last], self.centre[first:last])
+            return Examples(self.context[first:last], self.centre[first:last], None, noise_key)
         host_starts = self.starts if host_starts is None else host_starts
         begin, end = int(host_starts[first]), int(host_starts[last])
-        return Examples(self.context[begin:end], self.centre[first:last], self.starts[first : last + 1] - begin)
+        starts = self.starts[first : last + 1] - begin
+        return Examples(self.context[begin:end], self.centre[first:last], starts, noise_key)
 
     def map(self, convert: Callable[[Any], Any]) -> Examples:
         """The same examples with ``convert`` applied to every array (to move them, or change their type)."""
         starts = None if self.starts is None else convert(self.starts)
-        return Examples(convert(self.context), convert(self.centre), starts)
+        noise_key = None if self.noise_key is None else convert(self.noise_key)
+        return Examples(convert(self.context), convert(self.centre), starts, noise_key)
 
 
 def cbow_examples(context: Any, centre: Any, counts: Any) -> Examples:
@@ -85,6 +91,24 @@ def cbow_examples(context: Any, centre: Any, counts: Any) -> Examples:
 
         starts = torch.cat([running.new_zeros(1), running])
     return Examples(context, centre[has_context], starts)
+
+
+def window_noise(draws: torch.Tensor, noise_key: torch.Tensor | None) -> torch.Tensor:
+    """The noise words of a batch's examples when the pairs of a window share one draw (Ji et al. 2016,
+    "Parallelizing Word2Vec in Shared and Distributed Memory", arXiv 1604.04661).
+
+    draws: (B, k) independent draws from q; noise_key: (B,) int64, the examples' windows, each window's pairs
+    consecutive. The batch's r-th window takes row r of ``draws`` for all its pairs (rows past the number of
+    windows go unused: sizing them would wait for the device). Returns (B, k); ``draws`` unchanged when
+    ``noise_key`` is None or the noise is already shared by the batch (``draws`` (K,)).
+    """
+    import torch
+
+    if noise_key is None or draws.dim() == 1:
+        return draws
+    new_window = noise_key[1:] != noise_key[:-1]  # (B − 1,)
+    window = torch.cat([new_window.new_zeros(1, dtype=torch.long), new_window.long().cumsum(0)])  # (B,)
+    return draws.index_select(0, window)
 
 
 def _example_of_words(examples: Examples) -> torch.Tensor:

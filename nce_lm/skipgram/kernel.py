@@ -6,8 +6,8 @@
 the batch's start, the steps then summed into the touched rows — but in one pass per example that keeps the
 rows of an example in cache, instead of a dozen torch kernels that each stream (B, 1 + k, d) tensors through
 memory. It draws its own noise from q with Walker's alias method and counter-based random numbers keyed by
-(seed, example index), and adds into each row in example order, so the tables come out the same bit for bit for any
-number of threads.
+(seed, example index) or, for the pairs of one skip-gram window sharing a draw, (seed, window), and adds into
+each row in example order, so the tables come out the same bit for bit for any number of threads.
 
 The extension is compiled when the package is installed (``setup.py``) and is optional: without a C
 compiler nce_lm installs without it, and :func:`unavailable_reason` says why the trainer uses torch instead.
@@ -129,7 +129,8 @@ def train_examples(
 
     The tables are updated in place. The learning rate falls linearly from ``lr_begin`` at the first example
     to ``lr_end`` after the last, constant within a batch. Example i draws its k noise words from counter
-    ``first_pair + i`` under ``seed``.
+    ``first_pair + i`` under ``seed``, or, when the examples carry noise keys (``noise_per="window"``), from
+    counter ``noise_key[i]``: the pairs of one window share one draw.
     """
     accept, alias = _alias_arrays(noise)
     return _kernel.train_pairs(
@@ -152,6 +153,7 @@ def train_examples(
         first_pair=first_pair,
         lr_begin=lr_begin,
         lr_end=lr_end,
+        noise_key=None if examples.noise_key is None else np.ascontiguousarray(examples.noise_key, dtype=np.int64),
     )
 
 
@@ -160,6 +162,14 @@ def draw_noise(noise: NoiseDistribution, seed: int, first_pair: int, pairs: int,
     accept, alias = _alias_arrays(noise)
     out = np.empty((pairs, noise_samples), dtype=np.int64)
     _kernel.draw_noise_ids(accept, alias, out, seed, first_pair, noise_samples)
+    return out
+
+
+def draw_keyed_noise(noise: NoiseDistribution, seed: int, keys: np.ndarray, noise_samples: int) -> np.ndarray:
+    """The noise words (len(keys), k) that :func:`train_examples` draws for examples with these noise keys."""
+    accept, alias = _alias_arrays(noise)
+    out = np.empty((len(keys), noise_samples), dtype=np.int64)
+    _kernel.draw_noise_ids(accept, alias, out, seed, 0, noise_samples, np.ascontiguousarray(keys, dtype=np.int64))
     return out
 
 

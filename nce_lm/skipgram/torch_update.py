@@ -18,7 +18,7 @@ import torch
 from nce_lm.objectives.losses import Objective
 from nce_lm.skipgram.checkpoint import SkipGramState
 from nce_lm.skipgram.config import SkipGramConfig
-from nce_lm.skipgram.examples import Examples, context_steps, mean_inputs
+from nce_lm.skipgram.examples import Examples, context_steps, mean_inputs, window_noise
 from nce_lm.training.distributed import DistributedContext
 from nce_lm.training.rowwise_adagrad import RowwiseAdagrad
 
@@ -137,12 +137,13 @@ class TorchUpdatePath(BatchedUpdate):
     def update(self, examples: Examples, lr: float) -> torch.Tensor:
         """One step on a batch of B examples; returns the summed loss as a 0-d float64 tensor on the device.
 
-        Rows are read with one ``index_select`` of the B + K (shared noise) or B + B·k output rows.
+        Rows are read with one ``index_select`` of the B + K (shared noise) or B + B·k output rows. With noise
+        keys, the pairs of a window share their noise words (:func:`~nce_lm.skipgram.examples.window_noise`).
         """
         v_in, u_out, bias = self.state.input_vectors, self.state.output_vectors, self.state.output_bias
         dim, centre, objective = v_in.shape[1], examples.centre, self.objective
         h = mean_inputs(v_in, examples)  # (B, d)
-        noise_ids = objective.sample_noise(centre)  # (K,) or (B, K)
+        noise_ids = window_noise(objective.sample_noise(centre), examples.noise_key)  # (K,) or (B, K)
         out_ids = torch.cat([centre, noise_ids.reshape(-1)])  # (B + K) or (B + B·K,)
         u_rows = u_out.index_select(0, out_ids)
         u_true, u_noise = u_rows[: len(centre)], u_rows[len(centre) :].view(*noise_ids.shape, dim)

@@ -13,6 +13,8 @@ word2vec's procedure, which gensim follows too:
 * for each centre word the window is shrunk to b ~ U{1, …, window}, and every word within b positions
   becomes a (context, centre) pair: the context word's input vector predicts the centre word's output
   vector, as in word2vec.c;
+* each pair is scored against k noise words from q, drawn for the pair as word2vec does, or once per window and
+  shared by its pairs (``noise_per="window"``, Ji et al. 2016; docs/skipgram.md);
 * the learning rate decays linearly from ``lr`` to ``min_lr`` over the words of all epochs;
 * v starts uniform in ±0.5/d (CBOW: ±1/d, as gensim 4 starts both models), u at zero.
 
@@ -114,9 +116,10 @@ def _memory_estimate(config: SkipGramConfig, vocab_size: int, tokens: int) -> di
     """Bytes of a run's largest allocations: the two (V, d) tables (twice: the kernel's padded copy, or the
     optimizer's state), one chunk's (tokens, 2·window) window masks and context ids with its pairs, and one
     batch's (B, k, d) gathered noise rows (with their steps)."""
+    key_bytes = 8 if config.noise_per == "window" else 0  # the pairs' int64 noise keys
     return {
         "tables": 4 * 2 * 2 * vocab_size * config.dim,
-        "window pairs": min(tokens, CHUNK_TOKENS) * 2 * config.window * (1 + 4 + 8),
+        "window pairs": min(tokens, CHUNK_TOKENS) * 2 * config.window * (1 + 4 + 8 + key_bytes),
         "noise rows": 2 * config.batch_size * config.noise_samples * (8 + 4 * config.dim),
     }
 
@@ -208,7 +211,14 @@ class SkipGramTrainer:
         config, state = self.config, self.state
         name = choose_path(config.kernel, str(self.device), self.ctx.world_size, self.classifier, config.optimizer)
         host_chunks = partial(
-            epoch_examples, self.words_all, self.sentence_all, self.keep, config.window, config.model, config.seed
+            epoch_examples,
+            self.words_all,
+            self.sentence_all,
+            self.keep,
+            config.window,
+            config.model,
+            config.seed,
+            noise_per=config.noise_per,
         )
         if name == "fused":
             tables = (state.input_vectors.numpy(), state.output_vectors.numpy(), None)

@@ -35,7 +35,12 @@ def sentence_ids(ids: np.ndarray, eos_id: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def window_examples(
-    words: np.ndarray, sentence: np.ndarray, window: int, rng: np.random.Generator, model: str = "skipgram"
+    words: np.ndarray,
+    sentence: np.ndarray,
+    window: int,
+    rng: np.random.Generator,
+    model: str = "skipgram",
+    positions: np.ndarray | None = None,
 ) -> Examples:
     """The examples of word2vec's shrunk windows, in word2vec's order.
 
@@ -43,6 +48,8 @@ def window_examples(
     same sentence is a context word of i. Skip-gram: one example, the pair (words[j], words[i]), per context
     word; CBOW: one example per centre with at least one context word. Examples come centre by centre in corpus
     order, and context words from the leftmost to the rightmost, as word2vec.c visits them. int32 words.
+    ``positions`` (n,) int64: each word's position in the epoch, given to skip-gram's pairs as the noise key
+    of their window (:class:`Examples`; ``noise_per="window"``).
     """
     n = len(words)
     words = words.astype(np.int32, copy=False)
@@ -62,20 +69,32 @@ def window_examples(
     context = context[within]  # row-major: centre order, then offset order
     if model == "cbow":
         return cbow_examples(context, words, counts)
-    return Examples(context, np.repeat(words, counts))
+    noise_key = None if positions is None else np.repeat(positions, counts)
+    return Examples(context, np.repeat(words, counts), noise_key=noise_key)
 
 
 def epoch_examples(
-    words: np.ndarray, sentence: np.ndarray, keep: np.ndarray, window: int, model: str, seed: int, epoch: int
+    words: np.ndarray,
+    sentence: np.ndarray,
+    keep: np.ndarray,
+    window: int,
+    model: str,
+    seed: int,
+    epoch: int,
+    noise_per: str = "pair",
 ) -> Iterator[tuple[Examples, int]]:
     """One epoch's examples, chunk of :data:`CHUNK_TOKENS` words by chunk: each chunk's subsampled examples and
     the number of words it covered.
 
     words, sentence: (N,) from :func:`sentence_ids`; keep: the keep-probability of every id (V,)
-    (``noise.keep_probabilities``). The draws are a function of (seed, epoch) alone.
+    (``noise.keep_probabilities``). The draws are a function of (seed, epoch) alone. With ``noise_per``
+    "window", skip-gram's pairs carry their window's key: the centre's position in ``words``, unique in the
+    epoch whatever the chunks.
     """
     rng = np.random.default_rng([seed, epoch])
+    keyed = noise_per == "window" and model == "skipgram"
     for start in range(0, len(words), CHUNK_TOKENS):
         chunk, chunk_sentence = words[start : start + CHUNK_TOKENS], sentence[start : start + CHUNK_TOKENS]
         kept = rng.random(len(chunk)) < keep[chunk]
-        yield window_examples(chunk[kept], chunk_sentence[kept], window, rng, model), len(chunk)
+        positions = start + np.flatnonzero(kept) if keyed else None
+        yield window_examples(chunk[kept], chunk_sentence[kept], window, rng, model, positions), len(chunk)

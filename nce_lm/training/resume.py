@@ -4,8 +4,9 @@ A checkpoint continues the run it was saved from, so everything that defines the
 (dimension, objective, window, noise, batch, data, seed...) must stay as it was. A resumed run may change how
 long it trains (``epochs``, ``max_tokens``), its learning rate (``lr``, ``min_lr``: the advice "lower the
 learning rate" must be followable on a resumed run), and where and how visibly it runs (``device``,
-``precision``, ``threads``, ``kernel``, ``progress``). Each trainer's settings are a dataclass; the names below
-that are not fields of it do not apply to it.
+``precision``, ``threads``, ``kernel``, ``progress``), and how often skip-gram draws its noise words
+(``noise_per``: each pair's noise is k draws from q either way, docs/objectives.md). Each trainer's settings
+are a dataclass; the names below that are not fields of it do not apply to it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,18 @@ from typing import Any
 
 from nce_lm.errors import NceLmError
 
-RESUMABLE = ("epochs", "max_tokens", "lr", "min_lr", "device", "precision", "threads", "kernel", "progress")
+RESUMABLE = (
+    "epochs",
+    "max_tokens",
+    "lr",
+    "min_lr",
+    "device",
+    "precision",
+    "threads",
+    "kernel",
+    "noise_per",
+    "progress",
+)
 
 
 def resumable_names(settings: Any) -> list[str]:
