@@ -65,7 +65,15 @@ def run_train(args: argparse.Namespace) -> int:
         run_dir = Path(args.output)
     vocab = Vocab.load(args.vocab) if args.vocab else None
     metrics = train_lm(
-        config, run_dir, resume=bool(args.resume), vocab=vocab, cache_dir=args.cache, errors=error_mode(args)
+        config,
+        run_dir,
+        resume=bool(args.resume),
+        vocab=vocab,
+        cache_dir=args.cache,
+        errors=error_mode(args),
+        log_every=args.log_every,
+        valid_tokens=args.valid_tokens,
+        final_test=args.final_test,
     )
     if metrics["rank"] != 0:  # under torchrun, rank 0 reports and writes
         return 0
@@ -73,10 +81,14 @@ def run_train(args: argparse.Namespace) -> int:
         print_evaluation(metrics["test"], "test (best model)")
     if args.metrics:
         write_json_atomic(args.metrics, metrics)
+    if metrics.get("test_skipped"):
+        print("test pass skipped (--no-test): `nce-lm lm eval RUN_DIR --data TEST` scores best.pt later")
     best = min((h["valid"]["ppl"] for h in metrics["history"]), default=float("nan"))
+    limited = metrics.get("valid_limited_to")
+    scope = f" on the first {limited['tokens']:,} of {limited['of']:,} tokens" if limited else ""
     print(
-        f"wrote {run_dir}: config.json, vocab.json, last.pt (for --resume), best.pt (valid ppl {best:.2f}), "
-        f"metrics.json" + (f"; and {args.metrics}" if args.metrics else "")
+        f"wrote {run_dir}: config.json, vocab.json, last.pt (for --resume), best.pt (valid ppl {best:.2f}{scope}), "
+        f"log.jsonl, metrics.json" + (f"; and {args.metrics}" if args.metrics else "")
     )
     return 0
 
@@ -106,7 +118,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train a language model",
         description="Train on --train (validating on --valid each epoch), on a registered "
         "dataset or on a folder of splits (--data). Writes config.json, vocab.json, last.pt, "
-        "best.pt and metrics.json in RUN_DIR. Under torchrun, trains data-parallel.",
+        "best.pt, metrics.json and log.jsonl (a record every few steps) in RUN_DIR. Under torchrun, trains "
+        "data-parallel.",
     )
     train.add_argument(
         "--data",
@@ -120,7 +133,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--resume",
         help="continue the run in this folder with its settings; only --epochs, "
-        "--max-tokens, --lr, --device and --precision may change. A run stopped by --max-tokens "
+        "--max-tokens, --lr, --device and --precision may change (--log-every, --valid-tokens and --no-test apply to "
+        "each call). A run stopped by --max-tokens "
         "continues its epoch when --max-tokens is raised; --epochs alone lifts the cap",
     )
     train.add_argument("--vocab", help="a vocabulary from `nce-lm vocab` (default: the training text's, every word)")
@@ -168,6 +182,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--seed", type=SEED, help=f"default {_D.seed}")
     train.add_argument("--quiet", dest="progress", action="store_false", help="no progress bar")
     train.add_argument("--metrics", help="also write the metrics JSON here")
+    train.add_argument(
+        "--log-every",
+        dest="log_every",
+        type=integer(1),
+        help="steps between training records (step, tokens, loss, lr, tokens/s) in RUN_DIR/log.jsonl, which also "
+        "gets every validation (default: an epoch's steps / 100)",
+    )
+    train.add_argument(
+        "--valid-tokens",
+        dest="valid_tokens",
+        type=integer(1),
+        help="validate on the first N tokens of the validation text only (default: all); best.pt and the "
+        "learning-rate decay then follow that partial figure",
+    )
+    train.add_argument(
+        "--no-test",
+        dest="final_test",
+        action="store_false",
+        help="skip the test pass of best.pt at the end (`lm eval` can score it later)",
+    )
     train.set_defaults(func=run_train)
 
     evaluate = verbs.add_parser(
