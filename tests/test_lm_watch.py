@@ -1,9 +1,11 @@
 """Watching and evaluating a language-model run: log.jsonl against the run's own figures, --valid-tokens,
---no-test, and runs that diverge (docs/lm.md, "Watching a run" and "Evaluation a user controls")."""
+--no-test, and runs that diverge (docs/lm.md, "Watching a run" and "Evaluation a user controls"); and skip-gram's
+per-epoch log of the same kind."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -169,3 +171,30 @@ def test_non_finite_validation_writes_no_best_pt(tiny_lm, tmp_path: Path, monkey
         train_lm(tiny_lm(epochs=3), tmp_path / "run")
     assert load_payload(tmp_path / "run" / "best.pt", Vocab.load(tmp_path / "run" / "vocab.json"))["epoch"] == 1
     assert len([r for r in read_log(tmp_path / "run") if "valid_ppl" in r]) == 1
+
+
+def test_skipgram_logs_each_epoch_beside_its_checkpoint(topic_corpus: Path, tmp_path: Path) -> None:
+    """Skip-gram's log of the same kind: CHECKPOINT.log.jsonl gets one record per epoch holding the epoch's
+    mean loss as the metrics report it; --resume appends the next epochs' records after the earlier ones."""
+    from nce_lm.skipgram.trainer import SkipGramConfig, train_skipgram
+
+    config = SkipGramConfig(dim=8, epochs=2, min_count=1, threads=1, kernel="torch")
+    checkpoint = tmp_path / "c.pt"
+    first = train_skipgram(topic_corpus, config, progress=False, checkpoint=checkpoint).metrics
+    log = Path(f"{checkpoint}.log.jsonl")
+    before = log.read_text()
+    words = first["corpus_words"]
+    records = [json.loads(line) for line in before.splitlines()]
+    assert [list(r) for r in records] == [["epoch", "words", "loss", "words_per_s"]] * 2
+    assert [(r["epoch"], r["words"], r["loss"]) for r in records] == [
+        (1, words, first["loss_per_epoch"][0]),
+        (2, 2 * words, first["loss_per_epoch"][1]),
+    ]
+    assert all(r["words_per_s"] > 0 for r in records)
+    resumed = train_skipgram(
+        topic_corpus, replace(config, epochs=3), progress=False, checkpoint=checkpoint, resume=checkpoint
+    ).metrics
+    after = log.read_text()
+    assert after.startswith(before)
+    added = [json.loads(line) for line in after[len(before) :].splitlines()]
+    assert [(r["epoch"], r["words"], r["loss"]) for r in added] == [(3, 3 * words, resumed["loss_per_epoch"][2])]
