@@ -279,6 +279,7 @@ def trained_tables(corpus: dict[str, str], run_dir: Path, optimizer: str, **chan
         noise_samples=16,
         optimizer=optimizer,
         progress=False,
+        device="cpu",  # float32 rounding of the same arithmetic: no TF32 or non-deterministic CUDA kernels
         **changes,
     )
     train_lm(config, run_dir)
@@ -311,7 +312,7 @@ def run_parameters(corpus: dict[str, str], run_dir: Path, optimizer: str, resume
     """Train through ``train_lm`` (2 epochs unless changed) and return its history and every parameter of
     last.pt's module, as the trainer wrote them (no flush here: the trainer flushes before a checkpoint)."""
     settings = dict(train=corpus["train"], valid=corpus["valid"], dim=8, layers=1, dropout=0.0, seq_len=10)
-    settings.update(batch_size=8, epochs=2, noise_samples=16, optimizer=optimizer, progress=False)
+    settings.update(batch_size=8, epochs=2, noise_samples=16, optimizer=optimizer, progress=False, device="cpu")
     metrics = train_lm(LMConfig(**{**settings, **changes}), run_dir, resume=resume)
     payload = load_payload(run_dir / "last.pt", Vocab.load(run_dir / "vocab.json"))
     return metrics["history"], payload["module"]
