@@ -279,25 +279,76 @@ def trained_tables(corpus: dict[str, str], run_dir: Path, optimizer: str, **chan
         noise_samples=16,
         optimizer=optimizer,
         progress=False,
+        device="cpu",  # float32 rounding of the same arithmetic: no TF32 or non-deterministic CUDA kernels
         **changes,
     )
     train_lm(config, run_dir)
     payload = load_payload(run_dir / "last.pt", Vocab.load(run_dir / "vocab.json"))
     tables = {n: payload["module"][f"model.{n}"] for n in ("embedding.weight", "output_weight", "output_bias")}
-    if optimizer == "catchup-adam":
-        CatchupAdam(tables, state=payload["optimizer"]["rowwise"]).flush_(tables)
+    if optimizer == "catchup-adam":  # the trainer flushed before writing last.pt: a flush here changes nothing
+        flushed = {n: t.clone() for n, t in tables.items()}
+        saved = payload["optimizer"]["rowwise"]
+        CatchupAdam(flushed, eps=saved["eps"], state=saved).flush_(flushed)
+        assert all(torch.equal(flushed[n], tables[n]) for n in tables)
     return tables
 
 
-def test_lm_run_resumed_mid_epoch_ends_as_the_uninterrupted_run(wide_corpus, tmp_path: Path) -> None:
-    """train_lm with catchup-adam: 25 steps in one go, or 10 then 15 after --resume from last.pt."""
+def test_lm_run_resumed_mid_epoch_ends_as_the_uninterrupted_run(wide_corpus, tmp_path: Path, monkeypatch) -> None:
+    """train_lm with catchup-adam: 25 steps in one go, or 10 then 15 after --resume from last.pt. The stopped
+    run flushed at its stop, the whole one did not: with ε = 10⁻³⁰ a flush changes nothing but rounding (with
+    torch's ε it restarts the rows' ε-term, the module docstring's caveat: 10⁻⁴ here)."""
+    monkeypatch.setattr("nce_lm.lm.optim.ADAM_EPS", 1e-30)
     whole = trained_tables(wide_corpus, tmp_path / "whole", "catchup-adam", max_tokens=2000)
     trained_tables(wide_corpus, tmp_path / "parts", "catchup-adam", max_tokens=800)
     config = LMConfig.from_dict(json.loads((tmp_path / "parts" / "config.json").read_text()))
     train_lm(replace(config, max_tokens=2000), tmp_path / "parts", resume=True)
     payload = load_payload(tmp_path / "parts" / "last.pt", Vocab.load(tmp_path / "parts" / "vocab.json"))
     tables = {n: payload["module"][f"model.{n}"] for n in whole}
-    CatchupAdam(tables, state=payload["optimizer"]["rowwise"]).flush_(tables)
     for name, want in whole.items():
-        # equal bit for bit today; 1e-6 leaves room for a trainer that flushes before each validation
         torch.testing.assert_close(tables[name], want, rtol=0, atol=1e-6, msg=name)
+
+
+def run_parameters(corpus: dict[str, str], run_dir: Path, optimizer: str, resume: bool = False, **changes):
+    """Train through ``train_lm`` (2 epochs unless changed) and return its history and every parameter of
+    last.pt's module, as the trainer wrote them (no flush here: the trainer flushes before a checkpoint)."""
+    settings = dict(train=corpus["train"], valid=corpus["valid"], dim=8, layers=1, dropout=0.0, seq_len=10)
+    settings.update(batch_size=8, epochs=2, noise_samples=16, optimizer=optimizer, progress=False, device="cpu")
+    metrics = train_lm(LMConfig(**{**settings, **changes}), run_dir, resume=resume)
+    payload = load_payload(run_dir / "last.pt", Vocab.load(run_dir / "vocab.json"))
+    return metrics["history"], payload["module"]
+
+
+def test_lm_run_with_catchup_adam_is_dense_adam(wide_corpus, tmp_path: Path, monkeypatch) -> None:
+    """train_lm with catchup-adam (row-sparse tables; the rows each step reads, its noise words included,
+    caught up before the forward pass; a flush before each validation and checkpoint) ends where a dense adam
+    run does: with ε = 10⁻³⁰ the closed form is exact, so every parameter and every validation perplexity
+    agree to float32 rounding after 2 epochs (64 steps, most of V = 300 rows untouched on most steps): 10⁻⁶
+    absolute plus 10⁻⁶ relative, for the output biases, which start at log q ≈ −7 (measured: 1.2·10⁻⁷ for the
+    weights, 5 float32 ulps at −6.8 for a bias)."""
+    monkeypatch.setattr("nce_lm.lm.optim.ADAM_EPS", 1e-30)
+    dense_history, dense = run_parameters(wide_corpus, tmp_path / "adam", "adam")
+    sparse_history, sparse = run_parameters(wide_corpus, tmp_path / "catchup", "catchup-adam")
+    assert sparse.keys() == dense.keys()
+    for name, want in dense.items():
+        torch.testing.assert_close(sparse[name], want, rtol=1e-6, atol=1e-6, msg=name)
+    for got, want in zip(sparse_history, dense_history, strict=True):
+        assert got["valid"]["ppl"] == pytest.approx(want["valid"]["ppl"], rel=1e-6)
+
+
+def test_lm_run_with_the_default_eps_and_resumed_at_an_epoch(wide_corpus, tmp_path: Path) -> None:
+    """With torch's ε = 10⁻⁸ a missed step of a row whose √v̂ is not ≫ ε moves it as the ε-free step does,
+    where dense Adam moves it less (the module docstring): this tiny LM's rarely read rows have gradients near
+    ε, and after 64 steps the parameters differ from dense adam's by 3·10⁻⁴ at most (lazy Adam's: 5·10⁻²),
+    under the 10⁻³ asserted (a third of one step's largest move, lr = 3·10⁻³); the validation perplexities agree
+    to 10⁻⁵. A run resumed from last.pt at an epoch's end, where both runs flushed, repeats the uninterrupted
+    one bit for bit."""
+    dense_history, dense = run_parameters(wide_corpus, tmp_path / "adam", "adam")
+    whole_history, whole = run_parameters(wide_corpus, tmp_path / "whole", "catchup-adam")
+    for name, want in dense.items():
+        torch.testing.assert_close(whole[name], want, rtol=0, atol=1e-3, msg=name)
+    for got, want in zip(whole_history, dense_history, strict=True):
+        assert got["valid"]["ppl"] == pytest.approx(want["valid"]["ppl"], rel=1e-5)
+    run_parameters(wide_corpus, tmp_path / "parts", "catchup-adam", epochs=1)
+    _, resumed = run_parameters(wide_corpus, tmp_path / "parts", "catchup-adam", resume=True)
+    for name, want in whole.items():
+        assert torch.equal(resumed[name], want), name

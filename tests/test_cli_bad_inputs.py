@@ -131,6 +131,12 @@ CASES: list[tuple[list[str], str]] = [
     (["lm", "train", *LM, "-o", "new", "--noise-samples", "20", "--batch-size", "100000000"], "GiB"),
     (["lm", "train", *LM, "-o", "new", "--dropout", "1.5"], "--dropout"),
     (["lm", "train", *LM, "-o", "new", "--lr", "1e309"], "--lr"),
+    # a diverging run stops with its error, and presents no best.pt (issue 25)
+    (["lm", "train", *LM, "-o", "new", "--epochs", "1", "--lr", "1e6", "--optimizer", "sgd"], "nothing was kept"),
+    (["lm", "train", *LM, "-o", "new", "--epochs", "1", "--lr", "1e6", "--optimizer", "adam"], "nothing was kept"),
+    (["lm", "train", *LM, "-o", "new", "--epochs", "1", "--lr", "1e6", "--objective", "full"], "nothing was kept"),
+    (["lm", "train", *LM, "-o", "new", "--valid-tokens", "0"], "--valid-tokens: must be at least 1"),
+    (["lm", "train", *LM, "-o", "new", "--log-every", "x"], "--log-every: expected an integer"),
     (["lm", "train", *LM, "-o", "new", "--device", "bogus"], "device must be"),
     (["lm", "train", *LM, "-o", "new", "--seq-len", "0"], "--seq-len"),
     (["lm", "train", *LM, "-o", "new", "--clip", "0"], "--clip"),
@@ -312,6 +318,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "run_badcfg" / "config.json").write_text(json.dumps({**bad, "dim": "x"}))
     shutil.copytree(root / "run", root / "run_nometrics")
     (root / "run_nometrics" / "metrics.json").unlink()
+    (root / "run_nometrics" / "log.jsonl").unlink()
     shutil.copytree(root / "run", root / "run_othervocab")
     other = json.loads((root / "run" / "vocab.json").read_text())
     other["counts"][2] += 1

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from nce_lm.cli.inputs import check_corpus, check_data
-from nce_lm.cli.options import LEARNING_RATE, SEED, add_replace_errors, device_name, error_mode, integer, number
+from nce_lm.cli.options import LM_LEARNING_RATE, SEED, add_replace_errors, device_name, error_mode, integer, number
 from nce_lm.clobber import check_outputs
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import read_json, write_json_atomic, write_text_atomic
@@ -76,7 +76,15 @@ def run_train(args: argparse.Namespace) -> int:
         check_new_run_folder("-o", run_dir)
     vocab = Vocab.load(args.vocab) if args.vocab else None
     metrics = train_lm(
-        config, run_dir, resume=bool(args.resume), vocab=vocab, cache_dir=args.cache, errors=error_mode(args)
+        config,
+        run_dir,
+        resume=bool(args.resume),
+        vocab=vocab,
+        cache_dir=args.cache,
+        errors=error_mode(args),
+        log_every=args.log_every,
+        valid_tokens=args.valid_tokens,
+        final_test=args.final_test,
     )
     if metrics["rank"] != 0:  # under torchrun, rank 0 reports and writes
         return 0
@@ -84,10 +92,14 @@ def run_train(args: argparse.Namespace) -> int:
         print_evaluation(metrics["test"], "test (best model)")
     if args.metrics:
         write_json_atomic(args.metrics, metrics)
+    if metrics.get("test_skipped"):
+        print("test pass skipped (--no-test): `nce-lm lm eval RUN_DIR --data TEST` scores best.pt later")
     best = min((h["valid"]["ppl"] for h in metrics["history"]), default=float("nan"))
+    limited = metrics.get("valid_limited_to")
+    scope = f" on the first {limited['tokens']:,} of {limited['of']:,} tokens" if limited else ""
     print(
-        f"wrote {run_dir}: config.json, vocab.json, last.pt (for --resume), best.pt (valid ppl {best:.2f}), "
-        f"metrics.json" + (f"; and {args.metrics}" if args.metrics else "")
+        f"wrote {run_dir}: config.json, vocab.json, last.pt (for --resume), best.pt (valid ppl {best:.2f}{scope}), "
+        f"log.jsonl, metrics.json" + (f"; and {args.metrics}" if args.metrics else "")
     )
     return 0
 
@@ -196,7 +208,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train a language model",
         description="Train on --train (validating on --valid each epoch), on a registered "
         "dataset or on a folder of splits (--data). Writes config.json, vocab.json, last.pt, "
-        "best.pt and metrics.json in RUN_DIR. Under torchrun, trains data-parallel.",
+        "best.pt, metrics.json and log.jsonl (a record every few steps) in RUN_DIR. Under torchrun, trains "
+        "data-parallel.",
     )
     train.add_argument(
         "--data",
@@ -210,7 +223,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--resume",
         help="continue the run in this folder with its settings; only --epochs, "
-        "--max-tokens, --lr, --device and --precision may change. A run stopped by --max-tokens "
+        "--max-tokens, --lr, --device and --precision may change (--log-every, --valid-tokens and --no-test apply to "
+        "each call). A run stopped by --max-tokens "
         "continues its epoch when --max-tokens is raised; --epochs alone lifts the cap",
     )
     train.add_argument("--vocab", help="a vocabulary from `nce-lm vocab` (default: the training text's, every word)")
@@ -243,7 +257,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="default adam; rowwise-adagrad for a sampled objective at V >= 100,000 (docs/lm.md)",
     )
     train.add_argument(
-        "--lr", type=LEARNING_RATE, help="default: " + ", ".join(f"{v:g} ({k})" for k, v in DEFAULT_LR.items())
+        "--lr", type=LM_LEARNING_RATE, help="default: " + ", ".join(f"{v:g} ({k})" for k, v in DEFAULT_LR.items())
     )
     train.add_argument("--lr-decay", dest="lr_decay", type=number(1), help=f"default {_D.lr_decay}")
     train.add_argument("--clip", type=number(0, above=True), help=f"default {_D.clip}")
@@ -258,6 +272,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--seed", type=SEED, help=f"default {_D.seed}")
     train.add_argument("--quiet", dest="progress", action="store_false", help="no progress bar")
     train.add_argument("--metrics", help="also write the metrics JSON here")
+    train.add_argument(
+        "--log-every",
+        dest="log_every",
+        type=integer(1),
+        help="steps between training records (step, tokens, loss, lr, tokens/s) in RUN_DIR/log.jsonl, which also "
+        "gets every validation (default: an epoch's steps / 100)",
+    )
+    train.add_argument(
+        "--valid-tokens",
+        dest="valid_tokens",
+        type=integer(1),
+        help="validate on the first N tokens of the validation text only (default: all); best.pt and the "
+        "learning-rate decay then follow that partial figure",
+    )
+    train.add_argument(
+        "--no-test",
+        dest="final_test",
+        action="store_false",
+        help="skip the test pass of best.pt at the end (`lm eval` can score it later)",
+    )
     train.set_defaults(func=run_train)
 
     evaluate = verbs.add_parser(

@@ -119,7 +119,9 @@ KERNEL_SIZE = integer(1, 2**31 - 1, "the C kernel counts in 32-bit integers")  #
 MAX_NEGATIVES = 4096
 NEGATIVES = integer(1, MAX_NEGATIVES, "the C kernel keeps a pair's noise scores on its stack")
 # Every model here diverges far below 10; a larger rate is a typo (1e-3 meant), and 1e300 overflows the schedule.
-LEARNING_RATE = number(0, 10, above=True, reason="larger rates only diverge")
+LEARNING_RATE = number(0, 10, above=True, reason="larger rates only diverge")  # skip-gram's SGD (word2vec: 0.025)
+# the LM's SGD starts at 20; a rate that diverges stops the run (exit 2); past 1e6 torch's steps overflow
+LM_LEARNING_RATE = number(0, 1e6, above=True, reason="larger rates overflow the steps")
 FINAL_LEARNING_RATE = number(0, 10, reason="larger rates only diverge")
 # word2vec's subsampling keeps a word of frequency f with probability (sqrt(f/t) + 1) t/f, which is 1 for every
 # word once t >= 1: larger thresholds change nothing; 0 turns subsampling off.

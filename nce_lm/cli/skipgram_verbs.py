@@ -264,7 +264,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_training_arguments(parser)
     parser.add_argument("--metrics", help="write words_per_s, wall_s, epochs, vocab_size, final_loss... as JSON")
-    parser.add_argument("--checkpoint", help="rewrite this checkpoint after every epoch (for --resume)")
+    parser.add_argument(
+        "--checkpoint",
+        help="rewrite this checkpoint after every epoch (for --resume), and append each epoch's loss to "
+        "CHECKPOINT.log.jsonl (a resumed run continues it)",
+    )
     parser.add_argument(
         "--resume",
         help="continue from this checkpoint up to --epochs epochs in all, with its "

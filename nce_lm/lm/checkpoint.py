@@ -45,7 +45,7 @@ def load_payload(path: Path, vocab: Vocab) -> dict[str, Any]:
     return payload
 
 
-RUN_FILES = ("config.json", "vocab.json", "last.pt", "best.pt", "metrics.json", "cache")
+RUN_FILES = ("config.json", "vocab.json", "last.pt", "best.pt", "metrics.json", "log.jsonl", "cache")
 
 
 def _is_run_folder(folder: Path) -> bool:

@@ -12,6 +12,7 @@ touches every row, so its tables are always dense. docs/lm.md, "Row-sparse table
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -22,6 +23,7 @@ from nce_lm.training.rowwise_adagrad import RowwiseAdagrad
 
 LM_OPTIMIZERS = ("sgd", "adam", "lazy-adam", "rowwise-adagrad", "catchup-adam")
 DEFAULT_LR = {"sgd": 20.0, "adam": 3e-3, "lazy-adam": 3e-3, "rowwise-adagrad": 0.1, "catchup-adam": 3e-3}
+ADAM_EPS = 1e-8  # Adam's ε (torch's default) in adam and catchup-adam, read when an LMOptimizer is built
 
 
 def sparse_tables(optimizer: str, sampled: bool) -> bool:
@@ -50,15 +52,15 @@ class LMOptimizer:
         if name == "sgd":
             self.optimizers = [torch.optim.SGD(dense + table_list, lr=lr)]
         elif name == "adam" or (name in ("lazy-adam", "catchup-adam") and not sparse):
-            self.optimizers = [torch.optim.Adam(dense + table_list, lr=lr)]
+            self.optimizers = [torch.optim.Adam(dense + table_list, lr=lr, eps=ADAM_EPS)]
         elif name == "lazy-adam":
             self.optimizers = [torch.optim.Adam(dense, lr=lr), torch.optim.SparseAdam(table_list, lr=lr)]
         elif name == "rowwise-adagrad":
             self.optimizers = [torch.optim.Adagrad(dense, lr=lr)] if dense else []
             self.rowwise = self._rowwise_adagrad()
         elif name == "catchup-adam":
-            self.optimizers = [torch.optim.Adam(dense, lr=lr)]
-            self.rowwise = CatchupAdam(tables)
+            self.optimizers = [torch.optim.Adam(dense, lr=lr, eps=ADAM_EPS)]
+            self.rowwise = CatchupAdam(tables, eps=ADAM_EPS)
         else:
             raise ValueError(f"unknown optimizer {name!r}")
 
@@ -67,6 +69,19 @@ class LMOptimizer:
         for optimizer in self.optimizers:
             for group in optimizer.param_groups:
                 group["lr"] = lr
+
+    @property
+    def catches_up(self) -> bool:
+        """Whether rows lag behind until caught up (catch-up Adam): a step must call :meth:`catch_up` first."""
+        return isinstance(self.rowwise, CatchupAdam)
+
+    @torch.no_grad()
+    def catch_up(self, reads: Mapping[str, torch.Tensor]) -> None:
+        """Bring the rows a forward pass is about to read up to date: ``reads`` maps a table's name to the ids
+        (any shape, repeats allowed) it reads; O(ids · d), no host sync. A no-op unless :attr:`catches_up`."""
+        if isinstance(self.rowwise, CatchupAdam):
+            for name, ids in reads.items():
+                self.rowwise.catch_up_(name, self.tables[name].data, ids.reshape(-1))
 
     @torch.no_grad()
     def flush(self) -> None:
@@ -111,7 +126,7 @@ class LMOptimizer:
         for optimizer, saved in zip(self.optimizers, state["optimizers"]):
             optimizer.load_state_dict(saved)
         if isinstance(self.rowwise, CatchupAdam):
-            self.rowwise = CatchupAdam(self.tables, state=state["rowwise"])
+            self.rowwise = CatchupAdam(self.tables, eps=self.rowwise.eps, state=state["rowwise"])
         elif self.rowwise is not None:
             self.rowwise = self._rowwise_adagrad(state["rowwise"])
 

@@ -3,7 +3,8 @@
 ``log.jsonl`` (:data:`LOG_FILE`) holds one JSON object per line, appended as the run goes (so a killed run
 keeps what it logged): training records with :data:`TRAIN_FIELDS` every few steps and validation records with
 :data:`VALID_FIELDS` at every validation. A last line cut short by a kill is ignored; any other line that is
-not such a record is an error naming the file and line. A run folder without ``log.jsonl`` falls back to
+not such a record is an error naming the file and line. Where a resumed run logged a step again, its last
+record counts. A run folder without ``log.jsonl`` falls back to
 ``metrics.json``, written when a run ends, whose ``history`` has one entry per epoch (or per ``--max-tokens``
 stop): its training loss is the epoch's mean, its validation the exact evaluation after it.
 """
@@ -91,6 +92,12 @@ def _from_history(history: Any, path: Path) -> tuple[list[dict[str, float]], lis
     return train, valid
 
 
+def _last_per_step(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records in step order, the last one logged for each step: a run killed between checkpoints and resumed
+    logs the steps it replays again."""
+    return sorted({record["step"]: record for record in records}.values(), key=lambda record: record["step"])
+
+
 def read_curves(run_dir: str | os.PathLike[str]) -> RunCurves:
     """The curves of a run folder, from its ``log.jsonl`` or else its ``metrics.json``."""
     run_dir = Path(run_dir)
@@ -101,8 +108,8 @@ def read_curves(run_dir: str | os.PathLike[str]) -> RunCurves:
     log = run_dir / LOG_FILE
     if log.is_file():
         records = _log_records(log)
-        train = [r for r in records if "valid_ppl" not in r]
-        valid = [r for r in records if "valid_ppl" in r]
+        train = _last_per_step([r for r in records if "valid_ppl" not in r])
+        valid = _last_per_step([r for r in records if "valid_ppl" in r])
         source = LOG_FILE
     elif (run_dir / "metrics.json").is_file():
         metrics = read_json(run_dir / "metrics.json", "run metrics")

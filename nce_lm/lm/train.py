@@ -5,7 +5,11 @@ Per window of the contiguous streams: inputs (B, T) → hidden states (B·T, d) 
 back-propagated, clipped, stepped. After every epoch: exact validation perplexity, the learning rate divided by
 ``lr_decay`` when it did not improve (Zaremba et al. 2014), ``last.pt`` (and ``best.pt``) written. Random
 streams are re-seeded from (seed, epoch, rank) every epoch, so a resumed run, on any number of ranks, repeats
-the draws exactly.
+the draws exactly. A step draws its noise words before its forward pass, so that catch-up Adam can bring the rows
+it reads up to date first; every evaluation, checkpoint and the end of a run flush the optimizer's lagging rows.
+``log.jsonl`` in the run folder gets a training record at every check point of the loss and a validation record
+at every validation (docs/lm.md, "Watching a run"). A loss or validation perplexity that is not finite stops the
+run with an :class:`NceLmError`.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from nce_lm.lm.data import split_ids, split_paths
 from nce_lm.lm.evaluate import evaluate_model
 from nce_lm.lm.model import LanguageModel, State, build_model
 from nce_lm.lm.optim import LMOptimizer
+from nce_lm.lm.run_log import LOG_FILE
 from nce_lm.locks import folder_lock
 from nce_lm.objectives.losses import Objective, build_objective, objective_class
 from nce_lm.pipeline.noise import NoiseDistribution
@@ -41,10 +46,12 @@ from nce_lm.pipeline.token_cache import cache_vocab, file_identity
 from nce_lm.pipeline.vocab import Vocab, build_vocab
 from nce_lm.training.devices import autocast, resolve_precision
 from nce_lm.training.distributed import DistributedContext
+from nce_lm.training.jsonl_log import JsonLinesLog
 from nce_lm.training.resume import refuse_changes
 from nce_lm.training.sparse_rows import average_sparse_grads_, clip_grad_norm_
 
 CHECK_EVERY = 50  # steps between host-side checks of the loss (each one a sync, and an all-reduce under torchrun)
+LOG_POINTS_PER_EPOCH = 100  # training records per epoch unless log_every is given: every 13 steps on PTB
 
 
 class TrainingModule(nn.Module):
@@ -54,11 +61,15 @@ class TrainingModule(nn.Module):
         super().__init__()
         self.model, self.objective = model, objective
 
-    def forward(self, inputs: torch.Tensor, targets: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """inputs, targets (B, T) → (mean loss per token, next state)."""
+    def forward(
+        self, inputs: torch.Tensor, targets: torch.Tensor, state: State, noise_ids: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, State]:
+        """inputs, targets (B, T) → (mean loss per token, next state); ``noise_ids`` (K,) or (B·T, K) drawn by
+        the objective's ``sample_noise`` for these targets beforehand, or None to draw them in the objective."""
         hidden, state = self.model(inputs, state)
         hidden = hidden.reshape(-1, hidden.shape[-1])  # (B·T, d)
-        loss = self.objective(hidden, self.model.output_weight, self.model.output_bias, targets.reshape(-1))
+        model = self.model
+        loss = self.objective(hidden, model.output_weight, model.output_bias, targets.reshape(-1), noise_ids)
         return loss.float().mean(), state
 
 
@@ -103,15 +114,22 @@ def train_step(
     precision: str,
     ctx: DistributedContext,
 ) -> tuple[torch.Tensor, torch.Tensor, State]:
-    """One step on a window inputs, targets (B, T): forward in ``precision``, backward, the tables' sparse rows
-    averaged across ranks, clipping of the gradient norm to ``clip``, the optimizer's update.
+    """One step on a window inputs, targets (B, T): the noise words drawn, the rows the step reads brought up to
+    date (catch-up Adam), forward in ``precision``, backward, the tables' sparse rows averaged across ranks,
+    clipping of the gradient norm to ``clip``, the optimizer's update.
 
     ``trained`` is ``module`` or its DistributedDataParallel wrapper. Returns the mean loss and the gradient
     norm before clipping (0-d tensors on the device, not read: no host synchronisation) and the next state.
+    Under torchrun every rank catches up only the rows it reads; each of them is in the averaged gradient, so
+    every rank's update catches it up at this step too, by the same arithmetic: the ranks' tables stay equal.
     """
     state = module.model.detach_state(state)
+    objective = module.objective
+    noise_ids = objective.sample_noise(targets.reshape(-1)) if objective.needs_noise else None
+    if optimizer.catches_up:
+        optimizer.catch_up(rows_read(module.model, inputs, targets, noise_ids))
     with autocast(inputs.device, precision):
-        loss, state = trained(inputs, targets, state)
+        loss, state = trained(inputs, targets, state, noise_ids)
     optimizer.zero_grad()
     loss.backward()
     if optimizer.sparse and ctx.active:  # DistributedDataParallel averages the dense part; the tables' rows here
@@ -119,6 +137,19 @@ def train_step(
     norm = clip_grad_norm_(module.parameters(), clip)
     optimizer.step()
     return loss.detach(), norm, state
+
+
+def rows_read(
+    model: LanguageModel, inputs: torch.Tensor, targets: torch.Tensor, noise_ids: torch.Tensor | None
+) -> dict[str, torch.Tensor]:
+    """The rows of each table (:meth:`LanguageModel.tables`) a step's forward pass reads, as ids with repeats: the
+    inputs' rows of the embedding; the targets' and noise words' rows of the output weight and bias (the
+    embedding's too when the two are tied)."""
+    output = targets.reshape(-1) if noise_ids is None else torch.cat([targets.reshape(-1), noise_ids.reshape(-1)])
+    tables = model.tables()
+    if "output_weight" not in tables:  # tied: one table for both
+        return {"embedding.weight": torch.cat([inputs.reshape(-1), output]), "output_bias": output}
+    return {"embedding.weight": inputs.reshape(-1), "output_weight": output, "output_bias": output}
 
 
 def _seed_epoch(config: LMConfig, epoch: int, rank: int, generator: torch.Generator) -> None:
@@ -142,6 +173,10 @@ def train_lm(
     vocab: Vocab | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     errors: str = "strict",
+    *,
+    log_every: int | None = None,
+    valid_tokens: int | None = None,
+    final_test: bool = True,
 ) -> dict[str, Any]:
     """Train (or, with ``resume``, continue) the run in ``run_dir``; returns its metrics.
 
@@ -152,8 +187,15 @@ def train_lm(
     where it stopped (exactly, in one process: the hidden state and random streams are in ``last.pt``).
     Under torchrun every rank calls this; rank 0 alone writes files, holding the run folder's lock
     (:mod:`nce_lm.locks`). A new run that fails before its first checkpoint leaves no folder behind.
+
+    How the run is watched and evaluated (:class:`Watch`; not settings of the model, so free to change on
+    resume): a training record in ``log.jsonl`` every ``log_every`` steps (default: an epoch's steps / 100),
+    validation on its first ``valid_tokens`` targets only (``best.pt`` is then chosen, and the learning rate
+    decayed, by that partial figure), and no test pass at the end when ``final_test`` is false.
     """
     config.validate()
+    watch = Watch(log_every, valid_tokens, final_test)
+    watch.validate()
     run_dir = Path(run_dir)
     ctx = DistributedContext.from_environment(config.device)
     if not resume and (run_dir / "last.pt").exists():
@@ -164,7 +206,8 @@ def train_lm(
         if resume:  # refused changes are refused before the lock, which would touch the run folder
             config, saved, vocab = _resumed(config, run_dir, vocab)
         with folder_lock(run_dir, "run folder") if ctx.is_main else nullcontext():
-            metrics = _train(config, run_dir, saved, ctx, vocab, Path(cache_dir) if cache_dir else None, errors)
+            cache = Path(cache_dir) if cache_dir else None
+            metrics = _train(config, run_dir, saved, ctx, vocab, cache, errors, watch)
         ctx.barrier()  # ranks leave together: one tearing its gloo group down while rank 0 still writes can abort
         return metrics
     except BaseException:
@@ -237,10 +280,27 @@ class RunState:
 
 
 @dataclass(frozen=True)
+class Watch:
+    """How a run is watched and evaluated, beside its settings: ``log_every`` steps between training records of
+    ``log.jsonl`` (None: an epoch's steps / :data:`LOG_POINTS_PER_EPOCH`), ``valid_tokens``: validation scores
+    only the first N targets of the validation text (None: all), ``final_test``: the test pass after training."""
+
+    log_every: int | None = None
+    valid_tokens: int | None = None
+    final_test: bool = True
+
+    def validate(self) -> None:
+        for name in ("log_every", "valid_tokens"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise NceLmError(f"{name} must be a whole number of at least 1, got {value!r}")
+
+
+@dataclass(frozen=True)
 class Setup:
     """What a run trains, fixed from its start: the settings (resolved for V), the ranks, the run folder, the
     vocabulary and noise, the token ids of each split, the trainer, this rank's rows of the training streams
-    (B / ranks, L) and its precision."""
+    (B / ranks, L) and its precision; how it is watched and, on rank 0, its log."""
 
     config: LMConfig
     ctx: DistributedContext
@@ -253,6 +313,8 @@ class Setup:
     streams: torch.Tensor
     precision: str
     train_text: dict[str, Any]  # the training text's identity, told apart from another text on resume
+    watch: Watch
+    log: JsonLinesLog | None  # log.jsonl, on rank 0
 
     @property
     def device(self) -> torch.device:
@@ -261,6 +323,15 @@ class Setup:
     @property
     def steps_per_epoch(self) -> int:
         return num_windows(self.streams, self.config.seq_len)
+
+    @property
+    def log_every(self) -> int:
+        """Steps between training records of ``log.jsonl``."""
+        return self.watch.log_every or max(1, self.steps_per_epoch // LOG_POINTS_PER_EPOCH)
+
+    def global_step(self, state: RunState, steps: int) -> int:
+        """The run's step count at step ``steps`` of the epoch ``state.epoch``."""
+        return state.epoch * self.steps_per_epoch + steps
 
 
 class EpochDone(NamedTuple):
@@ -282,6 +353,7 @@ def _train(
     vocab: Vocab | None,
     cache_dir: Path | None,
     errors: str,
+    watch: Watch,
 ) -> dict[str, Any]:
     """The training of :func:`train_lm`, as phases: data and vocabulary, the trainer, a resumed run's state, the
     epochs (each ended by validation, the decay and the checkpoints), the final test. ``saved``: the settings a
@@ -295,7 +367,8 @@ def _train(
     trainer = build_trainer(config, noise, ctx)
     streams = rank_rows(batchify(ids["train"], config.batch_size), ctx.rank, ctx.world_size).to(device)
     train_text = file_identity(paths["train"])
-    setup = Setup(config, ctx, run_dir, vocab, noise, paths, ids, trainer, streams, precision, train_text)
+    log = JsonLinesLog(run_dir / LOG_FILE, append=payload is not None) if ctx.is_main else None
+    setup = Setup(config, ctx, run_dir, vocab, noise, paths, ids, trainer, streams, precision, train_text, watch, log)
     state = RunState.new(config.learning_rate) if payload is None else _restore(setup, payload, saved)
     while state.epoch < config.epochs:
         _end_epoch(setup, state, _train_epoch(setup, state))
@@ -387,14 +460,26 @@ def _start_epoch(setup: Setup, state: RunState) -> tuple[int, int, float, State]
     return int(partial["steps"]), int(partial["tokens"]), float(partial["loss_sum"]) / ctx.world_size, hidden
 
 
+class LogMark(NamedTuple):
+    """Where the last training record of ``log.jsonl`` left an epoch: its step, this rank's summed loss, the
+    tokens trained by this call (all ranks) and the time."""
+
+    steps: int
+    loss_sum: float
+    new_tokens: int
+    time: float
+
+
 def _train_epoch(setup: Setup, state: RunState) -> EpochDone:
     """Phase 3, one epoch: a step per window of the streams, from where the epoch stands to its end or to
-    ``max_tokens``. The loss is summed on the device and checked every :data:`CHECK_EVERY` steps."""
+    ``max_tokens``. The loss is summed on the device and read every :data:`CHECK_EVERY` steps and at every
+    training record of the log (:func:`_checked_loss`: one host sync each), never in between."""
     config, ctx, device = setup.config, setup.ctx, setup.device
     _, module, trained, optimizer, _ = setup.trainer
     steps, epoch_tokens, loss_carried, hidden = _start_epoch(setup, state)
     new_tokens = 0
     started = time.perf_counter()
+    mark = LogMark(steps, loss_carried, 0, started)
     bar = _progress(config, ctx, _steps_to_run(setup, state, steps), state.epoch)
     loss_total = torch.tensor(loss_carried, dtype=torch.float64, device=device)
     non_finite = torch.zeros((), dtype=torch.bool, device=device)
@@ -407,17 +492,19 @@ def _train_epoch(setup: Setup, state: RunState) -> EpochDone:
         steps += 1
         state.tokens_seen += targets.numel() * ctx.world_size
         new_tokens += targets.numel() * ctx.world_size
-        if steps % CHECK_EVERY == 0:
-            _stop_if_non_finite(non_finite, setup, state)
+        log_point = setup.global_step(state, steps) % setup.log_every == 0
+        if log_point or steps % CHECK_EVERY == 0:
+            loss_sum = _checked_loss(loss_total, non_finite, setup, state)
+            if log_point:
+                mark = _log_training(setup, state, mark, LogMark(steps, loss_sum, new_tokens, time.perf_counter()))
             if bar is not None:
                 rate = new_tokens / (time.perf_counter() - started)
-                bar.set_postfix(loss=f"{loss_total.item() / steps:.3f}", lr=f"{state.lr:g}", tokens_s=f"{rate:,.0f}")
+                bar.set_postfix(loss=f"{loss_sum / steps:.3f}", lr=f"{state.lr:g}", tokens_s=f"{rate:,.0f}")
         if bar is not None:
             bar.update(1)
         if state.capped(config):
             break
-    _stop_if_non_finite(non_finite, setup, state)
-    loss_sum = loss_total.item()
+    loss_sum = _checked_loss(loss_total, non_finite, setup, state)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - started
@@ -426,27 +513,68 @@ def _train_epoch(setup: Setup, state: RunState) -> EpochDone:
     return EpochDone(steps, epoch_tokens + new_tokens, new_tokens, loss_sum, seconds, hidden)
 
 
-def _stop_if_non_finite(non_finite: torch.Tensor, setup: Setup, state: RunState) -> None:
-    """An NceLmError when a step's loss or gradient norm was not finite: one host sync (and one all-reduce under
-    torchrun) per check, not per step."""
-    if setup.ctx.any(bool(non_finite.item())):
-        raise NceLmError(
-            f"the training loss became non-finite in epoch {state.epoch + 1}: stopped, the last good "
-            f"checkpoint in {setup.run_dir} is intact; lower --lr"
-        )
+def _checked_loss(loss_total: torch.Tensor, non_finite: torch.Tensor, setup: Setup, state: RunState) -> float:
+    """The epoch's summed loss on this rank, read with whether a step's loss or gradient norm was not finite in one
+    host sync (and one all-reduce under torchrun), per check, not per step; an NceLmError for a non-finite one."""
+    flag, loss_sum = torch.stack([non_finite.double(), loss_total]).tolist()
+    if setup.ctx.any(flag != 0.0):
+        kept = _kept(setup, state)
+        raise NceLmError(f"the training loss became non-finite in epoch {state.epoch + 1}: stopped, {kept}; lower --lr")
+    return loss_sum
+
+
+def _log_training(setup: Setup, state: RunState, mark: LogMark, now: LogMark) -> LogMark:
+    """A training record of ``log.jsonl`` (rank 0) for the steps between ``mark`` and ``now``: the run's step and
+    tokens, the mean loss per token over those steps (all ranks), the learning rate, the tokens per second."""
+    ctx = setup.ctx
+    loss = ctx.sum(now.loss_sum - mark.loss_sum) / (ctx.world_size * (now.steps - mark.steps))
+    if setup.log is not None:
+        record = {
+            "step": setup.global_step(state, now.steps),
+            "tokens": state.tokens_seen,
+            "loss": loss,
+            "lr": state.lr,
+            "tokens_per_s": (now.new_tokens - mark.new_tokens) / max(now.time - mark.time, 1e-9),
+        }
+        setup.log.write(record)
+    return now
+
+
+def _kept(setup: Setup, state: RunState) -> str:
+    """What a stopped run keeps, for its error: the checkpoints of its last finite epoch, or nothing."""
+    if not state.history:
+        return "nothing was kept (it stopped before its first checkpoint)"
+    last = state.history[-1]
+    partial = " (stopped inside it)" if last.get("partial") else ""
+    kept = f"the checkpoints in {setup.run_dir} are intact: last.pt is from epoch {last['epoch']}{partial}"
+    if state.best_ppl < math.inf:
+        epochs = [h["epoch"] for h in state.history if h["valid"]["ppl"] == state.best_ppl]
+        where = f"epoch {epochs[-1]}" if epochs else "an earlier epoch"
+        kept += f", best.pt is from {where} (valid ppl {state.best_ppl:.2f})"
+    return kept
 
 
 def _end_epoch(setup: Setup, state: RunState, done: EpochDone) -> None:
-    """Phase 4, the end of an epoch (or of training inside one, at ``max_tokens``): exact validation perplexity,
-    the epoch's record, the learning rate divided by ``lr_decay`` when the perplexity at an epoch's end did not
-    improve (Zaremba et al. 2014), and on rank 0 ``best.pt`` when it improved and ``last.pt``."""
+    """Phase 4, the end of an epoch (or of training inside one, at ``max_tokens``): exact validation perplexity
+    (an NceLmError when it is not finite: no checkpoint records it), its record in ``log.jsonl``, the epoch's
+    record, the learning rate divided by ``lr_decay`` when the perplexity at an epoch's end did not improve
+    (Zaremba et al. 2014), and on rank 0 ``best.pt`` when it improved and ``last.pt``."""
     config, ctx, model = setup.config, setup.ctx, setup.trainer.model
     number, stopped = state.epoch + 1, done.steps < setup.steps_per_epoch  # stopped by max_tokens, inside the epoch
+    setup.trainer.optimizer.flush()  # every rank: validation and the checkpoints read up-to-date tables
     valid = _evaluate(setup, model, "valid", ctx)
-    if not math.isfinite(valid["nll"]):
-        raise NceLmError(
-            f"the validation loss became {valid['nll']} after epoch {number}: stopped, the last "
-            f"good checkpoint in {setup.run_dir} is intact; lower --lr"
+    if not (math.isfinite(valid["nll"]) and math.isfinite(valid["ppl"])):
+        what = f"loss became {valid['nll']}" if not math.isfinite(valid["nll"]) else "perplexity became inf"
+        raise NceLmError(f"the validation {what} after epoch {number}: stopped, {_kept(setup, state)}; lower --lr")
+    if setup.log is not None:
+        setup.log.write(
+            {
+                "step": setup.global_step(state, done.steps),
+                "tokens": state.tokens_seen,
+                "valid_ppl": valid["ppl"],
+                "log_z_mean": valid["mean_log_z"],
+                "log_z_std": valid["std_log_z"],
+            }
         )
     improved = valid["ppl"] < state.best_ppl
     record = {
@@ -482,8 +610,11 @@ def _end_epoch(setup: Setup, state: RunState, done: EpochDone) -> None:
 
 
 def _save_checkpoints(setup: Setup, state: RunState, improved: bool, number: int) -> None:
-    """``best.pt`` (the model after epoch ``number``) when the validation perplexity improved, and ``last.pt``."""
+    """``best.pt`` (the model after epoch ``number``) when the validation perplexity improved, and ``last.pt``;
+    the optimizer flushed first (idempotent: a no-op after :func:`_end_epoch`'s), so both hold up-to-date tables.
+    Under torchrun, call it on rank 0 after every rank has flushed."""
     model, module, _, optimizer, _ = setup.trainer
+    optimizer.flush()
     if improved:
         save_payload(setup.run_dir / "best.pt", {"model": model.state_dict(), "epoch": number}, setup.vocab)
     payload = {"module": module.state_dict(), "optimizer": optimizer.state_dict(), **state.payload()}
@@ -491,9 +622,12 @@ def _save_checkpoints(setup: Setup, state: RunState, improved: bool, number: int
 
 
 def _final_test(setup: Setup, state: RunState) -> dict[str, Any]:
-    """Phase 5, the run's metrics: its history and, on rank 0, the test perplexity of ``best.pt``; written to
-    ``metrics.json`` by rank 0."""
+    """Phase 5, the run's metrics: its history and, on rank 0, the test perplexity of ``best.pt`` unless
+    ``--no-test``; written to ``metrics.json`` by rank 0. The optimizer is flushed: the trained module's tables are
+    up to date at the end of a run. Metrics say what was skipped or limited (``test_skipped``,
+    ``valid_limited_to``)."""
     config, ctx, run_dir, history = setup.config, setup.ctx, setup.run_dir, state.history
+    setup.trainer.optimizer.flush()
     metrics: dict[str, Any] = {
         "config": config.to_dict(),
         "rank": ctx.rank,
@@ -503,7 +637,12 @@ def _final_test(setup: Setup, state: RunState) -> dict[str, Any]:
         "peak_memory_gib": peak_memory_gib(setup.device),
         "tokens_per_s": (sum(h["tokens_per_s"] for h in history) / len(history)) if history else None,
     }
-    if setup.paths["test"] is not None and ctx.is_main and (run_dir / "best.pt").exists():
+    valid_total = len(setup.ids["valid"]) - 1
+    if setup.watch.valid_tokens is not None and setup.watch.valid_tokens < valid_total:
+        metrics["valid_limited_to"] = {"tokens": setup.watch.valid_tokens, "of": valid_total}
+    if setup.paths["test"] is not None and not setup.watch.final_test:
+        metrics["test_skipped"] = True
+    elif setup.paths["test"] is not None and ctx.is_main and (run_dir / "best.pt").exists():
         best = build_model(config, len(setup.vocab), setup.noise.log_probs.cpu()).to(setup.device)
         best.load_state_dict(load_payload(run_dir / "best.pt", setup.vocab)["model"])
         started = time.perf_counter()
@@ -516,10 +655,12 @@ def _final_test(setup: Setup, state: RunState) -> dict[str, Any]:
 
 def _evaluate(setup: Setup, model: LanguageModel, split: str, ctx: DistributedContext | None = None) -> dict[str, Any]:
     """Exact perplexity and self-normalization of ``model`` on ``split`` (:func:`nce_lm.lm.evaluate.evaluate_model`),
-    summed over the ranks when ``ctx`` is given."""
-    c = setup.config
+    summed over the ranks when ``ctx`` is given; validation on its first ``valid_tokens`` targets when asked."""
+    c, ids = setup.config, setup.ids[split]
+    if split == "valid" and setup.watch.valid_tokens is not None:
+        ids = ids[: setup.watch.valid_tokens + 1]  # N + 1 tokens: N targets
     settings = (c.eval_batch_size, c.seq_len, setup.noise, c.is_samples, c.seed)
-    return evaluate_model(model, setup.ids[split], *settings, progress=c.progress, label=split, ctx=ctx)
+    return evaluate_model(model, ids, *settings, progress=c.progress, label=split, ctx=ctx)
 
 
 def _restore_partial(

@@ -171,14 +171,22 @@ class Objective(nn.Module):
         return gather_rows(table, ids, self.sparse_gradients)
 
     def forward(
-        self, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor
+        self,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        targets: torch.Tensor,
+        noise_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Sample noise, score it and the targets with ``hidden @ weight.T + bias``, and return the loss (B,).
+        """Score the targets and noise words with ``hidden @ weight.T + bias`` and return the loss (B,).
 
-        hidden (B, d), weight (V, d), bias (V,) or None, targets (B,). Shared noise is scored with one
+        hidden (B, d), weight (V, d), bias (V,) or None, targets (B,). ``noise_ids`` are :meth:`sample_noise`'s
+        draw for these targets, (K,) or (B, K), when the caller drew them first (a trainer that must know
+        which rows the step reads before it reads them); None draws them here. Shared noise is scored with one
         matrix product (B, d) × (d, K); per-example noise with a batched product over gathered rows.
         """
-        noise_ids = self.sample_noise(targets)
+        if noise_ids is None:
+            noise_ids = self.sample_noise(targets)
         rows = self._rows
         s_true, s_noise, hits = self.scores(hidden, rows(weight, targets), rows(weight, noise_ids), targets, noise_ids)
         if bias is not None:
@@ -328,10 +336,15 @@ class InfoNCE(RankingNCE):
         return s
 
     def forward(
-        self, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor
+        self,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        targets: torch.Tensor,
+        noise_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if self.negatives == "noise":
-            return super().forward(hidden, weight, bias, targets)
+            return super().forward(hidden, weight, bias, targets, noise_ids)
         s_all = hidden @ self._rows(weight, targets).T  # (B, B): example i scored against every target of the batch
         if bias is not None:
             s_all = s_all + self._rows(bias, targets)[None, :]
@@ -376,8 +389,16 @@ class FullSoftmax(Objective):
         return torch.logsumexp(s_noise, dim=-1) - s_true
 
     def forward(
-        self, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor
+        self,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        targets: torch.Tensor,
+        noise_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """The exact loss (B,); ``noise_ids`` is accepted for the common interface and must be None."""
+        if noise_ids is not None:
+            raise NceLmError("the full softmax draws no noise: noise_ids must be None")
         return chunked_cross_entropy(hidden, weight, bias, targets, self.chunk_size)  # (B,)
 
 

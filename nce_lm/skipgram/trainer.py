@@ -78,6 +78,7 @@ from nce_lm.skipgram.torch_update import TorchUpdatePath
 from nce_lm.skipgram.update_path import UpdatePath, choose_path
 from nce_lm.skipgram.windows import CHUNK_TOKENS, epoch_examples, sentence_ids
 from nce_lm.training.distributed import DistributedContext
+from nce_lm.training.jsonl_log import JsonLinesLog
 from nce_lm.training.memory import check_memory
 from nce_lm.training.resume import refuse_changes
 from nce_lm.training.rowwise_adagrad import RowwiseAdagrad
@@ -469,6 +470,26 @@ def _continue_schedule(trainer: SkipGramTrainer, saved: SkipGramConfig, state: S
         )
 
 
+class EpochCheckpoint:
+    """The epoch-end callback of a run with a checkpoint: rewrite ``checkpoint``, then append the epoch's record
+    ``{"epoch", "words", "loss", "words_per_s"}`` (1-based epoch, corpus words trained so far, the epoch's mean loss
+    per example, corpus words per second of the epoch) to ``CHECKPOINT.log.jsonl``
+    (:class:`nce_lm.training.jsonl_log.JsonLinesLog`), which a ``resumed`` run continues."""
+
+    def __init__(self, checkpoint: str | os.PathLike[str], resumed: bool) -> None:
+        self.checkpoint = checkpoint
+        self.log = JsonLinesLog(f"{os.fspath(checkpoint)}.log.jsonl", append=resumed)
+        self.since = time.perf_counter()
+
+    def __call__(self, trainer: SkipGramTrainer) -> None:
+        seconds = time.perf_counter() - self.since
+        trainer.save_checkpoint(self.checkpoint)
+        epoch, words = trainer.state.epochs_done, trainer.corpus_words
+        record = {"epoch": epoch, "words": words * epoch, "loss": trainer.state.loss_per_epoch[-1]}
+        self.log.write({**record, "words_per_s": words / seconds})
+        self.since = time.perf_counter()
+
+
 def train_skipgram(
     corpus: Corpus | None,
     config: SkipGramConfig | None = None,
@@ -496,7 +517,8 @@ def train_skipgram(
     ``progress=False`` prints no bar and no per-epoch lines; what a resumed run's learning rate does, and warnings,
     are still said.
 
-    ``checkpoint`` is rewritten after every epoch; ``resume`` continues a checkpoint up to ``config.epochs``
+    ``checkpoint`` is rewritten after every epoch, and the epoch's loss appended to ``CHECKPOINT.log.jsonl``
+    (:class:`EpochCheckpoint`); ``resume`` continues a checkpoint up to ``config.epochs``
     epochs in all with its tables, vocabulary and schedule. Only the settings of :mod:`nce_lm.training.resume` may
     differ from the checkpoint's; the learning rate continues as :func:`continued_schedule` says.
     """
@@ -519,7 +541,7 @@ def train_skipgram(
                 raise NceLmError("the corpus holds no word of the vocabulary to train on")
             if saved is not None and state is not None:
                 _continue_schedule(trainer, saved, state)
-            save = (lambda t: t.save_checkpoint(checkpoint)) if checkpoint is not None and ctx.is_main else None
+            save = EpochCheckpoint(checkpoint, resume is not None) if checkpoint is not None and ctx.is_main else None
             metrics = trainer.train(progress=progress, on_epoch_end=save)
             ctx.barrier()  # ranks leave together, not while rank 0 still writes its checkpoint
     finally:

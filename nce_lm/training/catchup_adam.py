@@ -153,7 +153,10 @@ class CatchupAdam:
     @torch.no_grad()
     def flush_(self, tables: Mapping[str, torch.Tensor]) -> None:
         """Bring every row of every table to dense Adam's value after the last step (O(V·d)); call it before
-        the tables are read. The result does not depend on when or how often it is called (up to rounding)."""
+        the tables are read. With ε = 0 the result does not depend on when or how often it is called (up to
+        rounding); with ε > 0 a row's later missed steps start from the ε-term of the step after the flush
+        (closer to dense Adam's, "When it is exact"), so flushing changes a run by the ε caveat's amount.
+        Calling it twice in a row changes nothing."""
         for name, table in tables.items():
             state = self.states[name]
             rows = table.view(table.shape[0], -1)
