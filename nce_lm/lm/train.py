@@ -16,6 +16,7 @@ import resource
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -39,6 +40,7 @@ from nce_lm.objectives.losses import Objective, build_objective, objective_class
 from nce_lm.pipeline.noise import NoiseDistribution
 from nce_lm.pipeline.token_cache import cache_vocab, file_identity
 from nce_lm.pipeline.vocab import Vocab, build_vocab
+from nce_lm.training import preemption
 from nce_lm.training.devices import autocast, resolve_precision
 from nce_lm.training.distributed import DistributedContext
 from nce_lm.training.resume import refuse_changes
@@ -142,6 +144,7 @@ def train_lm(
     vocab: Vocab | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     errors: str = "strict",
+    checkpoint_every: preemption.CheckpointEvery | None = None,
 ) -> dict[str, Any]:
     """Train (or, with ``resume``, continue) the run in ``run_dir``; returns its metrics.
 
@@ -152,6 +155,9 @@ def train_lm(
     where it stopped (exactly, in one process: the hidden state and random streams are in ``last.pt``).
     Under torchrun every rank calls this; rank 0 alone writes files, holding the run folder's lock
     (:mod:`nce_lm.locks`). A new run that fails before its first checkpoint leaves no folder behind.
+    In one process ``last.pt`` is also written inside epochs every ``checkpoint_every``, and when SIGTERM or SIGINT
+    stops the run at a step boundary (then :class:`~nce_lm.training.preemption.Stopped` is raised); resumed from
+    it, the epoch continues exactly (:func:`_step_boundary`).
     """
     config.validate()
     run_dir = Path(run_dir)
@@ -163,8 +169,9 @@ def train_lm(
         saved = None
         if resume:  # refused changes are refused before the lock, which would touch the run folder
             config, saved, vocab = _resumed(config, run_dir, vocab)
-        with folder_lock(run_dir, "run folder") if ctx.is_main else nullcontext():
-            metrics = _train(config, run_dir, saved, ctx, vocab, Path(cache_dir) if cache_dir else None, errors)
+        with preemption.signals_handled(), folder_lock(run_dir, "run folder") if ctx.is_main else nullcontext():
+            cache = Path(cache_dir) if cache_dir else None
+            metrics = _train(config, run_dir, saved, ctx, vocab, cache, errors, checkpoint_every)
         ctx.barrier()  # ranks leave together: one tearing its gloo group down while rank 0 still writes can abort
         return metrics
     except BaseException:
@@ -282,6 +289,7 @@ def _train(
     vocab: Vocab | None,
     cache_dir: Path | None,
     errors: str,
+    checkpoint_every: preemption.CheckpointEvery | None = None,
 ) -> dict[str, Any]:
     """The training of :func:`train_lm`, as phases: data and vocabulary, the trainer, a resumed run's state, the
     epochs (each ended by validation, the decay and the checkpoints), the final test. ``saved``: the settings a
@@ -297,11 +305,13 @@ def _train(
     train_text = file_identity(paths["train"])
     setup = Setup(config, ctx, run_dir, vocab, noise, paths, ids, trainer, streams, precision, train_text)
     state = RunState.new(config.learning_rate) if payload is None else _restore(setup, payload, saved)
-    while state.epoch < config.epochs:
-        _end_epoch(setup, state, _train_epoch(setup, state))
-        if state.capped(config):
-            break
-    return _final_test(setup, state)
+    on_step = _step_boundary(setup, state, checkpoint_every)
+    with preemption.deferred() if ctx.world_size == 1 else nullcontext():
+        while state.epoch < config.epochs:
+            _end_epoch(setup, state, _train_epoch(setup, state, on_step))
+            if state.capped(config):
+                break
+        return _final_test(setup, state)
 
 
 def _prepare_data(
@@ -387,9 +397,10 @@ def _start_epoch(setup: Setup, state: RunState) -> tuple[int, int, float, State]
     return int(partial["steps"]), int(partial["tokens"]), float(partial["loss_sum"]) / ctx.world_size, hidden
 
 
-def _train_epoch(setup: Setup, state: RunState) -> EpochDone:
+def _train_epoch(setup: Setup, state: RunState, on_step: Callable[..., None]) -> EpochDone:
     """Phase 3, one epoch: a step per window of the streams, from where the epoch stands to its end or to
-    ``max_tokens``. The loss is summed on the device and checked every :data:`CHECK_EVERY` steps."""
+    ``max_tokens``, calling ``on_step`` (:func:`_step_boundary`) after each. The loss is summed on the device and
+    checked every :data:`CHECK_EVERY` steps."""
     config, ctx, device = setup.config, setup.ctx, setup.device
     _, module, trained, optimizer, _ = setup.trainer
     steps, epoch_tokens, loss_carried, hidden = _start_epoch(setup, state)
@@ -416,6 +427,7 @@ def _train_epoch(setup: Setup, state: RunState) -> EpochDone:
             bar.update(1)
         if state.capped(config):
             break
+        on_step(steps, epoch_tokens + new_tokens, loss_total, hidden, non_finite)
     _stop_if_non_finite(non_finite, setup, state)
     loss_sum = loss_total.item()
     if device.type == "cuda":
@@ -424,6 +436,36 @@ def _train_epoch(setup: Setup, state: RunState) -> EpochDone:
     if bar is not None:
         bar.close()
     return EpochDone(steps, epoch_tokens + new_tokens, new_tokens, loss_sum, seconds, hidden)
+
+
+def _step_boundary(
+    setup: Setup, state: RunState, every: preemption.CheckpointEvery | None
+) -> Callable[[int, int, torch.Tensor, State, torch.Tensor], None]:
+    """What :func:`_train_epoch` does after a step ``(steps, tokens, loss_total, hidden, non_finite)`` in one process:
+    when ``every`` is due or a signal asks the run to stop, ``last.pt`` with the epoch's position (its ``partial``,
+    which a resumed run continues exactly), then for a signal :class:`~nce_lm.training.preemption.Stopped`. Nothing
+    under torchrun, where ``every`` is refused."""
+    if setup.ctx.world_size > 1:
+        if every is not None:
+            raise NceLmError("checkpoints inside an epoch are written in one process, not under torchrun")
+        return lambda *position: None
+    boundaries = preemption.StepBoundaries(every)
+
+    def on_step(steps: int, tokens: int, loss_total: torch.Tensor, hidden: State, non_finite: torch.Tensor) -> None:
+        save, signum = boundaries.reached()
+        if not save:
+            return
+        _stop_if_non_finite(non_finite, setup, state)  # never a checkpoint of a diverged model
+        state.partial = _partial_payload(state.epoch, steps, tokens, loss_total.item(), hidden, setup)
+        try:
+            _save_checkpoints(setup, state, False, state.epoch + 1)
+        finally:
+            state.partial = None
+        if signum is not None:
+            where = f"in epoch {state.epoch + 1} after step {steps:,} of {setup.steps_per_epoch:,}"
+            raise preemption.stop(signum, where, str(setup.run_dir))
+
+    return on_step
 
 
 def _stop_if_non_finite(non_finite: torch.Tensor, setup: Setup, state: RunState) -> None:
