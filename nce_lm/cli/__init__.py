@@ -5,7 +5,9 @@ verb only (the others appear as their help line), so ``nce-lm --help``, ``vocab`
 ``eval-vectors`` and ``neighbors`` do not import torch, which the trainers' modules do. A ``*_verbs`` module
 missing from :data:`VERBS` is still found at start-up and registered in full. Each module defines
 ``register(subparsers)``, setting ``func`` to a callable that returns an exit status. ``NceLmError``, ``OSError``
-and ``MemoryError`` are printed as one line with exit status 2 (docs/architecture.md, "Command line").
+and ``MemoryError`` are printed as one line with exit status 2 (docs/architecture.md, "Command line"). SIGTERM and
+SIGINT stop a command cleanly (:mod:`nce_lm.training.preemption`): one line saying what was saved and how to
+resume, exit status 143 or 130 (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import signal
 import sys
 
 from nce_lm import __version__
 from nce_lm.cli.leftovers import missing_folders, remove_if_empty
 from nce_lm.cli.options import OneLineParser
 from nce_lm.errors import NceLmError
+from nce_lm.training import preemption
 
 # verb: (module, its line in `nce-lm --help`), in help order
 VERBS: dict[str, tuple[str, str]] = {
@@ -64,11 +68,23 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    with preemption.signals_handled():  # from the start: a signal while the verb's modules load stops cleanly too
+        try:
+            return run(argv)
+        except KeyboardInterrupt as interrupt:  # before the command started: nothing was written
+            stop = interrupt if isinstance(interrupt, preemption.Stopped) else preemption.Stopped(signal.SIGINT)
+            print(f"nce-lm: {stop.report()}", file=sys.stderr, flush=True)
+            return stop.exit_status
+
+
+def run(argv: list[str]) -> int:
+    """:func:`main` once SIGTERM and SIGINT are handled: parse ``argv``, run the verb, report its failure."""
     parser = build_parser(verb_of(argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # a bad option (one line already printed), --help, --version
         return int(exit_.code or 0)
+    args.argv = list(argv)  # for the command that resumes a stopped run (nce_lm.cli.resume_command)
     created = missing_folders(args)  # what a failed command made of them is removed (nce_lm.cli.leftovers)
     try:
         status = int(args.func(args) or 0)
@@ -82,10 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         message = f"{err.strerror or err}{where}"
     except MemoryError:
         message = "out of memory: lower the sizes (--dim, --batch-size, --noise-samples, --window...)"
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:  # SIGTERM, SIGINT (Ctrl-C): preemption.Stopped
+        stop = interrupt if isinstance(interrupt, preemption.Stopped) else preemption.Stopped(signal.SIGINT)
         remove_if_empty(created)
-        print(f"{args.command}: interrupted", file=sys.stderr)
-        return 130
+        print(f"{args.command}: {stop.report()}", file=sys.stderr, flush=True)
+        return stop.exit_status
     remove_if_empty(created)
     print(f"{args.command}: error: {' '.join(message.split())}", file=sys.stderr)
     return 2

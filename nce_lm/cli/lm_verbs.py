@@ -12,7 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from nce_lm.cli.inputs import check_corpus, check_data
-from nce_lm.cli.options import LM_LEARNING_RATE, SEED, add_replace_errors, device_name, error_mode, integer, number
+from nce_lm.cli.options import (
+    LM_LEARNING_RATE,
+    SEED,
+    add_replace_errors,
+    checkpoint_every,
+    device_name,
+    error_mode,
+    integer,
+    number,
+)
+from nce_lm.cli.resume_command import resume_command
 from nce_lm.clobber import check_outputs
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import read_json, write_json_atomic, write_text_atomic
@@ -27,6 +37,7 @@ from nce_lm.pipeline.corpus import iter_chunks
 from nce_lm.pipeline.datasets import REGISTRY
 from nce_lm.pipeline.vocab import Vocab
 from nce_lm.training.devices import PRECISIONS
+from nce_lm.training.preemption import Stopped
 
 _D = LMConfig()
 
@@ -75,17 +86,23 @@ def run_train(args: argparse.Namespace) -> int:
         run_dir = Path(args.output)
         check_new_run_folder("-o", run_dir)
     vocab = Vocab.load(args.vocab) if args.vocab else None
-    metrics = train_lm(
-        config,
-        run_dir,
-        resume=bool(args.resume),
-        vocab=vocab,
-        cache_dir=args.cache,
-        errors=error_mode(args),
-        log_every=args.log_every,
-        valid_tokens=args.valid_tokens,
-        final_test=args.final_test,
-    )
+    try:
+        metrics = train_lm(
+            config,
+            run_dir,
+            resume=bool(args.resume),
+            vocab=vocab,
+            cache_dir=args.cache,
+            errors=error_mode(args),
+            log_every=args.log_every,
+            valid_tokens=args.valid_tokens,
+            final_test=args.final_test,
+            checkpoint_every=args.checkpoint_every,
+        )
+    except Stopped as stop:  # SIGTERM or SIGINT, at a step boundary: last.pt continues it
+        if stop.saved is not None:
+            stop.resume_command = resume_command(args.argv, ("-o", "--output", "--resume"), stop.saved)
+        raise
     if metrics["rank"] != 0:  # under torchrun, rank 0 reports and writes
         return 0
     if metrics.get("test"):
@@ -251,6 +268,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--epochs", type=integer(1), help=f"default {_D.epochs}")
     train.add_argument("--max-tokens", dest="max_tokens", type=integer(1), help="stop after this many training tokens")
+    train.add_argument(
+        "--checkpoint-every",
+        dest="checkpoint_every",
+        type=checkpoint_every,
+        metavar="DURATION|STEPS",
+        help="also write last.pt inside epochs: every DURATION of training (30m, 600s, 2h) or every STEPS optimizer "
+        "steps; SIGTERM and SIGINT write it too (docs/reliability.md). --resume continues the epoch exactly",
+    )
     train.add_argument(
         "--optimizer",
         choices=LM_OPTIMIZERS,

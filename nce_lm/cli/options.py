@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from nce_lm.errors import NceLmError
+from nce_lm.training.preemption import CheckpointEvery
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -127,6 +128,14 @@ FINAL_LEARNING_RATE = number(0, 10, reason="larger rates only diverge")
 # word once t >= 1: larger thresholds change nothing; 0 turns subsampling off.
 SAMPLE = number(0, 1, reason="t = 1 already keeps every word; 0 turns subsampling off")
 SEED = integer(0, 2**32 - 1, "numpy and torch take 32-bit seeds")
+
+
+def checkpoint_every(text: str) -> CheckpointEvery:
+    """An argparse type: ``--checkpoint-every DURATION|STEPS`` (``30m``, ``600s``, ``2h`` or ``5000``)."""
+    try:
+        return CheckpointEvery.parse(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def threads(text: str) -> int:

@@ -16,12 +16,14 @@ from nce_lm.cli.options import (
     SAMPLE,
     SEED,
     add_replace_errors,
+    checkpoint_every,
     device_name,
     error_mode,
     integer,
     number,
     threads,
 )
+from nce_lm.cli.resume_command import resume_command
 from nce_lm.clobber import check_outputs
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import write_json_atomic
@@ -33,6 +35,8 @@ from nce_lm.skipgram.checkpoint import load_checkpoint
 from nce_lm.skipgram.config import KERNELS, NOISE_PER, OUTPUT_BIAS, SKIPGRAM_OPTIMIZER_LR, SkipGramConfig
 from nce_lm.skipgram.examples import MODELS
 from nce_lm.skipgram.trainer import SkipGramResult, train_skipgram
+from nce_lm.skipgram.windows import CHUNK_TOKENS
+from nce_lm.training.preemption import Stopped
 from nce_lm.vectors.formats import FORMATS
 
 _DEFAULTS = SkipGramConfig()
@@ -94,16 +98,24 @@ def train_and_save(args: argparse.Namespace) -> int:
         check_given_vocabulary(args, vocab or (cache_vocab(args.cache_dir) if args.cache_dir else None))
     config = resumed_config(args) if args.resume else config_from_args(args)
     args.checkpoint = args.checkpoint or args.resume  # a resumed run writes its state back, for the next --resume
-    result = train_skipgram(
-        args.corpus or None,
-        config,
-        vocab=vocab,
-        progress=not args.quiet,
-        checkpoint=args.checkpoint,
-        resume=args.resume,
-        cache_dir=args.cache_dir,
-        errors=error_mode(args),
-    )
+    if args.checkpoint_every is not None and args.checkpoint is None:
+        raise NceLmError("--checkpoint-every needs --checkpoint FILE (or --resume FILE) to write the checkpoints to")
+    try:
+        result = train_skipgram(
+            args.corpus or None,
+            config,
+            vocab=vocab,
+            progress=not args.quiet,
+            checkpoint=args.checkpoint,
+            resume=args.resume,
+            cache_dir=args.cache_dir,
+            errors=error_mode(args),
+            checkpoint_every=args.checkpoint_every,
+        )
+    except Stopped as stop:  # SIGTERM or SIGINT, at a chunk boundary: the checkpoint continues it
+        if stop.saved is not None:
+            stop.resume_command = resume_command(args.argv, ("--resume",), stop.saved)
+        raise
     metrics = dict(result.metrics)
     if metrics["rank"] != 0:  # under torchrun, rank 0 writes the files
         return 0
@@ -266,8 +278,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--metrics", help="write words_per_s, wall_s, epochs, vocab_size, final_loss... as JSON")
     parser.add_argument(
         "--checkpoint",
-        help="rewrite this checkpoint after every epoch (for --resume), and append each epoch's loss to "
+        help="rewrite this checkpoint after every epoch, every --checkpoint-every, and when SIGTERM or SIGINT "
+        "stops the run (for --resume; docs/reliability.md); each epoch's loss is appended to "
         "CHECKPOINT.log.jsonl (a resumed run continues it)",
+    )
+    parser.add_argument(
+        "--checkpoint-every",
+        dest="checkpoint_every",
+        type=checkpoint_every,
+        metavar="DURATION|STEPS",
+        help="also rewrite --checkpoint inside epochs: every DURATION of training (30m, 600s, 2h) or every STEPS "
+        f"chunks of {CHUNK_TOKENS:,} corpus words; a run resumed from it ends bit for bit as an uninterrupted one",
     )
     parser.add_argument(
         "--resume",

@@ -20,6 +20,7 @@ import resource
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -44,6 +45,7 @@ from nce_lm.objectives.losses import Objective, build_objective, objective_class
 from nce_lm.pipeline.noise import NoiseDistribution
 from nce_lm.pipeline.token_cache import cache_vocab, file_identity
 from nce_lm.pipeline.vocab import Vocab, build_vocab
+from nce_lm.training import preemption
 from nce_lm.training.devices import autocast, resolve_precision
 from nce_lm.training.distributed import DistributedContext
 from nce_lm.training.jsonl_log import JsonLinesLog
@@ -177,6 +179,7 @@ def train_lm(
     log_every: int | None = None,
     valid_tokens: int | None = None,
     final_test: bool = True,
+    checkpoint_every: preemption.CheckpointEvery | None = None,
 ) -> dict[str, Any]:
     """Train (or, with ``resume``, continue) the run in ``run_dir``; returns its metrics.
 
@@ -192,9 +195,13 @@ def train_lm(
     resume): a training record in ``log.jsonl`` every ``log_every`` steps (default: an epoch's steps / 100),
     validation on its first ``valid_tokens`` targets only (``best.pt`` is then chosen, and the learning rate
     decayed, by that partial figure), and no test pass at the end when ``final_test`` is false.
+
+    In one process ``last.pt`` is also written inside epochs every ``checkpoint_every``, and when SIGTERM or SIGINT
+    stops the run at a step boundary (then :class:`~nce_lm.training.preemption.Stopped` is raised); resumed from
+    it, the epoch continues exactly (:func:`_step_boundary`).
     """
     config.validate()
-    watch = Watch(log_every, valid_tokens, final_test)
+    watch = Watch(log_every, valid_tokens, final_test, checkpoint_every)
     watch.validate()
     run_dir = Path(run_dir)
     ctx = DistributedContext.from_environment(config.device)
@@ -205,7 +212,7 @@ def train_lm(
         saved = None
         if resume:  # refused changes are refused before the lock, which would touch the run folder
             config, saved, vocab = _resumed(config, run_dir, vocab)
-        with folder_lock(run_dir, "run folder") if ctx.is_main else nullcontext():
+        with preemption.signals_handled(), folder_lock(run_dir, "run folder") if ctx.is_main else nullcontext():
             cache = Path(cache_dir) if cache_dir else None
             metrics = _train(config, run_dir, saved, ctx, vocab, cache, errors, watch)
         ctx.barrier()  # ranks leave together: one tearing its gloo group down while rank 0 still writes can abort
@@ -288,6 +295,7 @@ class Watch:
     log_every: int | None = None
     valid_tokens: int | None = None
     final_test: bool = True
+    checkpoint_every: preemption.CheckpointEvery | None = None  # also last.pt inside epochs (one process)
 
     def validate(self) -> None:
         for name in ("log_every", "valid_tokens"):
@@ -370,11 +378,13 @@ def _train(
     log = JsonLinesLog(run_dir / LOG_FILE, append=payload is not None) if ctx.is_main else None
     setup = Setup(config, ctx, run_dir, vocab, noise, paths, ids, trainer, streams, precision, train_text, watch, log)
     state = RunState.new(config.learning_rate) if payload is None else _restore(setup, payload, saved)
-    while state.epoch < config.epochs:
-        _end_epoch(setup, state, _train_epoch(setup, state))
-        if state.capped(config):
-            break
-    return _final_test(setup, state)
+    on_step = _step_boundary(setup, state, watch.checkpoint_every)
+    with preemption.deferred() if ctx.world_size == 1 else nullcontext():
+        while state.epoch < config.epochs:
+            _end_epoch(setup, state, _train_epoch(setup, state, on_step))
+            if state.capped(config):
+                break
+        return _final_test(setup, state)
 
 
 def _prepare_data(
@@ -470,10 +480,11 @@ class LogMark(NamedTuple):
     time: float
 
 
-def _train_epoch(setup: Setup, state: RunState) -> EpochDone:
+def _train_epoch(setup: Setup, state: RunState, on_step: Callable[..., None]) -> EpochDone:
     """Phase 3, one epoch: a step per window of the streams, from where the epoch stands to its end or to
-    ``max_tokens``. The loss is summed on the device and read every :data:`CHECK_EVERY` steps and at every
-    training record of the log (:func:`_checked_loss`: one host sync each), never in between."""
+    ``max_tokens``, calling ``on_step`` (:func:`_step_boundary`) after each. The loss is summed on the device and
+    read every :data:`CHECK_EVERY` steps and at every training record of the log (:func:`_checked_loss`: one
+    host sync each), never in between."""
     config, ctx, device = setup.config, setup.ctx, setup.device
     _, module, trained, optimizer, _ = setup.trainer
     steps, epoch_tokens, loss_carried, hidden = _start_epoch(setup, state)
@@ -504,6 +515,7 @@ def _train_epoch(setup: Setup, state: RunState) -> EpochDone:
             bar.update(1)
         if state.capped(config):
             break
+        on_step(steps, epoch_tokens + new_tokens, loss_total, hidden, non_finite)
     loss_sum = _checked_loss(loss_total, non_finite, setup, state)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -552,6 +564,36 @@ def _kept(setup: Setup, state: RunState) -> str:
         where = f"epoch {epochs[-1]}" if epochs else "an earlier epoch"
         kept += f", best.pt is from {where} (valid ppl {state.best_ppl:.2f})"
     return kept
+
+
+def _step_boundary(
+    setup: Setup, state: RunState, every: preemption.CheckpointEvery | None
+) -> Callable[[int, int, torch.Tensor, State, torch.Tensor], None]:
+    """What :func:`_train_epoch` does after a step ``(steps, tokens, loss_total, hidden, non_finite)`` in one process:
+    when ``every`` is due or a signal asks the run to stop, ``last.pt`` with the epoch's position (its ``partial``,
+    which a resumed run continues exactly), then for a signal :class:`~nce_lm.training.preemption.Stopped`. Nothing
+    under torchrun, where ``every`` is refused."""
+    if setup.ctx.world_size > 1:
+        if every is not None:
+            raise NceLmError("checkpoints inside an epoch are written in one process, not under torchrun")
+        return lambda *position: None
+    boundaries = preemption.StepBoundaries(every)
+
+    def on_step(steps: int, tokens: int, loss_total: torch.Tensor, hidden: State, non_finite: torch.Tensor) -> None:
+        save, signum = boundaries.reached()
+        if not save:
+            return
+        loss_sum = _checked_loss(loss_total, non_finite, setup, state)  # never a checkpoint of a diverged model
+        state.partial = _partial_payload(state.epoch, steps, tokens, loss_sum, hidden, setup)
+        try:
+            _save_checkpoints(setup, state, False, state.epoch + 1)
+        finally:
+            state.partial = None
+        if signum is not None:
+            where = f"in epoch {state.epoch + 1} after step {steps:,} of {setup.steps_per_epoch:,}"
+            raise preemption.stop(signum, where, str(setup.run_dir))
+
+    return on_step
 
 
 def _end_epoch(setup: Setup, state: RunState, done: EpochDone) -> None:

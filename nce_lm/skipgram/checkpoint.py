@@ -1,5 +1,6 @@
-"""What a skip-gram checkpoint holds (:class:`SkipGramState`: the tables and the position in the schedule), and
-its file: settings, vocabulary and state in one torch file (:mod:`nce_lm.training.checkpoint`)."""
+"""What a skip-gram checkpoint holds (:class:`SkipGramState`: the tables and the position in the schedule, and
+inside an epoch the :class:`EpochPosition`), and its file: settings, vocabulary and state in one torch file
+(:mod:`nce_lm.training.checkpoint`)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,22 @@ class SkipGramState:
     optimizer_state: dict[str, torch.Tensor] | None = None  # row-wise Adagrad's accumulators, by table
     schedule: LinearSchedule | None = None  # SGD's learning rate; None: a fresh run's, from lr at word 0
     corpus_counts: str | None = None  # sha256 of the training corpus's id counts (corpus_fingerprint)
+    words_done: float | None = None  # the schedule's clock at the save; None: corpus words × epochs_done
+    position: EpochPosition | None = None  # saved inside epoch ``epochs_done``: where in it; None: between epochs
+
+
+@dataclass(frozen=True)
+class EpochPosition:
+    """Where inside an epoch a checkpoint was saved, so that a resumed run continues it exactly: after
+    ``chunks_done`` chunks of ``chunk_tokens`` words (:mod:`nce_lm.skipgram.windows`; their subsampling and window
+    draws are made again, not trained again), with ``examples_done`` examples trained (the fused kernel's noise is
+    keyed by the example's index in the epoch) and their summed loss ``loss_sum``. The noise generator's state is
+    the checkpoint's ``noise_rng``."""
+
+    chunks_done: int
+    examples_done: int
+    loss_sum: float
+    chunk_tokens: int
 
 
 @dataclass(frozen=True)
@@ -63,6 +80,7 @@ def save_checkpoint(path: str | os.PathLike[str], config: SkipGramConfig, vocab:
     """Settings, vocabulary and ``state`` (tensors on the CPU) in one torch file, loadable with weights_only."""
     payload: dict[str, Any] = {f.name: getattr(state, f.name) for f in fields(state)}
     payload["schedule"] = asdict(state.schedule) if state.schedule is not None else None
+    payload["position"] = asdict(state.position) if state.position is not None else None
     checkpoint.save_checkpoint(path, FORMAT, vocab, {"config": asdict(config), "vocab": vocab.to_dict(), **payload})
 
 
@@ -78,10 +96,11 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[SkipGramConfig, Vocab
         checkpoint.check_vocabulary(
             payload, vocab, f"checkpoint {path} is damaged: its vocabulary does not match the fingerprint it recorded"
         )
-    optional = {"optimizer_state", "schedule", "corpus_counts"}  # absent from older checkpoints
+    optional = {"optimizer_state", "schedule", "corpus_counts", "words_done", "position"}  # absent from older files
     try:
         saved = {f.name: payload.get(f.name) if f.name in optional else payload[f.name] for f in fields(SkipGramState)}
         saved["schedule"] = LinearSchedule(**saved["schedule"]) if saved["schedule"] is not None else None
+        saved["position"] = EpochPosition(**saved["position"]) if saved["position"] is not None else None
         state = SkipGramState(**saved)
         state.epochs_done, state.loss_per_epoch = int(state.epochs_done), list(state.loss_per_epoch)
     except (KeyError, TypeError, ValueError):
@@ -109,5 +128,7 @@ def continued_schedule(
     if same_rates and schedule.total_words == total:
         return schedule
     done = float(corpus_words * state.epochs_done)
+    if state.position is not None and state.words_done is not None:  # saved inside an epoch
+        done = state.words_done
     lr = schedule.rate(done) if config.start_lr() == saved.start_lr() else config.start_lr()
     return LinearSchedule(max(lr, config.min_lr), done, total, config.min_lr)

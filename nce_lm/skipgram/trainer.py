@@ -40,6 +40,8 @@ synchronisation, 19 MB for V = 23,379 and d = 100.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
 import os
 import sys
@@ -63,7 +65,9 @@ from nce_lm.pipeline.noise import NoiseDistribution, keep_probabilities
 from nce_lm.pipeline.sentences import Corpus, encode_sentences, sentence_chunks, split_corpus
 from nce_lm.pipeline.token_cache import cache_sources, cache_vocab, cached_token_ids, prepared_ids
 from nce_lm.pipeline.vocab import Vocab, build_vocab, count_chunks, vocab_from_counts
+from nce_lm.skipgram import windows
 from nce_lm.skipgram.checkpoint import (
+    EpochPosition,
     LinearSchedule,
     SkipGramState,
     continued_schedule,
@@ -77,6 +81,7 @@ from nce_lm.skipgram.kernel import FusedKernelPath
 from nce_lm.skipgram.torch_update import TorchUpdatePath
 from nce_lm.skipgram.update_path import UpdatePath, choose_path
 from nce_lm.skipgram.windows import CHUNK_TOKENS, epoch_examples, sentence_ids
+from nce_lm.training import preemption
 from nce_lm.training.distributed import DistributedContext
 from nce_lm.training.jsonl_log import JsonLinesLog
 from nce_lm.training.memory import check_memory
@@ -193,6 +198,8 @@ class SkipGramTrainer:
             output_bias=state.output_bias.to(self.device) if state.output_bias is not None else None,
             schedule=state.schedule
             or LinearSchedule(self.config.start_lr(), 0, self.corpus_words * self.config.epochs, self.config.min_lr),
+            words_done=state.words_done,
+            position=state.position,
         )
 
     def _optimizer(self, saved: dict[str, Any] | None) -> RowwiseAdagrad | None:
@@ -256,11 +263,25 @@ class SkipGramTrainer:
         row-wise Adagrad's constant rate (it decays each row's steps itself)."""
         return self.config.start_lr() if self.optimizer is not None else self.state.schedule.rate(words_done)
 
-    def _train_epoch(self, epoch: int, bar: Any, words_done: float) -> tuple[float, int, float]:
-        """One epoch, chunk by chunk, on this rank, from ``words_done`` corpus words into the schedule; returns
-        its summed loss, its number of examples and the words done after it."""
-        loss_sum, example_count = 0.0, 0
-        for examples, covered in self.path.chunks(epoch):
+    def _train_epoch(
+        self, epoch: int, bar: Any, words_done: float, boundary: Callable[[EpochPosition, float], None]
+    ) -> tuple[float, int, float]:
+        """One epoch, chunk by chunk, on this rank, from ``words_done`` corpus words into the schedule, calling
+        ``boundary(position, words_done)`` after each chunk; returns its summed loss, its number of examples and the
+        words done after it. An epoch a checkpoint was saved inside continues from its :class:`EpochPosition`."""
+        start = self.state.position if epoch == self.state.epochs_done else None
+        self.state.position = None
+        if start is not None and start.chunk_tokens != windows.CHUNK_TOKENS:
+            raise NceLmError(
+                f"the checkpoint was saved inside epoch {epoch + 1}, in chunks of {start.chunk_tokens:,} words; this "
+                f"version cuts chunks of {windows.CHUNK_TOKENS:,}: continue it with the version that saved it"
+            )
+        loss_sum, example_count = (start.loss_sum, start.examples_done) if start is not None else (0.0, 0)
+        chunks = self.path.chunks(epoch)
+        chunks_done = start.chunks_done if start is not None else 0
+        for _ in itertools.islice(chunks, chunks_done):  # drawn again, so the next chunks' draws are the same
+            pass
+        for examples, covered in chunks:
             words = covered * self.corpus_words / max(len(self.words_all), 1)  # the chunk, in corpus words
             chunk_loss, trained = self.path.train_chunk(examples, epoch, example_count, words_done, words)
             example_count += trained
@@ -270,8 +291,10 @@ class SkipGramTrainer:
                 )
             loss_sum += chunk_loss
             words_done += words
+            chunks_done += 1
             bar.update(round(words))
             bar.set_postfix(loss=f"{loss_sum / max(example_count, 1):.4f}", lr=f"{self._rate(words_done):.5f}")
+            boundary(EpochPosition(chunks_done, example_count, loss_sum, windows.CHUNK_TOKENS), words_done)
         self.path.end_epoch()
         return loss_sum, example_count, words_done
 
@@ -297,17 +320,42 @@ class SkipGramTrainer:
             )
 
     def train(
-        self, progress: bool = True, on_epoch_end: Callable[[SkipGramTrainer], None] | None = None
+        self,
+        progress: bool = True,
+        on_epoch_end: Callable[[SkipGramTrainer], None] | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        checkpoint_every: preemption.CheckpointEvery | None = None,
     ) -> dict[str, Any]:
-        """Run the remaining epochs, calling ``on_epoch_end(self)`` after each; returns the figures of this call
-        (``words_per_s`` etc.)."""
+        """Run the remaining epochs, writing ``checkpoint`` (when given) and calling ``on_epoch_end(self)`` after
+        each; returns the figures of this call (``words_per_s`` etc.).
+
+        In one process, ``checkpoint`` is also written inside an epoch every ``checkpoint_every`` (chunks or
+        seconds), and a SIGTERM or SIGINT stops the run at the next chunk boundary with a checkpoint of the state
+        there (:mod:`nce_lm.training.preemption`; without ``checkpoint`` nothing is saved), raising
+        :class:`~nce_lm.training.preemption.Stopped`. Resumed from either, the run ends bit for bit as it would have.
+        """
+        if self.ctx.world_size > 1 and checkpoint_every is not None:
+            raise NceLmError("checkpoints inside an epoch are written in one process, not under torchrun")
+        on_boundary = self._boundaries(checkpoint, checkpoint_every)
+        with preemption.deferred() if self.ctx.world_size == 1 else contextlib.nullcontext():
+            return self._train(progress, on_epoch_end, checkpoint, on_boundary)
+
+    def _train(
+        self,
+        progress: bool,
+        on_epoch_end: Callable[[SkipGramTrainer], None] | None,
+        checkpoint: str | os.PathLike[str] | None,
+        on_boundary: Callable[[EpochPosition, float], None],
+    ) -> dict[str, Any]:
+        """:meth:`train`'s epochs."""
         from tqdm import tqdm
 
         config = self.config
         if config.threads is not None:
             torch.set_num_threads(config.threads)
         start_epoch = self.state.epochs_done
-        words_done = self.corpus_words * start_epoch  # advanced chunk by chunk, never reset: the schedule's clock
+        # advanced chunk by chunk, never reset: the schedule's clock
+        words_done = self.state.words_done if self.state.words_done is not None else self.corpus_words * start_epoch
         started = time.perf_counter()
         bar = tqdm(
             total=self.corpus_words * config.epochs,
@@ -318,14 +366,45 @@ class SkipGramTrainer:
             desc="skip-gram",
         )
         for epoch in range(start_epoch, config.epochs):
-            loss_sum, example_count, words_done = self._train_epoch(epoch, bar, words_done)
+            loss_sum, example_count, words_done = self._train_epoch(epoch, bar, words_done, on_boundary)
             self._end_epoch(epoch, loss_sum, example_count, bar, progress)
+            self.state.words_done = words_done
+            if checkpoint is not None:
+                self.save_checkpoint(checkpoint)
             if on_epoch_end is not None:
                 on_epoch_end(self)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         bar.close()
         return self._metrics(config.epochs - start_epoch, time.perf_counter() - started)
+
+    def _boundaries(
+        self, checkpoint: str | os.PathLike[str] | None, every: preemption.CheckpointEvery | None
+    ) -> Callable[[EpochPosition, float], None]:
+        """What :meth:`train` does after each chunk: nothing under torchrun; in one process, a checkpoint when
+        ``every`` is due, and when a signal asks to stop, the checkpoint then :class:`preemption.Stopped`."""
+        if self.ctx.world_size > 1:
+            return lambda position, words_done: None
+        boundaries = preemption.StepBoundaries(every)
+
+        def on_boundary(position: EpochPosition, words_done: float) -> None:
+            save, signum = boundaries.reached()
+            if save and checkpoint is not None:
+                self.path.end_epoch()  # the fused kernel's tables written back; copied again at the next chunk
+                self.state.position, self.state.words_done = position, words_done
+                try:
+                    self.save_checkpoint(checkpoint)
+                finally:
+                    self.state.position = None
+            if signum is not None:
+                chunks = -(-len(self.words_all) // position.chunk_tokens)
+                where = f"in epoch {self.state.epochs_done + 1} after chunk {position.chunks_done:,} of {chunks:,}"
+                if checkpoint is None:
+                    advice = "give --checkpoint FILE to make a run resumable (docs/reliability.md)"
+                    raise preemption.stop(signum, where, advice=advice)
+                raise preemption.stop(signum, where, str(checkpoint))
+
+        return on_boundary
 
     def _metrics(self, epochs_run: int, wall: float) -> dict[str, Any]:
         """The figures of a :meth:`train` call that ran ``epochs_run`` epochs in ``wall`` seconds."""
@@ -470,20 +549,19 @@ def _continue_schedule(trainer: SkipGramTrainer, saved: SkipGramConfig, state: S
         )
 
 
-class EpochCheckpoint:
-    """The epoch-end callback of a run with a checkpoint: rewrite ``checkpoint``, then append the epoch's record
+class EpochLog:
+    """The epoch-end callback of a run with a checkpoint (which :meth:`SkipGramTrainer.train` has just rewritten):
+    append the epoch's record
     ``{"epoch", "words", "loss", "words_per_s"}`` (1-based epoch, corpus words trained so far, the epoch's mean loss
     per example, corpus words per second of the epoch) to ``CHECKPOINT.log.jsonl``
     (:class:`nce_lm.training.jsonl_log.JsonLinesLog`), which a ``resumed`` run continues."""
 
     def __init__(self, checkpoint: str | os.PathLike[str], resumed: bool) -> None:
-        self.checkpoint = checkpoint
         self.log = JsonLinesLog(f"{os.fspath(checkpoint)}.log.jsonl", append=resumed)
         self.since = time.perf_counter()
 
     def __call__(self, trainer: SkipGramTrainer) -> None:
         seconds = time.perf_counter() - self.since
-        trainer.save_checkpoint(self.checkpoint)
         epoch, words = trainer.state.epochs_done, trainer.corpus_words
         record = {"epoch": epoch, "words": words * epoch, "loss": trainer.state.loss_per_epoch[-1]}
         self.log.write({**record, "words_per_s": words / seconds})
@@ -499,6 +577,7 @@ def train_skipgram(
     resume: str | os.PathLike[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     errors: str = "strict",
+    checkpoint_every: preemption.CheckpointEvery | None = None,
     **settings: Any,
 ) -> SkipGramResult:
     """Train skip-gram vectors; the Python entry point behind ``nce-lm skipgram``.
@@ -517,20 +596,25 @@ def train_skipgram(
     ``progress=False`` prints no bar and no per-epoch lines; what a resumed run's learning rate does, and warnings,
     are still said.
 
-    ``checkpoint`` is rewritten after every epoch, and the epoch's loss appended to ``CHECKPOINT.log.jsonl``
-    (:class:`EpochCheckpoint`); ``resume`` continues a checkpoint up to ``config.epochs``
+    ``checkpoint`` is rewritten after every epoch, and inside epochs ``checkpoint_every`` and when SIGTERM or
+    SIGINT stops the run (:meth:`SkipGramTrainer.train`, which raises
+    :class:`~nce_lm.training.preemption.Stopped` then), and each epoch's loss is appended to
+    ``CHECKPOINT.log.jsonl`` (:class:`EpochLog`); ``resume`` continues a checkpoint up to ``config.epochs``
     epochs in all with its tables, vocabulary and schedule. Only the settings of :mod:`nce_lm.training.resume` may
     differ from the checkpoint's; the learning rate continues as :func:`continued_schedule` says.
     """
     config = replace(config or SkipGramConfig(), **renamed(settings))
     config.validate()
+    if checkpoint_every is not None and checkpoint is None:
+        raise NceLmError("checkpoint_every needs a checkpoint file to write")
     saved = state = None
     if resume is not None:
         saved, vocab, state = _resumed(resume, config, vocab)
     ctx = DistributedContext.from_environment(config.device)
     try:
         remove_stale(Path(tempfile.gettempdir()), IDS_TEMP_PREFIX)  # left by killed runs
-        with tempfile.TemporaryDirectory(prefix=temp_prefix(IDS_TEMP_PREFIX)) as tmp:
+        scratch = tempfile.TemporaryDirectory(prefix=temp_prefix(IDS_TEMP_PREFIX))
+        with preemption.signals_handled(), scratch as tmp:
             vocab, ids = _corpus_ids(
                 corpus, config, vocab, None if ctx.active else cache_dir, tmp, errors, progress and ctx.is_main
             )
@@ -541,8 +625,9 @@ def train_skipgram(
                 raise NceLmError("the corpus holds no word of the vocabulary to train on")
             if saved is not None and state is not None:
                 _continue_schedule(trainer, saved, state)
-            save = EpochCheckpoint(checkpoint, resume is not None) if checkpoint is not None and ctx.is_main else None
-            metrics = trainer.train(progress=progress, on_epoch_end=save)
+            checkpoint = checkpoint if ctx.is_main else None
+            log = EpochLog(checkpoint, resume is not None) if checkpoint is not None else None
+            metrics = trainer.train(progress, log, checkpoint=checkpoint, checkpoint_every=checkpoint_every)
             ctx.barrier()  # ranks leave together, not while rank 0 still writes its checkpoint
     finally:
         ctx.close()
