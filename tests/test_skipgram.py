@@ -252,14 +252,15 @@ def test_output_bias_follows_the_objective_and_survives_a_checkpoint(topic_corpu
     for kernel in ("fused", "torch"):
         nce = SkipGramConfig(**{**SMALL.__dict__, "objective": "nce", "epochs": 1, "kernel": kernel})
         fixed = skipgram.SkipGramTrainer(nce, vocab, ids)  # nce: b = log q, not trained
-        torch.testing.assert_close(fixed.state.output_bias[2:], fixed.noise.log_probs[2:])
+        torch.testing.assert_close(torch.as_tensor(fixed.state.output_bias[2:]), fixed.noise.log_probs[2:])
         fixed.train(progress=False)
-        torch.testing.assert_close(fixed.state.output_bias[2:], fixed.noise.log_probs[2:])
+        torch.testing.assert_close(torch.as_tensor(fixed.state.output_bias[2:]), fixed.noise.log_probs[2:])
         learned = skipgram.SkipGramTrainer(replace(nce, output_bias="learned"), vocab, ids)
         learned.train(progress=False)
-        assert not torch.equal(learned.state.output_bias, fixed.state.output_bias)
+        assert not np.array_equal(learned.state.output_bias, fixed.state.output_bias)
     learned.save_checkpoint(tmp_path / "c.ckpt")
-    torch.testing.assert_close(load_checkpoint(tmp_path / "c.ckpt")[2].output_bias, learned.state.output_bias)
+    saved_bias = load_checkpoint(tmp_path / "c.ckpt")[2].output_bias
+    torch.testing.assert_close(saved_bias, torch.as_tensor(learned.state.output_bias))
 
 
 def test_a_checkpoint_from_before_the_fixed_bias_reads_true_as_learned() -> None:
@@ -293,3 +294,10 @@ def test_without_the_c_extension_the_torch_path_trains(topic_corpus: Path, monke
     assert result.metrics["kernel"] == "torch"
     with pytest.raises(NceLmError, match="was not built"):
         train_skipgram([topic_corpus], replace(SMALL, kernel="fused"), progress=False)
+
+
+@pytest.mark.parametrize("seed, shape", [(0, (5, 3)), (3, (1000, 17)), (2**32 - 1, (7, 100))])
+def test_the_initial_table_is_torch_rand_of_the_seed_without_torch(seed: int, shape: tuple[int, int]) -> None:
+    """A seeded run starts from the numbers torch.rand gave before the fused kernel's path stopped importing torch."""
+    expected = torch.rand(*shape, generator=torch.Generator().manual_seed(seed)).numpy()
+    np.testing.assert_array_equal(skipgram.seeded_uniform(*shape, seed), expected)

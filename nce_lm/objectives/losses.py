@@ -23,8 +23,6 @@ trainer that steps its rows by hand (skip-gram).
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -33,35 +31,9 @@ from torch import Tensor, nn
 
 from nce_lm.errors import NceLmError
 from nce_lm.objectives.chunked_softmax import DEFAULT_CHUNK_SIZE, chunked_cross_entropy
+from nce_lm.objectives.kinds import OBJECTIVE_KINDS, NoiseClassifier, ObjectiveKind, objective_kind
 from nce_lm.pipeline.noise import NoiseDistribution
 from nce_lm.training.sparse_rows import gather_rows
-
-
-@dataclass(frozen=True)
-class NoiseClassifier:
-    """A sampled objective as a classification of the data word against k noise words.
-
-    ``kind`` "binary": loss = softplus(−z(w_0)) + Σ_j softplus(z(w_j)), each word classified as data or noise
-    (binary NCE, negative sampling). ``kind`` "ranking": loss = logsumexp(z) − z(w_0), which of the k + 1
-    candidates is the data (ranking NCE, InfoNCE). In both, z(w) = s(w, c) − offsets[w]; offsets (V,).
-    """
-
-    kind: Literal["binary", "ranking"]
-    offsets: torch.Tensor
-
-    def loss_and_gradients(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        """The summed loss (0-d) and ∂loss/∂z (B, 1 + k) in closed form, for z (B, 1 + k), the data word first.
-
-        Binary: loss Σ softplus(sign · z), sign −1 for the data word, +1 for the noise: ∂/∂z = sign · σ(sign · z).
-        Ranking: loss logsumexp(z) − z_0: ∂/∂z = softmax(z) − one-hot(data word).
-        """
-        if self.kind == "binary":
-            sign = torch.ones(z.shape[1], dtype=z.dtype, device=z.device)  # (1 + k,)
-            sign.narrow(0, 0, 1).fill_(-1.0)  # a fill kernel: no value crosses from the host
-            return F.softplus(sign * z).sum(), sign * torch.sigmoid(sign * z)
-        grad = torch.softmax(z, dim=1)
-        grad[:, 0] -= 1.0
-        return (torch.logsumexp(z, dim=1) - z[:, 0]).sum(), grad
 
 
 class Objective(nn.Module):
@@ -77,15 +49,21 @@ class Objective(nn.Module):
             (:func:`nce_lm.training.sparse_rows.gather_rows`): only the targets' and noise words' rows, not (V, d).
     """
 
+    kind: ClassVar[ObjectiveKind]  # the traits below, from the one registry (nce_lm.objectives.kinds)
     name: ClassVar[str]
-    needs_noise: ClassVar[bool] = True  # draws noise words (not the full softmax, nor InfoNCE's in-batch negatives)
-    classifier_kind: ClassVar[Literal["binary", "ranking"] | None] = None  # NoiseClassifier.kind, None: no noise
-    self_normalized: ClassVar[bool] = False  # exp(s(w, c)) is p(w | c) at the optimum, with no Z computed
-    bounds_mutual_information: ClassVar[bool] = False  # a (k + 1)-way loss: log(k + 1) − L is InfoNCE's bound on I
-    # True when the optimal score is log p(w | c) up to a constant, not a ratio to q (log p − log(k q) for neg,
-    # log p − log q + const for infonce): such a score needs a per-word bias to carry the unigram part, which
-    # trainers without one (skip-gram) then add.
-    models_log_probability: ClassVar[bool] = True
+    needs_noise: ClassVar[bool]  # draws noise words (not the full softmax, nor InfoNCE's in-batch negatives)
+    classifier_kind: ClassVar[Literal["binary", "ranking"] | None]  # NoiseClassifier.kind, None: no per-pair form
+    self_normalized: ClassVar[bool]
+    bounds_mutual_information: ClassVar[bool]
+    models_log_probability: ClassVar[bool]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Each objective's class attributes are its :attr:`kind`'s traits, so ``OBJECTIVES[name].needs_noise``
+        and the like say what it is before one is built."""
+        super().__init_subclass__(**kwargs)
+        traits = ("name", "needs_noise", "classifier_kind", "self_normalized", "bounds_mutual_information")
+        for trait in (*traits, "models_log_probability"):
+            setattr(cls, trait, getattr(cls.kind, trait))
 
     def __init__(
         self,
@@ -136,12 +114,26 @@ class Objective(nn.Module):
         raise NotImplementedError
 
     def classifier(self, log_probs: torch.Tensor) -> NoiseClassifier | None:
-        """This objective as a :class:`NoiseClassifier` over words with log q = ``log_probs`` (V,).
+        """This objective as a :class:`NoiseClassifier` over words with log q = ``log_probs`` (V,), its offsets a
+        tensor of ``log_probs``'s dtype and device (:meth:`ObjectiveKind.classifier`).
 
         None where it has no such per-example form: the full softmax, shared or in-batch negatives, removed
         accidental hits.
         """
-        return None
+        if not self._per_pair():
+            return None
+        host = self.kind.classifier(log_probs.detach().cpu().numpy(), self.num_noise)
+        return None if host is None else NoiseClassifier(host.kind, torch.from_numpy(host.offsets).to(log_probs.device))
+
+    def _per_pair(self) -> bool:
+        """Whether each example draws its own noise words, as :meth:`classifier`'s form needs."""
+        return not self.shared_noise and self.needs_noise
+
+    def _logits(self, s: Tensor, logq: Tensor) -> Tensor:
+        """z = s − offset, the scores ``s`` with what this objective subtracts (:meth:`ObjectiveKind.logit_offset`);
+        ``logq`` of their shape (or broadcastable)."""
+        offset = self.kind.logit_offset(logq, self.num_noise)
+        return s if offset is None else s - offset
 
     def scores(
         self, hidden: Tensor, true_rows: Tensor, noise_rows: Tensor, targets: Tensor, noise_ids: Tensor
@@ -210,9 +202,7 @@ class BinaryNCE(Objective):
     the bias absorbs, not an estimate of any Z(c) (docs/objectives.md, "The normalizer").
     """
 
-    name = "nce"
-    classifier_kind = "binary"
-    self_normalized = True
+    kind = OBJECTIVE_KINDS["nce"]
 
     def __init__(
         self, noise: NoiseDistribution | None, num_noise: int, normalizer: str = "self", **kwargs: Any
@@ -227,15 +217,6 @@ class BinaryNCE(Objective):
         if normalizer != "self":
             raise NceLmError(f"nce normalizer must be 'self', got {normalizer!r}")
 
-    def _logits(self, s: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
-        return s - (logq + math.log(self.num_noise))
-
-    def classifier(self, log_probs: torch.Tensor) -> NoiseClassifier | None:
-        if self.shared_noise:
-            return None
-        with torch.no_grad():  # z = s − offset, so the offset is minus the logit of a zero score
-            return NoiseClassifier(self.classifier_kind, -self._logits(torch.zeros_like(log_probs), log_probs))
-
     def loss(
         self, s_true: Tensor, s_noise: Tensor, logq_true: Tensor, logq_noise: Tensor, hits: Tensor | None = None
     ) -> Tensor:
@@ -247,11 +228,7 @@ class BinaryNCE(Objective):
 class NegativeSampling(BinaryNCE):
     """Negative sampling, Mikolov et al. (2013): binary NCE with Δ(w) = s(w, c), no log(k q) correction."""
 
-    name = "neg"
-    models_log_probability = self_normalized = False
-
-    def _logits(self, s: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
-        return s
+    kind = OBJECTIVE_KINDS["neg"]
 
 
 class RankingNCE(Objective):
@@ -266,9 +243,7 @@ class RankingNCE(Objective):
     small k q(w) the difference is negligible.
     """
 
-    name = "ranking"
-    classifier_kind = "ranking"
-    bounds_mutual_information = True
+    kind = OBJECTIVE_KINDS["ranking"]
 
     def __init__(
         self, noise: NoiseDistribution | None, num_noise: int, remove_accidental_hits: bool = False, **kwargs: Any
@@ -276,23 +251,18 @@ class RankingNCE(Objective):
         super().__init__(noise, num_noise, **kwargs)
         self.remove_accidental_hits = remove_accidental_hits
 
-    def _corrected(self, s: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
-        return s - logq
-
-    def classifier(self, log_probs: torch.Tensor) -> NoiseClassifier | None:
-        if self.shared_noise or self.remove_accidental_hits or not self.needs_noise:
-            return None
-        return NoiseClassifier(self.classifier_kind, -self._corrected(torch.zeros_like(log_probs), log_probs))
+    def _per_pair(self) -> bool:
+        return super()._per_pair() and not self.remove_accidental_hits
 
     def loss(
         self, s_true: Tensor, s_noise: Tensor, logq_true: Tensor, logq_noise: Tensor, hits: Tensor | None = None
     ) -> Tensor:
-        true_logit = self._corrected(s_true, logq_true)  # (B,)
+        true_logit = self._logits(s_true, logq_true)  # (B,)
         # A target q cannot draw (log q = −inf) has logit +inf and the loss inf − inf; its limit as q → 0 is 0,
         # with no gradient. A finite stand-in logit keeps the NaN out of the forward and the backward pass.
         undrawable = torch.isposinf(true_logit)  # (B,); never true for InfoNCE, which has no −log q
         true_logit = torch.where(undrawable, 0.0, true_logit)
-        noise_logits = self._corrected(s_noise, _expand(logq_noise, s_noise))  # (B, K)
+        noise_logits = self._logits(s_noise, _expand(logq_noise, s_noise))  # (B, K)
         if self.remove_accidental_hits and hits is not None:
             noise_logits = noise_logits.masked_fill(hits, float("-inf"))
         logits = torch.cat([true_logit[:, None], noise_logits], dim=1)  # (B, 1 + K)
@@ -309,8 +279,7 @@ class InfoNCE(RankingNCE):
     equal targets made the scores of frequent and rare words differ by nats).
     """
 
-    name = "infonce"
-    models_log_probability = False
+    kind = OBJECTIVE_KINDS["infonce"]
 
     def __init__(
         self,
@@ -331,9 +300,6 @@ class InfoNCE(RankingNCE):
         if self.negatives == "batch":
             return targets  # (B,) shared: every other example's target is a negative
         return super().sample_noise(targets)
-
-    def _corrected(self, s: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
-        return s
 
     def forward(
         self,
@@ -363,8 +329,7 @@ class FullSoftmax(Objective):
     gradient. :meth:`loss` takes the scores over the whole vocabulary (B, V) in place of ``s_noise``.
     """
 
-    name = "full"
-    needs_noise = False
+    kind = OBJECTIVE_KINDS["full"]
 
     def __init__(
         self,
@@ -402,23 +367,16 @@ class FullSoftmax(Objective):
         return chunked_cross_entropy(hidden, weight, bias, targets, self.chunk_size)  # (B,)
 
 
-OBJECTIVES: dict[str, type[Objective]] = {
-    "nce": BinaryNCE,
-    "neg": NegativeSampling,
-    "ranking": RankingNCE,
-    "sampled": RankingNCE,
-    "infonce": InfoNCE,
-    "full": FullSoftmax,
+_CLASSES: dict[ObjectiveKind, type[Objective]] = {
+    cls.kind: cls for cls in (BinaryNCE, NegativeSampling, RankingNCE, InfoNCE, FullSoftmax)
 }
+OBJECTIVES: dict[str, type[Objective]] = {name: _CLASSES[kind] for name, kind in OBJECTIVE_KINDS.items()}
 
 
 def objective_class(name: str) -> type[Objective]:
     """The class registered as ``name`` in :data:`OBJECTIVES`, whose class attributes say what it is before one is
     built; an unknown name is an :class:`NceLmError` that lists the accepted ones."""
-    try:
-        return OBJECTIVES[name]
-    except KeyError:
-        raise NceLmError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}") from None
+    return _CLASSES[objective_kind(name)]
 
 
 def build_objective(name: str, noise: NoiseDistribution | None, num_noise: int, **options: Any) -> Objective:

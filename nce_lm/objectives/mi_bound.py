@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from nce_lm.objectives.losses import objective_class
+from nce_lm.objectives.kinds import objective_kind
 
 
 def info_nce_bound(
@@ -32,7 +32,7 @@ def info_nce_bound(
     power is 1 and the words were not subsampled (``subsample`` > 0 keeps frequent words less often, so their
     marginal is no longer the count's).
     """
-    if not objective_class(objective).bounds_mutual_information or mean_loss is None:
+    if not objective_kind(objective).bounds_mutual_information or mean_loss is None:
         return {
             "mi_bound": None,
             "mi_bound_valid": False,

@@ -4,7 +4,9 @@ Every noise-contrastive objective compares the data with samples from a known di
 Mikolov et al. (2013, "Distributed Representations of Words and Phrases and their Compositionality"), q is
 the unigram distribution raised to the power α = 0.75: α = 1 is the unigram, α = 0 the uniform
 distribution. Samples are drawn with Walker's alias method (Walker 1977; Vose 1991): one uniform integer
-and one uniform real per sample, whatever the vocabulary size, vectorised in torch on any device.
+and one uniform real per sample, whatever the vocabulary size, vectorised in torch on any device. q and its
+alias table are computed once, in numpy (what the fused skip-gram kernel reads); the tensors are made from them
+when a torch caller first asks, so a run that needs no torch does not import it.
 
 Subsampling (same paper, section 2.3) drops each occurrence of word w with a probability that grows with
 its frequency f(w) = count(w) / total. We use the formula of the released word2vec code (and gensim),
@@ -15,11 +17,14 @@ keep(w) = (sqrt(f / t) + 1) · t / f, capped at 1, with threshold t = 1e-3 by de
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from nce_lm.errors import NceLmError
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_POWER = 0.75
 DEFAULT_SUBSAMPLE_THRESHOLD = 1e-3
@@ -48,11 +53,13 @@ def build_alias_table(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class NoiseDistribution:
-    """q(w) ∝ count(w)^power over V ids, as tensors on one device, with an alias sampler.
+    """q(w) ∝ count(w)^power over V ids, as numpy arrays on the host and as tensors on one device, with an alias
+    sampler.
 
     Attributes:
-        probs: q(w), float32 (V,).
-        log_probs: log q(w), float32 (V,); −inf for excluded ids and zero counts.
+        host_log_probs: log q(w), float32 numpy (V,); −inf for excluded ids and zero counts.
+        probs: q(w), float32 tensor (V,) on :attr:`device` (made, and torch imported, at first use).
+        log_probs: log q(w), float32 tensor (V,) on :attr:`device`, the values of ``host_log_probs``.
         power: the exponent α.
     """
 
@@ -67,7 +74,7 @@ class NoiseDistribution:
 
         With ``power == 0`` every id with a positive count (not excluded) is equally likely.
         """
-        counts64 = np.asarray(counts.cpu() if isinstance(counts, torch.Tensor) else counts, dtype=np.float64)
+        counts64 = np.asarray(counts.cpu() if hasattr(counts, "cpu") else counts, dtype=np.float64)  # a tensor too
         if counts64.ndim != 1 or counts64.size == 0:
             raise NceLmError("noise counts must be a non-empty vector")
         if not np.isfinite(counts64).all() or (counts64 < 0).any():
@@ -85,56 +92,67 @@ class NoiseDistribution:
         weights = np.where(support, np.power(counts64, power, where=support, out=np.zeros_like(counts64)), 0.0)
         probs64 = weights / weights.sum()
         self.power = float(power)
-        self._probs64 = probs64
         accept, alias = build_alias_table(probs64)
-        self._set_tensors(
-            torch.from_numpy(probs64).float(),
-            torch.from_numpy(accept).float(),
-            torch.from_numpy(alias),
-            torch.device(device),
-        )
-
-    def _set_tensors(
-        self, probs: torch.Tensor, accept: torch.Tensor, alias: torch.Tensor, device: torch.device
-    ) -> None:
-        self.probs = probs.to(device)  # (V,)
         with np.errstate(divide="ignore"):
-            log_probs = torch.from_numpy(np.log(self._probs64)).float()
-        self.log_probs = log_probs.to(device)  # (V,)
-        self._accept = accept.to(device)  # (V,)
-        self._alias = alias.to(device)  # (V,)
+            self.host_log_probs = np.log(probs64).astype(np.float32)  # (V,)
+        # (V,) each: q, log q, Walker's accept (float32) and alias (int64), the arrays the tensors are made from
+        self._host = (probs64.astype(np.float32), self.host_log_probs, accept.astype(np.float32), alias)
+        self._device = str(device)
+        self._tensors: tuple[Any, ...] | None = None
+
+    def _on_device(self) -> tuple[torch.Tensor, ...]:
+        """The host arrays as tensors on this distribution's device, made once."""
+        if self._tensors is None:
+            import torch
+
+            self._tensors = tuple(torch.from_numpy(array).to(self._device) for array in self._host)
+        return self._tensors
+
+    @property
+    def probs(self) -> torch.Tensor:
+        return self._on_device()[0]
+
+    @property
+    def log_probs(self) -> torch.Tensor:
+        return self._on_device()[1]
 
     @property
     def device(self) -> torch.device:
-        return self.probs.device
+        import torch
+
+        return torch.device(self._device)
 
     def __len__(self) -> int:
-        return int(self.probs.numel())
+        return len(self.host_log_probs)
 
     def to(self, device: torch.device | str) -> NoiseDistribution:
         """A copy of this distribution with its tensors on ``device`` (the same object if already there)."""
-        device = torch.device(device)
-        if device == self.device:
+        import torch
+
+        if torch.device(device) == self.device:
             return self
         moved = object.__new__(NoiseDistribution)
-        moved.power = self.power
-        moved._probs64 = self._probs64
-        moved._set_tensors(self.probs, self._accept, self._alias, device)
+        moved.power, moved.host_log_probs, moved._host = self.power, self.host_log_probs, self._host
+        moved._device, moved._tensors = str(device), None
         return moved
 
-    def alias_table(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Walker's table on the CPU: ``(accept, alias)``, float32 and int64 (V,), as :meth:`sample` uses them."""
-        return self._accept.cpu(), self._alias.cpu()
+    def alias_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """Walker's table as numpy arrays: ``(accept, alias)``, float32 and int64 (V,), as :meth:`sample` uses
+        them (and the fused kernel reads them)."""
+        return self._host[2], self._host[3]
 
     def sample(self, shape: Sequence[int] | torch.Size, generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw ids from q, int64 of ``shape``, on this distribution's device, in O(1) each.
 
         ``generator`` must live on the same device; None uses torch's default generator.
         """
+        import torch
+
+        _, _, accept, alias = self._on_device()
         size = tuple(shape)
         column = torch.randint(len(self), size, device=self.device, generator=generator)
         coin = torch.rand(size, device=self.device, generator=generator)
-        return torch.where(coin < self._accept[column], column, self._alias[column])
+        return torch.where(coin < accept[column], column, alias[column])
 
 
 def keep_probabilities(

@@ -7,15 +7,17 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from nce_lm.errors import NceLmError
 from nce_lm.pipeline.vocab import Vocab
 from nce_lm.skipgram.config import SkipGramConfig
 from nce_lm.training import checkpoint
+
+if TYPE_CHECKING:
+    import torch
 
 FORMAT = "nce_lm.skipgram.trainer"
 
@@ -24,12 +26,12 @@ FORMAT = "nce_lm.skipgram.trainer"
 class SkipGramState:
     """The trainable tables and the position in the schedule: what a checkpoint holds."""
 
-    input_vectors: torch.Tensor  # (V, d)
-    output_vectors: torch.Tensor  # (V, d)
+    input_vectors: torch.Tensor | np.ndarray  # (V, d); numpy while the fused kernel trains them, tensors in files
+    output_vectors: torch.Tensor | np.ndarray  # (V, d)
     epochs_done: int = 0
     loss_per_epoch: list[float] = field(default_factory=list)
     noise_rng: torch.Tensor | None = None  # the noise generator's state, so a resumed run draws what it would have
-    output_bias: torch.Tensor | None = None  # (V,), when the model has one
+    output_bias: torch.Tensor | np.ndarray | None = None  # (V,), when the model has one
     optimizer_state: dict[str, torch.Tensor] | None = None  # row-wise Adagrad's accumulators, by table
     schedule: LinearSchedule | None = None  # SGD's learning rate; None: a fresh run's, from lr at word 0
     corpus_counts: str | None = None  # sha256 of the training corpus's id counts (corpus_fingerprint)
@@ -86,6 +88,8 @@ def save_checkpoint(path: str | os.PathLike[str], config: SkipGramConfig, vocab:
 
 def load_checkpoint(path: str | os.PathLike[str]) -> tuple[SkipGramConfig, Vocab, SkipGramState]:
     """Read a checkpoint written by :func:`save_checkpoint`; damage is an :class:`NceLmError`."""
+    import torch
+
     payload = checkpoint.load_checkpoint(path, FORMAT, "skip-gram")
     try:
         vocab = Vocab.from_dict(payload["vocab"])

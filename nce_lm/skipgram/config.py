@@ -9,8 +9,9 @@ from typing import Any
 
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import check_field_types
+from nce_lm.objectives.kinds import OBJECTIVE_KINDS
 from nce_lm.skipgram.examples import MODELS
-from nce_lm.training.devices import MAX_THREADS, resolve_device
+from nce_lm.training.devices import MAX_THREADS, resolve_device_name
 
 OUTPUT_BIAS = ("fixed", "learned", "none")
 SKIPGRAM_OPTIMIZER_LR = {"sgd": 0.025, "rowwise-adagrad": 0.1}  # the optimizers and their default learning rates
@@ -38,7 +39,7 @@ class SkipGramConfig:
     # row-wise Adagrad: the constant rate (0.1)
     min_lr: float = 0.0001  # SGD's final learning rate (gensim min_alpha; word2vec uses lr · 1e-4)
     batch_size: int = 1024  # examples per update (word2vec: 1); smaller batches stay in cache
-    objective: str = "neg"  # any name of nce_lm.objectives.losses.OBJECTIVES except "full"
+    objective: str = "neg"  # any name of nce_lm.objectives.kinds.OBJECTIVE_KINDS except "full"
     shared_noise: bool = False  # one set of k noise words per batch instead of k per pair (word2vec: per pair)
     noise_per: str = "pair"  # skip-gram: "pair" draws k noise words per (context, centre) pair, as word2vec does;
     # "window": one draw shared by the pairs of a centre's window (Ji et al. 2016). No effect on CBOW (an example
@@ -74,9 +75,7 @@ class SkipGramConfig:
         lr = self.start_lr()
         if not (0 < lr < math.inf and 0 <= self.min_lr <= lr):
             raise NceLmError(f"need 0 <= min_lr <= lr and lr > 0, got lr={lr}, min_lr={self.min_lr}")
-        from nce_lm.objectives.losses import OBJECTIVES  # torch, needed by the run this validates anyway
-
-        if self.objective in OBJECTIVES and OBJECTIVES[self.objective].classifier_kind is None:
+        if self.objective in OBJECTIVE_KINDS and OBJECTIVE_KINDS[self.objective].classifier_kind is None:
             raise NceLmError("the skip-gram trainer takes a sampled objective (nce, neg, ranking, infonce)")
         if self.output_bias not in (None, *OUTPUT_BIAS):
             raise NceLmError(f"output_bias must be one of {', '.join(OUTPUT_BIAS)}, got {self.output_bias!r}")
@@ -89,7 +88,7 @@ class SkipGramConfig:
                 f"threads must be between 1 and {MAX_THREADS} (more threads than the {os.cpu_count()} "
                 f"CPUs only wait for each other), got {self.threads}"
             )
-        resolve_device(self.device)  # a valid name, and CUDA present when asked for
+        resolve_device_name(self.device)  # a valid name, and CUDA present when asked for
 
     def start_lr(self) -> float:
         """The learning rate at the start: the setting, or the optimizer's default (SGD with CBOW: word2vec's

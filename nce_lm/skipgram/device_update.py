@@ -6,7 +6,7 @@ batch; a GPU wants neither. Here the corpus's ids stay on the device: per chunk,
 the subsampling and shrunk windows with a device generator and forms the examples with one ``nonzero`` (the
 chunk's one host sync); per batch, :func:`update_` scores each example against k noise words drawn on the
 device and applies the closed-form steps of the objective's
-:class:`~nce_lm.objectives.losses.NoiseClassifier`, so the host queues batches ahead. :class:`DeviceUpdatePath`
+:class:`~nce_lm.objectives.kinds.NoiseClassifier`, so the host queues batches ahead. :class:`DeviceUpdatePath`
 drives them with the batch loop and the optimizer's step of the torch path (:mod:`nce_lm.skipgram.torch_update`).
 
 The pairs and the update are those of the torch path (word2vec's procedure, Mikolov et al. 2013, batched as
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nce_lm.objectives.losses import NoiseClassifier
+from nce_lm.objectives.kinds import NoiseClassifier
 from nce_lm.skipgram import windows
 from nce_lm.skipgram.examples import Examples, cbow_examples, context_steps, mean_inputs, window_noise
 from nce_lm.skipgram.torch_update import BatchedUpdate, add_row_steps_, descent_scale
@@ -114,7 +114,7 @@ def update_(
     tables' device; noise_ids: (B, k). Every example is scored against the tables as they stand at the call:
     s = h · u_w + b_w for the centre w_0 and the k noise words, z = s − offsets[w], with h the mean of the
     example's context vectors (:mod:`nce_lm.skipgram.examples`). The classifier gives its loss and ∂loss/∂z in
-    closed form (:meth:`~nce_lm.objectives.losses.NoiseClassifier.loss_and_gradients`); the steps of all
+    closed form (:meth:`~nce_lm.objectives.kinds.NoiseClassifier.loss_and_gradients`); the steps of all
     examples are then summed into the rows they touch (the step for h into every context row) by SGD or row-wise
     Adagrad (``optimizer``), :func:`~nce_lm.skipgram.torch_update.add_row_steps_`. The bias is part of the
     score; it is trained only with ``train_bias``.

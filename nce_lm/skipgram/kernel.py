@@ -11,21 +11,21 @@ each row in example order, so the tables come out the same bit for bit for any n
 
 The extension is compiled when the package is installed (``setup.py``) and is optional: without a C
 compiler nce_lm installs without it, and :func:`unavailable_reason` says why the trainer uses torch instead.
-This module does not import torch: the tensors it is handed (the tables, q's alias table, the classifier's
-offsets) are read as numpy arrays through their own methods.
+This module does not import torch: the tables, q's alias table and the classifier's offsets it is handed are
+numpy arrays (:class:`~nce_lm.objectives.kinds.NoiseClassifier`'s offsets may also be a CPU tensor).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from nce_lm.skipgram.examples import Examples
 
 if TYPE_CHECKING:
-    from nce_lm.objectives.losses import NoiseClassifier
+    from nce_lm.objectives.kinds import NoiseClassifier
     from nce_lm.pipeline.noise import NoiseDistribution
     from nce_lm.skipgram.config import SkipGramConfig
 
@@ -52,18 +52,10 @@ def unavailable_reason(
     return None
 
 
-def _numpy(tensor: Any, dtype: type) -> np.ndarray:
-    """A C-contiguous numpy view of a CPU tensor of the given dtype (no copy: the kernel writes through it)."""
-    array = tensor.numpy()
-    if array.dtype != dtype or not array.flags.c_contiguous:
-        raise ValueError(f"the kernel needs contiguous {np.dtype(dtype).name} arrays, got {array.dtype}")
-    return array
-
-
 def _alias_arrays(noise: NoiseDistribution) -> tuple[np.ndarray, np.ndarray]:
     """Walker's table of q as the kernel reads it: accept (V,) float32, alias (V,) int64."""
     accept, alias = noise.alias_table()
-    return _numpy(accept, np.float32), _numpy(alias, np.int64)
+    return np.ascontiguousarray(accept, dtype=np.float32), np.ascontiguousarray(alias, dtype=np.int64)
 
 
 def noise_seed(seed: int, epoch: int) -> int:
@@ -78,8 +70,8 @@ class KernelTables:
     A row of d = 100 floats is 400 bytes: unpadded, most rows share a cache line with a neighbour that the
     other thread may be writing; padded to 448 bytes they do not (docs/skipgram.md). A separate bias array
     would share each line among 16 words written by different threads; inside the row, its owner alone writes it.
-    :meth:`write_back` copies everything back into the arrays it was made from (numpy views of the trainer's
-    tables: ``tensor.numpy()``). With ``train_bias`` False the bias is part of the score but not trained.
+    :meth:`write_back` copies everything back into the arrays it was made from (the trainer's tables, or numpy
+    views of them). With ``train_bias`` False the bias is part of the score but not trained.
     """
 
     ROW_ALIGN = 16  # floats per 64-byte cache line
@@ -142,7 +134,7 @@ def train_examples(
         context=np.ascontiguousarray(examples.context, dtype=np.int32),
         centre=np.ascontiguousarray(examples.centre, dtype=np.int32),
         context_start=None if examples.starts is None else np.ascontiguousarray(examples.starts, dtype=np.int64),
-        offset=np.ascontiguousarray(classifier.offsets.cpu().numpy(), dtype=np.float32),
+        offset=np.ascontiguousarray(classifier.offsets, dtype=np.float32),
         accept=accept,
         alias=alias,
         softmax=classifier.kind == "ranking",
@@ -178,7 +170,7 @@ class FusedKernelPath:
     trained a chunk at a time by :func:`train_examples` on a padded copy of the tables (:class:`KernelTables`),
     made at an epoch's first chunk and written back into the trainer's tables at its end.
 
-    ``tables``: numpy views (input (V, d), output (V, d), bias (V,) or None) of the tables the run trains;
+    ``tables``: the tables the run trains, numpy arrays (input (V, d), output (V, d), bias (V,) or None);
     ``rate(words_done)``: the learning rate after that many corpus words.
     """
 

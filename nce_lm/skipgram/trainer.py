@@ -27,7 +27,7 @@ Unlike word2vec's one-pair-at-a-time Hogwild updates, pairs are processed in bat
 against the tables as they stand at the batch's start; three implementations compute that same update
 (docs/skipgram.md, "How an update is computed"): the torch path (any device, any objective; ``scatter_add_``
 of the row steps, no autograd graph through the tables), the fused CPU kernel (:mod:`nce_lm.skipgram.kernel`,
-the default on the CPU where the objective has a per-pair :class:`~nce_lm.objectives.losses.NoiseClassifier`
+the default on the CPU where the objective has a per-pair :class:`~nce_lm.objectives.kinds.NoiseClassifier`
 form) and the device update (:mod:`nce_lm.skipgram.device_update`, the default on a GPU where it applies).
 CBOW (``model="cbow"``, word2vec's ``-cbow 1``) makes one example per centre word, the mean of its window's
 input vectors (:mod:`nce_lm.skipgram.examples`), trained by the same three with the same objectives.
@@ -49,16 +49,15 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import remove_stale, temp_prefix
-from nce_lm.objectives.losses import build_objective
+from nce_lm.objectives.kinds import objective_kind
 from nce_lm.objectives.mi_bound import info_nce_bound
 from nce_lm.pipeline.corpus import TokenizerConfig
 from nce_lm.pipeline.noise import NoiseDistribution, keep_probabilities
@@ -76,19 +75,23 @@ from nce_lm.skipgram.checkpoint import (
     save_checkpoint,
 )
 from nce_lm.skipgram.config import SkipGramConfig, renamed
-from nce_lm.skipgram.device_update import DeviceUpdatePath
 from nce_lm.skipgram.kernel import FusedKernelPath
-from nce_lm.skipgram.torch_update import TorchUpdatePath
 from nce_lm.skipgram.update_path import UpdatePath, choose_path
 from nce_lm.skipgram.windows import CHUNK_TOKENS, epoch_examples, sentence_ids
 from nce_lm.training import preemption
+from nce_lm.training.devices import default_threads
 from nce_lm.training.distributed import DistributedContext
 from nce_lm.training.jsonl_log import JsonLinesLog
 from nce_lm.training.memory import check_memory
 from nce_lm.training.resume import refuse_changes
-from nce_lm.training.rowwise_adagrad import RowwiseAdagrad
 from nce_lm.vectors.formats import format_named
 from nce_lm.vectors.word_vectors import WordVectors
+
+if TYPE_CHECKING:
+    import torch
+
+    from nce_lm.objectives.losses import Objective
+    from nce_lm.training.rowwise_adagrad import RowwiseAdagrad
 
 IDS_TEMP_PREFIX = "nce_lm-ids-"  # a run without --cache-dir keeps its token ids in a temporary folder so named
 
@@ -148,7 +151,7 @@ class SkipGramTrainer:
         self.config = config
         self.vocab = vocab
         self.ctx = ctx or DistributedContext()
-        self.device = self.ctx.device(config.device)
+        self.device = self.ctx.device_name(config.device)  # "cpu", "cuda:0"...
         self.keep = keep_probabilities(vocab.counts, config.sample)  # (V,)
         self.keep[[vocab.unk_id, vocab.eos_id]] = 1.0
         # <unk> stands for every removed word: word2vec drops them before forming windows, so do we.
@@ -158,44 +161,72 @@ class SkipGramTrainer:
         self.noise = NoiseDistribution(
             vocab.counts, config.noise_power, exclude=[vocab.unk_id, vocab.eos_id], device=self.device
         )
-        self.generator = torch.Generator(device=self.device).manual_seed(config.seed + 7919 * self.ctx.rank)
-        if state is not None and state.noise_rng is not None:
-            self.generator.set_state(state.noise_rng)
-        self.objective = build_objective(
+        self._saved_noise_rng = state.noise_rng if state is not None else None
+        kind = objective_kind(config.objective)
+        per_pair = None if config.shared_noise else kind.classifier(self.noise.host_log_probs, config.noise_samples)
+        self.path_name = choose_path(config.kernel, self.device, self.ctx.world_size, per_pair, config.optimizer)
+        # the fused kernel reads the numpy form; the torch and device paths the objective's, on the device
+        self.classifier = per_pair if self.path_name == "fused" else self.objective.classifier(self.noise.log_probs)
+        self.bias_mode = config.bias_mode(kind.models_log_probability)
+        self.state = self._device_state(state or self._initial_state())
+        self.optimizer = self._optimizer(state.optimizer_state if state is not None else None)  # None: SGD
+        self.path = self._update_path()
+
+    @cached_property
+    def generator(self) -> torch.Generator:
+        """The noise generator of the torch and device paths (and of the checkpoint), made at first use."""
+        import torch
+
+        generator = torch.Generator(device=self.device).manual_seed(self.config.seed + 7919 * self.ctx.rank)
+        if self._saved_noise_rng is not None:
+            generator.set_state(self._saved_noise_rng)
+        return generator
+
+    @cached_property
+    def objective(self) -> Objective:
+        """The objective as a torch module, for the torch and device paths (the fused kernel needs none)."""
+        from nce_lm.objectives.losses import build_objective
+
+        config = self.config
+        return build_objective(
             config.objective,
             self.noise,
             config.noise_samples,
             shared_noise=config.shared_noise,
             generator=self.generator,
         ).to(self.device)
-        self.classifier = self.objective.classifier(self.noise.log_probs)
-        self.bias_mode = config.bias_mode(self.objective.models_log_probability)
-        self.state = self._device_state(state or self._initial_state())
-        self.optimizer = self._optimizer(state.optimizer_state if state is not None else None)  # None: SGD
-        self.path = self._update_path()
 
     def _initial_state(self) -> SkipGramState:
         """A new run's tables: v uniform in ±0.5/d (CBOW ±1/d), u at zero, the output bias (if any) at log q."""
         config, vocab = self.config, self.vocab
-        init = torch.Generator().manual_seed(config.seed)
         # word2vec.c's ±0.5/d; CBOW takes gensim 4's ±1/d (keyedvectors.prep_vectors): its input is a mean,
         # smaller from the start, and with ±0.5/d CBOW's vectors lagged gensim's on WS-353 and MEN (BENCHMARKS)
         bound = (1.0 if config.model == "cbow" else 0.5) / config.dim
         return SkipGramState(
-            (torch.rand(len(vocab), config.dim, generator=init) * 2 - 1) * bound,
-            torch.zeros(len(vocab), config.dim),
+            (seeded_uniform(len(vocab), config.dim, config.seed) * 2 - 1) * bound,
+            np.zeros((len(vocab), config.dim), dtype=np.float32),
             # Starting at log q puts s = log q: NCE's logit starts at −log k for every word.
-            output_bias=self.noise.log_probs.cpu().clamp(min=-30.0) if self.bias_mode != "none" else None,
+            output_bias=np.maximum(self.noise.host_log_probs, -30.0) if self.bias_mode != "none" else None,
         )
 
+    def _table(self, table: Any) -> Any:
+        """``table`` (a numpy array or a CPU tensor) as the update path trains it: a numpy array for the fused
+        kernel, else a tensor on the run's device (either sharing memory with ``table`` where it can)."""
+        if table is None or self.path_name == "fused":
+            return None if table is None else np.asarray(table)
+        import torch
+
+        return torch.as_tensor(table).to(self.device)
+
     def _device_state(self, state: SkipGramState) -> SkipGramState:
-        """``state``'s tables on the run's device, with the schedule of all epochs if it has none yet."""
+        """``state``'s tables as the update path trains them (:meth:`_table`), with the schedule of all epochs if it
+        has none yet."""
         return SkipGramState(
-            state.input_vectors.to(self.device),
-            state.output_vectors.to(self.device),
+            self._table(state.input_vectors),
+            self._table(state.output_vectors),
             state.epochs_done,
             list(state.loss_per_epoch),
-            output_bias=state.output_bias.to(self.device) if state.output_bias is not None else None,
+            output_bias=self._table(state.output_bias),
             schedule=state.schedule
             or LinearSchedule(self.config.start_lr(), 0, self.corpus_words * self.config.epochs, self.config.min_lr),
             words_done=state.words_done,
@@ -206,6 +237,8 @@ class SkipGramTrainer:
         """Row-wise Adagrad's accumulators (restored from ``saved``) when the run asks for it; None for SGD."""
         if self.config.optimizer != "rowwise-adagrad":
             return None
+        from nce_lm.training.rowwise_adagrad import RowwiseAdagrad
+
         tables = {"input": len(self.vocab), "output": len(self.vocab)}
         if self.bias_mode == "learned":
             tables["bias"] = len(self.vocab)
@@ -216,8 +249,7 @@ class SkipGramTrainer:
 
     def _update_path(self) -> UpdatePath:
         """The update this run uses (:func:`nce_lm.skipgram.update_path.choose_path`), built once."""
-        config, state = self.config, self.state
-        name = choose_path(config.kernel, str(self.device), self.ctx.world_size, self.classifier, config.optimizer)
+        config, state, name = self.config, self.state, self.path_name
         host_chunks = partial(
             epoch_examples,
             self.words_all,
@@ -229,9 +261,7 @@ class SkipGramTrainer:
             noise_per=config.noise_per,
         )
         if name == "fused":
-            tables = (state.input_vectors.numpy(), state.output_vectors.numpy(), None)
-            if state.output_bias is not None:
-                tables = (*tables[:2], state.output_bias.numpy())
+            tables = (state.input_vectors, state.output_vectors, state.output_bias)
             learned = self.bias_mode == "learned"
             return FusedKernelPath(
                 tables, learned, self.classifier, self.noise, config, self._threads(), self._rate, host_chunks
@@ -246,17 +276,20 @@ class SkipGramTrainer:
             "rate": self._rate,
             "average_tables": self._average_tables,
         }
+        from nce_lm.skipgram.device_update import DeviceUpdatePath
+        from nce_lm.skipgram.torch_update import TorchUpdatePath
+
         if name == "device":
             return DeviceUpdatePath((self.words_all, self.sentence_all, self.keep), self.classifier, **batched)
         return TorchUpdatePath(chunks=host_chunks, **batched)
 
     def _threads(self) -> int:
-        """The kernel's team: ``--threads``, else torch's count capped by the CPUs this process may run on (the
-        kernel's threads wait for each other at every batch, so one more thread than CPUs costs dearly)."""
+        """The kernel's team: ``--threads``, else torch's default count capped by the CPUs this process may run on
+        (the kernel's threads wait for each other at every batch, so one more thread than CPUs costs dearly)."""
         if self.config.threads is not None:
             return self.config.threads
         usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return max(1, min(torch.get_num_threads(), usable))
+        return max(1, min(default_threads(), usable))
 
     def _rate(self, words_done: float) -> float:
         """The learning rate after ``words_done`` corpus words: SGD's linear decay over all words of all epochs;
@@ -351,7 +384,9 @@ class SkipGramTrainer:
         from tqdm import tqdm
 
         config = self.config
-        if config.threads is not None:
+        if config.threads is not None and self.path_name != "fused":  # the kernel runs its own threads
+            import torch
+
             torch.set_num_threads(config.threads)
         start_epoch = self.state.epochs_done
         # advanced chunk by chunk, never reset: the schedule's clock
@@ -373,7 +408,9 @@ class SkipGramTrainer:
                 self.save_checkpoint(checkpoint)
             if on_epoch_end is not None:
                 on_epoch_end(self)
-        if self.device.type == "cuda":
+        if self.device.startswith("cuda"):
+            import torch
+
             torch.cuda.synchronize(self.device)
         bar.close()
         return self._metrics(config.epochs - start_epoch, time.perf_counter() - started)
@@ -445,21 +482,38 @@ class SkipGramTrainer:
         v, or with ``table="output"`` the output (context) vectors u (without the output bias)."""
         rows = slice(2, len(self.vocab))
         vectors = self.state.input_vectors if table == "input" else self.state.output_vectors
-        return WordVectors(self.vocab.tokens[rows], vectors[rows].float().cpu().numpy(), self.vocab.counts[rows])
+        rows_of = vectors[rows] if isinstance(vectors, np.ndarray) else vectors[rows].float().cpu().numpy()
+        return WordVectors(self.vocab.tokens[rows], rows_of, self.vocab.counts[rows])
 
     def save_checkpoint(self, path: str | os.PathLike[str]) -> None:
-        """Tables, schedule position, config and vocabulary in one torch file (:mod:`nce_lm.skipgram.checkpoint`)."""
+        """Tables, schedule position, config and vocabulary in one torch file (:mod:`nce_lm.skipgram.checkpoint`);
+        imports torch, even on the fused kernel's path."""
+        import torch
+
         state = replace(
             self.state,
-            input_vectors=self.state.input_vectors.cpu(),
-            output_vectors=self.state.output_vectors.cpu(),
+            input_vectors=torch.as_tensor(self.state.input_vectors).cpu(),
+            output_vectors=torch.as_tensor(self.state.output_vectors).cpu(),
             loss_per_epoch=list(self.state.loss_per_epoch),
             noise_rng=self.generator.get_state(),
-            output_bias=self.state.output_bias.cpu() if self.state.output_bias is not None else None,
+            output_bias=torch.as_tensor(self.state.output_bias).cpu() if self.state.output_bias is not None else None,
             optimizer_state=self.optimizer.state() if self.optimizer is not None else None,
             corpus_counts=corpus_fingerprint(self.corpus_counts),
         )
         save_checkpoint(path, self.config, self.vocab, state)
+
+
+def seeded_uniform(rows: int, columns: int, seed: int) -> np.ndarray:
+    """(rows, columns) float32 uniform in [0, 1): the numbers ``torch.rand(rows, columns,
+    generator=torch.Generator().manual_seed(seed))`` gives, without torch (tests/test_skipgram.py checks it).
+
+    torch's CPU generator is MT19937 (Matsumoto & Nishimura 1998) seeded as numpy's ``RandomState(seed)`` seeds it;
+    each float32 takes the low 24 bits of one 32-bit output, divided by 2^24.
+    """
+    bits = np.random.MT19937()
+    bits.state = np.random.RandomState(seed).get_state(legacy=False)
+    raw = bits.random_raw(rows * columns).astype(np.uint32)  # 32-bit outputs
+    return ((raw & 0xFFFFFF).astype(np.float32) * np.float32(2.0**-24)).reshape(rows, columns)
 
 
 def _warn_if_other_corpus(state: SkipGramState, vocab: Vocab, counts: np.ndarray) -> None:

@@ -20,7 +20,7 @@ from nce_lm.errors import NceLmError
 from nce_lm.skipgram import kernel as fused_kernel
 
 if TYPE_CHECKING:
-    from nce_lm.objectives.losses import NoiseClassifier
+    from nce_lm.objectives.kinds import NoiseClassifier
     from nce_lm.skipgram.examples import Examples
 
 PATH_NAMES = {"fused": "fused kernel", "device": "device update", "torch": "torch path"}

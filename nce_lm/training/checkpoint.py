@@ -6,7 +6,7 @@ sha256 of its contents (every tensor's dtype, shape and bytes, every other value
 recomputes: a file damaged on disk or in transfer whose zip structure still opens is refused instead of
 resuming or evaluating silently altered weights. Files written before the checksum existed load unchecked. A
 missing, damaged or other kind of file, and one trained on another vocabulary, are each a one-line
-:class:`NceLmError`.
+:class:`NceLmError`. torch is imported when a file is written or read, not with this module.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ import os
 import warnings
 from pathlib import Path
 from typing import Any, Protocol
-
-import torch
 
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import atomic_path
@@ -34,6 +32,8 @@ CHECKSUM_KEY = "checksum"
 
 def _digest(value: Any, sha: Any) -> None:
     """Feed ``value`` (nested dicts, lists and tuples of tensors and plain values) to ``sha`` in a fixed order."""
+    import torch
+
     if isinstance(value, torch.Tensor):
         tensor = value.detach().cpu().contiguous()
         sha.update(f"tensor {tensor.dtype} {tuple(tensor.shape)};".encode())
@@ -60,6 +60,8 @@ def content_checksum(payload: dict[str, Any]) -> str:
 
 def save_checkpoint(path: str | os.PathLike[str], kind: str, vocab: Fingerprinted, payload: dict[str, Any]) -> None:
     """Write ``payload`` with its kind (``format``), ``vocab``'s fingerprint and their checksum, atomically."""
+    import torch
+
     content = {"format": kind, "vocab_fingerprint": vocab.fingerprint(), **payload}
     with atomic_path(path) as tmp:
         torch.save({**content, CHECKSUM_KEY: content_checksum(content)}, tmp)
@@ -70,6 +72,8 @@ def load_checkpoint(path: str | os.PathLike[str], kind: str, what: str) -> dict[
     path = Path(path)
     if not path.is_file():
         raise NceLmError(f"checkpoint not found: {path}")
+    import torch
+
     try:
         with warnings.catch_warnings():  # torch warns about a file that is a bare pickle before refusing it
             warnings.simplefilter("ignore")

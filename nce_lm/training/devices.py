@@ -4,21 +4,37 @@
 precision is ``torch.autocast(device.type, dtype=torch.bfloat16, enabled=...)`` on every device, so the
 lines a GPU run takes are the lines CI runs on the CPU with ``--precision bf16``; ``auto`` is bf16 on CUDA
 and fp32 on the CPU (where bf16 matrix products are emulated on most machines and slower).
+
+torch is imported only to look for a GPU: on a machine without a GPU driver, :func:`resolve_device_name` says
+"cpu" without it, so a CPU run that trains without torch (skip-gram's fused kernel) never imports it.
 """
 
 from __future__ import annotations
 
 import os
 from contextlib import AbstractContextManager
-
-import torch
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nce_lm.errors import NceLmError
+
+if TYPE_CHECKING:
+    import torch
 
 DEVICES = ("auto", "cpu", "cuda")
 # CPU threads a run may ask for: more than the CPUs only wait for each other, far more exhaust the process.
 MAX_THREADS = 4 * (os.cpu_count() or 1)
 PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def default_threads() -> int:
+    """torch's default count of CPU threads, known without importing it: OMP_NUM_THREADS when set, else the
+    machine's physical cores (hyper-threads counted once; all CPUs where the system does not say)."""
+    asked = os.environ.get("OMP_NUM_THREADS", "")
+    if asked.isdigit() and int(asked) > 0:
+        return int(asked)
+    cores = {path.read_text() for path in Path("/sys/devices/system/cpu").glob("cpu[0-9]*/topology/core_cpus_list")}
+    return len(cores) or os.cpu_count() or 1
 
 
 def check_device_name(name: str) -> None:
@@ -28,18 +44,38 @@ def check_device_name(name: str) -> None:
         raise NceLmError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}")
 
 
-def resolve_device(name: str) -> torch.device:
-    """The torch device for ``name``: auto → cuda when available, else cpu. CUDA asked for but absent is an error."""
+def gpu_driver_absent() -> bool:
+    """True when torch cannot see a GPU, known without importing it: no NVIDIA driver (/proc/driver/nvidia), no
+    WSL GPU (/dev/dxg) and no AMD one (/dev/kfd, ROCm's "cuda" devices), or CUDA_VISIBLE_DEVICES hides every
+    device ("" or "-1")."""
+    hidden = os.environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1")
+    drivers = ("/proc/driver/nvidia", "/dev/dxg", "/dev/kfd")
+    return hidden or not any(Path(driver).exists() for driver in drivers)
+
+
+def resolve_device_name(name: str) -> str:
+    """The device ``name`` stands for, as torch names it: auto → "cuda" when torch sees a GPU, else "cpu"; "cpu",
+    "cuda" and "cuda:N" as given. CUDA asked for but absent is an error. Imports torch only to look for a GPU."""
     check_device_name(name)
+    if name == "cpu" or (name == "auto" and gpu_driver_absent()):
+        return "cpu"
+    import torch
+
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise NceLmError(f"--device {name} asked for, but torch sees no CUDA device")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise NceLmError(f"--device {name}: torch sees only {torch.cuda.device_count()} CUDA device(s)")
-    return device
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    index = torch.device(name).index
+    if not torch.cuda.is_available():
+        raise NceLmError(f"--device {name} asked for, but torch sees no CUDA device")
+    if index is not None and index >= torch.cuda.device_count():
+        raise NceLmError(f"--device {name}: torch sees only {torch.cuda.device_count()} CUDA device(s)")
+    return name
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device for ``name`` (:func:`resolve_device_name`)."""
+    import torch
+
+    return torch.device(resolve_device_name(name))
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
@@ -53,4 +89,6 @@ def resolve_precision(name: str, device: torch.device) -> str:
 
 def autocast(device: torch.device, precision: str) -> AbstractContextManager:
     """A fresh autocast context for one forward pass: bf16 matrix products when ``precision`` is bf16."""
+    import torch
+
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
