@@ -172,9 +172,9 @@ def tokenizers_reference(text: str, min_count: int) -> tuple[list[str], list[int
 def test_fast_paths_give_the_tokenizers_vocabulary_and_ids(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_size: int, min_count: int
 ) -> None:
-    """The default mode splits with str.split, counts and encodes a block at a time, and (one pass) numbers
-    tokens in order of appearance before the vocabulary is known: all of it must equal WhitespaceSplit's
-    tokens counted and encoded line by line."""
+    """The default mode splits with str.split, line by line as each line is counted or encoded, and (one pass)
+    numbers tokens in order of appearance before the vocabulary is known: all of it must equal WhitespaceSplit's
+    tokens counted and encoded by plain Python."""
     monkeypatch.setitem(iter_line_blocks.__kwdefaults__, "block_size", block_size)  # many blocks, cut lines
     path = tmp_path / "hostile.txt"
     path.write_bytes(HOSTILE.encode("utf-8"))
@@ -192,9 +192,9 @@ def test_fast_paths_give_the_tokenizers_vocabulary_and_ids(
 def test_counting_by_blocks_prunes_as_counting_by_lines(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_distinct: int
 ) -> None:
-    """Blocks that could take the counter past max_distinct are counted line by line: pruning happens after the
-    same lines, so the counts, the pruned total and the threshold equal count_chunks'; the one-pass build, which
-    cannot prune, reads such a corpus twice and gives what build_vocab and load_or_build give."""
+    """Counting blocks of lines prunes after the same lines as counting chunks, so the counts, the pruned total
+    and the threshold equal count_chunks'; the one-pass build, which cannot prune, reads such a corpus twice and
+    gives what build_vocab and load_or_build give."""
     monkeypatch.setitem(iter_line_blocks.__kwdefaults__, "block_size", 256)
     path = tmp_path / "c.txt"
     path.write_text("".join(f"a a a b b c{i} d{i % 7} e{i % 3}\n" for i in range(300)))

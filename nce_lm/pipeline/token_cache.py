@@ -14,7 +14,7 @@ import os
 import shutil
 import struct
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,30 +173,32 @@ def _build(
     (folder / MANIFEST_FILE).unlink(missing_ok=True)
     with atomic_path(folder / IDS_FILE) as tmp:
         blocks = iter_line_blocks(files, vocab.tokenizer, errors, progress="encoding" if progress else None)
-        total, lines = _write_ids(tmp, blocks, vocab.encode)
+        total, lines = _write_ids(tmp, blocks, vocab.ids, vocab.eos_id)
         if total == 0:
             raise NceLmError(f"the corpus ({', '.join(str(f) for f in files)}) holds no token")
     return _finish(folder, files, expected, total, lines)
 
 
-def _write_ids(path: Path, blocks: Iterable[LineBlock], encode: Callable[[list[str]], np.ndarray]) -> tuple[int, int]:
-    """Write the ids of ``blocks`` (``encode`` of their tokens, ``<eos>`` after each line) as a .npy file at
-    ``path``; return the number of ids and of lines. A block's tokens are encoded in one call: each line's are
-    followed by the token ``<eos>`` itself, which every vocabulary encodes as ``eos_id``, as it does a literal
-    ``<eos>`` of the corpus, so that no id has to be inserted afterwards."""
+def _write_ids(
+    path: Path, blocks: Iterable[LineBlock], ids_of: Callable[[list[str]], Iterable[int]], eos_id: int
+) -> tuple[int, int]:
+    """Write the ids of ``blocks`` (``ids_of`` each line's tokens, then ``eos_id``) as an int32 .npy file at
+    ``path``; return the number of ids and of lines. Each line is encoded as soon as it is split, while its
+    words are still in the CPU cache, and a block's ids are written at once."""
     total = lines = 0
     with open(path, "wb") as out:
         out.write(_npy_header(0))
         for block in blocks:
-            tokens: list[str] = []
+            ids: list[int] = []
             for line in block.lines:
-                tokens += line
-                tokens.append(Vocab.EOS)
+                ids += ids_of(line)
+                ids.append(eos_id)
+                lines += 1
             if not block.last_line_ends:
-                tokens.pop()
-            out.write(encode(tokens).tobytes())
-            total += len(tokens)
-            lines += len(block.lines) - (not block.last_line_ends)
+                ids.pop()
+                lines -= 1
+            out.write(np.array(ids, dtype=np.int32).tobytes())
+            total += len(ids)
         out.seek(0)
         out.write(_npy_header(total))
     return total, lines
@@ -274,17 +276,16 @@ def _build_first_seen(
     sources = [file_identity(f) for f in files]
     (folder / MANIFEST_FILE).unlink(missing_ok=True)
     first_seen: defaultdict[str, int] = defaultdict(itertools.count().__next__)  # token -> provisional id
-    first_seen[Vocab.EOS]  # id 0; a block's lines end with it
+    first_seen[Vocab.EOS]  # id 0: line ends, and the corpus's own <eos> tokens
 
-    def provisional_ids(tokens: list[str]) -> np.ndarray:
-        ids = np.fromiter(map(first_seen.__getitem__, tokens), dtype=np.int32, count=len(tokens))  # (n,)
+    def provisional_ids(tokens: list[str]) -> Iterator[int]:
         if len(first_seen) - 1 > max_distinct:  # even without <eos>: counting would have pruned
             raise _TooManyDistinct
-        return ids
+        return map(first_seen.__getitem__, tokens)
 
     with atomic_path(folder / IDS_FILE) as tmp:
         blocks = iter_line_blocks(files, tokenizer, errors, progress="counting words" if progress else None)
-        total, lines = _write_ids(tmp, blocks, provisional_ids)
+        total, lines = _write_ids(tmp, blocks, provisional_ids, 0)
         ids = np.load(tmp, mmap_mode="r+")  # (total,)
         counter = Counter(dict(zip(first_seen, np.bincount(ids, minlength=len(first_seen)).tolist())))
         counter[Vocab.EOS] -= lines  # what is left are the corpus's own <eos> tokens

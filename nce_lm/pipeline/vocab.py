@@ -14,8 +14,8 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable
-from itertools import chain, islice, repeat
+from collections.abc import Iterable, Iterator
+from itertools import islice, repeat
 from pathlib import Path
 from typing import Any
 
@@ -104,9 +104,13 @@ class Vocab:
         """Id of ``token``; ``unk_id`` when it is not in the vocabulary."""
         return self._index.get(token, self.unk_id)
 
+    def ids(self, tokens: Iterable[str]) -> Iterator[int]:
+        """The ids of ``tokens``, lazily; out-of-vocabulary tokens map to ``unk_id``."""
+        return map(self._index.get, tokens, repeat(self.unk_id))
+
     def encode(self, tokens: list[str]) -> np.ndarray:
         """Ids of ``tokens`` as int32, out-of-vocabulary tokens mapped to ``unk_id``.  # (len(tokens),)"""
-        return np.fromiter(map(self._index.get, tokens, repeat(self.unk_id)), dtype=np.int32, count=len(tokens))
+        return np.fromiter(self.ids(tokens), dtype=np.int32, count=len(tokens))
 
     def fingerprint(self) -> str:
         """sha256 of the tokens, counts and tokenizer settings: equal fingerprints encode identically."""
@@ -208,28 +212,20 @@ def count_tokens(
 def count_blocks(
     blocks: Iterable[LineBlock], max_distinct: int = DEFAULT_MAX_DISTINCT
 ) -> tuple[Counter[str], int, int, int]:
-    """:func:`count_chunks` of the chunks of ``blocks`` (:func:`nce_lm.pipeline.corpus.iter_line_blocks`).
-
-    Past ``max_distinct`` distinct tokens, checked after every chunk, the rarest are pruned (:func:`_prune`); a
-    block that could not take the counter past it even if all its tokens were new is counted in one call.
-    """
+    """:func:`count_chunks` of the chunks of ``blocks`` (:func:`nce_lm.pipeline.corpus.iter_line_blocks`):
+    past ``max_distinct`` distinct tokens, checked after every line, the rarest are pruned (:func:`_prune`)."""
     if max_distinct < 1:
         raise NceLmError(f"max_distinct must be at least 1, got {max_distinct}")
     counter: Counter[str] = Counter()
     lines = pruned = threshold = 0
     for block in blocks:
-        tokens = list(chain.from_iterable(block.lines))
-        if len(counter) + len(tokens) <= max_distinct:  # no chunk of this block can set pruning off
-            counter.update(tokens)
-            lines += len(block.lines) - (not block.last_line_ends)
-            continue
-        last = len(block.lines) - 1
-        for number, line in enumerate(block.lines):
-            lines += number < last or block.last_line_ends
+        for line in block.lines:
             counter.update(line)
+            lines += 1
             while len(counter) > max_distinct:
                 threshold += 1
                 pruned += _prune(counter, threshold)
+        lines -= not block.last_line_ends
     return counter, lines, pruned, threshold
 
 
@@ -241,7 +237,7 @@ def count_chunks(
     Returns ``(counts, lines, pruned_occurrences, prune_threshold)``: the token counter, the number of
     lines, how many occurrences pruning discarded, and the last threshold applied (0: exact counts).
     """
-    return count_blocks((LineBlock([chunk.tokens], chunk.line_end) for chunk in chunks), max_distinct)
+    return count_blocks((LineBlock(iter([chunk.tokens]), chunk.line_end) for chunk in chunks), max_distinct)
 
 
 def _prune(counter: Counter[str], threshold: int) -> int:
