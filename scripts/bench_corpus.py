@@ -3,7 +3,8 @@
     python scripts/bench_corpus.py CORPUS... [--samples 10000000] [--device cpu|cuda] [--output FILE]
 
 Prints one markdown table. Counting and encoding are reported in tokens per second of the whole
-corpus (read, decode, tokenize, count / encode, write); sampling in draws per second from
+corpus (read, decode, tokenize, count / encode, write), and so is the single reading that does both when a
+skip-gram run is given text files and no vocabulary; sampling in draws per second from
 q ∝ count^0.75 over the corpus's vocabulary and over a synthetic Zipf vocabulary of one million words.
 """
 
@@ -18,7 +19,7 @@ import torch
 from bench_common import emit, markdown, parser
 
 from nce_lm.pipeline.noise import NoiseDistribution
-from nce_lm.pipeline.token_cache import load_or_build
+from nce_lm.pipeline.token_cache import build_vocab_and_ids, load_or_build
 from nce_lm.pipeline.vocab import build_vocab
 
 
@@ -57,8 +58,12 @@ def main() -> None:
         start = time.perf_counter()
         reused = load_or_build(args.corpus, vocab, Path(cache_dir)).reused
         reuse_s = time.perf_counter() - start
+        start = time.perf_counter()
+        build_vocab_and_ids(args.corpus, Path(cache_dir) / "one_pass")
+        both_s = time.perf_counter() - start
     rows.append(("encode to token ids", f"{tokens / encode_s:,.0f} tokens/s", f"{encode_s:.2f} s"))
     rows.append(("reuse the cache", f"{reuse_s * 1000:.1f} ms", f"reused={reused}"))
+    rows.append(("count and encode, one pass", f"{tokens / both_s:,.0f} tokens/s", f"{both_s:.2f} s"))
     noise = NoiseDistribution(vocab.counts, exclude=[vocab.unk_id, vocab.eos_id], device=args.device)
     rows.append((f"sample q, V={len(vocab):,}", f"{time_sampler(noise, args.samples):,.0f} draws/s", args.device))
     zipf = np.random.default_rng(0).zipf(1.2, size=1_000_000).clip(max=10**9)

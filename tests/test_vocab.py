@@ -9,10 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tokenizers import pre_tokenizers
 
 from nce_lm.errors import NceLmError
-from nce_lm.pipeline.corpus import TokenizerConfig
-from nce_lm.pipeline.vocab import Vocab, build_vocab, count_tokens, coverage
+from nce_lm.pipeline.corpus import DEFAULT_BLOCK_SIZE, TokenizerConfig, iter_chunks, iter_line_blocks
+from nce_lm.pipeline.token_cache import build_vocab_and_ids, load_or_build
+from nce_lm.pipeline.vocab import Vocab, build_vocab, count_chunks, count_tokens, coverage
 
 
 def plain_python_counts(path: Path) -> tuple[Counter[str], int]:
@@ -127,3 +129,79 @@ def test_corrupted_vocabulary_files_are_rejected(tmp_path: Path, damage, message
 def test_missing_vocabulary_file(tmp_path: Path) -> None:
     with pytest.raises(NceLmError, match="not found|No such|cannot"):
         Vocab.load(tmp_path / "absent.json")
+
+
+# Every whitespace both str.split and tokenizers' WhitespaceSplit split on (tab, \r\n, vertical tab, form feed,
+# NEL, no-break and ideographic spaces, line and paragraph separators), empty lines, non-ASCII words, the
+# specials written out, a line that a small block cuts, and a last line without a newline.
+HOSTILE_LINES = [
+    "tab\tseparated\twords\r",
+    "windows line\r",
+    "",
+    "\u00a0no-break\u00a0spaces  \u2003em\u2003space\u3000ideographic",
+    "next\x85line and line\u2028separator paragraph\u2029separator",
+    "Ärger über naïve café 日本語 \x0bvertical\x0cfeed",
+    "",
+    "<unk> <eos> written out, words again: café über tab",
+    "a line longer than a small block, cut\u3000at whitespace " * 8,
+]
+HOSTILE = "\n".join(HOSTILE_LINES * 40 + ["the last line has no newline"])
+
+
+def tokenizers_reference(text: str, min_count: int) -> tuple[list[str], list[int], list[int]]:
+    """The vocabulary (tokens, counts) and ids of ``text`` by the rules of docs/pipeline.md, tokenized by Hugging
+    Face's WhitespaceSplit line by line, with plain Python: what the fast paths must give."""
+    splitter = pre_tokenizers.WhitespaceSplit()
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    token_lines = [[token for token, _ in splitter.pre_tokenize_str(line)] for line in lines]
+    counts = Counter(token for line in token_lines for token in line)
+    unk, eos = counts.pop("<unk>", 0), counts.pop("<eos>", 0) + len(lines)
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    kept = [(token, count) for token, count in ranked if count >= min_count]
+    unk += sum(count for _, count in ranked if count < min_count)
+    tokens = ["<unk>", "<eos>"] + [token for token, _ in kept]
+    index = {token: i for i, token in enumerate(tokens)}
+    ids = [i for line in token_lines for i in [index.get(token, 0) for token in line] + [1]]
+    return tokens, [unk, eos] + [count for _, count in kept], ids
+
+
+@pytest.mark.parametrize("block_size", [64, DEFAULT_BLOCK_SIZE])
+@pytest.mark.parametrize("min_count", [1, 3])
+def test_fast_paths_give_the_tokenizers_vocabulary_and_ids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_size: int, min_count: int
+) -> None:
+    """The default mode splits with str.split, line by line as each line is counted or encoded, and (one pass)
+    numbers tokens in order of appearance before the vocabulary is known: all of it must equal WhitespaceSplit's
+    tokens counted and encoded by plain Python."""
+    monkeypatch.setitem(iter_line_blocks.__kwdefaults__, "block_size", block_size)  # many blocks, cut lines
+    path = tmp_path / "hostile.txt"
+    path.write_bytes(HOSTILE.encode("utf-8"))
+    tokens, counts, ids = tokenizers_reference(HOSTILE, min_count)
+    assert "\u00a0no-break" not in tokens and "next" in tokens and "\r" not in "".join(tokens)
+    vocab = build_vocab([path], min_count=min_count)
+    assert (vocab.tokens, vocab.counts.tolist()) == (tokens, counts)
+    assert load_or_build([path], vocab, tmp_path / "two").ids.tolist() == ids
+    one_pass_vocab, cache = build_vocab_and_ids([path], tmp_path / "one", min_count=min_count)
+    assert one_pass_vocab.to_dict() == vocab.to_dict()
+    assert cache.ids.tolist() == ids and cache.manifest["lines"] == counts[1] - HOSTILE.count("<eos>")
+
+
+@pytest.mark.parametrize("max_distinct", [5, 30, 10_000])
+def test_counting_by_blocks_prunes_as_counting_by_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_distinct: int
+) -> None:
+    """Counting blocks of lines prunes after the same lines as counting chunks, so the counts, the pruned total
+    and the threshold equal count_chunks'; the one-pass build, which cannot prune, reads such a corpus twice and
+    gives what build_vocab and load_or_build give."""
+    monkeypatch.setitem(iter_line_blocks.__kwdefaults__, "block_size", 256)
+    path = tmp_path / "c.txt"
+    path.write_text("".join(f"a a a b b c{i} d{i % 7} e{i % 3}\n" for i in range(300)))
+    by_lines = count_chunks(iter_chunks([path], block_size=256), max_distinct)
+    assert count_tokens([path], max_distinct=max_distinct) == by_lines
+    assert (by_lines[3] > 0) == (max_distinct < 300)
+    vocab = build_vocab([path], max_distinct=max_distinct)
+    one_pass_vocab, cache = build_vocab_and_ids([path], tmp_path / "one", max_distinct=max_distinct)
+    assert one_pass_vocab.to_dict() == vocab.to_dict()
+    assert cache.ids.tolist() == load_or_build([path], vocab, tmp_path / "two").ids.tolist()

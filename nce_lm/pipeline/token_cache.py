@@ -9,10 +9,12 @@ reuse a shared one. Contract: docs/architecture.md, "Token ids on disk".
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import struct
-from collections.abc import Iterable
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,14 +26,23 @@ from nce_lm.decoding import check_error_mode
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import atomic_path, read_json, write_json_atomic
 from nce_lm.locks import folder_lock
-from nce_lm.pipeline.corpus import expand_inputs, iter_chunks
-from nce_lm.pipeline.vocab import Vocab
+from nce_lm.pipeline.corpus import LineBlock, TokenizerConfig, expand_inputs, iter_line_blocks
+from nce_lm.pipeline.vocab import (
+    DEFAULT_MAX_DISTINCT,
+    Vocab,
+    build_vocab,
+    check_limits,
+    file_settings,
+    refuse_control_characters,
+    vocab_from_counts,
+)
 
 MANIFEST_FORMAT = "nce_lm.pipeline.token_cache"
 MANIFEST_VERSION = 1
 IDS_FILE = "tokens.npy"
 MANIFEST_FILE = "manifest.json"
 VOCAB_FILE = "vocab.json"  # a copy of the vocabulary, written by ``nce-lm prepare`` so the folder is self-contained
+_REMAP_SLICE = 1 << 24  # provisional ids turned into a vocabulary's at a time (64 MiB)
 _NPY_HEADER_BYTES = 128  # magic (6) + version (2) + header length (2) + padded dict, a multiple of 64
 
 
@@ -123,11 +134,7 @@ def load_or_build(
     cache is refused (:func:`nce_lm.clobber.check_output_folder`)."""
     check_error_mode(errors)
     files = expand_inputs(paths)
-    folder = Path(cache_dir)
-    if folder.exists() and not folder.is_dir():
-        raise NceLmError(f"cache folder {folder} exists and is not a folder")
-    check_outputs(files, folders={"cache folder": folder})
-    check_output_folder("cache folder", folder, "prepare", (IDS_FILE, MANIFEST_FILE, VOCAB_FILE), _is_cache)
+    folder = _cache_folder(files, cache_dir)
     if all(f.stat().st_size == 0 for f in files):
         raise NceLmError(f"the corpus ({', '.join(str(f) for f in files)}) is empty")
     expected = _expected_manifest(files, vocab, errors)
@@ -148,28 +155,57 @@ def load_or_build(
         raise
 
 
+def _cache_folder(files: list[Path], cache_dir: str | os.PathLike[str]) -> Path:
+    """``cache_dir`` once checked to be a folder that may hold the ids of ``files`` (none of them, no other
+    files than a cache's: :func:`nce_lm.clobber.check_output_folder`)."""
+    folder = Path(cache_dir)
+    if folder.exists() and not folder.is_dir():
+        raise NceLmError(f"cache folder {folder} exists and is not a folder")
+    check_outputs(files, folders={"cache folder": folder})
+    check_output_folder("cache folder", folder, "prepare", (IDS_FILE, MANIFEST_FILE, VOCAB_FILE), _is_cache)
+    return folder
+
+
 def _build(
     folder: Path, files: list[Path], vocab: Vocab, errors: str, expected: dict[str, Any], progress: bool
 ) -> TokenCache:
     """Encode ``files`` into ``folder`` (whose lock the caller holds) and write the manifest last."""
     (folder / MANIFEST_FILE).unlink(missing_ok=True)
-    lines = 0
-    with atomic_path(folder / IDS_FILE) as tmp, open(tmp, "wb") as out:
-        out.write(_npy_header(0))
-        total = 0
-        eos = np.array([vocab.eos_id], dtype=np.int32)
-        for chunk in iter_chunks(files, vocab.tokenizer, errors, progress="encoding" if progress else None):
-            ids = vocab.encode(chunk.tokens)  # (n,)
-            out.write(ids.tobytes())
-            total += len(ids)
-            if chunk.line_end:
-                out.write(eos.tobytes())
-                total += 1
-                lines += 1
+    with atomic_path(folder / IDS_FILE) as tmp:
+        blocks = iter_line_blocks(files, vocab.tokenizer, errors, progress="encoding" if progress else None)
+        total, lines = _write_ids(tmp, blocks, vocab.ids, vocab.eos_id)
         if total == 0:
             raise NceLmError(f"the corpus ({', '.join(str(f) for f in files)}) holds no token")
+    return _finish(folder, files, expected, total, lines)
+
+
+def _write_ids(
+    path: Path, blocks: Iterable[LineBlock], ids_of: Callable[[list[str]], Iterable[int]], eos_id: int
+) -> tuple[int, int]:
+    """Write the ids of ``blocks`` (``ids_of`` each line's tokens, then ``eos_id``) as an int32 .npy file at
+    ``path``; return the number of ids and of lines. Each line is encoded as soon as it is split, while its
+    words are still in the CPU cache, and a block's ids are written at once."""
+    total = lines = 0
+    with open(path, "wb") as out:
+        out.write(_npy_header(0))
+        for block in blocks:
+            ids: list[int] = []
+            for line in block.lines:
+                ids += ids_of(line)
+                ids.append(eos_id)
+                lines += 1
+            if not block.last_line_ends:
+                ids.pop()
+                lines -= 1
+            out.write(np.array(ids, dtype=np.int32).tobytes())
+            total += len(ids)
         out.seek(0)
         out.write(_npy_header(total))
+    return total, lines
+
+
+def _finish(folder: Path, files: list[Path], expected: dict[str, Any], total: int, lines: int) -> TokenCache:
+    """Check that the sources did not change while read, write the manifest of the ids just written, load them."""
     if [file_identity(f) for f in files] != expected["sources"]:
         raise NceLmError("a corpus file changed while it was being encoded; run again")
     stat = (folder / IDS_FILE).stat()
@@ -181,6 +217,94 @@ def _build(
     }
     write_json_atomic(folder / MANIFEST_FILE, manifest)
     return TokenCache(np.load(folder / IDS_FILE, mmap_mode="r"), False, manifest)
+
+
+class _TooManyDistinct(Exception):
+    """The corpus holds more distinct tokens than a vocabulary counts without pruning."""
+
+
+def build_vocab_and_ids(
+    paths: Iterable[str | os.PathLike[str]],
+    cache_dir: str | os.PathLike[str],
+    *,
+    min_count: int = 1,
+    max_final_vocab: int | None = None,
+    tokenizer: TokenizerConfig = TokenizerConfig(),
+    errors: str = "strict",
+    max_distinct: int = DEFAULT_MAX_DISTINCT,
+    progress: bool = False,
+) -> tuple[Vocab, TokenCache]:
+    """:func:`nce_lm.pipeline.vocab.build_vocab` of ``paths``, then :func:`load_or_build` of them under that
+    vocabulary into ``cache_dir``, reading the corpus once: the same vocabulary, ids and manifest.
+
+    The tokens are written as provisional ids, numbered in order of first appearance, while they are counted;
+    once the vocabulary is known, one ``take`` per slice of the file turns them into its ids. The folder is
+    always encoded anew (there is no vocabulary to check a cache against before reading). A corpus with more
+    than ``max_distinct`` distinct tokens, whose counts pruning changes, is read twice, as the two calls would.
+    """
+    check_limits(min_count, None)
+    check_error_mode(errors)
+    files = expand_inputs(paths)
+    folder = _cache_folder(files, cache_dir)
+    created = not folder.exists()
+    try:
+        with folder_lock(folder, "token cache"):
+            return _build_first_seen(
+                folder, files, min_count, max_final_vocab, tokenizer, errors, max_distinct, progress
+            )
+    except _TooManyDistinct:
+        pass
+    except BaseException:
+        if created:  # a folder this call made and could not fill: leave nothing behind
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    vocab = build_vocab(files, min_count, None, tokenizer, errors, max_distinct, progress, max_final_vocab)
+    return vocab, load_or_build(files, vocab, folder, errors, progress)
+
+
+def _build_first_seen(
+    folder: Path,
+    files: list[Path],
+    min_count: int,
+    max_final_vocab: int | None,
+    tokenizer: TokenizerConfig,
+    errors: str,
+    max_distinct: int,
+    progress: bool,
+) -> tuple[Vocab, TokenCache]:
+    """:func:`build_vocab_and_ids`' reading, in ``folder``, whose lock the caller holds."""
+    sources = [file_identity(f) for f in files]
+    (folder / MANIFEST_FILE).unlink(missing_ok=True)
+    first_seen: defaultdict[str, int] = defaultdict(itertools.count().__next__)  # token -> provisional id
+    first_seen[Vocab.EOS]  # id 0: line ends, and the corpus's own <eos> tokens
+
+    def provisional_ids(tokens: list[str]) -> Iterator[int]:
+        if len(first_seen) - 1 > max_distinct:  # even without <eos>: counting would have pruned
+            raise _TooManyDistinct
+        return map(first_seen.__getitem__, tokens)
+
+    with atomic_path(folder / IDS_FILE) as tmp:
+        blocks = iter_line_blocks(files, tokenizer, errors, progress="counting words" if progress else None)
+        total, lines = _write_ids(tmp, blocks, provisional_ids, 0)
+        ids = np.load(tmp, mmap_mode="r+")  # (total,)
+        counter = Counter(dict(zip(first_seen, np.bincount(ids, minlength=len(first_seen)).tolist())))
+        counter[Vocab.EOS] -= lines  # what is left are the corpus's own <eos> tokens
+        if counter[Vocab.EOS] == 0:
+            del counter[Vocab.EOS]
+        if len(counter) > max_distinct:
+            raise _TooManyDistinct
+        refuse_control_characters(counter, files, errors)
+        settings = file_settings(files, errors, max_distinct)
+        vocab = vocab_from_counts(
+            counter, lines, 0, 0, min_count, None, tokenizer, settings, max_final_vocab=max_final_vocab
+        )
+        final_ids = np.array([vocab.index(token) for token in first_seen], dtype=np.int32)  # (distinct,)
+        for start in range(0, total, _REMAP_SLICE):
+            ids[start : start + _REMAP_SLICE] = final_ids.take(ids[start : start + _REMAP_SLICE])
+        ids.flush()
+        del ids
+    expected = {**_expected_manifest(files, vocab, errors), "sources": sources}
+    return vocab, _finish(folder, files, expected, total, lines)
 
 
 def cached_token_ids(

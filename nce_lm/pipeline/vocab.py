@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from itertools import islice, repeat
 from pathlib import Path
 from typing import Any
@@ -24,16 +25,18 @@ from nce_lm.errors import NceLmError
 from nce_lm.fileio import read_json, write_json_atomic
 from nce_lm.pipeline.corpus import (
     CONTROL_CHARACTER,
+    LineBlock,
     TokenChunk,
     TokenizerConfig,
     expand_inputs,
     first_line_holding,
-    iter_chunks,
+    iter_line_blocks,
 )
 
 FORMAT = "nce_lm.pipeline.vocab"
 FORMAT_VERSION = 1
 DEFAULT_MAX_DISTINCT = 30_000_000  # word2vec's vocab_hash_size * 0.7 is of this order
+_WHITESPACE = re.compile(r"\s")  # str patterns: the characters for which str.isspace() is true
 
 
 class Vocab:
@@ -74,7 +77,7 @@ class Vocab:
                 f"vocabulary count of {self.tokens[bad]!r} is {self.counts[bad]}: every word was seen at "
                 "least once (the noise distribution needs positive counts)"
             )
-        blank = next((t for t in self.tokens if not t or any(ch.isspace() for ch in t)), None)
+        blank = _blank_token(self.tokens)
         if blank is not None:
             raise NceLmError(
                 f"vocabulary token {blank!r} is empty or holds whitespace: word2vec's files separate words by "
@@ -101,10 +104,13 @@ class Vocab:
         """Id of ``token``; ``unk_id`` when it is not in the vocabulary."""
         return self._index.get(token, self.unk_id)
 
+    def ids(self, tokens: Iterable[str]) -> Iterator[int]:
+        """The ids of ``tokens``, lazily; out-of-vocabulary tokens map to ``unk_id``."""
+        return map(self._index.get, tokens, repeat(self.unk_id))
+
     def encode(self, tokens: list[str]) -> np.ndarray:
         """Ids of ``tokens`` as int32, out-of-vocabulary tokens mapped to ``unk_id``.  # (len(tokens),)"""
-        ids = list(map(self._index.get, tokens, repeat(self.unk_id, len(tokens))))
-        return np.array(ids, dtype=np.int32)
+        return np.fromiter(self.ids(tokens), dtype=np.int32, count=len(tokens))
 
     def fingerprint(self) -> str:
         """sha256 of the tokens, counts and tokenizer settings: equal fingerprints encode identically."""
@@ -158,6 +164,14 @@ class Vocab:
         return cls(tokens, counts, TokenizerConfig.from_dict(data.get("tokenizer")), settings)
 
 
+def _blank_token(tokens: list[str]) -> str | None:
+    """The first of ``tokens`` that is empty or holds whitespace (str.isspace), or None; one regular-expression
+    search over all of them joined, and a token-by-token look only when it finds one."""
+    if "" not in tokens and _WHITESPACE.search("".join(tokens)) is None:
+        return None
+    return next(t for t in tokens if not t or _WHITESPACE.search(t))
+
+
 def control_token(tokens: Iterable[str]) -> str | None:
     """The first of ``tokens`` holding a control character (:data:`CONTROL_CHARACTER`), or None.
 
@@ -170,7 +184,7 @@ def control_token(tokens: Iterable[str]) -> str | None:
     return None
 
 
-def _refuse_control_characters(counter: Counter[str], files: list[Path], errors: str) -> None:
+def refuse_control_characters(counter: Counter[str], files: list[Path], errors: str) -> None:
     """Refuse a corpus in which a token holds a control character, naming the file and the line."""
     token = control_token(counter)
     if token is None:
@@ -192,7 +206,27 @@ def count_tokens(
     progress: str | None = None,
 ) -> tuple[Counter[str], int, int, int]:
     """:func:`count_chunks` of the corpus files; ``progress`` labels a bar of the bytes read (shown past 2 s)."""
-    return count_chunks(iter_chunks(paths, tokenizer, errors, progress=progress), max_distinct)
+    return count_blocks(iter_line_blocks(paths, tokenizer, errors, progress=progress), max_distinct)
+
+
+def count_blocks(
+    blocks: Iterable[LineBlock], max_distinct: int = DEFAULT_MAX_DISTINCT
+) -> tuple[Counter[str], int, int, int]:
+    """:func:`count_chunks` of the chunks of ``blocks`` (:func:`nce_lm.pipeline.corpus.iter_line_blocks`):
+    past ``max_distinct`` distinct tokens, checked after every line, the rarest are pruned (:func:`_prune`)."""
+    if max_distinct < 1:
+        raise NceLmError(f"max_distinct must be at least 1, got {max_distinct}")
+    counter: Counter[str] = Counter()
+    lines = pruned = threshold = 0
+    for block in blocks:
+        for line in block.lines:
+            counter.update(line)
+            lines += 1
+            while len(counter) > max_distinct:
+                threshold += 1
+                pruned += _prune(counter, threshold)
+        lines -= not block.last_line_ends
+    return counter, lines, pruned, threshold
 
 
 def count_chunks(
@@ -203,22 +237,17 @@ def count_chunks(
     Returns ``(counts, lines, pruned_occurrences, prune_threshold)``: the token counter, the number of
     lines, how many occurrences pruning discarded, and the last threshold applied (0: exact counts).
     """
-    if max_distinct < 1:
-        raise NceLmError(f"max_distinct must be at least 1, got {max_distinct}")
-    counter: Counter[str] = Counter()
-    lines = pruned = threshold = 0
-    for chunk in chunks:
-        counter.update(chunk.tokens)
-        lines += chunk.line_end
-        while len(counter) > max_distinct:
-            threshold += 1
-            rare = [t for t, c in counter.items() if c <= threshold and t != Vocab.UNK]
-            for token in rare:
-                pruned += counter.pop(token)
-    return counter, lines, pruned, threshold
+    return count_blocks((LineBlock(iter([chunk.tokens]), chunk.line_end) for chunk in chunks), max_distinct)
 
 
-def _check_limits(min_count: int, max_size: int | None) -> None:
+def _prune(counter: Counter[str], threshold: int) -> int:
+    """Drop from ``counter`` every token but ``<unk>`` seen at most ``threshold`` times (word2vec's
+    ``ReduceVocab``); return how many occurrences went."""
+    rare = [t for t, c in counter.items() if c <= threshold and t != Vocab.UNK]
+    return sum(counter.pop(token) for token in rare)
+
+
+def check_limits(min_count: int, max_size: int | None) -> None:
     if min_count < 1:
         raise NceLmError(f"min_count must be at least 1, got {min_count}")
     if max_size is not None and max_size < 3:
@@ -242,20 +271,24 @@ def build_vocab(
     ``settings["effective_min_count"]``), so words with equal counts are kept or dropped together. A vocabulary
     with no ordinary token is an :class:`NceLmError`. ``progress``: a bar of the bytes read, past 2 seconds.
     """
-    _check_limits(min_count, max_size)  # before a long count
+    check_limits(min_count, max_size)  # before a long count
     files = expand_inputs(paths)
     counted = count_tokens(files, tokenizer, errors, max_distinct, "counting words" if progress else None)
-    _refuse_control_characters(counted[0], files, errors)
-    sources = [{"path": str(f.resolve()), "bytes": f.stat().st_size} for f in files]
-    settings = {"max_distinct": max_distinct, "errors": errors, "sources": sources}
+    refuse_control_characters(counted[0], files, errors)
     return vocab_from_counts(
         *counted,
         min_count=min_count,
         max_size=max_size,
         tokenizer=tokenizer,
-        settings=settings,
+        settings=file_settings(files, errors, max_distinct),
         max_final_vocab=max_final_vocab,
     )
+
+
+def file_settings(files: list[Path], errors: str, max_distinct: int) -> dict[str, Any]:
+    """What a vocabulary counted from ``files`` records of how it was read (its ``settings``)."""
+    sources = [{"path": str(f.resolve()), "bytes": f.stat().st_size} for f in files]
+    return {"max_distinct": max_distinct, "errors": errors, "sources": sources}
 
 
 def vocab_from_counts(
@@ -270,7 +303,7 @@ def vocab_from_counts(
     max_final_vocab: int | None = None,
 ) -> Vocab:
     """The vocabulary of counted tokens (:func:`count_chunks`' result): :func:`build_vocab`'s rules."""
-    _check_limits(min_count, max_size)
+    check_limits(min_count, max_size)
     unk_count = counter.pop(Vocab.UNK, 0) + pruned
     eos_count = counter.pop(Vocab.EOS, 0) + lines
     ranked = sorted(counter.items(), key=lambda item: (-item[1], item[0]))

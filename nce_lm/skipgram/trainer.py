@@ -62,7 +62,7 @@ from nce_lm.objectives.mi_bound import info_nce_bound
 from nce_lm.pipeline.corpus import TokenizerConfig
 from nce_lm.pipeline.noise import NoiseDistribution, keep_probabilities
 from nce_lm.pipeline.sentences import Corpus, encode_sentences, sentence_chunks, split_corpus
-from nce_lm.pipeline.token_cache import cache_sources, cache_vocab, cached_token_ids, prepared_ids
+from nce_lm.pipeline.token_cache import build_vocab_and_ids, cache_sources, cache_vocab, cached_token_ids, prepared_ids
 from nce_lm.pipeline.vocab import Vocab, build_vocab, count_chunks, vocab_from_counts
 from nce_lm.skipgram import windows
 from nce_lm.skipgram.checkpoint import (
@@ -561,8 +561,19 @@ def _corpus_ids(
         paths = paths or cache_sources(cache_dir)
     if paths is None:
         raise NceLmError("no corpus: give text files, token lists, or a token cache")
+    tokenizer = TokenizerConfig(config.lowercase, config.split_punctuation)
+    if vocab is None and cache_dir is None:  # count and encode in one reading of the corpus
+        vocab, cache = build_vocab_and_ids(
+            paths,
+            scratch,
+            min_count=config.min_count,
+            max_final_vocab=config.max_final_vocab,
+            tokenizer=tokenizer,
+            errors=errors,
+            progress=progress,
+        )
+        return vocab, np.asarray(cache.ids)
     if vocab is None:
-        tokenizer = TokenizerConfig(config.lowercase, config.split_punctuation)
         vocab = build_vocab(
             paths,
             min_count=config.min_count,
