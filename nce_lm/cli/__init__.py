@@ -19,7 +19,7 @@ import signal
 import sys
 
 from nce_lm import __version__
-from nce_lm.cli.leftovers import missing_folders, remove_if_empty
+from nce_lm.cli.leftovers import missing_folders, remove_created, remove_if_empty
 from nce_lm.cli.options import OneLineParser
 from nce_lm.errors import NceLmError
 from nce_lm.training import preemption
@@ -100,6 +100,8 @@ def run(argv: list[str]) -> int:
         message = "out of memory: lower the sizes (--dim, --batch-size, --noise-samples, --window...)"
     except KeyboardInterrupt as interrupt:  # SIGTERM, SIGINT (Ctrl-C): preemption.Stopped
         stop = interrupt if isinstance(interrupt, preemption.Stopped) else preemption.Stopped(signal.SIGINT)
+        if stop.saved is None:  # what it had begun to write in folders of its own is incomplete: removed
+            remove_created(created)
         remove_if_empty(created)
         print(f"{args.command}: {stop.report()}", file=sys.stderr, flush=True)
         return stop.exit_status

@@ -3,12 +3,14 @@
 The trainers create their output folders as they go (``lm train -o runs/x`` makes ``runs/`` for its lock), and a
 run that fails removes what it wrote; the folders above stay behind. :func:`missing_folders` notes, before the
 command runs, every folder on the paths of its arguments that does not exist yet; :func:`remove_if_empty` removes
-those that the failed command left empty, deepest first. A folder holding anything is kept.
+those that the failed command left empty, deepest first. A folder holding anything is kept, except after a
+signal that stopped the command before it saved anything (:func:`remove_created`).
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 
@@ -34,3 +36,11 @@ def remove_if_empty(folders: list[Path]) -> None:
                 folder.rmdir()
         except OSError:
             pass  # in use or not ours to remove: left as it is
+
+
+def remove_created(folders: list[Path]) -> None:
+    """Remove each of ``folders`` with what it holds: folders this command created (they did not exist when it
+    started), for a command stopped before it finished and saved nothing (a cache without its vocabulary, say)."""
+    for folder in folders:
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)

@@ -243,7 +243,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults: SkipGramCo
         choices=KERNELS,
         help="the update: the fused C kernel (CPU), the device update (pairs, noise and steps on "
         "the device, for a GPU) or the torch path; auto uses the fused kernel where it applies "
-        f"(one process on the CPU, per-pair noise), else the device update on CUDA (default {d.kernel})",
+        f"(one process on the CPU), else the device update on CUDA (default {d.kernel})",
     )
     parser.add_argument("--seed", type=SEED, help=f"random seed (default {d.seed})")
     flag("--lowercase", "lower-case the text")

@@ -41,9 +41,9 @@ class SkipGramConfig:
     batch_size: int = 1024  # examples per update (word2vec: 1); smaller batches stay in cache
     objective: str = "neg"  # any name of nce_lm.objectives.kinds.OBJECTIVE_KINDS except "full"
     shared_noise: bool = False  # one set of k noise words per batch instead of k per pair (word2vec: per pair)
-    noise_per: str = "pair"  # skip-gram: "pair" draws k noise words per (context, centre) pair, as word2vec does;
-    # "window": one draw shared by the pairs of a centre's window (Ji et al. 2016). No effect on CBOW (an example
-    # is a window) or with shared_noise
+    noise_per: str = "window"  # skip-gram: "window", one draw of k noise words shared by the pairs of a centre's
+    # window (Ji et al. 2016; gensim's quality at 1.3x the speed, BENCHMARKS.md); "pair": k per (context, centre)
+    # pair, as word2vec does. No effect on CBOW (an example is a window) or with shared_noise
     sync_every: int = 64  # under torchrun: average the tables across ranks every this many batches per rank
     output_bias: str | None = None  # a per-word bias b_w in s = v·u + b_w, starting at log q(w): "fixed" (not
     # trained), "learned" or "none"; None: fixed for objectives whose optimum is log p (nce, ranking), none for
