@@ -33,6 +33,7 @@ from nce_lm.lm.checkpoint import load_run
 from nce_lm.lm.config import LMConfig
 from nce_lm.lm.model import LanguageModel as Network
 from nce_lm.lm.model import State
+from nce_lm.objectives.kinds import objective_kind
 from nce_lm.objectives.partition import exact_log_z
 from nce_lm.pipeline.vocab import Vocab
 
@@ -73,7 +74,7 @@ class LanguageModel:
     @property
     def self_normalized(self) -> bool:
         """Whether the training objective taught log Z(c) ≈ 0 (binary NCE); for the others Z(c) is free."""
-        return self.config.objective == "nce"
+        return objective_kind(self.config.objective).self_normalized
 
     def tokenize(self, sentence: Sentence) -> list[str]:
         """The tokens of ``sentence``: a string split as the run's vocabulary was built (its lines joined), a
