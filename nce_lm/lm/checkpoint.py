@@ -20,6 +20,7 @@ from nce_lm.errors import NceLmError
 from nce_lm.fileio import read_json, write_json_atomic
 from nce_lm.lm.config import LMConfig
 from nce_lm.lm.model import LanguageModel, build_model
+from nce_lm.lm.run_log import LOG_FILE
 from nce_lm.pipeline.noise import NoiseDistribution
 from nce_lm.pipeline.vocab import Vocab
 from nce_lm.training.checkpoint import check_vocabulary, load_checkpoint, save_checkpoint
@@ -45,7 +46,7 @@ def load_payload(path: Path, vocab: Vocab) -> dict[str, Any]:
     return payload
 
 
-RUN_FILES = ("config.json", "vocab.json", "last.pt", "best.pt", "metrics.json", "log.jsonl", "cache")
+RUN_FILES = ("config.json", "vocab.json", "last.pt", "best.pt", "metrics.json", LOG_FILE, "cache")
 
 
 def _is_run_folder(folder: Path) -> bool:

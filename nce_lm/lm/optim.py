@@ -46,7 +46,7 @@ class LMOptimizer:
         self, name: str, dense: list[nn.Parameter], tables: dict[str, nn.Parameter], lr: float, sparse: bool
     ) -> None:
         self.name, self.tables, self.sparse = name, tables, sparse
-        self.rowwise: RowwiseAdagrad | CatchupAdam | None = None
+        self.table_optimizer: RowwiseAdagrad | CatchupAdam | None = None  # the tables' own rule, if not torch's
         table_list = list(tables.values())
         self.lr = lr
         if name == "sgd":
@@ -57,10 +57,10 @@ class LMOptimizer:
             self.optimizers = [torch.optim.Adam(dense, lr=lr), torch.optim.SparseAdam(table_list, lr=lr)]
         elif name == "rowwise-adagrad":
             self.optimizers = [torch.optim.Adagrad(dense, lr=lr)] if dense else []
-            self.rowwise = self._rowwise_adagrad()
+            self.table_optimizer = self._rowwise_adagrad()
         elif name == "catchup-adam":
             self.optimizers = [torch.optim.Adam(dense, lr=lr, eps=ADAM_EPS)]
-            self.rowwise = CatchupAdam(tables, eps=ADAM_EPS)
+            self.table_optimizer = CatchupAdam(tables, eps=ADAM_EPS)
         else:
             raise ValueError(f"unknown optimizer {name!r}")
 
@@ -73,22 +73,22 @@ class LMOptimizer:
     @property
     def catches_up(self) -> bool:
         """Whether rows lag behind until caught up (catch-up Adam): a step must call :meth:`catch_up` first."""
-        return isinstance(self.rowwise, CatchupAdam)
+        return isinstance(self.table_optimizer, CatchupAdam)
 
     @torch.no_grad()
     def catch_up(self, reads: Mapping[str, torch.Tensor]) -> None:
         """Bring the rows a forward pass is about to read up to date: ``reads`` maps a table's name to the ids
         (any shape, repeats allowed) it reads; O(ids · d), no host sync. A no-op unless :attr:`catches_up`."""
-        if isinstance(self.rowwise, CatchupAdam):
+        if isinstance(self.table_optimizer, CatchupAdam):
             for name, ids in reads.items():
-                self.rowwise.catch_up_(name, self.tables[name].data, ids.reshape(-1))
+                self.table_optimizer.catch_up_(name, self.tables[name].data, ids.reshape(-1))
 
     @torch.no_grad()
     def flush(self) -> None:
         """Bring every row of the tables up to date: catch-up Adam's untouched rows lag until this is called
         (O(V·d)); call it before the tables are read (evaluation, checkpoints, export). A no-op otherwise."""
-        if isinstance(self.rowwise, CatchupAdam):
-            self.rowwise.flush_(self.tables)
+        if isinstance(self.table_optimizer, CatchupAdam):
+            self.table_optimizer.flush_(self.tables)
 
     def zero_grad(self) -> None:
         for optimizer in self.optimizers:
@@ -100,7 +100,7 @@ class LMOptimizer:
     def step(self) -> None:
         for optimizer in self.optimizers:
             optimizer.step()
-        if self.rowwise is not None:
+        if self.table_optimizer is not None:
             for name, table in self.tables.items():
                 grad = table.grad
                 if grad is None:
@@ -110,13 +110,13 @@ class LMOptimizer:
                     ids, rows = grad._indices()[0], grad._values()
                 else:
                     ids, rows = torch.arange(table.shape[0], device=table.device), grad
-                self.rowwise.step_(name, table.data, ids, -rows, self.lr)
+                self.table_optimizer.step_(name, table.data, ids, -rows, self.lr)
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "optimizers": [optimizer.state_dict() for optimizer in self.optimizers],
-            "rowwise": self.rowwise.state() if self.rowwise is not None else None,
+            "rowwise": self.table_optimizer.state() if self.table_optimizer is not None else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -125,10 +125,10 @@ class LMOptimizer:
             raise ValueError(f"the saved optimizer state is not {self.name!r}'s")
         for optimizer, saved in zip(self.optimizers, state["optimizers"]):
             optimizer.load_state_dict(saved)
-        if isinstance(self.rowwise, CatchupAdam):
-            self.rowwise = CatchupAdam(self.tables, eps=self.rowwise.eps, state=state["rowwise"])
-        elif self.rowwise is not None:
-            self.rowwise = self._rowwise_adagrad(state["rowwise"])
+        if isinstance(self.table_optimizer, CatchupAdam):
+            self.table_optimizer = CatchupAdam(self.tables, eps=self.table_optimizer.eps, state=state["rowwise"])
+        elif self.table_optimizer is not None:
+            self.table_optimizer = self._rowwise_adagrad(state["rowwise"])
 
     def _rowwise_adagrad(self, state: dict[str, torch.Tensor] | None = None) -> RowwiseAdagrad:
         """One accumulator per row of every table, on the tables' device (from a checkpoint's ``state``)."""
