@@ -38,6 +38,17 @@ class RunCurves:
     valid: list[dict[str, float]] = field(default_factory=list)
 
 
+def validation_record(tokens: int, scores: dict[str, Any]) -> dict[str, Any]:
+    """A validation record's figures after ``tokens`` training tokens (:data:`VALID_FIELDS` but the step), from an
+    exact evaluation's ``scores`` (:func:`nce_lm.lm.evaluate.evaluate_model`)."""
+    return {
+        "tokens": tokens,
+        "valid_ppl": scores["ppl"],
+        "log_z_mean": scores["mean_log_z"],
+        "log_z_std": scores["std_log_z"],
+    }
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -78,15 +89,7 @@ def _from_history(history: Any, path: Path) -> tuple[list[dict[str, float]], lis
         for entry in history:
             tokens = entry["tokens_seen"]
             train.append({"tokens": tokens, "loss": entry["train_objective_loss"]})
-            scores = entry["valid"]
-            valid.append(
-                {
-                    "tokens": tokens,
-                    "valid_ppl": scores["ppl"],
-                    "log_z_mean": scores["mean_log_z"],
-                    "log_z_std": scores["std_log_z"],
-                }
-            )
+            valid.append(validation_record(tokens, entry["valid"]))
     except (KeyError, TypeError):
         raise NceLmError(f"{path}: a history entry lacks the tokens seen, the loss or the validation") from None
     return train, valid

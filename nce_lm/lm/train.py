@@ -39,7 +39,7 @@ from nce_lm.lm.data import split_ids, split_paths
 from nce_lm.lm.evaluate import evaluate_model
 from nce_lm.lm.model import LanguageModel, State, build_model
 from nce_lm.lm.optim import LMOptimizer
-from nce_lm.lm.run_log import LOG_FILE
+from nce_lm.lm.run_log import LOG_FILE, validation_record
 from nce_lm.locks import folder_lock
 from nce_lm.objectives.losses import Objective, build_objective, objective_class
 from nce_lm.pipeline.noise import NoiseDistribution
@@ -609,15 +609,7 @@ def _end_epoch(setup: Setup, state: RunState, done: EpochDone) -> None:
         what = f"loss became {valid['nll']}" if not math.isfinite(valid["nll"]) else "perplexity became inf"
         raise NceLmError(f"the validation {what} after epoch {number}: stopped, {_kept(setup, state)}; lower --lr")
     if setup.log is not None:
-        setup.log.write(
-            {
-                "step": setup.global_step(state, done.steps),
-                "tokens": state.tokens_seen,
-                "valid_ppl": valid["ppl"],
-                "log_z_mean": valid["mean_log_z"],
-                "log_z_std": valid["std_log_z"],
-            }
-        )
+        setup.log.write({"step": setup.global_step(state, done.steps), **validation_record(state.tokens_seen, valid)})
     improved = valid["ppl"] < state.best_ppl
     record = {
         "epoch": number,
@@ -731,25 +723,17 @@ def _partial_payload(
 ) -> dict[str, Any]:
     """Where an epoch stopped by ``max_tokens`` is: its step, tokens and summed loss; in one process also the
     hidden state and the random streams, so that raising ``max_tokens`` continues it exactly."""
-    partial: dict[str, Any] = {
+    one_process, device = setup.ctx.world_size == 1, setup.device
+    return {
         "epoch": epoch,
         "steps": steps,
         "tokens": tokens,
         "loss_sum": loss_sum,
-        "cpu_rng": None,
-        "cuda_rng": None,
-        "noise_rng": None,
-        "hidden": None,
+        "cpu_rng": torch.get_rng_state() if one_process else None,
+        "cuda_rng": torch.cuda.get_rng_state(device) if one_process and device.type == "cuda" else None,
+        "noise_rng": setup.trainer.generator.get_state() if one_process else None,
+        "hidden": [t.detach().cpu() for t in hidden] if one_process and hidden is not None else None,
     }
-    if setup.ctx.world_size == 1:
-        device = setup.device
-        partial.update(
-            cpu_rng=torch.get_rng_state(),
-            noise_rng=setup.trainer.generator.get_state(),
-            cuda_rng=torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-            hidden=None if hidden is None else [t.detach().cpu() for t in hidden],
-        )
-    return partial
 
 
 def _announce(config: LMConfig, vocab_size: int) -> None:
