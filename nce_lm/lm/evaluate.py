@@ -202,18 +202,7 @@ def evaluate_lm(
     # The critic that matches the scores: s − log q (ranking NCE) where they estimate log p, s (InfoNCE) otherwise.
     critic = "ranking" if OBJECTIVES[config.objective].models_log_probability else "infonce"
     info_nce = build_objective(critic, run.noise, config.noise_samples, seed=config.seed + 1)
-    metrics = evaluate_model(
-        run.model,
-        ids,
-        config.eval_batch_size,
-        config.seq_len,
-        run.noise,
-        config.is_samples,
-        config.seed,
-        progress=progress,
-        label="eval",
-        info_nce=info_nce,
-        log_z_sink=log_z_sink,
-    )
+    settings = (config.eval_batch_size, config.seq_len, run.noise, config.is_samples, config.seed)
+    metrics = evaluate_model(run.model, ids, *settings, progress=progress, info_nce=info_nce, log_z_sink=log_z_sink)
     metrics.update(info_nce_bound(critic, metrics["info_nce_loss"], config.noise_samples, config.noise_power))
     return metrics
