@@ -561,27 +561,18 @@ def _corpus_ids(
         paths = paths or cache_sources(cache_dir)
     if paths is None:
         raise NceLmError("no corpus: give text files, token lists, or a token cache")
-    tokenizer = TokenizerConfig(config.lowercase, config.split_punctuation)
+    counting: dict[str, Any] = {
+        "min_count": config.min_count,
+        "max_final_vocab": config.max_final_vocab,
+        "tokenizer": TokenizerConfig(config.lowercase, config.split_punctuation),
+        "errors": errors,
+        "progress": progress,
+    }
     if vocab is None and cache_dir is None:  # count and encode in one reading of the corpus
-        vocab, cache = build_vocab_and_ids(
-            paths,
-            scratch,
-            min_count=config.min_count,
-            max_final_vocab=config.max_final_vocab,
-            tokenizer=tokenizer,
-            errors=errors,
-            progress=progress,
-        )
+        vocab, cache = build_vocab_and_ids(paths, scratch, **counting)
         return vocab, np.asarray(cache.ids)
     if vocab is None:
-        vocab = build_vocab(
-            paths,
-            min_count=config.min_count,
-            tokenizer=tokenizer,
-            errors=errors,
-            progress=progress,
-            max_final_vocab=config.max_final_vocab,
-        )
+        vocab = build_vocab(paths, **counting)
     if cache_dir is None:
         return vocab, np.asarray(cached_token_ids(paths, vocab, scratch, errors, progress))
     return vocab, np.asarray(prepared_ids(cache_dir, vocab, paths, errors, progress))
