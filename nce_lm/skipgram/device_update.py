@@ -173,14 +173,5 @@ class DeviceUpdatePath(BatchedUpdate):
         (:func:`~nce_lm.skipgram.examples.window_noise`), drawn on the device, then :func:`update_`."""
         state = self.state
         noise_ids = window_noise(self.objective.sample_noise(examples.centre), examples.noise_key)  # (B, k)
-        return update_(
-            state.input_vectors,
-            state.output_vectors,
-            state.output_bias,
-            examples,
-            noise_ids,
-            self._classifier,
-            lr,
-            self.optimizer,
-            self.train_bias,
-        )
+        tables = (state.input_vectors, state.output_vectors, state.output_bias)
+        return update_(*tables, examples, noise_ids, self._classifier, lr, self.optimizer, self.train_bias)
