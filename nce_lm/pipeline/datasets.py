@@ -56,6 +56,14 @@ class Dataset:
         return self.archive_sha256 is not None or all(f.sha256 for f in self.splits.values())
 
 
+def _splits(folder: str, pattern: str, sha256: dict[str, str | None]) -> dict[str, SplitFile]:
+    """The splits named in ``sha256``, each the member ``folder/NAME`` of its archive, NAME being ``pattern`` with
+    the split's name put in (``ptb.{}.txt``)."""
+    return {
+        split: SplitFile(f"{folder}/{pattern.format(split)}", pattern.format(split), sha256[split]) for split in sha256
+    }
+
+
 REGISTRY: dict[str, Dataset] = {
     d.name: d
     for d in (
@@ -65,23 +73,15 @@ REGISTRY: dict[str, Dataset] = {
             archive="tgz",
             archive_sha256=None,
             license="Penn Treebank WSJ text (LDC99T42), Mikolov's preprocessing; LDC licence terms apply",
-            splits={
-                "train": SplitFile(
-                    "simple-examples/data/ptb.train.txt",
-                    "ptb.train.txt",
-                    "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf",
-                ),
-                "valid": SplitFile(
-                    "simple-examples/data/ptb.valid.txt",
-                    "ptb.valid.txt",
-                    "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2",
-                ),
-                "test": SplitFile(
-                    "simple-examples/data/ptb.test.txt",
-                    "ptb.test.txt",
-                    "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0",
-                ),
-            },
+            splits=_splits(
+                "simple-examples/data",
+                "ptb.{}.txt",
+                {
+                    "train": "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf",
+                    "valid": "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2",
+                    "test": "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0",
+                },
+            ),
         ),
         Dataset(
             name="wikitext-2",
@@ -89,23 +89,15 @@ REGISTRY: dict[str, Dataset] = {
             archive="zip",
             archive_sha256=None,
             license="CC BY-SA (Merity et al. 2016, text from Wikipedia)",
-            splits={
-                "train": SplitFile(
-                    "wikitext-2/wiki.train.tokens",
-                    "wiki.train.tokens",
-                    "9e9fa1ad55b1c2c95b08e37dd8e653f638fac2c6de904b79e813611eefbc985f",
-                ),
-                "valid": SplitFile(
-                    "wikitext-2/wiki.valid.tokens",
-                    "wiki.valid.tokens",
-                    "f0737ed31fc1329026e95cb8b98e19c2a182c39c240ab909dc31abf2f8af58e8",
-                ),
-                "test": SplitFile(
-                    "wikitext-2/wiki.test.tokens",
-                    "wiki.test.tokens",
-                    "d790b833ef8cf03a90db7bf1271b7520b83c45ce07ba3c1a9699df81e239eca0",
-                ),
-            },
+            splits=_splits(
+                "wikitext-2",
+                "wiki.{}.tokens",
+                {
+                    "train": "9e9fa1ad55b1c2c95b08e37dd8e653f638fac2c6de904b79e813611eefbc985f",
+                    "valid": "f0737ed31fc1329026e95cb8b98e19c2a182c39c240ab909dc31abf2f8af58e8",
+                    "test": "d790b833ef8cf03a90db7bf1271b7520b83c45ce07ba3c1a9699df81e239eca0",
+                },
+            ),
         ),
         Dataset(
             name="wikitext-103",
@@ -113,10 +105,7 @@ REGISTRY: dict[str, Dataset] = {
             archive="zip",
             archive_sha256=None,
             license="CC BY-SA (Merity et al. 2016, text from Wikipedia)",
-            splits={
-                split: SplitFile(f"wikitext-103/wiki.{split}.tokens", f"wiki.{split}.tokens", None)
-                for split in ("train", "valid", "test")
-            },
+            splits=_splits("wikitext-103", "wiki.{}.tokens", dict.fromkeys(("train", "valid", "test"))),
         ),
         Dataset(
             name="text8",
