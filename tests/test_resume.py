@@ -230,10 +230,18 @@ def test_lm_resume_may_change_the_learning_rate(tiny_lm, tmp_path: Path) -> None
 
 
 def test_the_progress_bar_ends_at_the_token_cap(tiny_lm, tmp_path: Path, monkeypatch) -> None:
+    from tqdm import tqdm
+
     from nce_lm.lm import train as train_module
 
     totals: list[int] = []
-    monkeypatch.setattr(train_module, "_progress", lambda config, ctx, total, epoch: totals.append(total))
+    progress = train_module._progress
+
+    def recorded(config, ctx, total: int, epoch: int) -> tqdm:
+        totals.append(total)
+        return progress(config, ctx, total, epoch)
+
+    monkeypatch.setattr(train_module, "_progress", recorded)
     train_lm(tiny_lm(**RESUMED, max_tokens=800), tmp_path / "run")
     assert totals == [10]
 

@@ -144,11 +144,9 @@ def evaluate_model(
     if last == rows and len(tail) > 1:
         parts.append(tail[None])  # continues the last row, which this rank holds
     total = sum(-(-(part.shape[1] - 1) // seq_len) for part in parts)
-    bar = None
-    if progress and rank == 0:
-        from tqdm import tqdm
+    from tqdm import tqdm
 
-        bar = tqdm(total=total, desc=label, unit="window", leave=False)
+    bar = tqdm(total=total, desc=label, unit="window", leave=False, disable=not (progress and rank == 0))
     sums = torch.zeros(7, dtype=torch.float64, device=device)
     generator = torch.Generator(device=device).manual_seed(seed)
     was_training = model.training
@@ -164,12 +162,10 @@ def evaluate_model(
                 _add_window(
                     sums, model, hidden, targets.reshape(-1), noise, is_samples, generator, info_nce, log_z_sink
                 )
-                if bar is not None:
-                    bar.update(1)
+                bar.update(1)
     finally:
         model.train(was_training)
-        if bar is not None:
-            bar.close()
+        bar.close()
     if ctx is not None:
         ctx.all_reduce_sum_(sums)
     nll, neg_score, log_z_sum, log_z_sq, is_error, info_nce_sum, tokens = sums.tolist()  # the one host sync

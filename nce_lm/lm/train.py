@@ -508,11 +508,9 @@ def _train_epoch(setup: Setup, state: RunState, on_step: Callable[..., None]) ->
             loss_sum = _checked_loss(loss_total, non_finite, setup, state)
             if log_point:
                 mark = _log_training(setup, state, mark, LogMark(steps, loss_sum, new_tokens, time.perf_counter()))
-            if bar is not None:
-                rate = new_tokens / (time.perf_counter() - started)
-                bar.set_postfix(loss=f"{loss_sum / steps:.3f}", lr=f"{state.lr:g}", tokens_s=f"{rate:,.0f}")
-        if bar is not None:
-            bar.update(1)
+            rate = new_tokens / (time.perf_counter() - started)
+            bar.set_postfix(loss=f"{loss_sum / steps:.3f}", lr=f"{state.lr:g}", tokens_s=f"{rate:,.0f}")
+        bar.update(1)
         if state.capped(config):
             break
         on_step(steps, epoch_tokens + new_tokens, loss_total, hidden, non_finite)
@@ -520,8 +518,7 @@ def _train_epoch(setup: Setup, state: RunState, on_step: Callable[..., None]) ->
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - started
-    if bar is not None:
-        bar.close()
+    bar.close()
     return EpochDone(steps, epoch_tokens + new_tokens, new_tokens, loss_sum, seconds, hidden)
 
 
@@ -785,10 +782,9 @@ def _steps_to_run(setup: Setup, state: RunState, first_step: int) -> int:
     return to_run
 
 
-def _progress(config: LMConfig, ctx: DistributedContext, total: int, epoch: int):
-    """A progress bar over the epoch's ``total`` steps on rank 0 (None when progress is off or on another rank)."""
-    if not (config.progress and ctx.is_main):
-        return None
+def _progress(config: LMConfig, ctx: DistributedContext, total: int, epoch: int) -> Any:
+    """A progress bar over the epoch's ``total`` steps, shown on rank 0 when progress is on (disabled otherwise)."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=f"epoch {epoch + 1}/{config.epochs}", unit="step", leave=False)
+    shown = config.progress and ctx.is_main
+    return tqdm(total=total, desc=f"epoch {epoch + 1}/{config.epochs}", unit="step", leave=False, disable=not shown)
