@@ -81,34 +81,59 @@ def _last_row(state: State) -> State:
     return None if state is None else (state[0][:, -1:].contiguous(), state[1][:, -1:].contiguous())
 
 
-def _add_window(
-    sums: torch.Tensor,
-    model: LanguageModel,
-    hidden: torch.Tensor,
-    targets: torch.Tensor,
-    noise: NoiseDistribution | None,
-    is_samples: int,
-    generator: torch.Generator,
-    info_nce: Objective | None,
-    log_z_sink: list[torch.Tensor] | None,
-) -> None:
-    """Add one window's hidden states (B·T, d) and targets (B·T,) to ``sums`` (7,), at ``_NLL`` … ``_TOKENS``;
-    append its log Z (B·T,) to ``log_z_sink`` when one is given."""
-    weight, bias = model.output_weight, model.output_bias
-    s_true = (hidden.double() * weight[targets].double()).sum(-1) + bias[targets].double()  # (B·T,)
-    log_z = exact_log_z(hidden, weight, bias).double()  # (B·T,)
-    sums[_NLL] += (log_z - s_true).sum()
-    sums[_NEG_SCORE] -= s_true.sum()
-    sums[_LOG_Z] += log_z.sum()
-    sums[_LOG_Z_SQ] += (log_z * log_z).sum()
-    if log_z_sink is not None:
-        log_z_sink.append(log_z.float().cpu())
-    if noise is not None:
-        estimate, _ = importance_sampled_log_z(hidden, weight, bias, noise, is_samples, generator)
-        sums[_IS_ERROR] += (estimate.double() - log_z).abs().sum()
-    if info_nce is not None:
-        sums[_INFO_NCE] += info_nce(hidden, weight, bias, targets).double().sum()
-    sums[_TOKENS] += targets.numel()
+class _Sums:
+    """An evaluation's float64 sums on the device, at ``_NLL`` … ``_TOKENS``, added window by window: the exact
+    terms; the importance-sampling error of log Z with ``noise`` (``is_samples`` samples per window, drawn from a
+    generator seeded ``seed``); the loss of ``info_nce`` when given; and each window's log Z (B·T,) appended to
+    ``log_z_sink`` when one is given."""
+
+    def __init__(
+        self,
+        device: torch.device,
+        noise: NoiseDistribution | None,
+        is_samples: int,
+        seed: int,
+        info_nce: Objective | None,
+        log_z_sink: list[torch.Tensor] | None,
+    ) -> None:
+        self.values = torch.zeros(7, dtype=torch.float64, device=device)
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.noise, self.is_samples, self.info_nce, self.log_z_sink = noise, is_samples, info_nce, log_z_sink
+
+    def add(self, model: LanguageModel, hidden: torch.Tensor, targets: torch.Tensor) -> None:
+        """Add one window's hidden states (B·T, d) and targets (B·T,)."""
+        sums, weight, bias = self.values, model.output_weight, model.output_bias
+        s_true = (hidden.double() * weight[targets].double()).sum(-1) + bias[targets].double()  # (B·T,)
+        log_z = exact_log_z(hidden, weight, bias).double()  # (B·T,)
+        sums[_NLL] += (log_z - s_true).sum()
+        sums[_NEG_SCORE] -= s_true.sum()
+        sums[_LOG_Z] += log_z.sum()
+        sums[_LOG_Z_SQ] += (log_z * log_z).sum()
+        if self.log_z_sink is not None:
+            self.log_z_sink.append(log_z.float().cpu())
+        if self.noise is not None:
+            estimate, _ = importance_sampled_log_z(hidden, weight, bias, self.noise, self.is_samples, self.generator)
+            sums[_IS_ERROR] += (estimate.double() - log_z).abs().sum()
+        if self.info_nce is not None:
+            sums[_INFO_NCE] += self.info_nce(hidden, weight, bias, targets).double().sum()
+        sums[_TOKENS] += targets.numel()
+
+    def figures(self, ctx: DistributedContext | None) -> dict[str, Any]:
+        """:func:`evaluate_model`'s figures from the sums, all-reduced over the ranks when ``ctx`` is given."""
+        if ctx is not None:
+            ctx.all_reduce_sum_(self.values)
+        nll, neg_score, log_z_sum, log_z_sq, is_error, info_nce_sum, tokens = self.values.tolist()  # one host sync
+        mean_log_z = log_z_sum / tokens
+        return {
+            "ppl": _exp(nll / tokens),
+            "nll": nll / tokens,
+            "mean_log_z": mean_log_z,
+            "std_log_z": math.sqrt(max(log_z_sq / tokens - mean_log_z**2, 0.0)),
+            "self_normalized_ppl": _exp(neg_score / tokens),
+            "is_log_z_error": is_error / tokens if self.noise is not None else None,
+            "info_nce_loss": info_nce_sum / tokens if self.info_nce is not None else None,
+            "tokens": int(tokens),
+        }
 
 
 @torch.no_grad()
@@ -147,8 +172,7 @@ def evaluate_model(
     from tqdm import tqdm
 
     bar = tqdm(total=total, desc=label, unit="window", leave=False, disable=not (progress and rank == 0))
-    sums = torch.zeros(7, dtype=torch.float64, device=device)
-    generator = torch.Generator(device=device).manual_seed(seed)
+    sums = _Sums(device, noise, is_samples, seed, info_nce, log_z_sink)
     was_training = model.training
     model.eval()
     try:
@@ -159,27 +183,12 @@ def evaluate_model(
             for _, inputs, targets in windows(part.to(device), seq_len):
                 hidden, state = model(inputs, state)
                 hidden = hidden.reshape(-1, hidden.shape[-1])  # (B·T, d)
-                _add_window(
-                    sums, model, hidden, targets.reshape(-1), noise, is_samples, generator, info_nce, log_z_sink
-                )
+                sums.add(model, hidden, targets.reshape(-1))
                 bar.update(1)
     finally:
         model.train(was_training)
         bar.close()
-    if ctx is not None:
-        ctx.all_reduce_sum_(sums)
-    nll, neg_score, log_z_sum, log_z_sq, is_error, info_nce_sum, tokens = sums.tolist()  # the one host sync
-    mean_log_z = log_z_sum / tokens
-    return {
-        "ppl": _exp(nll / tokens),
-        "nll": nll / tokens,
-        "mean_log_z": mean_log_z,
-        "std_log_z": math.sqrt(max(log_z_sq / tokens - mean_log_z**2, 0.0)),
-        "self_normalized_ppl": _exp(neg_score / tokens),
-        "is_log_z_error": is_error / tokens if noise is not None else None,
-        "info_nce_loss": info_nce_sum / tokens if info_nce is not None else None,
-        "tokens": int(tokens),
-    }
+    return sums.figures(ctx)
 
 
 def evaluate_lm(
