@@ -73,9 +73,40 @@ def resolve_device_name(name: str) -> str:
 
 def resolve_device(name: str) -> torch.device:
     """The torch device for ``name`` (:func:`resolve_device_name`)."""
+    return torch_device(resolve_device_name(name))
+
+
+def torch_device(name: str) -> torch.device:
+    """``torch.device(name)``, with the CPU's vector math settled first (:func:`settle_cpu_math`)."""
     import torch
 
-    return torch.device(resolve_device_name(name))
+    device = torch.device(name)
+    if device.type == "cpu":
+        settle_cpu_math()
+    return device
+
+
+_CPU_MATH_SETTLED = False
+
+
+def settle_cpu_math() -> None:
+    """Run one multi-threaded ``torch.exp`` that nothing reads, once per process, before any that a run reads.
+
+    Measured (2026-12-02, torch 2.13.0+cpu, 2 threads, Intel Xeon with AVX-512, docs/reliability.md): the first
+    exp of a process over a tensor large enough to be split between threads sometimes (3 processes of 20 on a
+    busy machine) computes one thread's share with a less precise exp — relative error up to 1.5e-4 instead of
+    6e-8 — and every later call is precise. The exp is Intel MKL's vector math (MKL_ENABLE_INSTRUCTIONS changes
+    which elements differ; MKL's reproducible mode MKL_CBWR=AVX2 removes it, at 1.2-2.6x the time of products
+    and exps). The full softmax's first log Z goes through that exp, so a 2-thread ``lm train`` did not repeat
+    bit for bit. With this call first, 40 processes of 40 gave the precise exp on their first real call.
+    """
+    global _CPU_MATH_SETTLED
+    if _CPU_MATH_SETTLED:
+        return
+    import torch
+
+    torch.exp(torch.ones(2**16 * max(1, torch.get_num_threads())))
+    _CPU_MATH_SETTLED = True
 
 
 def resolve_precision(name: str, device: torch.device) -> str:

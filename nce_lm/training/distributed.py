@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from nce_lm.errors import NceLmError
-from nce_lm.training.devices import resolve_device_name
+from nce_lm.training.devices import resolve_device_name, torch_device
 
 if TYPE_CHECKING:
     import torch
@@ -67,9 +67,7 @@ class DistributedContext:
 
     def device(self, requested: str) -> torch.device:
         """The device of this rank as a torch device (:meth:`device_name`)."""
-        import torch
-
-        return torch.device(self.device_name(requested))
+        return torch_device(self.device_name(requested))
 
     def device_name(self, requested: str) -> str:
         """The device of this rank: cuda:LOCAL_RANK for a CUDA run under torchrun, else ``requested`` resolved
