@@ -38,6 +38,17 @@ def test_every_format_round_trips_through_gensim(tmp_path: Path, vectors: WordVe
     np.testing.assert_array_equal(ours.vectors, vectors.vectors)
 
 
+def test_binary_file_is_gensims_byte_for_byte(tmp_path: Path) -> None:
+    words = ["the", "naïve", "東京", "x"]
+    table = np.random.default_rng(0).standard_normal((4, 5)).astype(np.float32)
+    ours, theirs = tmp_path / "ours.bin", tmp_path / "theirs.bin"
+    WordVectors(words, table).save(ours, "word2vec-bin")
+    keyed = KeyedVectors(vector_size=5, dtype=np.float32)
+    keyed.add_vectors(words, table)
+    keyed.save_word2vec_format(str(theirs), binary=True, sort_attr=None)
+    assert ours.read_bytes() == theirs.read_bytes()
+
+
 def test_gensim_written_word2vec_files_load(tmp_path: Path, vectors: WordVectors) -> None:
     keyed = vectors.to_gensim()
     for binary in (True, False):

@@ -23,9 +23,9 @@ import numpy as np
 from nce_lm.decoding import check_error_mode
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import atomic_path
-from nce_lm.vectors.gensim_format import load_pickled, save_binary, save_keyed
+from nce_lm.vectors.gensim_format import load_pickled, save_keyed
 from nce_lm.vectors.gensim_model import Word2VecTraining, save_gensim_model
-from nce_lm.vectors.word2vec_format import check_words, is_pickle, read_word2vec, write_text
+from nce_lm.vectors.word2vec_format import check_words, is_pickle, read_word2vec, write_binary, write_text
 
 Table = tuple[list[str], np.ndarray, "np.ndarray | None"]  # words, vectors float32 (V, d), counts (V,) or None
 
@@ -73,7 +73,7 @@ FORMATS: dict[str, VectorFormat] = {
         VectorFormat(
             "word2vec-bin",
             "word2vec binary",
-            lambda path, words, vectors, counts, _: save_binary(path, words, vectors, counts),
+            lambda path, words, vectors, counts, _: write_binary(path, words, vectors),
             lambda path, errors: (*read_word2vec(path, True, errors), None),
             word2vec=True,
         ),

@@ -55,8 +55,3 @@ def load_pickled(path: Path) -> tuple[list[str], np.ndarray, np.ndarray | None]:
 def save_keyed(path: str | os.PathLike[str], words: list[str], vectors: np.ndarray, counts: np.ndarray | None) -> None:
     """gensim's ``KeyedVectors.save`` at ``path`` (the caller writes a temporary and renames it)."""
     keyed_vectors(words, vectors, counts).save(str(path))
-
-
-def save_binary(path: str | os.PathLike[str], words: list[str], vectors: np.ndarray, counts: np.ndarray | None) -> None:
-    """word2vec binary through gensim's writer, in our order (``sort_attr=None``, not re-sorted by count)."""
-    keyed_vectors(words, vectors, counts).save_word2vec_format(str(path), binary=True, sort_attr=None)
