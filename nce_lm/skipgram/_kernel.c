@@ -134,6 +134,26 @@ INLINE float dot(const float *restrict a, const float *restrict b, int n) {
     return sum;
 }
 
+/* dot(a, b) and dot(a, c) at once, each summed exactly as dot() sums it: two independent chains of additions,
+ * so that one waits on the adder while the other uses it. */
+INLINE void dot2(const float *restrict a, const float *restrict b, const float *restrict c, int n, float *out) {
+    float pb[8] = {0}, pc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) {
+            pb[j] += a[i + j] * b[i + j];
+            pc[j] += a[i + j] * c[i + j];
+        }
+    float sb = ((pb[0] + pb[4]) + (pb[1] + pb[5])) + ((pb[2] + pb[6]) + (pb[3] + pb[7]));
+    float sc = ((pc[0] + pc[4]) + (pc[1] + pc[5])) + ((pc[2] + pc[6]) + (pc[3] + pc[7]));
+    for (; i < n; i++) {
+        sb += a[i] * b[i];
+        sc += a[i] * c[i];
+    }
+    out[0] = sb;
+    out[1] = sc;
+}
+
 INLINE void axpy(float alpha, const float *restrict x, float *restrict y, int n) {
     for (int i = 0; i < n; i++) y[i] += alpha * x[i];
 }
@@ -188,6 +208,12 @@ INLINE void prefetch_inputs(const Job *job, int64_t p) {
         prefetch_row(job->input + job->context[c] * job->stride, job->dim, 0);
 }
 
+/* Whether example p (slot i of the batch, in a share starting at slot from) has the same candidates as the one
+ * before it: the next pair of a window, which copies its predecessor's draw (see draw_candidates). */
+INLINE int shares_noise(const Job *job, int64_t p, int64_t i, int64_t from) {
+    return job->noise_key && i > from && job->noise_key[p] == job->noise_key[p - 1] && job->centre[p] == job->centre[p - 1];
+}
+
 /* The candidates of example p (slot i of the batch, the thread's share starting at slot from): its centre
  * word, then k words drawn from q, keyed by its noise key (or index); an example with its predecessor's key
  * copies its predecessor's draw, which is the draw of that key. */
@@ -211,11 +237,17 @@ INLINE void score_pair(Job *job, int64_t p, int64_t i, float lr) {
     float *context_step = job->context_steps + i * d;
     const float *v = example_input(job, p, i, 1);
     float logits[width];
-    for (int j = 0; j < width; j++) {
-        int64_t w = candidates[j];
-        const float *u = job->output + w * job->stride;
-        float score = dot(v, u, d) + (job->has_bias ? u[d] : 0.0f);
-        logits[j] = score - job->offset[w];
+    int j = 0;
+    for (; j + 2 <= width; j += 2) { /* two rows at a time (dot2), each score as dot() gives it */
+        const float *u0 = job->output + candidates[j] * job->stride, *u1 = job->output + candidates[j + 1] * job->stride;
+        float dots[2];
+        dot2(v, u0, u1, d, dots);
+        logits[j] = (dots[0] + (job->has_bias ? u0[d] : 0.0f)) - job->offset[candidates[j]];
+        logits[j + 1] = (dots[1] + (job->has_bias ? u1[d] : 0.0f)) - job->offset[candidates[j + 1]];
+    }
+    for (; j < width; j++) {
+        const float *u = job->output + candidates[j] * job->stride;
+        logits[j] = (dot(v, u, d) + (job->has_bias ? u[d] : 0.0f)) - job->offset[candidates[j]];
     }
     float loss;
     if (job->softmax) { /* loss = logsumexp(z) - z_0; d loss / d z_j = softmax_j - [j = 0] */
@@ -255,7 +287,8 @@ HOT static void run_worker(Job *job, int thread) {
             if (i + PREFETCH_DISTANCE < to) {
                 const int64_t *ahead = job->candidates + (i + PREFETCH_DISTANCE) * width;
                 prefetch_inputs(job, first + i + PREFETCH_DISTANCE);
-                for (int j = 0; j < width; j++) prefetch_row(job->output + ahead[j] * stride, d, 0);
+                if (!shares_noise(job, first + i + PREFETCH_DISTANCE, i + PREFETCH_DISTANCE, from)) /* new rows */
+                    for (int j = 0; j < width; j++) prefetch_row(job->output + ahead[j] * stride, d, 0);
             }
             score_pair(job, first + i, i, lr);
         }
