@@ -12,7 +12,7 @@ import torch
 
 from nce_lm.lm.config import LMConfig
 from nce_lm.lm.model import build_model
-from nce_lm.lm.optim import LMOptimizer
+from nce_lm.lm.optim import ADAM_EPS, ROWWISE_TABLE_LR_SCALE, LMOptimizer
 from nce_lm.lm.train import TrainingModule, build_trainer, train_step
 from nce_lm.objectives.losses import build_objective
 from nce_lm.pipeline.noise import NoiseDistribution
@@ -80,7 +80,7 @@ def run(objective: str, optimizer: str, by_trainer: bool, steps: int, clip: floa
 
 
 @pytest.mark.parametrize("objective", SAMPLED)
-@pytest.mark.parametrize("optimizer", ["sgd", "rowwise-adagrad"])
+@pytest.mark.parametrize("optimizer", ["sgd", "rowwise-adagrad", "adam-rowwise"])
 def test_sparse_step_equals_dense_step_on_every_row(objective: str, optimizer: str) -> None:
     sparse, sparse_norms, _ = run(objective, optimizer, True, 3, clip=0.5)
     dense, dense_norms, _ = run(objective, optimizer, False, 3, clip=0.5)
@@ -88,6 +88,24 @@ def test_sparse_step_equals_dense_step_on_every_row(objective: str, optimizer: s
         torch.testing.assert_close(got, want.float())
     for name, tensor in dense[-1].items():
         torch.testing.assert_close(sparse[-1][name], tensor, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_adam_rowwise_is_adam_for_the_network_and_rowwise_adagrad_for_the_tables() -> None:
+    """One step from the same gradients: the LSTM's parameters move as torch's Adam moves them at the run's rate,
+    every table row as row-wise Adagrad's closed form at ROWWISE_TABLE_LR_SCALE times that rate."""
+    torch.manual_seed(0)
+    lstm, table = torch.nn.Parameter(torch.randn(4, 3)), torch.nn.Parameter(torch.randn(V, DIM))
+    lstm.grad, table.grad = torch.randn(4, 3), torch.randn(V, DIM)
+    reference = lstm.detach().clone().requires_grad_(True)
+    reference.grad = lstm.grad.clone()
+    before = table.detach().clone()
+    LMOptimizer("adam-rowwise", [lstm], {"weight": table}, 0.003, False).step()
+    torch.optim.Adam([reference], lr=0.003, eps=ADAM_EPS).step()
+    torch.testing.assert_close(lstm.detach(), reference.detach(), rtol=0, atol=0)
+    accumulator = table.grad.pow(2).mean(dim=1, keepdim=True)  # G_w after one step from 0
+    step = 0.003 * ROWWISE_TABLE_LR_SCALE * table.grad / (accumulator.sqrt() + 1e-10)
+    torch.testing.assert_close(table.detach(), before - step, rtol=1e-6, atol=1e-7)
+    assert abs(ROWWISE_TABLE_LR_SCALE * 0.003 - 0.1) < 1e-12
 
 
 def test_tied_tables_train_sparse_as_dense() -> None:

@@ -279,7 +279,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--optimizer",
         choices=LM_OPTIMIZERS,
-        help="default adam; rowwise-adagrad for a sampled objective at V >= 100,000 (docs/lm.md)",
+        help="default adam; rowwise-adagrad for a sampled objective at V >= 100,000; adam-rowwise: Adam for the "
+        "network, row-wise Adagrad for the tables (docs/lm.md)",
     )
     train.add_argument(
         "--lr", type=LM_LEARNING_RATE, help="default: " + ", ".join(f"{v:g} ({k})" for k, v in DEFAULT_LR.items())

@@ -52,7 +52,7 @@ class LMConfig:
     batch_size: int = 20  # parallel streams (the global batch under torchrun)
     epochs: int = 4  # passes over the training text
     max_tokens: int | None = None  # stop after this many training tokens instead (whole steps)
-    optimizer: str | None = None  # sgd, adam, lazy-adam, rowwise-adagrad (lm/optim.py); None: by objective
+    optimizer: str | None = None  # one of lm/optim.py's LM_OPTIMIZERS; None: by objective and V
     lr: float | None = None  # None: the optimizer's default (lm/optim.py DEFAULT_LR)
     lr_decay: float = 4.0  # divide the learning rate by this when validation perplexity does not improve
     clip: float = 0.25  # gradient-norm clipping

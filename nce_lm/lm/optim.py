@@ -6,7 +6,10 @@ With a sampled objective the input embedding and the output weight and bias rece
 update does; ``catchup-adam`` (:class:`nce_lm.training.catchup_adam.CatchupAdam`) moves a row by the steps it
 missed when it is touched again or at :meth:`LMOptimizer.flush`, ending where dense Adam would; ``lazy-adam``
 (``torch.optim.SparseAdam``) advances a row's moments only on the steps that touch it, unlike dense Adam;
-``adam`` gives the tables dense (V, d) gradients at O(V·d) per step. The full softmax
+``adam`` gives the tables dense (V, d) gradients at O(V·d) per step. ``adam-rowwise`` trains the dense
+parameters with Adam and the tables with row-wise Adagrad at :data:`ROWWISE_TABLE_LR_SCALE` times the run's
+rate (each at its own default rate: Adam's 3e-3 for the network, row-wise Adagrad's 0.1 for the tables), where
+``rowwise-adagrad`` trains the network with Adagrad too. The full softmax
 touches every row, so its tables are always dense. docs/lm.md, "Row-sparse tables", has the table.
 """
 
@@ -21,8 +24,17 @@ from torch import nn
 from nce_lm.training.catchup_adam import CatchupAdam
 from nce_lm.training.rowwise_adagrad import RowwiseAdagrad
 
-LM_OPTIMIZERS = ("sgd", "adam", "lazy-adam", "rowwise-adagrad", "catchup-adam")
-DEFAULT_LR = {"sgd": 20.0, "adam": 3e-3, "lazy-adam": 3e-3, "rowwise-adagrad": 0.1, "catchup-adam": 3e-3}
+LM_OPTIMIZERS = ("sgd", "adam", "lazy-adam", "rowwise-adagrad", "catchup-adam", "adam-rowwise")
+DEFAULT_LR = {
+    "sgd": 20.0,
+    "adam": 3e-3,
+    "lazy-adam": 3e-3,
+    "rowwise-adagrad": 0.1,
+    "catchup-adam": 3e-3,
+    "adam-rowwise": 3e-3,
+}
+# adam-rowwise: the tables' rate over the network's, so that each starts at its own rule's default rate
+ROWWISE_TABLE_LR_SCALE = DEFAULT_LR["rowwise-adagrad"] / DEFAULT_LR["adam"]
 ADAM_EPS = 1e-8  # Adam's ε (torch's default) in adam and catchup-adam, read when an LMOptimizer is built
 
 
@@ -47,6 +59,7 @@ class LMOptimizer:
     ) -> None:
         self.name, self.tables, self.sparse = name, tables, sparse
         self.table_optimizer: RowwiseAdagrad | CatchupAdam | None = None  # the tables' own rule, if not torch's
+        self.table_lr_scale = ROWWISE_TABLE_LR_SCALE if name == "adam-rowwise" else 1.0
         table_list = list(tables.values())
         self.lr = lr
         if name == "sgd":
@@ -57,6 +70,9 @@ class LMOptimizer:
             self.optimizers = [torch.optim.Adam(dense, lr=lr), torch.optim.SparseAdam(table_list, lr=lr)]
         elif name == "rowwise-adagrad":
             self.optimizers = [torch.optim.Adagrad(dense, lr=lr)] if dense else []
+            self.table_optimizer = self._rowwise_adagrad()
+        elif name == "adam-rowwise":
+            self.optimizers = [torch.optim.Adam(dense, lr=lr, eps=ADAM_EPS)] if dense else []
             self.table_optimizer = self._rowwise_adagrad()
         elif name == "catchup-adam":
             self.optimizers = [torch.optim.Adam(dense, lr=lr, eps=ADAM_EPS)]
@@ -110,7 +126,7 @@ class LMOptimizer:
                     ids, rows = grad._indices()[0], grad._values()
                 else:
                     ids, rows = torch.arange(table.shape[0], device=table.device), grad
-                self.table_optimizer.step_(name, table.data, ids, -rows, self.lr)
+                self.table_optimizer.step_(name, table.data, ids, -rows, self.lr * self.table_lr_scale)
 
     def state_dict(self) -> dict[str, Any]:
         return {
