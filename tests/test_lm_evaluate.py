@@ -122,6 +122,23 @@ def test_lstm_rows_carry_their_state_into_the_cut_and_the_remainder(length: int,
     assert not model.training
 
 
+def test_an_adaptive_softmax_in_place_of_the_output_layer_scores_its_own_loss() -> None:
+    """``log_probs`` (scripts/bench_lm.py's adaptive row): the perplexity over windows with the state carried is
+    exp of torch's own loss on the whole text as one batch; log Z is 0."""
+    torch.manual_seed(4)
+    model = build_model(config(), VOCAB, torch.zeros(VOCAB))
+    head = torch.nn.AdaptiveLogSoftmaxWithLoss(6, VOCAB, [5, 12], div_value=2.0, head_bias=True)
+    ids = text(130, seed=5)
+    got = evaluate_model(model, ids, batch_size=1, seq_len=6, log_probs=head.log_prob)
+    with torch.no_grad():
+        hidden, _ = model(torch.from_numpy(ids[None, :-1].astype(np.int64)))
+        loss = head(hidden.reshape(-1, 6), torch.from_numpy(ids[1:].astype(np.int64))).loss
+    assert got["tokens"] == 129
+    assert got["ppl"] == pytest.approx(math.exp(loss.item()), rel=1e-5)
+    assert got["ppl"] > 10  # a number, not a shape: about V for an untrained model
+    assert got["self_normalized_ppl"] == got["ppl"] and got["mean_log_z"] == 0.0 == got["std_log_z"]
+
+
 def test_sums_stay_on_the_device_until_the_end(monkeypatch) -> None:
     """No host sync per window: Tensor.item is never called (the sums are read once, with tolist)."""
     model = bigram_model()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,8 @@ class _Sums:
     """An evaluation's float64 sums on the device, at ``_NLL`` … ``_TOKENS``, added window by window: the exact
     terms; the importance-sampling error of log Z with ``noise`` (``is_samples`` samples per window, drawn from a
     generator seeded ``seed``); the loss of ``info_nce`` when given; and each window's log Z (B·T,) appended to
-    ``log_z_sink`` when one is given."""
+    ``log_z_sink`` when one is given. With ``log_probs`` (hidden (B·T, d) → normalized log-probabilities (B·T, V))
+    the scores are its log-probabilities instead of the model's output layer's, so log Z = 0."""
 
     def __init__(
         self,
@@ -95,16 +97,22 @@ class _Sums:
         seed: int,
         info_nce: Objective | None,
         log_z_sink: list[torch.Tensor] | None,
+        log_probs: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         self.values = torch.zeros(7, dtype=torch.float64, device=device)
         self.generator = torch.Generator(device=device).manual_seed(seed)
         self.noise, self.is_samples, self.info_nce, self.log_z_sink = noise, is_samples, info_nce, log_z_sink
+        self.log_probs = log_probs
 
     def add(self, model: LanguageModel, hidden: torch.Tensor, targets: torch.Tensor) -> None:
         """Add one window's hidden states (B·T, d) and targets (B·T,)."""
         sums, weight, bias = self.values, model.output_weight, model.output_bias
-        s_true = (hidden.double() * weight[targets].double()).sum(-1) + bias[targets].double()  # (B·T,)
-        log_z = exact_log_z(hidden, weight, bias).double()  # (B·T,)
+        if self.log_probs is not None:
+            s_true = self.log_probs(hidden).gather(1, targets[:, None]).squeeze(1).double()  # (B·T,)
+            log_z = torch.zeros_like(s_true)
+        else:
+            s_true = (hidden.double() * weight[targets].double()).sum(-1) + bias[targets].double()  # (B·T,)
+            log_z = exact_log_z(hidden, weight, bias).double()  # (B·T,)
         sums[_NLL] += (log_z - s_true).sum()
         sums[_NEG_SCORE] -= s_true.sum()
         sums[_LOG_Z] += log_z.sum()
@@ -150,6 +158,7 @@ def evaluate_model(
     ctx: DistributedContext | None = None,
     info_nce: Objective | None = None,
     log_z_sink: list[torch.Tensor] | None = None,
+    log_probs: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, Any]:
     """Exact perplexity and log Z statistics of ``model`` on the token ids (N,), over all N − 1 targets.
 
@@ -159,6 +168,9 @@ def evaluate_model(
     ``progress`` shows a tqdm bar described as ``label`` (on rank 0 only). Under torchrun, ``ctx`` splits
     the rows among the ranks and all-reduces the sums: every rank calls this and gets the same dict.
     ``log_z_sink`` (a list) receives each window's log Z, (B·T,) float32 on the CPU: a host copy per window.
+    ``log_probs`` replaces the model's output layer: hidden states (B·T, d) → normalized log-probabilities
+    (B·T, V), e.g. ``torch.nn.AdaptiveLogSoftmaxWithLoss.log_prob`` (scripts/bench_lm.py); every token is scored
+    the same way, and log Z is 0.
     """
     device = model.output_bias.device
     rank, world_size = (ctx.rank, ctx.world_size) if ctx is not None else (0, 1)
@@ -172,7 +184,7 @@ def evaluate_model(
     from tqdm import tqdm
 
     bar = tqdm(total=total, desc=label, unit="window", leave=False, disable=not (progress and rank == 0))
-    sums = _Sums(device, noise, is_samples, seed, info_nce, log_z_sink)
+    sums = _Sums(device, noise, is_samples, seed, info_nce, log_z_sink, log_probs)
     was_training = model.training
     model.eval()
     try:
