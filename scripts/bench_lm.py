@@ -1,7 +1,7 @@
-"""The same language model and budget trained with full, nce, ranking and neg; one table per dataset.
+"""The same language model and budget trained with full, nce, ranking, neg and adaptive; one table per dataset.
 
     python scripts/bench_lm.py [--config cpu|small|full] [--datasets ptb,wikitext-2] [--noise 64,256,1024]
-        [--objectives full,nce,ranking] [--device cpu|cuda] [--max-tokens N] [--output FILE]
+        [--objectives full,nce,ranking,adaptive] [--device cpu|cuda] [--max-tokens N] [--output FILE]
 
 Datasets are found through the registry ($NCE_LM_DATA, then data/). Every model is evaluated exactly (full
 softmax) on the validation and test text; the table gives exact perplexities, the mean and standard
@@ -15,19 +15,42 @@ exact test evaluation took. ``--noise`` and ``--optimizer`` override the default
 LSTM, Adam, 200,000 training tokens,
 evaluation on the first ``--eval-lines`` lines of validation and test (all of them for PTB). ``--config full``
 (a GPU): Zaremba et al.'s medium model, 2 × 650, dropout 0.5, 40 epochs, full splits, each objective at its defaults
+
+``adaptive`` is the peer a PyTorch user reaches for: the same body (``build_model``, seeded alike) with
+``torch.nn.AdaptiveLogSoftmaxWithLoss`` (Grave et al. 2017) as its output layer, trained by the trainer's step
+(``train_step``: same windows, clipping and learning rate) with dense Adam, validated after every pass and at the
+budget's end (the learning rate divided by ``lr_decay`` after a pass that did not improve), the best model tested.
+One row per cutoff setting of :data:`ADAPTIVE_GRID` (``bench_common.adaptive_softmax``: the head holds the most
+frequent words up to the first share of the training tokens, each tail the words up to the next; the head's bias at
+log unigram), so that validation can choose. It is evaluated by ``evaluate_model`` like every other row, its
+``log_prob`` giving the normalized log-probabilities of every word (log Z is therefore 0); its tokens/s are the
+training tokens over the training seconds.
 """
 
 from __future__ import annotations
 
+import copy
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 import torch
-from bench_common import emit, markdown, parser
+from bench_common import adaptive_softmax, emit, markdown, parser
 
 from nce_lm.lm import LMConfig, train_lm
+from nce_lm.lm.batches import batchify, windows
+from nce_lm.lm.data import split_ids
+from nce_lm.lm.evaluate import evaluate_model
+from nce_lm.lm.model import build_model
+from nce_lm.lm.optim import LMOptimizer
+from nce_lm.lm.train import TrainingModule, peak_memory_gib, train_step
 from nce_lm.objectives.losses import objective_class
 from nce_lm.pipeline.datasets import dataset_path
+from nce_lm.pipeline.noise import NoiseDistribution
+from nce_lm.pipeline.vocab import build_vocab
+from nce_lm.training.devices import resolve_precision
+from nce_lm.training.distributed import DistributedContext
 
 CONFIGS = {
     "cpu": dict(model="lstm", dim=200, layers=2, dropout=0.0, max_tokens=1_000_000),
@@ -56,6 +79,7 @@ CONFIGS = {
         is_samples=1024,
     ),
 }
+ADAPTIVE_GRID = ((0.8, 0.95), (0.9, 0.98), (0.95, 0.99))  # shares of the tokens where the head and tails end
 HEADER = (
     "objective | k | optimizer | valid ppl | test ppl | × full | mean log Z | std log Z | self-norm. ppl | "
     "tokens/s | test eval s | peak GiB"
@@ -74,6 +98,79 @@ def head(path: Path, lines: int | None, folder: Path) -> Path:
     target = folder / f"{path.name}.head{lines}"
     target.write_text("".join(text), encoding="utf-8")
     return target
+
+
+class AdaptiveOutput(torch.nn.Module):
+    """torch's adaptive softmax where :class:`TrainingModule` puts an objective: hidden (B·T, d), targets (B·T,) →
+    −log p(target) (B·T,); the body's own output weight and bias are left unused (no gradient, no update)."""
+
+    needs_noise = False
+
+    def __init__(self, head: torch.nn.AdaptiveLogSoftmaxWithLoss) -> None:
+        super().__init__()
+        self.head = head
+
+    def forward(
+        self,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor,
+        targets: torch.Tensor,
+        noise_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return -self.head(hidden, targets).output
+
+
+def train_adaptive(config: LMConfig, mass: tuple[float, ...], folder: Path) -> dict[str, Any]:
+    """Train and evaluate the adaptive softmax of the module docstring, cutoffs at the shares ``mass``, on the
+    splits of ``config`` (its ``objective`` "full", ``train`` a file; dense Adam at ``lr``, whatever its
+    ``optimizer``); metrics shaped like :func:`train_lm`'s, with the ``cutoffs``."""
+    paths = {split: Path(getattr(config, split)) for split in ("train", "valid", "test")}
+    vocab = build_vocab([paths["train"]])
+    ids = split_ids(paths, vocab, folder, None, "strict", False)
+    ctx = DistributedContext()
+    device = ctx.device(config.device)
+    config = config.with_changes(optimizer="adam").resolved(len(vocab))
+    torch.manual_seed(config.seed)
+    model = build_model(config, len(vocab), NoiseDistribution(vocab.counts).log_probs)
+    head = adaptive_softmax(config.dim, vocab.counts, mass)
+    module = TrainingModule(model, AdaptiveOutput(head)).to(device)
+    optimizer = LMOptimizer("adam", list(module.parameters()), {}, config.learning_rate, False)
+    streams = batchify(ids["train"], config.batch_size).to(device)
+    precision = resolve_precision(config.precision, device)
+
+    def evaluate(split: str) -> dict[str, Any]:
+        return evaluate_model(model, ids[split], config.eval_batch_size, config.seq_len, log_probs=head.log_prob)
+
+    tokens, seconds, history, best, epoch_best = 0, 0.0, [], None, float("inf")
+    for _ in range(config.epochs):
+        state, started = model.initial_state(config.batch_size, device), time.perf_counter()
+        for _, inputs, targets in windows(streams, config.seq_len):
+            _, _, state = train_step(module, module, optimizer, inputs, targets, state, config.clip, precision, ctx)
+            tokens += targets.numel()
+            if config.max_tokens is not None and tokens >= config.max_tokens:
+                break
+        seconds += time.perf_counter() - started
+        history.append({"valid": evaluate("valid")})
+        valid = history[-1]["valid"]["ppl"]
+        if best is None or valid < best[0]:
+            best = (valid, copy.deepcopy(module.state_dict()))
+        if config.max_tokens is not None and tokens >= config.max_tokens:
+            break
+        if valid >= epoch_best:
+            optimizer.set_lr(optimizer.lr / config.lr_decay)
+        epoch_best = min(epoch_best, valid)
+    module.load_state_dict(best[1])
+    started = time.perf_counter()
+    test = {**evaluate("test"), "seconds": time.perf_counter() - started}
+    return {
+        "config": config.to_dict(),
+        "history": history,
+        "test": test,
+        "tokens_per_s": tokens / seconds,
+        "peak_memory_gib": peak_memory_gib(device),
+        "cutoffs": head.cutoffs[:-1],
+    }
 
 
 def main() -> None:
@@ -108,7 +205,9 @@ def main() -> None:
             test = head(dataset_path(dataset, "test"), lines, folder)
             rows = []
             runs = [
-                (o, k) for o in args.objectives.split(",") for k in (ks if objective_class(o).needs_noise else [None])
+                (o, k)
+                for o in args.objectives.split(",")
+                for k in (ADAPTIVE_GRID if o == "adaptive" else ks if objective_class(o).needs_noise else [None])
             ]
             full_ppl = None
             for objective, k in runs:
@@ -116,22 +215,26 @@ def main() -> None:
                     train=str(dataset_path(dataset, "train")),
                     valid=str(valid),
                     test=str(test),
-                    objective=objective,
-                    noise_samples=k,
+                    objective="full" if objective == "adaptive" else objective,
+                    noise_samples=None if objective == "adaptive" else k,
                     device=args.device,
                     progress=False,
                     **settings,
                 )
                 if args.device.startswith("cuda"):
                     torch.cuda.reset_peak_memory_stats()
-                metrics = train_lm(config, folder / f"{dataset}-{objective}-{k}")
+                if objective == "adaptive":
+                    metrics = train_adaptive(config, k, folder / f"{dataset}-adaptive-{k}")
+                else:
+                    metrics = train_lm(config, folder / f"{dataset}-{objective}-{k}")
                 test_m, valid_m, used = metrics["test"], metrics["history"][-1]["valid"], metrics["config"]
-                if not objective_class(objective).needs_noise:  # the full softmax: the reference
+                if objective == "full":  # the reference
                     full_ppl = test_m["ppl"]
                 ratio = f"{test_m['ppl'] / full_ppl:.3f}" if full_ppl else "–"
-                k_used = used["noise_samples"] if objective_class(objective).needs_noise else "–"
+                k_used = used["noise_samples"] if objective_class(config.objective).needs_noise else "–"
+                name = f"adaptive {metrics['cutoffs']}" if objective == "adaptive" else objective
                 rows.append(
-                    f"{objective} | {k_used} | {used['optimizer']} (lr {used['lr']:g}) | {valid_m['ppl']:.1f} | "
+                    f"{name} | {k_used} | {used['optimizer']} (lr {used['lr']:g}) | {valid_m['ppl']:.1f} | "
                     f"{test_m['ppl']:.1f} | {ratio} | {test_m['mean_log_z']:+.3f} | {test_m['std_log_z']:.3f} | "
                     f"{test_m['self_normalized_ppl']:.1f} | {metrics['tokens_per_s']:,.0f} | "
                     f"{test_m['seconds']:.1f} | {metrics['peak_memory_gib']:.2f}"

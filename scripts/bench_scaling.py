@@ -18,9 +18,10 @@ Zipf unigram whose vocabulary is exactly V: a 1 × 128 LSTM, batch 32 × 35, for
 process (so that its peak memory is its own: resident memory on the CPU, allocated memory on CUDA), up to
 ``--steps`` steps or ``--max-seconds`` after two warm-up steps. It needs no corpus and no evaluation, so V =
 10⁶ fits a 2-core machine: ``python scripts/bench_scaling.py --step-timing --vocab-sizes
-10000,100000,1000000``. The objective ``adaptive`` (step timing only, for now) is the same LSTM body with
-``torch.nn.AdaptiveLogSoftmaxWithLoss`` and Adam: cutoffs where the frequency-sorted vocabulary reaches 80 %
-and 95 % of the tokens (Grave et al. 2017), div_value 4, the head's bias started at log unigram.
+10000,100000,1000000``. The objective ``adaptive`` (step timing only here; its perplexity is a row of
+bench_lm.py) is the same LSTM body with ``torch.nn.AdaptiveLogSoftmaxWithLoss`` and Adam
+(``bench_common.adaptive_softmax``): cutoffs where the frequency-sorted vocabulary reaches 80 % and 95 % of the
+tokens (Grave et al. 2017), div_value 4, the head's bias started at log unigram.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from bench_common import emit, markdown, parser
+from bench_common import adaptive_softmax, emit, markdown, parser
 
 from nce_lm.errors import NceLmError
 from nce_lm.lm import LMConfig, train_lm
@@ -129,25 +130,10 @@ def time_steps(
     )
 
 
-ADAPTIVE_MASS = (0.8, 0.95)  # cutoffs where the frequency-sorted vocabulary reaches these shares of the tokens
-
-
-def adaptive_cutoffs(counts, mass: tuple[float, ...] = ADAPTIVE_MASS) -> list[int]:
-    """Cutoffs for ``torch.nn.AdaptiveLogSoftmaxWithLoss`` by Grave et al.'s (2017) rule: the head holds the most
-    frequent words up to ``mass[0]`` of the tokens, each tail cluster the words up to the next share.
-    ``counts`` (V,) must be sorted by decreasing frequency (the module assumes ids in that order)."""
-    import numpy as np
-
-    share = np.cumsum(counts) / np.sum(counts)
-    cuts = sorted({int(np.searchsorted(share, m)) + 1 for m in mass})
-    return [c for c in cuts if 0 < c < len(counts)]
-
-
 def time_adaptive_steps(vocab: int, device: str, steps: int, max_seconds: float) -> dict:
     """Tokens/s of training steps of the same LSTM body with torch's adaptive softmax (Adam, lr 3e-3, clip
     0.25 as the trainer's defaults), on the Zipf windows of :func:`time_steps`; the head's bias starts at
     log unigram (shortlist words) and log cluster mass (one logit per tail), as our output bias starts at log q."""
-    import itertools
     import time
 
     import numpy as np
@@ -158,16 +144,10 @@ def time_adaptive_steps(vocab: int, device: str, steps: int, max_seconds: float)
 
     torch.manual_seed(0)
     counts = 1e9 / np.arange(1, vocab + 1)
-    cutoffs = adaptive_cutoffs(counts)
     dim = STEP_MODEL["dim"]
     embedding = nn.Embedding(vocab, dim).to(device)
     lstm = nn.LSTM(dim, dim, STEP_MODEL["layers"], batch_first=True).to(device)
-    head = nn.AdaptiveLogSoftmaxWithLoss(dim, vocab, cutoffs, div_value=4.0, head_bias=True).to(device)
-    probs = torch.as_tensor(counts / counts.sum(), dtype=torch.float32)
-    bounds = [0, *cutoffs, vocab]  # the head: [0, cutoffs[0]); tail i: [cutoffs[i], cutoffs[i + 1])
-    with torch.no_grad():
-        clusters = [probs[lo:hi].sum() for lo, hi in itertools.pairwise(bounds[1:])]
-        head.head.bias.copy_(torch.cat([probs[: cutoffs[0]], torch.stack(clusters)]).log().to(device))
+    head = adaptive_softmax(dim, counts).to(device)
     parameters = [*embedding.parameters(), *lstm.parameters(), *head.parameters()]
     optimizer = torch.optim.Adam(parameters, lr=3e-3)
     data = NoiseDistribution(counts, 1.0, device=device)
@@ -191,7 +171,7 @@ def time_adaptive_steps(vocab: int, device: str, steps: int, max_seconds: float)
     return dict(
         vocab=vocab,
         objective="adaptive",
-        optimizer=f"adam, cutoffs {cutoffs}",
+        optimizer=f"adam, cutoffs {head.cutoffs[:-1]}",
         sparse=False,
         steps=done,
         tokens_per_s=done * shape[0] * STEP_MODEL["seq_len"] / seconds,
