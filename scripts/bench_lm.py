@@ -170,6 +170,7 @@ def train_adaptive(config: LMConfig, mass: tuple[float, ...], folder: Path) -> d
         "tokens_per_s": tokens / seconds,
         "peak_memory_gib": peak_memory_gib(device),
         "cutoffs": head.cutoffs[:-1],
+        "vocab_size": len(vocab),
     }
 
 

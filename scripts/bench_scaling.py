@@ -18,10 +18,11 @@ Zipf unigram whose vocabulary is exactly V: a 1 × 128 LSTM, batch 32 × 35, for
 process (so that its peak memory is its own: resident memory on the CPU, allocated memory on CUDA), up to
 ``--steps`` steps or ``--max-seconds`` after two warm-up steps. It needs no corpus and no evaluation, so V =
 10⁶ fits a 2-core machine: ``python scripts/bench_scaling.py --step-timing --vocab-sizes
-10000,100000,1000000``. The objective ``adaptive`` (step timing only here; its perplexity is a row of
-bench_lm.py) is the same LSTM body with ``torch.nn.AdaptiveLogSoftmaxWithLoss`` and Adam
-(``bench_common.adaptive_softmax``): cutoffs where the frequency-sorted vocabulary reaches 80 % and 95 % of the
-tokens (Grave et al. 2017), div_value 4, the head's bias started at log unigram.
+10000,100000,1000000``. The objective ``adaptive`` is the same LSTM body with
+``torch.nn.AdaptiveLogSoftmaxWithLoss`` and Adam (``bench_common.adaptive_softmax``): cutoffs where the
+frequency-sorted vocabulary reaches 80 % and 95 % of the tokens (Grave et al. 2017), div_value 4, the head's bias
+started at log unigram; trained on a corpus, it is bench_lm.py's ``train_adaptive``, one row per cutoff setting of
+its ``ADAPTIVE_GRID``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pathlib import Path
 
 import torch
 from bench_common import adaptive_softmax, emit, markdown, parser
+from bench_lm import ADAPTIVE_GRID, train_adaptive
 
 from nce_lm.errors import NceLmError
 from nce_lm.lm import LMConfig, train_lm
@@ -253,14 +255,15 @@ def main() -> None:
         data_dir = Path(args.data_dir) if args.data_dir else Path(tmp)
         for vocab in (int(v) for v in args.vocab_sizes.split(",")):
             folder, teacher = corpus_for(vocab, args.tokens, data_dir, args.device)
-            for objective in args.objectives.split(","):
+            runs = [(o, m) for o in args.objectives.split(",") for m in (ADAPTIVE_GRID if o == "adaptive" else [None])]
+            for objective, mass in runs:
                 if args.device.startswith("cuda"):
                     torch.cuda.reset_peak_memory_stats()
                 config = LMConfig(
                     train=str(folder / "train.txt"),
                     valid=str(folder / "valid.txt"),
                     test=str(folder / "test.txt"),
-                    objective=objective,
+                    objective="full" if objective == "adaptive" else objective,
                     noise_samples=min(args.noise, vocab // 2),  # k <= V: --quick's V = 1,000 < default k
                     device=args.device,
                     progress=False,
@@ -268,14 +271,17 @@ def main() -> None:
                     **({"optimizer": args.optimizer} if args.optimizer else {}),
                 )
                 try:
-                    metrics = train_lm(config, Path(tmp) / f"run-{vocab}-{objective}")
+                    if objective == "adaptive":
+                        metrics = train_adaptive(config, mass, Path(tmp) / f"run-{vocab}-adaptive-{mass}")
+                    else:
+                        metrics = train_lm(config, Path(tmp) / f"run-{vocab}-{objective}")
                 except torch.cuda.OutOfMemoryError:
                     print(f"V={vocab:,} {objective}: skipped, out of GPU memory", flush=True)
                     continue
                 test = metrics["test"]
                 row = dict(
                     vocab=metrics["vocab_size"],
-                    objective=objective,
+                    objective=f"adaptive {metrics['cutoffs']}" if objective == "adaptive" else objective,
                     optimizer=metrics["config"]["optimizer"],
                     tokens_per_s=metrics["tokens_per_s"],
                     peak_gib=metrics["peak_memory_gib"],
