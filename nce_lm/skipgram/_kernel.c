@@ -123,13 +123,15 @@ INLINE int64_t draw_noise(const Job *job, uint64_t counter) {
     return coin < job->accept[column] ? column : job->alias[column];
 }
 
+/* The sum of a dot product's eight partial sums, in one fixed order (dot and dot2 share it). */
+INLINE float sum8(const float *p) { return ((p[0] + p[4]) + (p[1] + p[5])) + ((p[2] + p[6]) + (p[3] + p[7])); }
+
 INLINE float dot(const float *restrict a, const float *restrict b, int n) {
     float partial[8] = {0};
     int i = 0;
     for (; i + 8 <= n; i += 8)
         for (int j = 0; j < 8; j++) partial[j] += a[i + j] * b[i + j];
-    float sum = ((partial[0] + partial[4]) + (partial[1] + partial[5])) +
-                ((partial[2] + partial[6]) + (partial[3] + partial[7]));
+    float sum = sum8(partial);
     for (; i < n; i++) sum += a[i] * b[i];
     return sum;
 }
@@ -144,8 +146,7 @@ INLINE void dot2(const float *restrict a, const float *restrict b, const float *
             pb[j] += a[i + j] * b[i + j];
             pc[j] += a[i + j] * c[i + j];
         }
-    float sb = ((pb[0] + pb[4]) + (pb[1] + pb[5])) + ((pb[2] + pb[6]) + (pb[3] + pb[7]));
-    float sc = ((pc[0] + pc[4]) + (pc[1] + pc[5])) + ((pc[2] + pc[6]) + (pc[3] + pc[7]));
+    float sb = sum8(pb), sc = sum8(pc);
     for (; i < n; i++) {
         sb += a[i] * b[i];
         sc += a[i] * c[i];
@@ -208,10 +209,11 @@ INLINE void prefetch_inputs(const Job *job, int64_t p) {
         prefetch_row(job->input + job->context[c] * job->stride, job->dim, 0);
 }
 
-/* Whether example p (slot i of the batch, in a share starting at slot from) has the same candidates as the one
- * before it: the next pair of a window, which copies its predecessor's draw (see draw_candidates). */
+/* Whether example p (slot i of the batch, in a share starting at slot from) copies the draw of the example
+ * before it: the next pair of a window. A key is its window's centre position, so such a pair has its
+ * predecessor's candidates, centre word included. */
 INLINE int shares_noise(const Job *job, int64_t p, int64_t i, int64_t from) {
-    return job->noise_key && i > from && job->noise_key[p] == job->noise_key[p - 1] && job->centre[p] == job->centre[p - 1];
+    return job->noise_key && i > from && job->noise_key[p] == job->noise_key[p - 1];
 }
 
 /* The candidates of example p (slot i of the batch, the thread's share starting at slot from): its centre
@@ -221,7 +223,7 @@ INLINE void draw_candidates(Job *job, int64_t p, int64_t i, int64_t from) {
     const int width = 1 + job->negatives;
     int64_t *candidates = job->candidates + i * width;
     candidates[0] = job->centre[p];
-    if (job->noise_key && i > from && job->noise_key[p] == job->noise_key[p - 1]) { /* the previous pair's */
+    if (shares_noise(job, p, i, from)) { /* the previous pair's */
         memcpy(candidates + 1, candidates + 1 - width, sizeof(int64_t) * job->negatives);
         return;
     }

@@ -11,6 +11,7 @@ torch is imported only to look for a GPU: on a machine without a GPU driver, :fu
 
 from __future__ import annotations
 
+import functools
 import os
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -86,9 +87,7 @@ def torch_device(name: str) -> torch.device:
     return device
 
 
-_CPU_MATH_SETTLED = False
-
-
+@functools.cache
 def settle_cpu_math() -> None:
     """Run one multi-threaded ``torch.exp`` that nothing reads, once per process, before any that a run reads.
 
@@ -100,13 +99,9 @@ def settle_cpu_math() -> None:
     and exps). The full softmax's first log Z goes through that exp, so a 2-thread ``lm train`` did not repeat
     bit for bit. With this call first, 40 processes of 40 gave the precise exp on their first real call.
     """
-    global _CPU_MATH_SETTLED
-    if _CPU_MATH_SETTLED:
-        return
     import torch
 
     torch.exp(torch.ones(2**16 * max(1, torch.get_num_threads())))
-    _CPU_MATH_SETTLED = True
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
