@@ -135,6 +135,11 @@ CASES: list[tuple[list[str], str]] = [
     (["lm", "train", *LM, "-o", "new", "--epochs", "1", "--lr", "1e6", "--optimizer", "sgd"], "nothing was kept"),
     (["lm", "train", *LM, "-o", "new", "--epochs", "1", "--lr", "1e6", "--optimizer", "adam"], "nothing was kept"),
     (["lm", "train", *LM, "-o", "new", "--epochs", "1", "--lr", "1e6", "--objective", "full"], "nothing was kept"),
+    (
+        ["lm", "train", *LM, "-o", "new", "--epochs", "1", "--lr", "1e6", "--optimizer", "adam-rowwise"],
+        "nothing was kept",
+    ),
+    (["lm", "train", *LM, "-o", "new", "--optimizer", "adam_rowwise"], "invalid choice"),
     (["lm", "train", *LM, "-o", "new", "--valid-tokens", "0"], "--valid-tokens: must be at least 1"),
     (["lm", "train", *LM, "-o", "new", "--log-every", "x"], "--log-every: expected an integer"),
     (["lm", "train", *LM, "-o", "new", "--device", "bogus"], "device must be"),
