@@ -16,10 +16,11 @@ import nce_lm.skipgram.trainer as skipgram
 import nce_lm.skipgram.windows as skipgram_windows
 from nce_lm.cli import main
 from nce_lm.errors import NceLmError
+from nce_lm.pipeline import token_cache
 from nce_lm.skipgram.checkpoint import load_checkpoint
 from nce_lm.skipgram.config import SkipGramConfig
 from nce_lm.skipgram.trainer import train_skipgram
-from nce_lm.skipgram.windows import sentence_ids, window_examples
+from nce_lm.skipgram.windows import CorpusWords, window_examples
 
 
 def test_windows_match_word2vecs_loop() -> None:
@@ -38,14 +39,24 @@ def test_windows_match_word2vecs_loop() -> None:
     assert list(zip(pairs.context.tolist(), pairs.centre.tolist())) == [(int(a), int(b)) for a, b in expected]
 
 
-def test_lines_are_sentences_and_long_lines_are_cut(monkeypatch: pytest.MonkeyPatch) -> None:
-    eos = 1
-    ids = np.array([5, 6, eos, 7, eos, eos, 8, 9, 10, 11, 12, eos])
+def test_lines_are_sentences_and_long_lines_are_cut(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    unk, eos = 0, 1
+    ids = np.array([5, 6, eos, unk, 7, eos, eos, 8, unk, 9, 10, 11, 12, eos, 13, 14], dtype=np.int32)
     monkeypatch.setattr(skipgram_windows, "MAX_SENTENCE_WORDS", 3)
-    words, sentence = sentence_ids(ids, eos)
-    assert words.tolist() == [5, 6, 7, 8, 9, 10, 11, 12]
-    groups = [words[sentence == s].tolist() for s in dict.fromkeys(sentence.tolist())]
-    assert groups == [[5, 6], [7], [8, 9, 10], [11, 12]]
+    monkeypatch.setattr(token_cache, "ID_BLOCK", 4)  # lines and sentences across blocks
+    corpus = CorpusWords.from_ids(ids, 15, unk, eos)
+    assert corpus.words.tolist() == [5, 6, 7, 8, 9, 10, 11, 12, 13, 14]  # <unk> removed before cutting
+    assert corpus.counts.tolist() == np.bincount(ids, minlength=15).tolist()
+    for start, stop in [(0, 10), (1, 9), (3, 7), (4, 4), (6, 10)]:
+        sentence = corpus.sentences(start, stop)
+        words = corpus.words[start:stop]
+        groups = [words[sentence == s].tolist() for s in dict.fromkeys(sentence.tolist())]
+        whole = [[5, 6], [7], [8, 9, 10], [11, 12], [13, 14]]
+        assert groups == [g for g in ([w for w in group if w in words] for group in whole) if g], (start, stop)
+    np.save(tmp_path / "ids.npy", ids)  # a cache's ids, read through the file rather than the mapping
+    mapped = CorpusWords.from_ids(np.load(tmp_path / "ids.npy", mmap_mode="r"), 15, unk, eos)
+    for name in ("words", "starts", "counts"):
+        np.testing.assert_array_equal(getattr(mapped, name), getattr(corpus, name))
 
 
 SMALL = SkipGramConfig(dim=16, epochs=3, min_count=1, sample=0.0, batch_size=256, lr=0.05, threads=1)

@@ -10,6 +10,7 @@ reuse a shared one. Contract: docs/architecture.md, "Token ids on disk".
 from __future__ import annotations
 
 import itertools
+import mmap
 import os
 import shutil
 import struct
@@ -42,7 +43,7 @@ MANIFEST_VERSION = 1
 IDS_FILE = "tokens.npy"
 MANIFEST_FILE = "manifest.json"
 VOCAB_FILE = "vocab.json"  # a copy of the vocabulary, written by ``nce-lm prepare`` so the folder is self-contained
-_REMAP_SLICE = 1 << 24  # provisional ids turned into a vocabulary's at a time (64 MiB)
+ID_BLOCK = 1 << 22  # ids read or rewritten at a time by a pass over a whole cache (16 MiB)
 _NPY_HEADER_BYTES = 128  # magic (6) + version (2) + header length (2) + padded dict, a multiple of 64
 
 
@@ -286,8 +287,10 @@ def _build_first_seen(
     with atomic_path(folder / IDS_FILE) as tmp:
         blocks = iter_line_blocks(files, tokenizer, errors, progress="counting words" if progress else None)
         total, lines = _write_ids(tmp, blocks, provisional_ids, 0)
-        ids = np.load(tmp, mmap_mode="r+")  # (total,)
-        counter = Counter(dict(zip(first_seen, np.bincount(ids, minlength=len(first_seen)).tolist())))
+        counts = np.zeros(len(first_seen), dtype=np.int64)  # (distinct,)
+        for block in id_blocks(np.load(tmp, mmap_mode="r")):
+            counts += np.bincount(block, minlength=len(first_seen))
+        counter = Counter(dict(zip(first_seen, counts.tolist())))
         counter[Vocab.EOS] -= lines  # what is left are the corpus's own <eos> tokens
         if counter[Vocab.EOS] == 0:
             del counter[Vocab.EOS]
@@ -299,10 +302,12 @@ def _build_first_seen(
             counter, lines, 0, 0, min_count, None, tokenizer, settings, max_final_vocab=max_final_vocab
         )
         final_ids = np.array([vocab.index(token) for token in first_seen], dtype=np.int32)  # (distinct,)
-        for start in range(0, total, _REMAP_SLICE):
-            ids[start : start + _REMAP_SLICE] = final_ids.take(ids[start : start + _REMAP_SLICE])
-        ids.flush()
-        del ids
+        with open(tmp, "r+b") as file:  # rewritten a block at a time, through the file as id_blocks reads
+            for start in range(0, total, ID_BLOCK):
+                file.seek(_NPY_HEADER_BYTES + 4 * start)
+                block = np.fromfile(file, dtype=np.int32, count=min(ID_BLOCK, total - start))
+                file.seek(_NPY_HEADER_BYTES + 4 * start)
+                file.write(final_ids.take(block).tobytes())
     expected = {**_expected_manifest(files, vocab, errors), "sources": sources}
     return vocab, _finish(folder, files, expected, total, lines)
 
@@ -316,6 +321,20 @@ def cached_token_ids(
 ) -> np.ndarray:
     """Memory-mapped int32 ids (N,) of every line of ``paths`` followed by ``vocab.eos_id``: :func:`load_or_build`."""
     return load_or_build(paths, vocab, cache_dir, errors, progress).ids
+
+
+def id_blocks(ids: np.ndarray) -> Iterator[np.ndarray]:
+    """``ids`` (N,), :data:`ID_BLOCK` at a time in order. A cache's memory-mapped ids are read from their file,
+    not through the mapping, so that a pass over a corpus of any size holds one block in memory, not every page
+    of the mapping it has touched (which count as the process's memory until it is closed)."""
+    if isinstance(ids, np.memmap) and isinstance(ids.base, mmap.mmap) and ids.filename:  # np.load's whole mapping
+        with open(ids.filename, "rb") as file:
+            file.seek(ids.offset)
+            for start in range(0, len(ids), ID_BLOCK):
+                yield np.fromfile(file, dtype=ids.dtype, count=min(ID_BLOCK, len(ids) - start))
+        return
+    for start in range(0, len(ids), ID_BLOCK):
+        yield ids[start : start + ID_BLOCK]
 
 
 def _manifest(folder: Path) -> dict[str, Any] | None:

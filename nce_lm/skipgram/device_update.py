@@ -141,18 +141,17 @@ def update_(
 class DeviceUpdatePath(BatchedUpdate):
     """The device update as an update path: the corpus copied to the device once (16 bytes per word), each
     chunk's examples formed there (:func:`chunk_examples`), each batch trained by :func:`update_` on k noise words
-    per example drawn there. ``corpus``: the host's words and sentences (N,) and keep-probabilities (V,);
+    per example drawn there. ``corpus``: the host's words and sentences; ``keep``: the keep-probabilities (V,);
     ``classifier``: the objective's per-example form; the rest as :class:`BatchedUpdate` takes it."""
 
     name = "device"
 
     def __init__(
-        self, corpus: tuple[np.ndarray, np.ndarray, np.ndarray], classifier: NoiseClassifier, **batched: Any
+        self, corpus: windows.CorpusWords, keep: np.ndarray, classifier: NoiseClassifier, **batched: Any
     ) -> None:
         super().__init__(chunks=self._chunks, **batched)
-        words, sentence, keep = corpus
-        self._words = torch.from_numpy(words.astype(np.int64)).to(self.device)
-        self._sentence = torch.from_numpy(sentence.astype(np.int64)).to(self.device)
+        self._words = torch.from_numpy(corpus.words.astype(np.int64)).to(self.device)
+        self._sentence = torch.from_numpy(corpus.sentences(0, len(corpus))).to(self.device)
         self._keep = torch.from_numpy(keep).to(self.device)
         self._classifier = classifier
 

@@ -77,7 +77,7 @@ from nce_lm.skipgram.checkpoint import (
 from nce_lm.skipgram.config import SkipGramConfig, renamed
 from nce_lm.skipgram.kernel import FusedKernelPath
 from nce_lm.skipgram.update_path import UpdatePath, choose_path
-from nce_lm.skipgram.windows import CHUNK_TOKENS, epoch_examples, sentence_ids
+from nce_lm.skipgram.windows import CHUNK_TOKENS, CorpusWords, epoch_examples
 from nce_lm.training import preemption
 from nce_lm.training.devices import default_threads
 from nce_lm.training.distributed import DistributedContext
@@ -93,6 +93,7 @@ if TYPE_CHECKING:
     from nce_lm.objectives.losses import Objective
     from nce_lm.training.rowwise_adagrad import RowwiseAdagrad
 
+UNIFORM_BLOCK = 1 << 20  # random numbers drawn at a time by seeded_uniform
 IDS_TEMP_PREFIX = "nce_lm-ids-"  # a run without --cache-dir keeps its token ids in a temporary folder so named
 
 
@@ -155,9 +156,8 @@ class SkipGramTrainer:
         self.keep = keep_probabilities(vocab.counts, config.sample)  # (V,)
         self.keep[[vocab.unk_id, vocab.eos_id]] = 1.0
         # <unk> stands for every removed word: word2vec drops them before forming windows, so do we.
-        self.words_all, self.sentence_all = sentence_ids(ids[ids != vocab.unk_id], vocab.eos_id)
-        self.corpus_words = int(np.count_nonzero(ids != vocab.eos_id))  # every word, as gensim counts them
-        self.corpus_counts = np.bincount(ids, minlength=len(vocab))  # (V,): which corpus this is (on resume)
+        self.corpus = CorpusWords.from_ids(ids, len(vocab), vocab.unk_id, vocab.eos_id)
+        self.corpus_words = len(ids) - int(self.corpus.counts[vocab.eos_id])  # every word, as gensim counts them
         self.noise = NoiseDistribution(
             vocab.counts, config.noise_power, exclude=[vocab.unk_id, vocab.eos_id], device=self.device
         )
@@ -202,8 +202,12 @@ class SkipGramTrainer:
         # word2vec.c's ±0.5/d; CBOW takes gensim 4's ±1/d (keyedvectors.prep_vectors): its input is a mean,
         # smaller from the start, and with ±0.5/d CBOW's vectors lagged gensim's on WS-353 and MEN (BENCHMARKS)
         bound = (1.0 if config.model == "cbow" else 0.5) / config.dim
+        input_vectors = seeded_uniform(len(vocab), config.dim, config.seed)  # scaled in place: (u · 2 − 1) · bound
+        input_vectors *= 2
+        input_vectors -= 1
+        input_vectors *= bound
         return SkipGramState(
-            (seeded_uniform(len(vocab), config.dim, config.seed) * 2 - 1) * bound,
+            input_vectors,
             np.zeros((len(vocab), config.dim), dtype=np.float32),
             # Starting at log q puts s = log q: NCE's logit starts at −log k for every word.
             output_bias=np.maximum(self.noise.host_log_probs, -30.0) if self.bias_mode != "none" else None,
@@ -251,14 +255,7 @@ class SkipGramTrainer:
         """The update this run uses (:func:`nce_lm.skipgram.update_path.choose_path`), built once."""
         config, state, name = self.config, self.state, self.path_name
         host_chunks = partial(
-            epoch_examples,
-            self.words_all,
-            self.sentence_all,
-            self.keep,
-            config.window,
-            config.model,
-            config.seed,
-            noise_per=config.noise_per,
+            epoch_examples, self.corpus, self.keep, config.window, config.model, config.seed, noise_per=config.noise_per
         )
         if name == "fused":
             tables = (state.input_vectors, state.output_vectors, state.output_bias)
@@ -280,7 +277,7 @@ class SkipGramTrainer:
         from nce_lm.skipgram.torch_update import TorchUpdatePath
 
         if name == "device":
-            return DeviceUpdatePath((self.words_all, self.sentence_all, self.keep), self.classifier, **batched)
+            return DeviceUpdatePath(self.corpus, self.keep, self.classifier, **batched)
         return TorchUpdatePath(chunks=host_chunks, **batched)
 
     def _threads(self) -> int:
@@ -315,7 +312,7 @@ class SkipGramTrainer:
         for _ in itertools.islice(chunks, chunks_done):  # drawn again, so the next chunks' draws are the same
             pass
         for examples, covered in chunks:
-            words = covered * self.corpus_words / max(len(self.words_all), 1)  # the chunk, in corpus words
+            words = covered * self.corpus_words / max(len(self.corpus), 1)  # the chunk, in corpus words
             chunk_loss, trained = self.path.train_chunk(examples, epoch, example_count, words_done, words)
             example_count += trained
             if not math.isfinite(chunk_loss):
@@ -434,7 +431,7 @@ class SkipGramTrainer:
                 finally:
                     self.state.position = None
             if signum is not None:
-                chunks = -(-len(self.words_all) // position.chunk_tokens)
+                chunks = -(-len(self.corpus) // position.chunk_tokens)
                 where = f"in epoch {self.state.epochs_done + 1} after chunk {position.chunks_done:,} of {chunks:,}"
                 if checkpoint is None:
                     advice = "give --checkpoint FILE to make a run resumable (docs/reliability.md)"
@@ -498,7 +495,7 @@ class SkipGramTrainer:
             noise_rng=self.generator.get_state(),
             output_bias=torch.as_tensor(self.state.output_bias).cpu() if self.state.output_bias is not None else None,
             optimizer_state=self.optimizer.state() if self.optimizer is not None else None,
-            corpus_counts=corpus_fingerprint(self.corpus_counts),
+            corpus_counts=corpus_fingerprint(self.corpus.counts),
         )
         save_checkpoint(path, self.config, self.vocab, state)
 
@@ -512,8 +509,11 @@ def seeded_uniform(rows: int, columns: int, seed: int) -> np.ndarray:
     """
     bits = np.random.MT19937()
     bits.state = np.random.RandomState(seed).get_state(legacy=False)
-    raw = bits.random_raw(rows * columns).astype(np.uint32)  # 32-bit outputs
-    return ((raw & 0xFFFFFF).astype(np.float32) * np.float32(2.0**-24)).reshape(rows, columns)
+    out = np.empty(rows * columns, dtype=np.float32)
+    for start in range(0, len(out), UNIFORM_BLOCK):  # a block at a time: the 32-bit outputs come as uint64
+        raw = bits.random_raw(min(UNIFORM_BLOCK, len(out) - start))
+        np.multiply((raw & 0xFFFFFF).astype(np.float32), np.float32(2.0**-24), out=out[start : start + len(raw)])
+    return out.reshape(rows, columns)
 
 
 def _warn_if_other_corpus(state: SkipGramState, vocab: Vocab, counts: np.ndarray) -> None:
@@ -676,8 +676,8 @@ def train_skipgram(
             )
             trainer = SkipGramTrainer(config, vocab, ids, state, ctx)
             if state is not None and ctx.is_main:
-                _warn_if_other_corpus(state, vocab, trainer.corpus_counts)
-            if not len(trainer.words_all):
+                _warn_if_other_corpus(state, vocab, trainer.corpus.counts)
+            if not len(trainer.corpus):
                 raise NceLmError("the corpus holds no word of the vocabulary to train on")
             if saved is not None and state is not None:
                 _continue_schedule(trainer, saved, state)

@@ -8,30 +8,67 @@ windows never cross sentences (Mikolov et al. 2013; word2vec.c).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
+from nce_lm.pipeline.token_cache import id_blocks
 from nce_lm.skipgram.examples import Examples, cbow_examples
 
 MAX_SENTENCE_WORDS = 10_000  # gensim's MAX_WORDS_IN_BATCH: longer lines are cut into sentences this long
 CHUNK_TOKENS = 1 << 20  # tokens turned into examples at a time: bounds the memory of their arrays
 
 
-def sentence_ids(ids: np.ndarray, eos_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """Split a token stream (N,) at ``eos_id`` into words and the sentence each belongs to.
+@dataclass(frozen=True)
+class CorpusWords:
+    """The words an epoch walks, and where its sentences start.
 
-    Returns ``(words, sentence)`` with the end-of-line markers removed: a new sentence starts after each
-    marker and every :data:`MAX_SENTENCE_WORDS` words within a line.
+    words: (n,) int32, every in-vocabulary word of the corpus in order (``<unk>`` and line ends removed).
+    starts: (S,) int64, ascending from 0: the position in ``words`` of each sentence's first word. A sentence is
+    a line, cut every :data:`MAX_SENTENCE_WORDS` words. Keeping the starts instead of a sentence number per word
+    saves 8 bytes a word; :meth:`sentences` numbers a chunk's words when it is read.
+    counts: (V,) int64, the corpus's count of every id (``<unk>`` and line ends included).
     """
-    is_eos = ids == eos_id
-    line = np.cumsum(is_eos) - is_eos  # line number of every token
-    words = ids[~is_eos]
-    line = line[~is_eos]
-    if len(words) == 0:
-        return words, line
-    starts = np.flatnonzero(np.r_[True, line[1:] != line[:-1]])  # first word of each line
-    position = np.arange(len(words)) - np.repeat(starts, np.diff(np.r_[starts, len(words)]))
-    return words, line.astype(np.int64) * (1 + len(words) // MAX_SENTENCE_WORDS) + position // MAX_SENTENCE_WORDS
+
+    words: np.ndarray
+    starts: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def from_ids(cls, ids: np.ndarray, vocab_size: int, unk_id: int, eos_id: int) -> CorpusWords:
+        """Gather the words of a token stream ``ids`` (N,) in two passes of :func:`id_blocks` (counting, then
+        copying), holding one block of ids at a time besides the words."""
+        counts = np.zeros(vocab_size, dtype=np.int64)
+        for block in id_blocks(ids):
+            counts += np.bincount(block, minlength=vocab_size)
+        words = np.empty(len(ids) - int(counts[unk_id]) - int(counts[eos_id]), dtype=np.int32)
+        line_starts = [np.zeros(1, dtype=np.int64)]
+        filled = 0
+        for block in id_blocks(ids):
+            block = block[block != unk_id]
+            is_eos = block == eos_id
+            ends = np.flatnonzero(is_eos)  # (lines ending in the block,)
+            line_starts.append(filled + ends - np.arange(len(ends)))  # the word after each line end
+            block_words = block[~is_eos]
+            words[filled : filled + len(block_words)] = block_words
+            filled += len(block_words)
+        starts = np.unique(np.concatenate(line_starts))  # empty lines repeat a start
+        starts = starts[starts < len(words)]
+        lengths = np.diff(np.r_[starts, len(words)])
+        long = lengths > MAX_SENTENCE_WORDS
+        cuts = [s + np.arange(MAX_SENTENCE_WORDS, n, MAX_SENTENCE_WORDS) for s, n in zip(starts[long], lengths[long])]
+        return cls(words, np.sort(np.concatenate([starts, *cuts])), counts)
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def sentences(self, start: int, stop: int) -> np.ndarray:
+        """(stop − start,) int64: a number per word of ``words[start:stop]``, equal for two words exactly when
+        they are in the same sentence."""
+        inside = self.starts[np.searchsorted(self.starts, start, side="right") : np.searchsorted(self.starts, stop)]
+        number = np.zeros(stop - start, dtype=np.int64)
+        number[inside - start] = 1
+        return np.cumsum(number, out=number)
 
 
 def window_examples(
@@ -74,27 +111,20 @@ def window_examples(
 
 
 def epoch_examples(
-    words: np.ndarray,
-    sentence: np.ndarray,
-    keep: np.ndarray,
-    window: int,
-    model: str,
-    seed: int,
-    epoch: int,
-    noise_per: str = "pair",
+    corpus: CorpusWords, keep: np.ndarray, window: int, model: str, seed: int, epoch: int, noise_per: str = "pair"
 ) -> Iterator[tuple[Examples, int]]:
     """One epoch's examples, chunk of :data:`CHUNK_TOKENS` words by chunk: each chunk's subsampled examples and
     the number of words it covered.
 
-    words, sentence: (N,) from :func:`sentence_ids`; keep: the keep-probability of every id (V,)
-    (``noise.keep_probabilities``). The draws are a function of (seed, epoch) alone. With ``noise_per``
-    "window", skip-gram's pairs carry their window's key: the centre's position in ``words``, unique in the
-    epoch whatever the chunks.
+    keep: the keep-probability of every id (V,) (``noise.keep_probabilities``). The draws are a function of
+    (seed, epoch) alone. With ``noise_per`` "window", skip-gram's pairs carry their window's key: the centre's
+    position in ``corpus.words``, unique in the epoch whatever the chunks.
     """
     rng = np.random.default_rng([seed, epoch])
     keyed = noise_per == "window" and model == "skipgram"
-    for start in range(0, len(words), CHUNK_TOKENS):
-        chunk, chunk_sentence = words[start : start + CHUNK_TOKENS], sentence[start : start + CHUNK_TOKENS]
+    for start in range(0, len(corpus), CHUNK_TOKENS):
+        chunk = corpus.words[start : start + CHUNK_TOKENS]
+        chunk_sentence = corpus.sentences(start, start + len(chunk))
         kept = rng.random(len(chunk)) < keep[chunk]
         positions = start + np.flatnonzero(kept) if keyed else None
         yield window_examples(chunk[kept], chunk_sentence[kept], window, rng, model, positions), len(chunk)
