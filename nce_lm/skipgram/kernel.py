@@ -64,14 +64,15 @@ def noise_seed(seed: int, epoch: int) -> int:
 
 
 class KernelTables:
-    """The tables copied into the layout the kernel runs on: rows padded to whole 64-byte cache lines, the
-    output bias b_w stored in the padding of u_w's row.
+    """The tables in the layout the kernel runs on: rows padded to whole 64-byte cache lines, the output bias b_w
+    stored in the padding of u_w's row.
 
     A row of d = 100 floats is 400 bytes: unpadded, most rows share a cache line with a neighbour that the
     other thread may be writing; padded to 448 bytes they do not (docs/skipgram.md). A separate bias array
     would share each line among 16 words written by different threads; inside the row, its owner alone writes it.
-    :meth:`write_back` copies everything back into the arrays it was made from (the trainer's tables, or numpy
-    views of them). With ``train_bias`` False the bias is part of the score but not trained.
+    The tables given are copied in; :attr:`input_vectors`, :attr:`output_vectors` and :attr:`output_bias` are
+    views of the padded rows, which a run keeps as its tables, so that one copy of them exists while it trains.
+    With ``train_bias`` False the bias is part of the score but not trained.
     """
 
     ROW_ALIGN = 16  # floats per 64-byte cache line
@@ -87,21 +88,27 @@ class KernelTables:
         self.has_bias = output_bias is not None
         self.train_bias = self.has_bias and train_bias
         stride = -(-(self.dim + self.has_bias) // self.ROW_ALIGN) * self.ROW_ALIGN
-        self._targets = (input_vectors, output_vectors, output_bias)
         self.input = np.zeros((vocab, stride), dtype=np.float32)  # (V, stride): v
         self.output = np.zeros((vocab, stride), dtype=np.float32)  # (V, stride): u, then b
-        self.input[:, : self.dim] = input_vectors
-        self.output[:, : self.dim] = output_vectors
+        self.input_vectors[...] = input_vectors
+        self.output_vectors[...] = output_vectors
         if output_bias is not None:
             self.output[:, self.dim] = output_bias
 
-    def write_back(self) -> None:
-        """Copy the trained rows (and bias) into the arrays this was made from."""
-        input_vectors, output_vectors, output_bias = self._targets
-        input_vectors[...] = self.input[:, : self.dim]
-        output_vectors[...] = self.output[:, : self.dim]
-        if output_bias is not None:
-            output_bias[...] = self.output[:, self.dim]
+    @property
+    def input_vectors(self) -> np.ndarray:
+        """(V, d): the input vectors v, a view of the padded rows."""
+        return self.input[:, : self.dim]
+
+    @property
+    def output_vectors(self) -> np.ndarray:
+        """(V, d): the output vectors u, a view of the padded rows."""
+        return self.output[:, : self.dim]
+
+    @property
+    def output_bias(self) -> np.ndarray | None:
+        """(V,): the output bias b, a view of the padding of u's rows; None without one."""
+        return self.output[:, self.dim] if self.has_bias else None
 
 
 def train_examples(
@@ -167,19 +174,16 @@ def draw_keyed_noise(noise: NoiseDistribution, seed: int, keys: np.ndarray, nois
 
 class FusedKernelPath:
     """The update path of the fused kernel: the host's examples (:func:`nce_lm.skipgram.windows.epoch_examples`),
-    trained a chunk at a time by :func:`train_examples` on a padded copy of the tables (:class:`KernelTables`),
-    made at an epoch's first chunk and written back into the trainer's tables at its end.
-
-    ``tables``: the tables the run trains, numpy arrays (input (V, d), output (V, d), bias (V,) or None);
-    ``rate(words_done)``: the learning rate after that many corpus words.
+    trained a chunk at a time by :func:`train_examples` in place on ``tables``, the run's tables in the kernel's
+    layout (the trainer keeps their views as its state); ``rate(words_done)``: the learning rate after that many
+    corpus words.
     """
 
     name = "fused"
 
     def __init__(
         self,
-        tables: tuple[np.ndarray, np.ndarray, np.ndarray | None],
-        train_bias: bool,
+        tables: KernelTables,
         classifier: NoiseClassifier,
         noise: NoiseDistribution,
         settings: SkipGramConfig,
@@ -187,7 +191,7 @@ class FusedKernelPath:
         rate: Callable[[float], float],
         chunks: Callable[[int], Iterator[tuple[Examples, int]]],
     ) -> None:
-        self._tables, self._train_bias, self._padded = tables, train_bias, None
+        self._tables = tables
         self._classifier, self._noise, self._rate, self.chunks = classifier, noise, rate, chunks
         self._noise_samples, self._batch_size, self._seed = settings.noise_samples, settings.batch_size, settings.seed
         self.threads = threads
@@ -198,10 +202,8 @@ class FusedKernelPath:
         """SGD on one chunk's ``examples`` (numpy), the ``first_example``-th of the epoch onwards, the rate falling
         linearly over the chunk's ``words`` corpus words after ``words_done``; returns the summed loss and the
         number of examples."""
-        if self._padded is None:
-            self._padded = KernelTables(*self._tables, self._train_bias)
         loss = train_examples(
-            self._padded,
+            self._tables,
             examples,
             self._classifier,
             self._noise,
@@ -214,9 +216,3 @@ class FusedKernelPath:
             self._rate(words_done + words),
         )
         return loss, len(examples)
-
-    def end_epoch(self) -> None:
-        """Write the padded tables back into the run's tables."""
-        if self._padded is not None:
-            self._padded.write_back()
-            self._padded = None

@@ -83,9 +83,6 @@ class BatchedUpdate:
     def threads(self) -> int:
         return torch.get_num_threads()
 
-    def end_epoch(self) -> None:
-        """Nothing: the tables are trained in place."""
-
     def train_chunk(
         self, examples: Examples, epoch: int, first_example: int, words_done: float, words: float
     ) -> tuple[float, int]:

@@ -75,7 +75,7 @@ from nce_lm.skipgram.checkpoint import (
     save_checkpoint,
 )
 from nce_lm.skipgram.config import SkipGramConfig, renamed
-from nce_lm.skipgram.kernel import FusedKernelPath
+from nce_lm.skipgram.kernel import FusedKernelPath, KernelTables
 from nce_lm.skipgram.update_path import UpdatePath, choose_path
 from nce_lm.skipgram.windows import CHUNK_TOKENS, CorpusWords, epoch_examples
 from nce_lm.training import preemption
@@ -258,10 +258,13 @@ class SkipGramTrainer:
             epoch_examples, self.corpus, self.keep, config.window, config.model, config.seed, noise_per=config.noise_per
         )
         if name == "fused":
-            tables = (state.input_vectors, state.output_vectors, state.output_bias)
             learned = self.bias_mode == "learned"
+            tables = KernelTables(state.input_vectors, state.output_vectors, state.output_bias, learned)
+            # the run's tables are views of the kernel's padded rows from here on: one copy of them while it trains
+            state.input_vectors, state.output_vectors = tables.input_vectors, tables.output_vectors
+            state.output_bias = tables.output_bias
             return FusedKernelPath(
-                tables, learned, self.classifier, self.noise, config, self._threads(), self._rate, host_chunks
+                tables, self.classifier, self.noise, config, self._threads(), self._rate, host_chunks
             )
         batched = {
             "state": state,
@@ -325,7 +328,6 @@ class SkipGramTrainer:
             bar.update(round(words))
             bar.set_postfix(loss=f"{loss_sum / max(example_count, 1):.4f}", lr=f"{self._rate(words_done):.5f}")
             boundary(EpochPosition(chunks_done, example_count, loss_sum, windows.CHUNK_TOKENS), words_done)
-        self.path.end_epoch()
         return loss_sum, example_count, words_done
 
     def _end_epoch(self, epoch: int, loss_sum: float, example_count: int, bar: Any, progress: bool) -> None:
@@ -424,7 +426,6 @@ class SkipGramTrainer:
         def on_boundary(position: EpochPosition, words_done: float) -> None:
             save, signum = boundaries.reached()
             if save and checkpoint is not None:
-                self.path.end_epoch()  # the fused kernel's tables written back; copied again at the next chunk
                 self.state.position, self.state.words_done = position, words_done
                 try:
                     self.save_checkpoint(checkpoint)
@@ -487,13 +488,16 @@ class SkipGramTrainer:
         imports torch, even on the fused kernel's path."""
         import torch
 
+        def saved(table: Any) -> Any:  # a CPU tensor of its own: the fused kernel's tables are views of padded rows
+            return torch.from_numpy(np.ascontiguousarray(table)) if isinstance(table, np.ndarray) else table.cpu()
+
         state = replace(
             self.state,
-            input_vectors=torch.as_tensor(self.state.input_vectors).cpu(),
-            output_vectors=torch.as_tensor(self.state.output_vectors).cpu(),
+            input_vectors=saved(self.state.input_vectors),
+            output_vectors=saved(self.state.output_vectors),
             loss_per_epoch=list(self.state.loss_per_epoch),
             noise_rng=self.generator.get_state(),
-            output_bias=torch.as_tensor(self.state.output_bias).cpu() if self.state.output_bias is not None else None,
+            output_bias=saved(self.state.output_bias) if self.state.output_bias is not None else None,
             optimizer_state=self.optimizer.state() if self.optimizer is not None else None,
             corpus_counts=corpus_fingerprint(self.corpus.counts),
         )

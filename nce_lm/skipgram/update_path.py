@@ -45,10 +45,6 @@ class UpdatePath(Protocol):
         by this rank."""
         ...
 
-    def end_epoch(self) -> None:
-        """Leave the trained tables in the run's state (the tables the trainer checkpoints and exports)."""
-        ...
-
 
 def device_reason(classifier: NoiseClassifier | None) -> str | None:
     """Why the device update cannot run this training, or None when it can (any device, any ranks)."""
