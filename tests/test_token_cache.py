@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from nce_lm.errors import NceLmError
+from nce_lm.pipeline import token_cache
 from nce_lm.pipeline.token_cache import IDS_FILE, MANIFEST_FILE, cached_token_ids, load_or_build
 from nce_lm.pipeline.vocab import build_vocab
 
@@ -55,6 +57,24 @@ def test_damaged_cache_is_rebuilt_not_trusted(tmp_path: Path, corpus: Path) -> N
     assert not load_or_build([corpus], vocab, cache_dir).reused
     ids_path = cache_dir / IDS_FILE
     ids_path.write_bytes(ids_path.read_bytes()[:-4])  # one id short
+    rebuilt = load_or_build([corpus], vocab, cache_dir)
+    assert not rebuilt.reused and rebuilt.ids.tolist() == expected
+
+
+def test_cache_with_an_id_outside_the_vocabulary_is_rebuilt(
+    tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(token_cache, "ID_BLOCK", 5)  # the range is checked a block at a time, read from the file
+    vocab = build_vocab([corpus])
+    cache_dir = tmp_path / "cache"
+    expected = cached_token_ids([corpus], vocab, cache_dir).tolist()
+    ids_path, manifest_path = cache_dir / IDS_FILE, cache_dir / MANIFEST_FILE
+    ids = np.load(ids_path)
+    ids[-2] = len(vocab)  # in the last block
+    np.save(ids_path, ids)
+    manifest = json.loads(manifest_path.read_text())
+    manifest["ids_file"] = {"bytes": ids_path.stat().st_size, "mtime_ns": ids_path.stat().st_mtime_ns}
+    manifest_path.write_text(json.dumps(manifest))  # the ids file's size and time as the manifest says
     rebuilt = load_or_build([corpus], vocab, cache_dir)
     assert not rebuilt.reused and rebuilt.ids.tolist() == expected
 

@@ -106,7 +106,7 @@ def _reusable(cache_dir: Path, expected: dict[str, Any]) -> tuple[np.ndarray, di
         return None
     if ids.dtype != np.int32 or ids.shape != (manifest.get("tokens"),):
         return None
-    if len(ids) and not (int(ids.min()) >= 0 and int(ids.max()) < expected["vocab_size"]):
+    if not all(int(block.min()) >= 0 and int(block.max()) < expected["vocab_size"] for block in id_blocks(ids)):
         return None
     return ids, manifest
 
