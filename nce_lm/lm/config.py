@@ -54,6 +54,7 @@ class LMConfig:
     max_tokens: int | None = None  # stop after this many training tokens instead (whole steps)
     optimizer: str | None = None  # one of lm/optim.py's LM_OPTIMIZERS; None: by objective and V
     lr: float | None = None  # None: the optimizer's default (lm/optim.py DEFAULT_LR)
+    table_lr: float | None = None  # adam-rowwise: the tables' starting rate; None: lr × ROWWISE_TABLE_LR_SCALE
     lr_decay: float = 4.0  # divide the learning rate by this when validation perplexity does not improve
     clip: float = 0.25  # gradient-norm clipping
     device: str = "auto"  # auto (cuda when visible), cpu, cuda, cuda:N
@@ -86,6 +87,8 @@ class LMConfig:
         """This configuration with every default that depends on the objective or V filled in."""
         samples = self.noise_samples if self.noise_samples is not None else min(DEFAULT_NOISE_SAMPLES, vocab_size)
         optimizer = self.optimizer or default_optimizer(self.objective, vocab_size)
+        if self.table_lr is not None and optimizer != "adam-rowwise":
+            raise NceLmError(f"table_lr sets adam-rowwise's rate for the tables; this run trains with {optimizer}")
         return replace(
             self,
             noise_samples=samples,
@@ -135,6 +138,8 @@ class LMConfig:
             raise NceLmError(f"noise_power must be between 0 and 1, got {self.noise_power}")
         if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
             raise NceLmError(f"lr must be positive, got {self.lr}")
+        if self.table_lr is not None and not (math.isfinite(self.table_lr) and self.table_lr > 0):
+            raise NceLmError(f"table_lr must be positive, got {self.table_lr}")
         if self.lr_decay < 1 or self.clip <= 0:
             raise NceLmError("lr_decay must be at least 1 and clip positive")
         if self.model == "transformer" and self.dim % self.heads:
