@@ -240,6 +240,7 @@ def main() -> None:
         "--step-timing", action="store_true", help="time training steps alone (no corpus, no evaluation)"
     )
     options.add_argument("--optimizer", help="the optimizer of every run (default: the trainer's, by objective and V)")
+    options.add_argument("--table-lr", type=float, help="adam-rowwise: the tables' starting rate (LMConfig.table_lr)")
     options.add_argument("--steps", type=int, default=200, help="--step-timing: timed steps at most")
     options.add_argument("--max-seconds", type=float, default=60.0, help="--step-timing: time per run at most")
     args = options.parse_args()
@@ -269,6 +270,7 @@ def main() -> None:
                     progress=False,
                     **settings,
                     **({"optimizer": args.optimizer} if args.optimizer else {}),
+                    **({"table_lr": args.table_lr} if args.table_lr is not None else {}),
                 )
                 try:
                     if objective == "adaptive":
@@ -303,6 +305,7 @@ def main() -> None:
         for r in rows
     ]
     run = f"model {settings}; k = {args.noise} (at most V/2); optimizer {args.optimizer or 'default'}"
+    run += f", tables {args.table_lr:g}" if args.table_lr is not None else ""
     run += f"; corpus {args.tokens:,} tokens per V"
     emit([run, "", *markdown(header, cells)], args.output, args.device)
     if args.plot:
