@@ -181,7 +181,7 @@ def main() -> None:
     options.add_argument("--datasets", default="ptb,wikitext-2")
     options.add_argument("--objectives", default="full,nce,ranking")
     options.add_argument("--noise", help="values of k for the sampled objectives (default: the trainer's)")
-    options.add_argument("--optimizer", help="the optimizer of every run (default: the trainer's, by objective)")
+    options.add_argument("--optimizer", help="the optimizer of every run (default: the trainer's)")
     options.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     options.add_argument(
         "--eval-lines",
