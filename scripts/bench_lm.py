@@ -2,6 +2,7 @@
 
     python scripts/bench_lm.py [--config cpu|small|full] [--datasets ptb,wikitext-2] [--noise 64,256,1024]
         [--objectives full,nce,ranking,adaptive] [--device cpu|cuda] [--max-tokens N] [--output FILE]
+        [--optimizer NAME] [--table-lr RATE] [--seed N]
 
 Datasets are found through the registry ($NCE_LM_DATA, then data/). Every model is evaluated exactly (full
 softmax) on the validation and test text; the table gives exact perplexities, the mean and standard
@@ -11,10 +12,10 @@ training tokens/s and peak memory (CUDA: max allocated; CPU: the process's peak 
 ``--config cpu`` (the default; 2 CPU cores): the 2 × 200 LSTM, dropout 0, 1,000,000 training tokens, every
 other setting at the trainer's defaults — what ``nce-lm lm train --data D --objective O --dropout 0
 --max-tokens 1000000`` gives a user — on the full validation and test sets; the table adds the seconds the
-exact test evaluation took. ``--noise`` and ``--optimizer`` override the defaults. ``--config small``: a 1 × 128
-LSTM, Adam, 200,000 training tokens,
-evaluation on the first ``--eval-lines`` lines of validation and test (all of them for PTB). ``--config full``
-(a GPU): Zaremba et al.'s medium model, 2 × 650, dropout 0.5, 40 epochs, full splits, each objective at its defaults
+exact test evaluation took. ``--noise``, ``--optimizer``, ``--table-lr`` and ``--seed`` override the defaults.
+``--config small``: a 1 × 128 LSTM, Adam, 200,000 training tokens, evaluation on the first ``--eval-lines`` lines
+of validation and test (all of them for PTB). ``--config full`` (a GPU): Zaremba et al.'s medium model, 2 × 650,
+dropout 0.5, 40 epochs, full splits, each objective at its defaults
 
 ``adaptive`` is the peer a PyTorch user reaches for: the same body (``build_model``, seeded alike) with
 ``torch.nn.AdaptiveLogSoftmaxWithLoss`` (Grave et al. 2017) as its output layer, trained by the trainer's step
@@ -180,7 +181,7 @@ def main() -> None:
     options.add_argument("--datasets", default="ptb,wikitext-2")
     options.add_argument("--objectives", default="full,nce,ranking")
     options.add_argument("--noise", help="values of k for the sampled objectives (default: the trainer's)")
-    options.add_argument("--optimizer", help="the optimizer of every run (default: the trainer's, by objective)")
+    options.add_argument("--optimizer", help="the optimizer of every run (default: the trainer's)")
     options.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     options.add_argument(
         "--eval-lines",
@@ -189,6 +190,8 @@ def main() -> None:
         help="small config, WikiText-2: evaluate on this many lines of valid and test",
     )
     options.add_argument("--max-tokens", type=int, help="override the configuration's training budget")
+    options.add_argument("--table-lr", type=float, help="adam-rowwise: the tables' starting rate (LMConfig.table_lr)")
+    options.add_argument("--seed", type=int, help="the seed of every run (default: LMConfig's)")
     args = options.parse_args()
 
     settings = dict(CONFIGS[args.config])
@@ -197,6 +200,10 @@ def main() -> None:
     ks = [int(k) for k in args.noise.split(",")] if args.noise else [None]
     if args.optimizer:
         settings["optimizer"] = args.optimizer
+    if args.table_lr is not None:
+        settings["table_lr"] = args.table_lr
+    if args.seed is not None:
+        settings["seed"] = args.seed
     out = [f"config {args.config}: {settings}; device {args.device}"]
     with tempfile.TemporaryDirectory(prefix="bench_lm-") as tmp:
         folder = Path(tmp)
@@ -234,8 +241,9 @@ def main() -> None:
                 ratio = f"{test_m['ppl'] / full_ppl:.3f}" if full_ppl else "–"
                 k_used = used["noise_samples"] if objective_class(config.objective).needs_noise else "–"
                 name = f"adaptive {metrics['cutoffs']}" if objective == "adaptive" else objective
+                tables = f", tables {used['table_lr']:g}" if used.get("table_lr") is not None else ""
                 rows.append(
-                    f"{name} | {k_used} | {used['optimizer']} (lr {used['lr']:g}) | {valid_m['ppl']:.1f} | "
+                    f"{name} | {k_used} | {used['optimizer']} (lr {used['lr']:g}{tables}) | {valid_m['ppl']:.1f} | "
                     f"{test_m['ppl']:.1f} | {ratio} | {test_m['mean_log_z']:+.3f} | {test_m['std_log_z']:.3f} | "
                     f"{test_m['self_normalized_ppl']:.1f} | {metrics['tokens_per_s']:,.0f} | "
                     f"{test_m['seconds']:.1f} | {metrics['peak_memory_gib']:.2f}"

@@ -10,7 +10,7 @@ The table gives training tokens/s, peak memory, exact test perplexity (full soft
 and the mean and standard deviation of log Z(c) on the test text. ``--plot`` draws tokens/s and perplexity
 against V (needs matplotlib, the ``plot`` extra). ``--quick`` is a CPU-sized run: V ∈ {1,000, 10,000},
 300,000 tokens, a 1 × 64 LSTM; `--small-model` takes that LSTM at the V and tokens given. Every run trains at
-the defaults (Adam; row-wise Adagrad for a sampled objective from V = 100,000).
+the defaults (``adam-rowwise``: Adam for the LSTM, row-wise Adagrad for the tables).
 
 ``--step-timing`` times the training step alone, as the trainer runs it (``nce_lm.lm.train.build_trainer`` and
 ``train_step``, the run's default optimizer unless ``--optimizer`` says otherwise), on windows drawn from a
@@ -239,7 +239,9 @@ def main() -> None:
     options.add_argument(
         "--step-timing", action="store_true", help="time training steps alone (no corpus, no evaluation)"
     )
-    options.add_argument("--optimizer", help="the optimizer of every run (default: the trainer's, by objective and V)")
+    options.add_argument("--optimizer", help="the optimizer of every run (default: the trainer's)")
+    options.add_argument("--table-lr", type=float, help="adam-rowwise: the tables' starting rate (LMConfig.table_lr)")
+    options.add_argument("--seed", type=int, help="the seed of every corpus run (default: LMConfig's)")
     options.add_argument("--steps", type=int, default=200, help="--step-timing: timed steps at most")
     options.add_argument("--max-seconds", type=float, default=60.0, help="--step-timing: time per run at most")
     args = options.parse_args()
@@ -269,6 +271,8 @@ def main() -> None:
                     progress=False,
                     **settings,
                     **({"optimizer": args.optimizer} if args.optimizer else {}),
+                    **({"table_lr": args.table_lr} if args.table_lr is not None else {}),
+                    **({"seed": args.seed} if args.seed is not None else {}),
                 )
                 try:
                     if objective == "adaptive":
@@ -303,6 +307,8 @@ def main() -> None:
         for r in rows
     ]
     run = f"model {settings}; k = {args.noise} (at most V/2); optimizer {args.optimizer or 'default'}"
+    run += f", tables {args.table_lr:g}" if args.table_lr is not None else ""
+    run += f"; seed {args.seed}" if args.seed is not None else ""
     run += f"; corpus {args.tokens:,} tokens per V"
     emit([run, "", *markdown(header, cells)], args.output, args.device)
     if args.plot:

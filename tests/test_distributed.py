@@ -20,7 +20,8 @@ from nce_lm.cli import main
 
 
 @pytest.mark.parametrize(
-    ("objective", "optimizer", "lr"), [("full", "sgd", "1"), ("nce", "sgd", "1"), ("ranking", "lazy-adam", "0.01")]
+    ("objective", "optimizer", "lr"),
+    [("full", "sgd", "1"), ("nce", "sgd", "1"), ("ranking", "lazy-adam", "0.01"), ("nce", "adam-rowwise", "0.003")],
 )
 def test_two_gloo_ranks_match_one_process(
     lm_corpus: Path, tmp_path: Path, torchrun, objective: str, optimizer: str, lr: str

@@ -232,3 +232,24 @@ def test_cli_train_eval_and_errors(lm_corpus: Path, tmp_path: Path, capsys) -> N
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err
+
+
+def test_table_lr_is_saved_refused_on_resume_and_checked(tiny_lm, tmp_path: Path) -> None:
+    """adam-rowwise's table_lr: 0.2 given is the default rule's rate (the same run, bit for bit), another rate trains
+    another model; it is saved in config.json and may not change on resume; non-positive rates and optimizers
+    other than adam-rowwise are refused."""
+    config = tiny_lm(epochs=1)  # adam-rowwise, the default
+    default = train_lm(config, tmp_path / "default")
+    given = train_lm(config.with_changes(table_lr=0.2), tmp_path / "given")
+    other = train_lm(config.with_changes(table_lr=0.5), tmp_path / "other")
+    assert given["test"]["ppl"] == default["test"]["ppl"] != other["test"]["ppl"]
+    assert json.loads((tmp_path / "other" / "config.json").read_text())["table_lr"] == 0.5
+    with pytest.raises(NceLmError, match="other settings .table_lr 0.5 -> 0.1"):
+        train_lm(config.with_changes(epochs=2, table_lr=0.1), tmp_path / "other", resume=True)
+    resumed = train_lm(config.with_changes(epochs=2, table_lr=0.5), tmp_path / "other", resume=True)
+    assert len(resumed["history"]) == 2
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(NceLmError, match="table_lr must be positive"):
+            config.with_changes(table_lr=bad).validate()
+    with pytest.raises(NceLmError, match="table_lr sets adam-rowwise's rate for the tables; this run trains with adam"):
+        tiny_lm(optimizer="adam", table_lr=0.1).resolved(30)

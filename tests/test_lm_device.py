@@ -15,7 +15,6 @@ import torch
 
 from nce_lm.errors import NceLmError
 from nce_lm.lm import LMConfig, evaluate_lm, train_lm
-from nce_lm.lm.config import default_optimizer
 from nce_lm.lm.model import build_model
 from nce_lm.lm.train import TrainingModule
 from nce_lm.objectives.losses import build_objective
@@ -70,13 +69,13 @@ def test_devices_and_precisions_resolve() -> None:
             resolve_device("cuda")
 
 
-def test_defaults_depend_on_the_objective_and_the_vocabulary() -> None:
-    assert default_optimizer("full", 10_000) == "adam"
-    assert default_optimizer("full", 1_000_000) == "adam"
-    assert default_optimizer("nce", 10_000) == "adam"
-    assert default_optimizer("nce", 1_000_000) == "rowwise-adagrad"
+def test_defaults_are_one_optimizer_for_every_objective_and_vocabulary() -> None:
+    for objective in OBJECTIVES:
+        for vocab in (300, 10_000, 100_000, 1_000_000):
+            resolved = LMConfig(train="x", objective=objective).resolved(vocab)
+            assert (resolved.optimizer, resolved.lr, resolved.table_lr) == ("adam-rowwise", 3e-3, None)
     small = LMConfig(train="x").resolved(300)
-    assert (small.noise_samples, small.optimizer, small.lr, small.noise_power) == (300, "adam", 3e-3, 1.0)
+    assert (small.noise_samples, small.optimizer, small.lr, small.noise_power) == (300, "adam-rowwise", 3e-3, 1.0)
     assert LMConfig(train="x", objective="ranking").resolved(50_000).noise_samples == 1024
     assert LMConfig(train="x", objective="full", optimizer="sgd").resolved(50_000).lr == 20.0
 

@@ -105,7 +105,7 @@ def test_adam_rowwise_is_adam_for_the_network_and_rowwise_adagrad_for_the_tables
     accumulator = table.grad.pow(2).mean(dim=1, keepdim=True)  # G_w after one step from 0
     step = 0.003 * ROWWISE_TABLE_LR_SCALE * table.grad / (accumulator.sqrt() + 1e-10)
     torch.testing.assert_close(table.detach(), before - step, rtol=1e-6, atol=1e-7)
-    assert abs(ROWWISE_TABLE_LR_SCALE * 0.003 - 0.1) < 1e-12
+    assert abs(ROWWISE_TABLE_LR_SCALE * 0.003 - 0.2) < 1e-12  # DEFAULT_TABLE_LR at the default rate
 
 
 def test_tied_tables_train_sparse_as_dense() -> None:
@@ -167,3 +167,32 @@ def test_clipping_norm_and_scale_equal_torch_on_the_dense_gradients() -> None:
     torch.testing.assert_close(got, want)
     torch.testing.assert_close(dense_param.grad, reference[0].grad)
     torch.testing.assert_close(table.grad.to_dense(), reference[1].grad)
+
+
+def test_table_lr_sets_the_tables_rate_and_decays_with_the_network() -> None:
+    """adam-rowwise with table_lr: the tables move as row-wise Adagrad's closed form at table_lr, the network as
+    Adam at lr; after set_lr(lr / 4) the tables' rate is table_lr / 4. Any other optimizer refuses table_lr."""
+    torch.manual_seed(0)
+    lstm, table = torch.nn.Parameter(torch.randn(4, 3)), torch.nn.Parameter(torch.randn(V, DIM))
+    optimizer = LMOptimizer("adam-rowwise", [lstm], {"weight": table}, 0.003, False, table_lr=0.5)
+    optimizer.set_lr(0.003 / 4)
+    table.grad = torch.randn(V, DIM)
+    before = table.detach().clone()
+    optimizer.step()
+    accumulator = table.grad.pow(2).mean(dim=1, keepdim=True)
+    torch.testing.assert_close(
+        table.detach(), before - 0.125 * table.grad / (accumulator.sqrt() + 1e-10), rtol=1e-6, atol=1e-7
+    )
+    with pytest.raises(ValueError, match="adam-rowwise's"):
+        LMOptimizer("rowwise-adagrad", [lstm], {"weight": table}, 0.1, False, table_lr=0.5)
+
+
+def test_table_lr_reaches_the_trainers_optimizer() -> None:
+    """LMConfig.table_lr is the rate build_trainer's optimizer gives the tables; left None it is lr × the scale."""
+    noise = NoiseDistribution(torch.arange(1, V + 1).float())
+    config = LMConfig(train="x", dim=DIM, layers=1, objective="nce", noise_samples=4)  # adam-rowwise by default
+    for table_lr, rate in ((None, 0.2), (0.05, 0.05), (0.1, 0.1)):
+        resolved = config.with_changes(table_lr=table_lr).resolved(V)
+        optimizer = build_trainer(resolved, noise, DistributedContext()).optimizer
+        assert optimizer.lr == 0.003
+        assert optimizer.lr * optimizer.table_lr_scale == pytest.approx(rate, rel=1e-12)

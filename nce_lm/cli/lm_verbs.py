@@ -30,7 +30,7 @@ from nce_lm.lm import LMConfig, evaluate_lm, train_lm
 from nce_lm.lm.checkpoint import check_new_run_folder
 from nce_lm.lm.config import DEFAULT_NOISE_SAMPLES, MODELS
 from nce_lm.lm.language_model import CHECKPOINTS, LanguageModel
-from nce_lm.lm.optim import DEFAULT_LR, LM_OPTIMIZERS
+from nce_lm.lm.optim import DEFAULT_LR, DEFAULT_TABLE_LR, LM_OPTIMIZERS, ROWWISE_TABLE_LR_SCALE
 from nce_lm.objectives.losses import OBJECTIVES
 from nce_lm.objectives.mi_bound import bound_line
 from nce_lm.pipeline.corpus import iter_chunks
@@ -279,11 +279,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--optimizer",
         choices=LM_OPTIMIZERS,
-        help="default adam; rowwise-adagrad for a sampled objective at V >= 100,000; adam-rowwise: Adam for the "
-        "network, row-wise Adagrad for the tables (docs/lm.md)",
+        help="default adam-rowwise, for every objective and V: Adam for the network, row-wise Adagrad for the "
+        "embedding tables (docs/lm.md)",
     )
     train.add_argument(
         "--lr", type=LM_LEARNING_RATE, help="default: " + ", ".join(f"{v:g} ({k})" for k, v in DEFAULT_LR.items())
+    )
+    train.add_argument(
+        "--table-lr",
+        dest="table_lr",
+        type=LM_LEARNING_RATE,
+        help="adam-rowwise: the embedding tables' starting rate, decayed with --lr (default: --lr x "
+        f"{ROWWISE_TABLE_LR_SCALE:.4g}, {DEFAULT_TABLE_LR:g} at the default rate)",
     )
     train.add_argument("--lr-decay", dest="lr_decay", type=number(1), help=f"default {_D.lr_decay}")
     train.add_argument("--clip", type=number(0, above=True), help=f"default {_D.clip}")

@@ -16,24 +16,16 @@ from nce_lm.training.memory import check_memory
 
 MODELS = ("lstm", "transformer")
 DEFAULT_NOISE_SAMPLES = 1024  # k for a sampled objective, unless V is smaller
-DENSE_ADAM_BELOW = 100_000  # vocabularies under which a sampled objective trains with dense Adam by default
-
-
-def default_optimizer(objective: str, vocab_size: int) -> str:
-    """Adam for every objective; row-wise Adagrad on row-sparse tables for a sampled objective from
-    :data:`DENSE_ADAM_BELOW` words. The measurements behind it: docs/lm.md, "Defaults, and the measurements
-    behind them", and BENCHMARKS.md."""
-    if not objective_class(objective).needs_noise or vocab_size < DENSE_ADAM_BELOW:
-        return "adam"
-    return "rowwise-adagrad"
+DEFAULT_OPTIMIZER = "adam-rowwise"  # every objective, every V: docs/lm.md, "Defaults, and the measurements behind them"
 
 
 @dataclass(frozen=True)
 class LMConfig:
     """One language-model run. Defaults: a small Zaremba-style LSTM trained with self-normalized NCE.
 
-    ``noise_samples``, ``optimizer`` and ``lr`` left as None depend on the objective and V and are filled in by
-    :meth:`resolved` before training (docs/lm.md, "Defaults, and the measurements behind them").
+    ``noise_samples`` left as None depends on V; ``optimizer`` and ``lr`` left as None are :data:`DEFAULT_OPTIMIZER`
+    and its rate. :meth:`resolved` fills them in before training (docs/lm.md, "Defaults, and the measurements behind
+    them").
     """
 
     train: str = ""  # training text, or a registered dataset name ("ptb", "wikitext-2") for all three splits
@@ -52,8 +44,9 @@ class LMConfig:
     batch_size: int = 20  # parallel streams (the global batch under torchrun)
     epochs: int = 4  # passes over the training text
     max_tokens: int | None = None  # stop after this many training tokens instead (whole steps)
-    optimizer: str | None = None  # one of lm/optim.py's LM_OPTIMIZERS; None: by objective and V
+    optimizer: str | None = None  # one of lm/optim.py's LM_OPTIMIZERS; None: DEFAULT_OPTIMIZER
     lr: float | None = None  # None: the optimizer's default (lm/optim.py DEFAULT_LR)
+    table_lr: float | None = None  # adam-rowwise: the tables' starting rate; None: lr × ROWWISE_TABLE_LR_SCALE
     lr_decay: float = 4.0  # divide the learning rate by this when validation perplexity does not improve
     clip: float = 0.25  # gradient-norm clipping
     device: str = "auto"  # auto (cuda when visible), cpu, cuda, cuda:N
@@ -83,9 +76,11 @@ class LMConfig:
         return sparse_tables(self._optimizer(), self.draws_noise)
 
     def resolved(self, vocab_size: int) -> LMConfig:
-        """This configuration with every default that depends on the objective or V filled in."""
+        """This configuration with every default filled in: k (which depends on V), the optimizer and its rate."""
         samples = self.noise_samples if self.noise_samples is not None else min(DEFAULT_NOISE_SAMPLES, vocab_size)
-        optimizer = self.optimizer or default_optimizer(self.objective, vocab_size)
+        optimizer = self.optimizer or DEFAULT_OPTIMIZER
+        if self.table_lr is not None and optimizer != "adam-rowwise":
+            raise NceLmError(f"table_lr sets adam-rowwise's rate for the tables; this run trains with {optimizer}")
         return replace(
             self,
             noise_samples=samples,
@@ -135,6 +130,8 @@ class LMConfig:
             raise NceLmError(f"noise_power must be between 0 and 1, got {self.noise_power}")
         if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
             raise NceLmError(f"lr must be positive, got {self.lr}")
+        if self.table_lr is not None and not (math.isfinite(self.table_lr) and self.table_lr > 0):
+            raise NceLmError(f"table_lr must be positive, got {self.table_lr}")
         if self.lr_decay < 1 or self.clip <= 0:
             raise NceLmError("lr_decay must be at least 1 and clip positive")
         if self.model == "transformer" and self.dim % self.heads:

@@ -6,11 +6,12 @@ With a sampled objective the input embedding and the output weight and bias rece
 update does; ``catchup-adam`` (:class:`nce_lm.training.catchup_adam.CatchupAdam`) moves a row by the steps it
 missed when it is touched again or at :meth:`LMOptimizer.flush`, ending where dense Adam would; ``lazy-adam``
 (``torch.optim.SparseAdam``) advances a row's moments only on the steps that touch it, unlike dense Adam;
-``adam`` gives the tables dense (V, d) gradients at O(V·d) per step. ``adam-rowwise`` trains the dense
-parameters with Adam and the tables with row-wise Adagrad at :data:`ROWWISE_TABLE_LR_SCALE` times the run's
-rate (each at its own default rate: Adam's 3e-3 for the network, row-wise Adagrad's 0.1 for the tables), where
-``rowwise-adagrad`` trains the network with Adagrad too. The full softmax
-touches every row, so its tables are always dense. docs/lm.md, "Row-sparse tables", has the table.
+``adam`` gives the tables dense (V, d) gradients at O(V·d) per step. ``adam-rowwise``, the default for every
+objective, trains the dense parameters with Adam and the tables with row-wise Adagrad at
+:data:`ROWWISE_TABLE_LR_SCALE` times the run's rate (by default Adam's 3e-3 for the network,
+:data:`DEFAULT_TABLE_LR` for the tables), or at the tables' own starting rate ``table_lr`` when one is given,
+decayed with the network's; ``rowwise-adagrad`` trains the network with Adagrad too. The full softmax touches every
+row, so its tables are always dense. docs/lm.md, "Row-sparse tables", has the table.
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ DEFAULT_LR = {
     "catchup-adam": 3e-3,
     "adam-rowwise": 3e-3,
 }
-# adam-rowwise: the tables' rate over the network's, so that each starts at its own rule's default rate
-ROWWISE_TABLE_LR_SCALE = DEFAULT_LR["rowwise-adagrad"] / DEFAULT_LR["adam"]
+# adam-rowwise: the tables' starting rate by default (chosen on PTB's validation perplexity among 0.05 ... 0.8,
+# BENCHMARKS.md), and its ratio to the network's, which a run keeps through its decays and a --lr of its own
+DEFAULT_TABLE_LR = 0.2
+ROWWISE_TABLE_LR_SCALE = DEFAULT_TABLE_LR / DEFAULT_LR["adam-rowwise"]
 ADAM_EPS = 1e-8  # Adam's ε (torch's default) in adam and catchup-adam, read when an LMOptimizer is built
 
 
@@ -52,14 +55,26 @@ class LMOptimizer:
         tables: the embedding tables by name (input embedding, output weight, output bias); their gradients
             are sparse when ``sparse`` is true, dense otherwise.
         lr: the learning rate.
+        table_lr: adam-rowwise only: the tables' starting rate (default ``lr`` × :data:`ROWWISE_TABLE_LR_SCALE`);
+            it is decayed with ``lr`` (:meth:`set_lr`), keeping their ratio.
     """
 
     def __init__(
-        self, name: str, dense: list[nn.Parameter], tables: dict[str, nn.Parameter], lr: float, sparse: bool
+        self,
+        name: str,
+        dense: list[nn.Parameter],
+        tables: dict[str, nn.Parameter],
+        lr: float,
+        sparse: bool,
+        table_lr: float | None = None,
     ) -> None:
         self.name, self.tables, self.sparse = name, tables, sparse
         self.table_optimizer: RowwiseAdagrad | CatchupAdam | None = None  # the tables' own rule, if not torch's
-        self.table_lr_scale = ROWWISE_TABLE_LR_SCALE if name == "adam-rowwise" else 1.0
+        if table_lr is not None and name != "adam-rowwise":
+            raise ValueError(f"a rate of its own for the tables is adam-rowwise's, not {name!r}'s")
+        self.table_lr_scale = 1.0
+        if name == "adam-rowwise":
+            self.table_lr_scale = ROWWISE_TABLE_LR_SCALE if table_lr is None else table_lr / lr
         table_list = list(tables.values())
         self.lr = lr
         if name == "sgd":

@@ -101,7 +101,7 @@ def build_trainer(config: LMConfig, noise: NoiseDistribution, ctx: DistributedCo
     tables = model.tables()
     table_ids = {id(p) for p in tables.values()}
     dense = [p for p in module.parameters() if id(p) not in table_ids]
-    optimizer = LMOptimizer(config.optimizer, dense, tables, config.learning_rate, sparse)
+    optimizer = LMOptimizer(config.optimizer, dense, tables, config.learning_rate, sparse, config.table_lr)
     return Trainer(model, module, _data_parallel(module, tables, sparse, ctx), optimizer, generator)
 
 
@@ -742,7 +742,8 @@ def _announce(config: LMConfig, vocab_size: int) -> None:
         sampling = "the full softmax"
     print(
         f"training a {config.layers} × {config.dim} {config.model} on V = {vocab_size:,} with {sampling}, "
-        f"{config.optimizer} (lr {config.learning_rate:g})",
+        f"{config.optimizer} (lr {config.learning_rate:g}"
+        + (f", tables {config.table_lr:g})" if config.table_lr is not None else ")"),
         flush=True,
     )
     if not objective.models_log_probability:
