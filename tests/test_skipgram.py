@@ -39,6 +39,25 @@ def test_windows_match_word2vecs_loop() -> None:
     assert list(zip(pairs.context.tolist(), pairs.centre.tolist())) == [(int(a), int(b)) for a, b in expected]
 
 
+@pytest.mark.parametrize("model, keyed", [("skipgram", False), ("skipgram", True), ("cbow", False)])
+@pytest.mark.parametrize("n", [0, 3, 2_000])
+def test_the_c_extensions_windows_are_numpys(monkeypatch: pytest.MonkeyPatch, model: str, keyed: bool, n: int) -> None:
+    if skipgram_windows._kernel is None:
+        pytest.skip("the C extension was not built")
+    rng = np.random.default_rng(n)
+    words = rng.integers(0, 50, size=n).astype(np.int32)
+    sentence = np.cumsum(rng.random(n) < 0.05)  # sentences of about 20 words, some of one word
+    positions = 1_000 + np.sort(rng.choice(10 * n + 1, size=n, replace=False)) if keyed else None
+    made = window_examples(words, sentence, 5, np.random.default_rng(1), model, positions)
+    monkeypatch.setattr(skipgram_windows, "_kernel", None)
+    expected = window_examples(words, sentence, 5, np.random.default_rng(1), model, positions)
+    for name in ("context", "centre", "starts", "noise_key"):
+        got, want = getattr(made, name), getattr(expected, name)
+        assert (got is None) == (want is None), name
+        if want is not None:
+            assert got.dtype == want.dtype and got.tolist() == want.tolist(), name
+
+
 def test_lines_are_sentences_and_long_lines_are_cut(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     unk, eos = 0, 1
     ids = np.array([5, 6, eos, unk, 7, eos, eos, 8, unk, 9, 10, 11, 12, eos, 13, 14], dtype=np.int32)

@@ -499,10 +499,87 @@ static PyObject *draw_noise_ids(PyObject *self, PyObject *args) {
     return result;
 }
 
+static PyObject *window_pairs(PyObject *self, PyObject *args) {
+    /* The examples of word2vec's shrunk windows in one pass (windows.window_examples gives the same from numpy):
+     * for each centre i in order and each j from i - window to i + window but i, left to right, with
+     * |i - j| <= reach[i] in i's sentence (sentence is nondecreasing: a sentence is a run of equal numbers, as
+     * a chunk's are), the next pair gets context words[j]; counts[i] is the number of i's pairs. words (n,)
+     * int32, sentence and reach (n,) int64, counts (n,) int64. Called first with an empty context, it fills
+     * counts alone; then with context and centre (sum(counts),) int32 and, when positions (n,) int64 is not
+     * empty, keys (sum(counts),) int64, it fills those too (centre may be empty: CBOW). Returns sum(counts). */
+    Py_buffer words, sentence, reach, positions, context, counts, centre, keys;
+    int window;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*iw*w*w*w*", &words, &sentence, &reach, &positions, &window, &context,
+                          &counts, &centre, &keys))
+        return NULL;
+    PyObject *result = NULL;
+    const Py_ssize_t n = words.len / (Py_ssize_t)sizeof(int32_t);
+    const int64_t *line = sentence.buf, *shrunk = reach.buf;
+    int64_t *count = counts.buf, total = 0;
+    if (window < 1 || sentence.len != n * (Py_ssize_t)sizeof(int64_t) || reach.len != sentence.len ||
+        counts.len != sentence.len || (positions.len && positions.len != sentence.len)) {
+        PyErr_SetString(PyExc_ValueError, "window_pairs: sizes do not match");
+        goto release;
+    }
+    if (context.len == 0) { /* the first call: count */
+        Py_ssize_t start = 0, end = 0; /* the sentence of centre i: words start .. end - 1 */
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (i >= end) {
+                start = i;
+                for (end = i + 1; end < n && line[end] == line[i]; end++) {}
+            }
+            const Py_ssize_t low = i - shrunk[i] > start ? i - shrunk[i] : start;
+            const Py_ssize_t high = i + shrunk[i] + 1 < end ? i + shrunk[i] + 1 : end;
+            total += (count[i] = high - low - 1);
+        }
+        result = PyLong_FromLongLong(total);
+        goto release;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) total += count[i];
+    const int with_centre = centre.len > 0, with_keys = positions.len > 0;
+    if (context.len != total * (Py_ssize_t)sizeof(int32_t) || (with_centre && centre.len != context.len) ||
+        (with_keys && keys.len != total * (Py_ssize_t)sizeof(int64_t))) {
+        PyErr_SetString(PyExc_ValueError, "window_pairs: sizes do not match the counts");
+        goto release;
+    }
+    const int32_t *word = words.buf;
+    const int64_t *position = positions.buf;
+    int32_t *out_context = context.buf, *out_centre = centre.buf;
+    int64_t *out_key = keys.buf, m = 0;
+    Py_ssize_t start = 0, end = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (i >= end) {
+            start = i;
+            for (end = i + 1; end < n && line[end] == line[i]; end++) {}
+        }
+        const Py_ssize_t low = i - shrunk[i] > start ? i - shrunk[i] : start;
+        const Py_ssize_t high = i + shrunk[i] + 1 < end ? i + shrunk[i] + 1 : end;
+        for (Py_ssize_t j = low; j < high; j++) {
+            if (j == i) continue;
+            out_context[m] = word[j];
+            if (with_centre) out_centre[m] = word[i];
+            if (with_keys) out_key[m] = position[i];
+            m++;
+        }
+    }
+    result = PyLong_FromLongLong(m);
+release:
+    PyBuffer_Release(&words);
+    PyBuffer_Release(&sentence);
+    PyBuffer_Release(&reach);
+    PyBuffer_Release(&positions);
+    PyBuffer_Release(&context);
+    PyBuffer_Release(&counts);
+    PyBuffer_Release(&centre);
+    PyBuffer_Release(&keys);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"train_pairs", (PyCFunction)(void (*)(void))train_pairs, METH_VARARGS | METH_KEYWORDS,
      "Train on examples (context words, centre) in batches; returns the summed loss."},
     {"draw_noise_ids", draw_noise_ids, METH_VARARGS, "The noise words train_pairs draws, for tests."},
+    {"window_pairs", window_pairs, METH_VARARGS, "The examples of shrunk windows: context words and counts."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from nce_lm.pipeline.token_cache import id_blocks
 from nce_lm.skipgram.examples import Examples, cbow_examples
+from nce_lm.skipgram.kernel import _kernel
 
 MAX_SENTENCE_WORDS = 10_000  # gensim's MAX_WORDS_IN_BATCH: longer lines are cut into sentences this long
 CHUNK_TOKENS = 1 << 20  # tokens turned into examples at a time: bounds the memory of their arrays
@@ -91,6 +92,8 @@ def window_examples(
     n = len(words)
     words = words.astype(np.int32, copy=False)
     reach = rng.integers(1, window + 1, size=n)  # (n,) the shrunk window b_i
+    if _kernel is not None:
+        return _kernel_examples(words, sentence, reach, window, model, positions)
     offsets = [*range(-window, 0), *range(1, window + 1)]  # left to right
     within = np.zeros((n, len(offsets)), dtype=bool)  # (n, 2·window): is word i + offset a context of i?
     context = np.zeros((n, len(offsets)), dtype=np.int32)  # (n, 2·window): that word
@@ -108,6 +111,28 @@ def window_examples(
         return cbow_examples(context, words, counts)
     noise_key = None if positions is None else np.repeat(positions, counts)
     return Examples(context, np.repeat(words, counts), noise_key=noise_key)
+
+
+def _kernel_examples(
+    words: np.ndarray, sentence: np.ndarray, reach: np.ndarray, window: int, model: str, positions: np.ndarray | None
+) -> Examples:
+    """:func:`window_examples`' examples for these draws, formed by the C extension (a pass to count, a pass to
+    fill arrays of the exact size) instead of the numpy above, which stays as the reference
+    (tests/test_skipgram.py compares the two). ``sentence`` must be nondecreasing, as a chunk's sentence
+    numbers are: the C passes take a sentence to be a run of equal numbers."""
+    keyed = positions is not None and model == "skipgram"
+    sentence = np.ascontiguousarray(sentence, dtype=np.int64)
+    positions = np.ascontiguousarray(positions if keyed else np.empty(0), dtype=np.int64)
+    counts = np.empty(len(words), dtype=np.int64)  # (n,) context words per centre
+    nothing32, nothing64 = np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int64)
+    pairs = _kernel.window_pairs(words, sentence, reach, positions, window, nothing32, counts, nothing32, nothing64)
+    context = np.empty(pairs, dtype=np.int32)
+    centre = np.empty(pairs if model == "skipgram" else 0, dtype=np.int32)
+    keys = np.empty(pairs if keyed else 0, dtype=np.int64)
+    _kernel.window_pairs(words, sentence, reach, positions, window, context, counts, centre, keys)
+    if model == "cbow":
+        return cbow_examples(context, words, counts)
+    return Examples(context, centre, noise_key=keys if keyed else None)
 
 
 def epoch_examples(
