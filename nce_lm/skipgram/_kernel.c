@@ -499,8 +499,20 @@ static PyObject *draw_noise_ids(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* The context words of centre i as words low .. high - 1 (i among them, to skip): its shrunk window cut to its
+ * sentence, the run of equal numbers in line[] holding i, kept in *start .. *end - 1 as i moves left to right. */
+INLINE void window_span(const int64_t *line, const int64_t *shrunk, Py_ssize_t n, Py_ssize_t i, Py_ssize_t *start,
+                        Py_ssize_t *end, Py_ssize_t *low, Py_ssize_t *high) {
+    if (i >= *end) {
+        *start = i;
+        for (*end = i + 1; *end < n && line[*end] == line[i]; (*end)++) {}
+    }
+    *low = i - shrunk[i] > *start ? i - shrunk[i] : *start;
+    *high = i + shrunk[i] + 1 < *end ? i + shrunk[i] + 1 : *end;
+}
+
 static PyObject *window_pairs(PyObject *self, PyObject *args) {
-    /* The examples of word2vec's shrunk windows in one pass (windows.window_examples gives the same from numpy):
+    /* The examples of word2vec's shrunk windows in two passes (windows.window_examples gives the same from numpy):
      * for each centre i in order and each j from i - window to i + window but i, left to right, with
      * |i - j| <= reach[i] in i's sentence (sentence is nondecreasing: a sentence is a run of equal numbers, as
      * a chunk's are), the next pair gets context words[j]; counts[i] is the number of i's pairs. words (n,)
@@ -521,15 +533,10 @@ static PyObject *window_pairs(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "window_pairs: sizes do not match");
         goto release;
     }
+    Py_ssize_t start = 0, end = 0, low, high; /* window_span's sentence and window of each centre */
     if (context.len == 0) { /* the first call: count */
-        Py_ssize_t start = 0, end = 0; /* the sentence of centre i: words start .. end - 1 */
         for (Py_ssize_t i = 0; i < n; i++) {
-            if (i >= end) {
-                start = i;
-                for (end = i + 1; end < n && line[end] == line[i]; end++) {}
-            }
-            const Py_ssize_t low = i - shrunk[i] > start ? i - shrunk[i] : start;
-            const Py_ssize_t high = i + shrunk[i] + 1 < end ? i + shrunk[i] + 1 : end;
+            window_span(line, shrunk, n, i, &start, &end, &low, &high);
             total += (count[i] = high - low - 1);
         }
         result = PyLong_FromLongLong(total);
@@ -546,14 +553,8 @@ static PyObject *window_pairs(PyObject *self, PyObject *args) {
     const int64_t *position = positions.buf;
     int32_t *out_context = context.buf, *out_centre = centre.buf;
     int64_t *out_key = keys.buf, m = 0;
-    Py_ssize_t start = 0, end = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (i >= end) {
-            start = i;
-            for (end = i + 1; end < n && line[end] == line[i]; end++) {}
-        }
-        const Py_ssize_t low = i - shrunk[i] > start ? i - shrunk[i] : start;
-        const Py_ssize_t high = i + shrunk[i] + 1 < end ? i + shrunk[i] + 1 : end;
+        window_span(line, shrunk, n, i, &start, &end, &low, &high);
         for (Py_ssize_t j = low; j < high; j++) {
             if (j == i) continue;
             out_context[m] = word[j];
