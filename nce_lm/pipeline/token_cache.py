@@ -302,10 +302,8 @@ def _build_first_seen(
             counter, lines, 0, 0, min_count, None, tokenizer, settings, max_final_vocab=max_final_vocab
         )
         final_ids = np.array([vocab.index(token) for token in first_seen], dtype=np.int32)  # (distinct,)
-        with open(tmp, "r+b") as file:  # rewritten a block at a time, through the file as id_blocks reads
-            for start in range(0, total, ID_BLOCK):
-                file.seek(_NPY_HEADER_BYTES + 4 * start)
-                block = np.fromfile(file, dtype=np.int32, count=min(ID_BLOCK, total - start))
+        with open(tmp, "r+b") as file:  # each block read by id_blocks is written back in place, remapped
+            for start, block in zip(range(0, total, ID_BLOCK), id_blocks(np.load(tmp, mmap_mode="r"))):
                 file.seek(_NPY_HEADER_BYTES + 4 * start)
                 file.write(final_ids.take(block).tobytes())
     expected = {**_expected_manifest(files, vocab, errors), "sources": sources}
