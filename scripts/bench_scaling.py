@@ -242,6 +242,7 @@ def main() -> None:
     options.add_argument("--optimizer", help="the optimizer of every run (default: the trainer's)")
     options.add_argument("--table-lr", type=float, help="adam-rowwise: the tables' starting rate (LMConfig.table_lr)")
     options.add_argument("--seed", type=int, help="the seed of every corpus run (default: LMConfig's)")
+    options.add_argument("--noise-power", type=float, help="α of the noise q ∝ count^α (default: the trainer's)")
     options.add_argument("--steps", type=int, default=200, help="--step-timing: timed steps at most")
     options.add_argument("--max-seconds", type=float, default=60.0, help="--step-timing: time per run at most")
     args = options.parse_args()
@@ -273,6 +274,7 @@ def main() -> None:
                     **({"optimizer": args.optimizer} if args.optimizer else {}),
                     **({"table_lr": args.table_lr} if args.table_lr is not None else {}),
                     **({"seed": args.seed} if args.seed is not None else {}),
+                    **({"noise_power": args.noise_power} if args.noise_power is not None else {}),
                 )
                 try:
                     if objective == "adaptive":
@@ -309,6 +311,7 @@ def main() -> None:
     run = f"model {settings}; k = {args.noise} (at most V/2); optimizer {args.optimizer or 'default'}"
     run += f", tables {args.table_lr:g}" if args.table_lr is not None else ""
     run += f"; seed {args.seed}" if args.seed is not None else ""
+    run += f"; noise power {args.noise_power:g}" if args.noise_power is not None else ""
     run += f"; corpus {args.tokens:,} tokens per V"
     emit([run, "", *markdown(header, cells)], args.output, args.device)
     if args.plot:
