@@ -2,7 +2,7 @@
 
     python scripts/bench_lm.py [--config cpu|small|full] [--datasets ptb,wikitext-2] [--noise 64,256,1024]
         [--objectives full,nce,ranking,adaptive] [--device cpu|cuda] [--max-tokens N] [--output FILE]
-        [--optimizer NAME] [--table-lr RATE] [--seed N]
+        [--optimizer NAME] [--table-lr RATE] [--seed N] [--noise-power ALPHA]
 
 Datasets are found through the registry ($NCE_LM_DATA, then data/). Every model is evaluated exactly (full
 softmax) on the validation and test text; the table gives exact perplexities, the mean and standard
@@ -12,14 +12,17 @@ training tokens/s and peak memory (CUDA: max allocated; CPU: the process's peak 
 ``--config cpu`` (the default; 2 CPU cores): the 2 × 200 LSTM, dropout 0, 1,000,000 training tokens, every
 other setting at the trainer's defaults — what ``nce-lm lm train --data D --objective O --dropout 0
 --max-tokens 1000000`` gives a user — on the full validation and test sets; the table adds the seconds the
-exact test evaluation took. ``--noise``, ``--optimizer``, ``--table-lr`` and ``--seed`` override the defaults.
+exact test evaluation took. ``--noise``, ``--optimizer``, ``--table-lr``, ``--seed`` and ``--noise-power`` override
+the defaults.
 ``--config small``: a 1 × 128 LSTM, Adam, 200,000 training tokens, evaluation on the first ``--eval-lines`` lines
 of validation and test (all of them for PTB). ``--config full`` (a GPU): Zaremba et al.'s medium model, 2 × 650,
 dropout 0.5, 40 epochs, full splits, each objective at its defaults
 
 ``adaptive`` is the peer a PyTorch user reaches for: the same body (``build_model``, seeded alike) with
 ``torch.nn.AdaptiveLogSoftmaxWithLoss`` (Grave et al. 2017) as its output layer, trained by the trainer's step
-(``train_step``: same windows, clipping and learning rate) with dense Adam, validated after every pass and at the
+(``train_step``: same windows, clipping and learning rate) with our optimizer rule (``adam-rowwise``: Adam for the body
+and the tails' projections, row-wise Adagrad for its per-word tables; ``--optimizer adam``: dense Adam for all),
+validated after every pass and at the
 budget's end (the learning rate divided by ``lr_decay`` after a pass that did not improve), the best model tested.
 One row per cutoff setting of :data:`ADAPTIVE_GRID` (``bench_common.adaptive_softmax``: the head holds the most
 frequent words up to the first share of the training tokens, each tail the words up to the next; the head's bias at
@@ -82,7 +85,7 @@ CONFIGS = {
 }
 ADAPTIVE_GRID = ((0.8, 0.95), (0.9, 0.98), (0.95, 0.99))  # shares of the tokens where the head and tails end
 HEADER = (
-    "objective | k | optimizer | valid ppl | test ppl | × full | mean log Z | std log Z | self-norm. ppl | "
+    "objective | k (α) | optimizer | valid ppl | test ppl | × full | mean log Z | std log Z | self-norm. ppl | "
     "tokens/s | test eval s | peak GiB"
 )
 
@@ -122,21 +125,33 @@ class AdaptiveOutput(torch.nn.Module):
         return -self.head(hidden, targets).output
 
 
+def adaptive_tables(model: torch.nn.Module, head: torch.nn.AdaptiveLogSoftmaxWithLoss) -> dict[str, torch.Tensor]:
+    """The per-word tables of a body with an adaptive softmax, what ``adam-rowwise`` trains row-wise as it does our
+    input embedding, output weight and bias: the input embedding (V, d), the head's rows and bias (one per
+    shortlist word and per tail) and each tail's output rows (one per word of the tail)."""
+    tables = {"embedding.weight": model.embedding.weight, "head.weight": head.head.weight, "head.bias": head.head.bias}
+    return tables | {f"tail{i}.weight": tail[1].weight for i, tail in enumerate(head.tail)}
+
+
 def train_adaptive(config: LMConfig, mass: tuple[float, ...], folder: Path) -> dict[str, Any]:
     """Train and evaluate the adaptive softmax of the module docstring, cutoffs at the shares ``mass``, on the
-    splits of ``config`` (its ``objective`` "full", ``train`` a file; dense Adam at ``lr``, whatever its
-    ``optimizer``); metrics shaped like :func:`train_lm`'s, with the ``cutoffs``."""
+    splits of ``config`` (its ``objective`` "full", ``train`` a file) with our rule, ``adam-rowwise`` (the
+    default: Adam for the body and the tails' projections, row-wise Adagrad for :func:`adaptive_tables`), or with
+    dense Adam (``optimizer`` "adam"); metrics shaped like :func:`train_lm`'s, with the ``cutoffs``."""
     paths = {split: Path(getattr(config, split)) for split in ("train", "valid", "test")}
     vocab = build_vocab([paths["train"]])
     ids = split_ids(paths, vocab, folder, None, "strict", False)
     ctx = DistributedContext()
     device = ctx.device(config.device)
-    config = config.with_changes(optimizer="adam").resolved(len(vocab))
+    rule = "adam" if config.optimizer == "adam" else "adam-rowwise"
+    config = config.with_changes(optimizer=rule).resolved(len(vocab))
     torch.manual_seed(config.seed)
     model = build_model(config, len(vocab), NoiseDistribution(vocab.counts).log_probs)
     head = adaptive_softmax(config.dim, vocab.counts, mass)
     module = TrainingModule(model, AdaptiveOutput(head)).to(device)
-    optimizer = LMOptimizer("adam", list(module.parameters()), {}, config.learning_rate, False)
+    tables = adaptive_tables(model, head) if rule == "adam-rowwise" else {}
+    dense = [p for p in module.parameters() if all(p is not table for table in tables.values())]
+    optimizer = LMOptimizer(rule, dense, tables, config.learning_rate, False, config.table_lr)
     streams = batchify(ids["train"], config.batch_size).to(device)
     precision = resolve_precision(config.precision, device)
 
@@ -192,6 +207,7 @@ def main() -> None:
     options.add_argument("--max-tokens", type=int, help="override the configuration's training budget")
     options.add_argument("--table-lr", type=float, help="adam-rowwise: the tables' starting rate (LMConfig.table_lr)")
     options.add_argument("--seed", type=int, help="the seed of every run (default: LMConfig's)")
+    options.add_argument("--noise-power", type=float, help="α of the noise q ∝ count^α (default: the trainer's)")
     args = options.parse_args()
 
     settings = dict(CONFIGS[args.config])
@@ -204,6 +220,8 @@ def main() -> None:
         settings["table_lr"] = args.table_lr
     if args.seed is not None:
         settings["seed"] = args.seed
+    if args.noise_power is not None:
+        settings["noise_power"] = args.noise_power
     out = [f"config {args.config}: {settings}; device {args.device}"]
     with tempfile.TemporaryDirectory(prefix="bench_lm-") as tmp:
         folder = Path(tmp)
@@ -239,7 +257,8 @@ def main() -> None:
                 if objective == "full":  # the reference
                     full_ppl = test_m["ppl"]
                 ratio = f"{test_m['ppl'] / full_ppl:.3f}" if full_ppl else "–"
-                k_used = used["noise_samples"] if objective_class(config.objective).needs_noise else "–"
+                draws = objective_class(config.objective).needs_noise
+                k_used = f"{used['noise_samples']} ({used['noise_power']:g})" if draws else "–"
                 name = f"adaptive {metrics['cutoffs']}" if objective == "adaptive" else objective
                 tables = f", tables {used['table_lr']:g}" if used.get("table_lr") is not None else ""
                 rows.append(
