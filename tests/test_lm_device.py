@@ -75,7 +75,10 @@ def test_defaults_are_one_optimizer_for_every_objective_and_vocabulary() -> None
             resolved = LMConfig(train="x", objective=objective).resolved(vocab)
             assert (resolved.optimizer, resolved.lr, resolved.table_lr) == ("adam-rowwise", 3e-3, None)
     small = LMConfig(train="x").resolved(300)
-    assert (small.noise_samples, small.optimizer, small.lr, small.noise_power) == (300, "adam-rowwise", 3e-3, 1.0)
+    assert (small.noise_samples, small.optimizer, small.lr, small.noise_power) == (300, "adam-rowwise", 3e-3, 0.75)
+    powers = {name: LMConfig(train="x", objective=name).resolved(300).noise_power for name in OBJECTIVES}
+    assert powers == {"nce": 0.75, "neg": 1.0, "ranking": 0.75, "infonce": 1.0, "full": 1.0}
+    assert LMConfig(train="x", noise_power=0.5).resolved(300).noise_power == 0.5
     assert LMConfig(train="x", objective="ranking").resolved(50_000).noise_samples == 1024
     assert LMConfig(train="x", objective="full", optimizer="sgd").resolved(50_000).lr == 20.0
 

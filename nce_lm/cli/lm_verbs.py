@@ -28,7 +28,7 @@ from nce_lm.errors import NceLmError
 from nce_lm.fileio import read_json, write_json_atomic, write_text_atomic
 from nce_lm.lm import LMConfig, evaluate_lm, train_lm
 from nce_lm.lm.checkpoint import check_new_run_folder
-from nce_lm.lm.config import DEFAULT_NOISE_SAMPLES, MODELS
+from nce_lm.lm.config import DEFAULT_NOISE_POWER, DEFAULT_NOISE_SAMPLES, MODELS
 from nce_lm.lm.language_model import CHECKPOINTS, LanguageModel
 from nce_lm.lm.optim import DEFAULT_LR, DEFAULT_TABLE_LR, LM_OPTIMIZERS, ROWWISE_TABLE_LR_SCALE
 from nce_lm.objectives.losses import OBJECTIVES
@@ -256,7 +256,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--noise-samples", dest="noise_samples", type=integer(1), help=f"k (default min({DEFAULT_NOISE_SAMPLES}, V))"
     )
-    train.add_argument("--noise-power", dest="noise_power", type=number(0, 1), help=f"default {_D.noise_power}")
+    train.add_argument(
+        "--noise-power",
+        dest="noise_power",
+        type=number(0, 1),
+        help=f"α of q ∝ count^α (default {DEFAULT_NOISE_POWER:g} for nce and ranking, 1 for the others)",
+    )
     train.add_argument("--layers", type=integer(1), help=f"default {_D.layers}")
     train.add_argument("--dim", type=integer(1), help=f"default {_D.dim}")
     train.add_argument("--heads", type=integer(1), help=f"transformer heads (default {_D.heads})")

@@ -16,16 +16,26 @@ from nce_lm.training.memory import check_memory
 
 MODELS = ("lstm", "transformer")
 DEFAULT_NOISE_SAMPLES = 1024  # k for a sampled objective, unless V is smaller
+# α of q ∝ count^α for nce and ranking, whose logits subtract log q (docs/lm.md, "The noise power"); the others keep
+# the unigram: neg and infonce, whose scores estimate a ratio to q (infonce's bound needs q = the unigram), and the
+# full softmax, whose output bias starts at log q and draws no noise.
+DEFAULT_NOISE_POWER = 0.75
 DEFAULT_OPTIMIZER = "adam-rowwise"  # every objective, every V: docs/lm.md, "Defaults, and the measurements behind them"
+
+
+def default_noise_power(objective: str) -> float:
+    """α for ``objective`` when none is given: :data:`DEFAULT_NOISE_POWER` where the logit subtracts log q (nce,
+    ranking), 1 (the unigram) for the others."""
+    return DEFAULT_NOISE_POWER if objective_class(objective).kind.subtracts_log_q else 1.0
 
 
 @dataclass(frozen=True)
 class LMConfig:
     """One language-model run. Defaults: a small Zaremba-style LSTM trained with self-normalized NCE.
 
-    ``noise_samples`` left as None depends on V; ``optimizer`` and ``lr`` left as None are :data:`DEFAULT_OPTIMIZER`
-    and its rate. :meth:`resolved` fills them in before training (docs/lm.md, "Defaults, and the measurements behind
-    them").
+    ``noise_samples`` left as None depends on V, ``noise_power`` on the objective (:func:`default_noise_power`);
+    ``optimizer`` and ``lr`` left as None are :data:`DEFAULT_OPTIMIZER` and its rate. :meth:`resolved` fills them in
+    before training (docs/lm.md, "Defaults, and the measurements behind them").
     """
 
     train: str = ""  # training text, or a registered dataset name ("ptb", "wikitext-2") for all three splits
@@ -39,7 +49,7 @@ class LMConfig:
     tie_weights: bool = False  # output weight = input embedding (Press & Wolf 2017)
     objective: str = "nce"  # training objective: nce (self-normalized), ranking, neg, infonce, full
     noise_samples: int | None = None  # k, shared across the batch; None: min(DEFAULT_NOISE_SAMPLES, V)
-    noise_power: float = 1.0  # q ∝ count^α over the training text; 1 is the unigram
+    noise_power: float | None = None  # q ∝ count^α over the training text; None: default_noise_power(objective)
     seq_len: int = 35  # truncated back-propagation length (tokens)
     batch_size: int = 20  # parallel streams (the global batch under torchrun)
     epochs: int = 4  # passes over the training text
@@ -76,7 +86,7 @@ class LMConfig:
         return sparse_tables(self._optimizer(), self.draws_noise)
 
     def resolved(self, vocab_size: int) -> LMConfig:
-        """This configuration with every default filled in: k (which depends on V), the optimizer and its rate."""
+        """This configuration with every default filled in: k (which depends on V), α, the optimizer and its rate."""
         samples = self.noise_samples if self.noise_samples is not None else min(DEFAULT_NOISE_SAMPLES, vocab_size)
         optimizer = self.optimizer or DEFAULT_OPTIMIZER
         if self.table_lr is not None and optimizer != "adam-rowwise":
@@ -84,6 +94,7 @@ class LMConfig:
         return replace(
             self,
             noise_samples=samples,
+            noise_power=self.noise_power if self.noise_power is not None else default_noise_power(self.objective),
             optimizer=optimizer,
             lr=self.lr if self.lr is not None else DEFAULT_LR[optimizer],
         )
@@ -126,7 +137,7 @@ class LMConfig:
             raise NceLmError(f"max_tokens must be at least 1, got {self.max_tokens}")
         if not 0 <= self.dropout < 1:
             raise NceLmError(f"dropout must be in [0, 1), got {self.dropout}")
-        if not 0 <= self.noise_power <= 1:
+        if self.noise_power is not None and not 0 <= self.noise_power <= 1:
             raise NceLmError(f"noise_power must be between 0 and 1, got {self.noise_power}")
         if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
             raise NceLmError(f"lr must be positive, got {self.lr}")
