@@ -146,7 +146,7 @@ def train_adaptive(config: LMConfig, mass: tuple[float, ...], folder: Path) -> d
     rule = "adam" if config.optimizer == "adam" else "adam-rowwise"
     config = config.with_changes(optimizer=rule).resolved(len(vocab))
     torch.manual_seed(config.seed)
-    model = build_model(config, len(vocab), NoiseDistribution(vocab.counts).log_probs)
+    model = build_model(config, len(vocab), NoiseDistribution(vocab.counts, 1.0).log_probs)  # bias unused
     head = adaptive_softmax(config.dim, vocab.counts, mass)
     module = TrainingModule(model, AdaptiveOutput(head)).to(device)
     tables = adaptive_tables(model, head) if rule == "adam-rowwise" else {}
