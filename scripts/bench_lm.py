@@ -47,7 +47,7 @@ from nce_lm.lm.batches import batchify, windows
 from nce_lm.lm.data import split_ids
 from nce_lm.lm.evaluate import evaluate_model
 from nce_lm.lm.model import build_model
-from nce_lm.lm.optim import LMOptimizer
+from nce_lm.lm.optim import LMOptimizer, dense_parameters
 from nce_lm.lm.train import TrainingModule, peak_memory_gib, train_step
 from nce_lm.objectives.losses import objective_class
 from nce_lm.pipeline.datasets import dataset_path
@@ -150,7 +150,7 @@ def train_adaptive(config: LMConfig, mass: tuple[float, ...], folder: Path) -> d
     head = adaptive_softmax(config.dim, vocab.counts, mass)
     module = TrainingModule(model, AdaptiveOutput(head)).to(device)
     tables = adaptive_tables(model, head) if rule == "adam-rowwise" else {}
-    dense = [p for p in module.parameters() if all(p is not table for table in tables.values())]
+    dense = dense_parameters(module, tables)
     optimizer = LMOptimizer(rule, dense, tables, config.learning_rate, False, config.table_lr)
     streams = batchify(ids["train"], config.batch_size).to(device)
     precision = resolve_precision(config.precision, device)

@@ -46,6 +46,13 @@ def sparse_tables(optimizer: str, sampled: bool) -> bool:
     return sampled and optimizer != "adam"
 
 
+def dense_parameters(module: nn.Module, tables: Mapping[str, nn.Parameter]) -> list[nn.Parameter]:
+    """The parameters of ``module`` that are not among ``tables``, in ``module``'s order: what :class:`LMOptimizer`
+    takes as its dense ones."""
+    table_ids = {id(table) for table in tables.values()}
+    return [p for p in module.parameters() if id(p) not in table_ids]
+
+
 class LMOptimizer:
     """Steps, learning rate and state of a run's parameters, split into dense ones and tables.
 

@@ -38,7 +38,7 @@ from nce_lm.lm.config import LMConfig
 from nce_lm.lm.data import split_ids, split_paths
 from nce_lm.lm.evaluate import evaluate_model
 from nce_lm.lm.model import LanguageModel, State, build_model
-from nce_lm.lm.optim import LMOptimizer
+from nce_lm.lm.optim import LMOptimizer, dense_parameters
 from nce_lm.lm.run_log import LOG_FILE, validation_record
 from nce_lm.locks import folder_lock
 from nce_lm.objectives.losses import Objective, build_objective, objective_class
@@ -99,8 +99,7 @@ def build_trainer(config: LMConfig, noise: NoiseDistribution, ctx: DistributedCo
     )
     module = TrainingModule(model, objective).to(device)
     tables = model.tables()
-    table_ids = {id(p) for p in tables.values()}
-    dense = [p for p in module.parameters() if id(p) not in table_ids]
+    dense = dense_parameters(module, tables)
     optimizer = LMOptimizer(config.optimizer, dense, tables, config.learning_rate, sparse, config.table_lr)
     return Trainer(model, module, _data_parallel(module, tables, sparse, ctx), optimizer, generator)
 
