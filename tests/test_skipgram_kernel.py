@@ -46,6 +46,8 @@ def make_trainer(corpus: Path, config: SkipGramConfig, tmp_path: Path) -> SkipGr
         ("nce", "learned", 16, 5, "window"),
         ("ranking", "learned", 16, 5, "window"),
         ("infonce", None, 16, 5, "window"),
+        # 40 draws from 20 words: a window's pairs add more than the kernel's 32 steps a pass into one row
+        ("nce", "learned", 16, 40, "window"),
     ],
 )
 def test_kernel_trains_what_the_torch_path_trains(

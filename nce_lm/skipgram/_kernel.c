@@ -15,7 +15,8 @@
  *      the 1 + k scores s_j = h . u_j + b_j, the logits z_j = s_j - offset_j, the gradient of the objective
  *      with respect to them, and the example's step for h;
  *   2. in parallel over output rows (each row has one owning thread, see owner()): add every example's step
- *      into the rows of u and b it owns, in example order;
+ *      into the rows of u and b it owns, in example order, the pairs of a window (which share their 1 + k
+ *      rows) together, so that a row is loaded and stored once per window (add_output_steps);
  *   3. the same for the rows of v: each context word of each example, in order.
  *
  * Every addition into a row happens in example order whatever the thread count, and every random number is
@@ -123,40 +124,79 @@ INLINE int64_t draw_noise(const Job *job, uint64_t counter) {
     return coin < job->accept[column] ? column : job->alias[column];
 }
 
-/* The sum of a dot product's eight partial sums, in one fixed order (dot and dot2 share it). */
-INLINE float sum8(const float *p) { return ((p[0] + p[4]) + (p[1] + p[5])) + ((p[2] + p[6]) + (p[3] + p[7])); }
+/* Eight floats as one vector of GCC's and Clang's vector extensions (an AVX register, or two SSE ones): every
+ * operation is the IEEE operation of each lane, and ISO C mode fuses no multiply-add, so a lane computes what
+ * the scalar loop computes, bit for bit. The hot loops below keep their partial sums in such vectors, which the
+ * compiler then holds in registers. */
+typedef float Lanes __attribute__((vector_size(32)));
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi" /* no Lanes cross a call: the functions that return them are inlined */
+#endif
 
-INLINE float dot(const float *restrict a, const float *restrict b, int n) {
-    float partial[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) partial[j] += a[i + j] * b[i + j];
-    float sum = sum8(partial);
-    for (; i < n; i++) sum += a[i] * b[i];
-    return sum;
+INLINE Lanes load8(const float *p) {
+    Lanes x;
+    memcpy(&x, p, sizeof x);
+    return x;
 }
 
-/* dot(a, b) and dot(a, c) at once, each summed exactly as dot() sums it: two independent chains of additions,
- * so that one waits on the adder while the other uses it. */
-INLINE void dot2(const float *restrict a, const float *restrict b, const float *restrict c, int n, float *out) {
-    float pb[8] = {0}, pc[8] = {0};
+INLINE void store8(float *p, const Lanes *x) { memcpy(p, x, sizeof *x); }
+
+/* The sum of a dot product's eight partial sums, in one fixed order. */
+INLINE float sum8(const Lanes *lanes) {
+    const Lanes p = *lanes;
+    return ((p[0] + p[4]) + (p[1] + p[5])) + ((p[2] + p[6]) + (p[3] + p[7]));
+}
+
+/* The dot products of a with rows[r], r < count (at most 4, a constant where it is inlined), into out[r]. Each
+ * is summed in one fixed order: eight partial sums over the whole blocks of eight, sum8, then the last n % 8
+ * products in order. The count rows make independent chains of additions that share the loads of a. */
+INLINE void dots(const float *restrict a, const float *const *rows, int count, int n, float *out) {
+    Lanes partial[4] = {{0}};
     int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) {
-            pb[j] += a[i + j] * b[i + j];
-            pc[j] += a[i + j] * c[i + j];
-        }
-    float sb = sum8(pb), sc = sum8(pc);
-    for (; i < n; i++) {
-        sb += a[i] * b[i];
-        sc += a[i] * c[i];
+    for (; i + 8 <= n; i += 8) {
+        const Lanes x = load8(a + i);
+        for (int r = 0; r < count; r++) partial[r] += x * load8(rows[r] + i);
     }
-    out[0] = sb;
-    out[1] = sc;
+    for (int r = 0; r < count; r++) {
+        float sum = sum8(&partial[r]);
+        for (int t = i; t < n; t++) sum += a[t] * rows[r][t];
+        out[r] = sum;
+    }
 }
 
 INLINE void axpy(float alpha, const float *restrict x, float *restrict y, int n) {
     for (int i = 0; i < n; i++) y[i] += alpha * x[i];
+}
+
+/* out += sum over r < count of alpha[r] rows[r], added in order of r: bit for bit what one axpy per row gives,
+ * with out loaded and stored once instead of once per row. Thirty-two floats at a time: four independent
+ * chains of additions, so that the adder is not kept waiting on one. */
+INLINE void add_rows(float *restrict out, const float *alpha, const float *const *rows, int count, int n) {
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        Lanes s0 = load8(out + i), s1 = load8(out + i + 8), s2 = load8(out + i + 16), s3 = load8(out + i + 24);
+        for (int r = 0; r < count; r++) {
+            const float *x = rows[r] + i;
+            s0 += alpha[r] * load8(x);
+            s1 += alpha[r] * load8(x + 8);
+            s2 += alpha[r] * load8(x + 16);
+            s3 += alpha[r] * load8(x + 24);
+        }
+        store8(out + i, &s0);
+        store8(out + i + 8, &s1);
+        store8(out + i + 16, &s2);
+        store8(out + i + 24, &s3);
+    }
+    for (; i + 8 <= n; i += 8) {
+        Lanes sum = load8(out + i);
+        for (int r = 0; r < count; r++) sum += alpha[r] * load8(rows[r] + i);
+        store8(out + i, &sum);
+    }
+    for (; i < n; i++) {
+        float sum = out[i];
+        for (int r = 0; r < count; r++) sum += alpha[r] * rows[r][i];
+        out[i] = sum;
+    }
 }
 
 /* The context words of example p: context[first_context(p) .. first_context(p + 1)). */
@@ -238,19 +278,15 @@ INLINE void score_pair(Job *job, int64_t p, int64_t i, float lr) {
     float *steps = job->steps + i * width;
     float *context_step = job->context_steps + i * d;
     const float *v = example_input(job, p, i, 1);
+    const float *rows[width];
     float logits[width];
-    int j = 0;
-    for (; j + 2 <= width; j += 2) { /* two rows at a time (dot2), each score as dot() gives it */
-        const float *u0 = job->output + candidates[j] * job->stride, *u1 = job->output + candidates[j + 1] * job->stride;
-        float dots[2];
-        dot2(v, u0, u1, d, dots);
-        logits[j] = (dots[0] + (job->has_bias ? u0[d] : 0.0f)) - job->offset[candidates[j]];
-        logits[j + 1] = (dots[1] + (job->has_bias ? u1[d] : 0.0f)) - job->offset[candidates[j + 1]];
-    }
-    for (; j < width; j++) {
-        const float *u = job->output + candidates[j] * job->stride;
-        logits[j] = (dot(v, u, d) + (job->has_bias ? u[d] : 0.0f)) - job->offset[candidates[j]];
-    }
+    for (int j = 0; j < width; j++) rows[j] = job->output + candidates[j] * job->stride;
+    int j = 0; /* four rows at a time, then two, then one: the same sums in the same order */
+    for (; j + 4 <= width; j += 4) dots(v, rows + j, 4, d, logits + j);
+    for (; j + 2 <= width; j += 2) dots(v, rows + j, 2, d, logits + j);
+    for (; j < width; j++) dots(v, rows + j, 1, d, logits + j);
+    for (int j = 0; j < width; j++)
+        logits[j] = (logits[j] + (job->has_bias ? rows[j][d] : 0.0f)) - job->offset[candidates[j]];
     float loss;
     if (job->softmax) { /* loss = logsumexp(z) - z_0; d loss / d z_j = softmax_j - [j = 0] */
         float top = logits[0], total = 0.0f;
@@ -273,7 +309,55 @@ INLINE void score_pair(Job *job, int64_t p, int64_t i, float lr) {
     }
     job->losses[i] = loss;
     memset(context_step, 0, sizeof(float) * d);
-    for (int j = 0; j < width; j++) axpy(steps[j], job->output + candidates[j] * job->stride, context_step, d);
+    add_rows(context_step, steps, rows, width, d);
+}
+
+/* Whether batch slot i holds the candidates of slot i - 1 (the next pair of a window). */
+INLINE int same_candidates(const Job *job, int64_t i) {
+    const int width = 1 + job->negatives;
+    return memcmp(job->candidates + i * width, job->candidates + (i - 1) * width, sizeof(int64_t) * width) == 0;
+}
+
+/* Whether column j holds the first occurrence of its word among the candidates. */
+INLINE int first_column(const int64_t *candidates, int j) {
+    for (int c = 0; c < j; c++)
+        if (candidates[c] == candidates[j]) return 0;
+    return 1;
+}
+
+#define TERMS 32 /* steps added into a row per pass over it */
+
+/* Add steps alpha[t] inputs[t] (t < terms, in order) into an output row and, when trained, its bias. */
+INLINE void add_to_output_row(const Job *job, float *row, const float *alpha, const float *const *inputs, int terms) {
+    add_rows(row, alpha, inputs, terms, job->dim);
+    if (job->train_bias)
+        for (int t = 0; t < terms; t++) row[job->dim] += alpha[t];
+}
+
+/* Phase 2 for one output row: the word w in column j of slots from .. to - 1 of the batch (which share their
+ * candidates) gets the step of every (slot, column holding w), in slot order and within a slot in column order:
+ * the order of one axpy per (example, column), so the same bits, with the row loaded and stored once per
+ * TERMS steps instead of once per step. */
+INLINE void add_output_steps(const Job *job, int64_t first, int64_t from, int64_t to, int j) {
+    const int width = 1 + job->negatives;
+    const int64_t *candidates = job->candidates + from * width;
+    float *row = job->output + candidates[j] * job->stride;
+    float alpha[TERMS];
+    const float *inputs[TERMS];
+    int terms = 0;
+    for (int64_t i = from; i < to; i++) {
+        const float *v = example_input((Job *)job, first + i, i, 0);
+        for (int c = j; c < width; c++) {
+            if (candidates[c] != candidates[j]) continue;
+            if (terms == TERMS) {
+                add_to_output_row(job, row, alpha, inputs, terms);
+                terms = 0;
+            }
+            alpha[terms] = job->steps[i * width + c];
+            inputs[terms++] = v;
+        }
+    }
+    add_to_output_row(job, row, alpha, inputs, terms);
 }
 
 HOT static void run_worker(Job *job, int thread) {
@@ -295,22 +379,21 @@ HOT static void run_worker(Job *job, int thread) {
             score_pair(job, first + i, i, lr);
         }
         barrier_wait(&job->barrier);
-        /* 2. output rows and biases, each by its owner, in example order (v still as at the batch's start). */
-        for (int64_t i = 0; i < count; i++) {
-            if (i + PREFETCH_DISTANCE < count) {
-                const int64_t *ahead = job->candidates + (i + PREFETCH_DISTANCE) * width;
+        /* 2. output rows and biases, each by its owner, in example order (v still as at the batch's start),
+         * a run of examples with one list of candidates (a window's pairs) at a time. */
+        int64_t asked = 0; /* the examples before this one have had their rows prefetched */
+        for (int64_t i = 0, next; i < count; i = next) {
+            for (next = i + 1; next < count && same_candidates(job, next); next++) {}
+            for (; asked < count && asked < next + PREFETCH_DISTANCE; asked++) {
+                if (asked > 0 && same_candidates(job, asked)) continue;
+                const int64_t *ahead = job->candidates + asked * width;
                 for (int j = 0; j < width; j++)
                     if (owner(ahead[j], threads) == thread) prefetch_row(job->output + ahead[j] * stride, d, 1);
             }
             const int64_t *candidates = job->candidates + i * width;
-            const float *steps = job->steps + i * width;
-            const float *v = example_input(job, first + i, i, 0);
-            for (int j = 0; j < width; j++) {
-                int64_t w = candidates[j];
-                if (owner(w, threads) != thread) continue;
-                axpy(steps[j], v, job->output + w * stride, d);
-                if (job->train_bias) job->output[w * stride + d] += steps[j];
-            }
+            for (int j = 0; j < width; j++)
+                if (owner(candidates[j], threads) == thread && first_column(candidates, j))
+                    add_output_steps(job, first, i, next, j);
         }
         if (thread == 0)
             for (int64_t i = 0; i < count; i++) job->loss_sum += job->losses[i];
