@@ -99,6 +99,7 @@ typedef struct {
     float *context_steps;   /* (batch, d): the step for h */
     float *means;           /* (batch, d): h of the examples with several context words (CBOW) */
     float *losses;          /* (batch,) */
+    uint8_t *repeats;       /* (batch,): 1 where a slot holds the candidates of the slot before (a window's pair) */
     double loss_sum;
     Barrier barrier;
     atomic_int gate;        /* set once every thread of the team has been started */
@@ -263,8 +264,10 @@ INLINE void draw_candidates(Job *job, int64_t p, int64_t i, int64_t from) {
     const int width = 1 + job->negatives;
     int64_t *candidates = job->candidates + i * width;
     candidates[0] = job->centre[p];
+    job->repeats[i] = 0;
     if (shares_noise(job, p, i, from)) { /* the previous pair's */
         memcpy(candidates + 1, candidates + 1 - width, sizeof(int64_t) * job->negatives);
+        job->repeats[i] = candidates[0] == candidates[-width];
         return;
     }
     const uint64_t key = job->noise_key ? (uint64_t)job->noise_key[p] : (uint64_t)(job->first_pair + p);
@@ -312,11 +315,9 @@ INLINE void score_pair(Job *job, int64_t p, int64_t i, float lr) {
     add_rows(context_step, steps, rows, width, d);
 }
 
-/* Whether batch slot i holds the candidates of slot i - 1 (the next pair of a window). */
-INLINE int same_candidates(const Job *job, int64_t i) {
-    const int width = 1 + job->negatives;
-    return memcmp(job->candidates + i * width, job->candidates + (i - 1) * width, sizeof(int64_t) * width) == 0;
-}
+/* Whether slot i of the batch holds the candidates of slot i - 1, as draw_candidates recorded it: the pairs of
+ * one window (in one thread's share of phase 1) do, and phase 2 adds their steps into each row together. */
+INLINE int repeats_candidates(const Job *job, int64_t i) { return job->repeats[i]; }
 
 /* Whether column j holds the first occurrence of its word among the candidates. */
 INLINE int first_column(const int64_t *candidates, int j) {
@@ -383,9 +384,9 @@ HOT static void run_worker(Job *job, int thread) {
          * a run of examples with one list of candidates (a window's pairs) at a time. */
         int64_t asked = 0; /* the examples before this one have had their rows prefetched */
         for (int64_t i = 0, next; i < count; i = next) {
-            for (next = i + 1; next < count && same_candidates(job, next); next++) {}
+            for (next = i + 1; next < count && repeats_candidates(job, next); next++) {}
             for (; asked < count && asked < next + PREFETCH_DISTANCE; asked++) {
-                if (asked > 0 && same_candidates(job, asked)) continue;
+                if (asked > 0 && repeats_candidates(job, asked)) continue;
                 const int64_t *ahead = job->candidates + asked * width;
                 for (int j = 0; j < width; j++)
                     if (owner(ahead[j], threads) == thread) prefetch_row(job->output + ahead[j] * stride, d, 1);
@@ -523,7 +524,8 @@ static PyObject *train_pairs(PyObject *self, PyObject *args, PyObject *kwargs) {
     job.context_steps = malloc(sizeof(float) * batch * dim);
     job.losses = malloc(sizeof(float) * batch);
     job.means = malloc(sizeof(float) * batch * dim);
-    if (job.candidates && job.steps && job.context_steps && job.losses && job.means) {
+    job.repeats = malloc(batch);
+    if (job.candidates && job.steps && job.context_steps && job.losses && job.means && job.repeats) {
         Py_BEGIN_ALLOW_THREADS
         if (pairs > 0) run_team(&job);
         Py_END_ALLOW_THREADS
@@ -536,6 +538,7 @@ static PyObject *train_pairs(PyObject *self, PyObject *args, PyObject *kwargs) {
     free(job.context_steps);
     free(job.losses);
     free(job.means);
+    free(job.repeats);
 release:
     PyBuffer_Release(&input);
     PyBuffer_Release(&output);
