@@ -19,14 +19,19 @@ from nce_lm.lm.model import build_model
 from nce_lm.lm.train import TrainingModule
 from nce_lm.objectives.losses import build_objective
 from nce_lm.pipeline.noise import NoiseDistribution
-from nce_lm.training.devices import autocast, resolve_device, resolve_precision
+from nce_lm.training.devices import autocast, cpu_bf16_lstm_problem, resolve_device, resolve_precision
 
 OBJECTIVES = ("full", "nce", "ranking", "neg", "infonce")
+# The model the bf16 lines are tested with: the LSTM, or where torch's oneDNN has no bf16 LSTM for this CPU (one
+# without AVX-512), the transformer, so that CI runs the autocast lines on any CPU.
+BF16_MODEL = "lstm" if cpu_bf16_lstm_problem() is None else "transformer"
 
 
 @pytest.mark.parametrize("objective", OBJECTIVES)
 def test_bf16_loss_is_the_fp32_loss_within_bf16_rounding(objective: str) -> None:
-    config = LMConfig(train="x", dim=32, layers=2, dropout=0.0, objective=objective, noise_samples=20).resolved(60)
+    config = LMConfig(
+        train="x", model=BF16_MODEL, dim=32, layers=2, dropout=0.0, objective=objective, noise_samples=20
+    ).resolved(60)
     noise = NoiseDistribution(torch.arange(1, 61).float())
     torch.manual_seed(0)
     module = TrainingModule(build_model(config, 60, noise.log_probs), build_objective(objective, noise, 20, seed=3))
@@ -47,11 +52,23 @@ def test_bf16_loss_is_the_fp32_loss_within_bf16_rounding(objective: str) -> None
 @pytest.mark.parametrize("objective", ("full", "nce"))
 def test_lm_train_in_bf16_on_the_cpu_matches_fp32(tiny_lm, tmp_path: Path, objective: str) -> None:
     lr = 0.01  # Adam's default barely moves this tiny model in two epochs
-    fp32 = train_lm(tiny_lm(objective=objective, precision="fp32", lr=lr), tmp_path / "fp32")
-    bf16 = train_lm(tiny_lm(objective=objective, precision="bf16", lr=lr), tmp_path / "bf16")
+    fp32 = train_lm(tiny_lm(objective=objective, precision="fp32", lr=lr, model=BF16_MODEL), tmp_path / "fp32")
+    bf16 = train_lm(tiny_lm(objective=objective, precision="bf16", lr=lr, model=BF16_MODEL), tmp_path / "bf16")
     first = fp32["history"][0]["valid"]["ppl"]
     assert bf16["test"]["ppl"] < 0.9 * first  # it learned
     assert bf16["test"]["ppl"] == pytest.approx(fp32["test"]["ppl"], rel=0.05)
+
+
+def test_bf16_lstm_on_a_cpu_without_it_is_one_clear_error(tiny_lm, tmp_path: Path, monkeypatch) -> None:
+    """Where oneDNN cannot build a bf16 LSTM (cpu_bf16_lstm_problem says why), training one says so in one line
+    before any data is read, instead of torch's RuntimeError from inside the first forward pass."""
+    import nce_lm.lm.train as lm_train
+
+    monkeypatch.setattr(lm_train, "cpu_bf16_lstm_problem", lambda: "no bf16 LSTM here")
+    with pytest.raises(NceLmError, match="bf16 cannot train an LSTM on this CPU: no bf16 LSTM here; use"):
+        train_lm(tiny_lm(precision="bf16"), tmp_path / "run")
+    assert not (tmp_path / "run" / "last.pt").exists()
+    train_lm(tiny_lm(precision="bf16", model="transformer", epochs=1), tmp_path / "transformer")  # not refused
 
 
 def test_devices_and_precisions_resolve() -> None:

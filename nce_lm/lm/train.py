@@ -46,7 +46,7 @@ from nce_lm.pipeline.noise import NoiseDistribution
 from nce_lm.pipeline.token_cache import cache_vocab, file_identity
 from nce_lm.pipeline.vocab import Vocab, build_vocab
 from nce_lm.training import preemption
-from nce_lm.training.devices import autocast, resolve_precision
+from nce_lm.training.devices import autocast, cpu_bf16_lstm_problem, resolve_precision
 from nce_lm.training.distributed import DistributedContext
 from nce_lm.training.jsonl_log import JsonLinesLog
 from nce_lm.training.resume import refuse_changes
@@ -367,6 +367,11 @@ def _train(
     resumed run was trained with (``config`` is then resolved already), else None."""
     device = ctx.device(config.device)
     precision = resolve_precision(config.precision, device)
+    if precision == "bf16" and device.type == "cpu" and config.model == "lstm" and cpu_bf16_lstm_problem():
+        raise NceLmError(
+            f"--precision bf16 cannot train an LSTM on this CPU: {cpu_bf16_lstm_problem()}; "
+            "use --precision fp32 (the CPU's default) or --model transformer"
+        )
     paths = split_paths(config)
     payload = load_payload(run_dir / "last.pt", vocab) if saved is not None else None
     config, vocab, ids = _prepare_data(config, paths, run_dir, payload is not None, ctx, vocab, cache_dir, errors)

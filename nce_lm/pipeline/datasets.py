@@ -15,8 +15,6 @@ import re
 import shutil
 import tarfile
 import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -263,6 +261,9 @@ def fetch(name: str, data_dir: str | os.PathLike[str] | None = None, allow_unver
         return targets
     target_dir.mkdir(parents=True, exist_ok=True)
     remove_stale(target_dir, f".{name}-download-")  # left by a killed fetch
+    import urllib.error  # here, not at the top: every nce-lm command imports this module, few download
+    import urllib.request
+
     with tempfile.TemporaryDirectory(prefix=temp_prefix(f".{name}-download-"), dir=target_dir) as tmp:
         archive_path = Path(tmp) / f"archive.{dataset.archive}"
         try:

@@ -397,7 +397,7 @@ class SkipGramTrainer:
             unit="w",
             unit_scale=True,
             disable=not (progress and self.ctx.is_main),
-            desc="skip-gram",
+            desc="CBOW" if config.model == "cbow" else "skip-gram",
         )
         for epoch in range(start_epoch, config.epochs):
             loss_sum, example_count, words_done = self._train_epoch(epoch, bar, words_done, on_boundary)

@@ -113,6 +113,25 @@ def resolve_precision(name: str, device: torch.device) -> str:
     return name
 
 
+@functools.cache
+def cpu_bf16_lstm_problem() -> str | None:
+    """Why torch cannot run an LSTM under bf16 autocast on this CPU, or None where it can.
+
+    On the CPU such an LSTM runs in oneDNN, which builds a bf16 LSTM only for some CPUs: on a 2-core AMD EPYC
+    with AVX2 and no AVX-512 (2026-12-02, torch 2.13.0+cpu) it raises "could not create a primitive descriptor
+    for the LSTM forward propagation primitive". One forward pass of a tiny LSTM answers it, once a process.
+    """
+    import torch
+
+    lstm = torch.nn.LSTM(8, 8)
+    try:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            lstm(torch.zeros(2, 1, 8))
+    except RuntimeError as err:
+        return f"torch's oneDNN has no bf16 LSTM for this CPU ({str(err).splitlines()[0].split(". ")[0]})"
+    return None
+
+
 def autocast(device: torch.device, precision: str) -> AbstractContextManager:
     """A fresh autocast context for one forward pass: bf16 matrix products when ``precision`` is bf16."""
     import torch
