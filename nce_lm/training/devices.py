@@ -128,7 +128,8 @@ def cpu_bf16_lstm_problem() -> str | None:
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
             lstm(torch.zeros(2, 1, 8))
     except RuntimeError as err:
-        return f"torch's oneDNN has no bf16 LSTM for this CPU ({str(err).splitlines()[0].split(". ")[0]})"
+        first_sentence = str(err).splitlines()[0].split(". ")[0]
+        return f"torch's oneDNN has no bf16 LSTM for this CPU ({first_sentence})"
     return None
 
 
