@@ -367,9 +367,10 @@ def _train(
     resumed run was trained with (``config`` is then resolved already), else None."""
     device = ctx.device(config.device)
     precision = resolve_precision(config.precision, device)
-    if precision == "bf16" and device.type == "cpu" and config.model == "lstm" and cpu_bf16_lstm_problem():
+    bf16_lstm_on_cpu = precision == "bf16" and device.type == "cpu" and config.model == "lstm"
+    if bf16_lstm_on_cpu and (problem := cpu_bf16_lstm_problem()):
         raise NceLmError(
-            f"--precision bf16 cannot train an LSTM on this CPU: {cpu_bf16_lstm_problem()}; "
+            f"--precision bf16 cannot train an LSTM on this CPU: {problem}; "
             "use --precision fp32 (the CPU's default) or --model transformer"
         )
     paths = split_paths(config)

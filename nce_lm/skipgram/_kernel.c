@@ -339,7 +339,7 @@ INLINE void add_to_output_row(const Job *job, float *row, const float *alpha, co
  * candidates) gets the step of every (slot, column holding w), in slot order and within a slot in column order:
  * the order of one axpy per (example, column), so the same bits, with the row loaded and stored once per
  * TERMS steps instead of once per step. */
-INLINE void add_output_steps(const Job *job, int64_t first, int64_t from, int64_t to, int j) {
+INLINE void add_output_steps(Job *job, int64_t first, int64_t from, int64_t to, int j) {
     const int width = 1 + job->negatives;
     const int64_t *candidates = job->candidates + from * width;
     float *row = job->output + candidates[j] * job->stride;
@@ -347,7 +347,7 @@ INLINE void add_output_steps(const Job *job, int64_t first, int64_t from, int64_
     const float *inputs[TERMS];
     int terms = 0;
     for (int64_t i = from; i < to; i++) {
-        const float *v = example_input((Job *)job, first + i, i, 0);
+        const float *v = example_input(job, first + i, i, 0);
         for (int c = j; c < width; c++) {
             if (candidates[c] != candidates[j]) continue;
             if (terms == TERMS) {
@@ -374,7 +374,7 @@ HOT static void run_worker(Job *job, int thread) {
             if (i + PREFETCH_DISTANCE < to) {
                 const int64_t *ahead = job->candidates + (i + PREFETCH_DISTANCE) * width;
                 prefetch_inputs(job, first + i + PREFETCH_DISTANCE);
-                if (!shares_noise(job, first + i + PREFETCH_DISTANCE, i + PREFETCH_DISTANCE, from)) /* new rows */
+                if (!repeats_candidates(job, i + PREFETCH_DISTANCE)) /* new rows */
                     for (int j = 0; j < width; j++) prefetch_row(job->output + ahead[j] * stride, d, 0);
             }
             score_pair(job, first + i, i, lr);
