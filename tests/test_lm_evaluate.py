@@ -20,13 +20,13 @@ import torch.nn.functional as F
 
 from nce_lm.lm.config import LMConfig
 from nce_lm.lm.evaluate import evaluate_model
-from nce_lm.lm.model import LanguageModel, State, build_model
+from nce_lm.lm.model import LanguageNetwork, State, build_model
 from nce_lm.pipeline.noise import NoiseDistribution
 
 VOCAB = 23
 
 
-class BigramModel(LanguageModel):
+class BigramModel(LanguageNetwork):
     """hidden(t) = embedding(input(t)): log p(w_t | history) depends on w_{t−1} only."""
 
     def forward(self, inputs: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
@@ -92,7 +92,7 @@ def test_bigram_model_scores_every_token_once(length: int, batch_size: int, seq_
     assert got["is_log_z_error"] is None
 
 
-def lstm_reference(model: LanguageModel, ids: np.ndarray, batch_size: int) -> dict[str, float]:
+def lstm_reference(model: LanguageNetwork, ids: np.ndarray, batch_size: int) -> dict[str, float]:
     """Rows of L = (N − 1) // B targets, row r predicting ids[r·L + 1 .. (r + 1)·L] from a zero state at
     ids[r·L], the last row on to the end; each token fed and scored one at a time."""
     rows = min(batch_size, len(ids) - 1)

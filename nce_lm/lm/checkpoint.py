@@ -19,7 +19,7 @@ from nce_lm.clobber import check_output_folder
 from nce_lm.errors import NceLmError
 from nce_lm.fileio import read_json, write_json_atomic
 from nce_lm.lm.config import LMConfig
-from nce_lm.lm.model import LanguageModel, build_model
+from nce_lm.lm.model import LanguageNetwork, build_model
 from nce_lm.lm.run_log import LOG_FILE
 from nce_lm.pipeline.noise import NoiseDistribution
 from nce_lm.pipeline.vocab import Vocab
@@ -83,7 +83,7 @@ def noise_for(config: LMConfig, vocab: Vocab, device: torch.device | str = "cpu"
 class Run:
     config: LMConfig
     vocab: Vocab
-    model: LanguageModel
+    model: LanguageNetwork
     noise: NoiseDistribution
     payload: dict[str, Any]
 

@@ -31,7 +31,7 @@ from nce_lm.errors import NceLmError
 from nce_lm.lm.batches import windows
 from nce_lm.lm.checkpoint import load_run
 from nce_lm.lm.data import eval_path, token_ids
-from nce_lm.lm.model import LanguageModel, State
+from nce_lm.lm.model import LanguageNetwork, State
 from nce_lm.objectives.losses import OBJECTIVES, Objective, build_objective
 from nce_lm.objectives.mi_bound import info_nce_bound
 from nce_lm.objectives.partition import exact_log_z, importance_sampled_log_z
@@ -104,7 +104,7 @@ class _Sums:
         self.noise, self.is_samples, self.info_nce, self.log_z_sink = noise, is_samples, info_nce, log_z_sink
         self.log_probs = log_probs
 
-    def add(self, model: LanguageModel, hidden: torch.Tensor, targets: torch.Tensor) -> None:
+    def add(self, model: LanguageNetwork, hidden: torch.Tensor, targets: torch.Tensor) -> None:
         """Add one window's hidden states (B·T, d) and targets (B·T,)."""
         sums, weight, bias = self.values, model.output_weight, model.output_bias
         if self.log_probs is not None:
@@ -146,7 +146,7 @@ class _Sums:
 
 @torch.no_grad()
 def evaluate_model(
-    model: LanguageModel,
+    model: LanguageNetwork,
     ids: np.ndarray,
     batch_size: int,
     seq_len: int,

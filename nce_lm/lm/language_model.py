@@ -31,8 +31,7 @@ from nce_lm.errors import NceLmError
 from nce_lm.lm.batches import windows
 from nce_lm.lm.checkpoint import load_run
 from nce_lm.lm.config import LMConfig
-from nce_lm.lm.model import LanguageModel as Network
-from nce_lm.lm.model import State
+from nce_lm.lm.model import LanguageNetwork, State
 from nce_lm.objectives.kinds import objective_kind
 from nce_lm.objectives.partition import exact_log_z
 from nce_lm.pipeline.vocab import Vocab
@@ -50,7 +49,7 @@ class LanguageModel:
     (:mod:`nce_lm.lm.model`) is kept in evaluation mode (no dropout) on its device.
     """
 
-    def __init__(self, network: Network, vocab: Vocab, config: LMConfig) -> None:
+    def __init__(self, network: LanguageNetwork, vocab: Vocab, config: LMConfig) -> None:
         self.network = network.eval()
         self.vocab = vocab
         self.config = config

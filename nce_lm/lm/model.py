@@ -1,9 +1,9 @@
 """Language models that end in hidden states; the output layer (weight (V, d), bias (V,)) is scored by an objective.
 
-* :class:`LSTMLanguageModel` — Zaremba, Sutskever & Vinyals (2014), "Recurrent Neural Network
+* :class:`LSTMNetwork` — Zaremba, Sutskever & Vinyals (2014), "Recurrent Neural Network
   Regularization": embedding, stacked LSTM, dropout on the non-recurrent connections, optionally the
   output weight tied to the embedding (Press & Wolf 2017; Inan et al. 2017).
-* :class:`TransformerLanguageModel` — a small causal pre-norm Transformer (Vaswani et al. 2017; Radford et
+* :class:`TransformerNetwork` — a small causal pre-norm Transformer (Vaswani et al. 2017; Radford et
   al. 2019) with learned positions and ``F.scaled_dot_product_attention``; it sees the current window only.
 
 The output bias starts at the log noise-probabilities log q(w) (as Zoph et al. 2016 and Pytorch-NCE do):
@@ -23,8 +23,10 @@ LOG_Q_FLOOR = -30.0  # bias for words the noise never draws (log q = −inf)
 State = tuple[torch.Tensor, torch.Tensor] | None  # the LSTM's (h, c), each (layers, B, d); None for a Transformer
 
 
-class LanguageModel(nn.Module):
-    """Common part: embedding, output layer, and the interface the trainer uses."""
+class LanguageNetwork(nn.Module):
+    """The network the trainer trains, up to its hidden states: embedding, body, output layer, and the interface
+    the trainer uses. The public :class:`nce_lm.lm.language_model.LanguageModel` wraps a trained one with its
+    vocabulary to score and generate text."""
 
     def __init__(self, vocab_size: int, config: LMConfig, log_q: torch.Tensor) -> None:
         super().__init__()
@@ -55,7 +57,7 @@ class LanguageModel(nn.Module):
         raise NotImplementedError
 
 
-class LSTMLanguageModel(LanguageModel):
+class LSTMNetwork(LanguageNetwork):
     def __init__(self, vocab_size: int, config: LMConfig, log_q: torch.Tensor) -> None:
         super().__init__(vocab_size, config, log_q)
         self.lstm = nn.LSTM(
@@ -108,7 +110,7 @@ class _Block(nn.Module):
         return x + self.drop(self.mlp(self.norm2(x)))
 
 
-class TransformerLanguageModel(LanguageModel):
+class TransformerNetwork(LanguageNetwork):
     def __init__(self, vocab_size: int, config: LMConfig, log_q: torch.Tensor) -> None:
         super().__init__(vocab_size, config, log_q)
         self.positions = nn.Parameter(torch.zeros(config.seq_len, config.dim))
@@ -122,8 +124,8 @@ class TransformerLanguageModel(LanguageModel):
         return self.norm(x), None
 
 
-def build_model(config: LMConfig, vocab_size: int, log_q: torch.Tensor) -> LanguageModel:
+def build_model(config: LMConfig, vocab_size: int, log_q: torch.Tensor) -> LanguageNetwork:
     """The model ``config`` names, for V = ``vocab_size`` words with noise log-probabilities ``log_q`` (V,);
     ``config`` is resolved (:meth:`LMConfig.resolved`): whether the tables are row-sparse depends on its optimizer."""
-    cls = LSTMLanguageModel if config.model == "lstm" else TransformerLanguageModel
+    cls = LSTMNetwork if config.model == "lstm" else TransformerNetwork
     return cls(vocab_size, config, log_q)

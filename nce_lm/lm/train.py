@@ -37,7 +37,7 @@ from nce_lm.lm.checkpoint import load_payload, noise_for, read_run_files, save_p
 from nce_lm.lm.config import LMConfig
 from nce_lm.lm.data import split_ids, split_paths
 from nce_lm.lm.evaluate import evaluate_model
-from nce_lm.lm.model import LanguageModel, State, build_model
+from nce_lm.lm.model import LanguageNetwork, State, build_model
 from nce_lm.lm.optim import LMOptimizer, dense_parameters
 from nce_lm.lm.run_log import LOG_FILE, validation_record
 from nce_lm.locks import folder_lock
@@ -59,7 +59,7 @@ LOG_POINTS_PER_EPOCH = 100  # training records per epoch unless log_every is giv
 class TrainingModule(nn.Module):
     """Model and objective as one module, so DistributedDataParallel synchronises every parameter of both."""
 
-    def __init__(self, model: LanguageModel, objective: Objective) -> None:
+    def __init__(self, model: LanguageNetwork, objective: Objective) -> None:
         super().__init__()
         self.model, self.objective = model, objective
 
@@ -79,7 +79,7 @@ class Trainer(NamedTuple):
     """What a run trains: the model, the model and objective as one module (``trained`` wraps it in
     DistributedDataParallel under torchrun), the optimizer and the noise generator."""
 
-    model: LanguageModel
+    model: LanguageNetwork
     module: TrainingModule
     trained: nn.Module
     optimizer: LMOptimizer
@@ -141,9 +141,9 @@ def train_step(
 
 
 def rows_read(
-    model: LanguageModel, inputs: torch.Tensor, targets: torch.Tensor, noise_ids: torch.Tensor | None
+    model: LanguageNetwork, inputs: torch.Tensor, targets: torch.Tensor, noise_ids: torch.Tensor | None
 ) -> dict[str, torch.Tensor]:
-    """The rows of each table (:meth:`LanguageModel.tables`) a step's forward pass reads, as ids with repeats: the
+    """The rows of each table (:meth:`LanguageNetwork.tables`) a step's forward pass reads, as ids with repeats: the
     inputs' rows of the embedding; the targets' and noise words' rows of the output weight and bias (the
     embedding's too when the two are tied)."""
     output = targets.reshape(-1) if noise_ids is None else torch.cat([targets.reshape(-1), noise_ids.reshape(-1)])
@@ -689,7 +689,9 @@ def _final_test(setup: Setup, state: RunState) -> dict[str, Any]:
     return metrics
 
 
-def _evaluate(setup: Setup, model: LanguageModel, split: str, ctx: DistributedContext | None = None) -> dict[str, Any]:
+def _evaluate(
+    setup: Setup, model: LanguageNetwork, split: str, ctx: DistributedContext | None = None
+) -> dict[str, Any]:
     """Exact perplexity and self-normalization of ``model`` on ``split`` (:func:`nce_lm.lm.evaluate.evaluate_model`),
     summed over the ranks when ``ctx`` is given; validation on its first ``valid_tokens`` targets when asked."""
     c, ids = setup.config, setup.ids[split]
