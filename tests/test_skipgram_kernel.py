@@ -146,3 +146,31 @@ def test_kernel_rejects_ids_outside_the_vocabulary() -> None:
     with pytest.raises(ValueError, match="outside the vocabulary"):
         skipgram_kernel.train_examples(tables, Examples(bad, bad), classifier, noise, 2, 4, 1, 0, 0, 0.1, 0.1)
     assert np.array_equal(tables.input, np.zeros((10, 16)))
+
+
+@pytest.mark.parametrize("bias", ["none", "learned"])
+def test_tables_move_into_the_padded_rows_and_back_out_one_at_a_time(
+    topic_corpus: Path, tmp_path: Path, bias: str
+) -> None:
+    """``KernelTables.take`` leaves the state's tables as views of the padded rows (one copy while training);
+    ``SkipGramTrainer.release`` gives them back as (V, d) arrays of their own, the padded rows let go, so that
+    the result's vectors share them rather than copying them again; the values are the trained ones."""
+    trainer = make_trainer(topic_corpus, replace(CONFIG, kernel="fused", output_bias=bias, objective="nce"), tmp_path)
+    padded = trainer._kernel_tables
+    assert padded is not None
+    state = trainer.state
+    assert np.shares_memory(state.input_vectors, padded.input) and np.shares_memory(state.output_vectors, padded.output)
+    assert (state.output_bias is None) == (bias == "none")
+    trainer.train(progress=False)
+    trained = [np.array(state.input_vectors), np.array(state.output_vectors)]
+    trained_bias = None if state.output_bias is None else np.array(state.output_bias)
+    trainer.release()
+    assert not hasattr(padded, "input") and not hasattr(padded, "output") and trainer._kernel_tables is None
+    for table, values in zip([state.input_vectors, state.output_vectors], trained):
+        held = table if table.base is None else table.base  # rows without padding need no copy (d = 16, no bias)
+        assert table.flags.c_contiguous and held.nbytes == table.nbytes and np.array_equal(table, values)
+    if bias != "none":
+        assert state.output_bias.base is None and np.array_equal(state.output_bias, trained_bias)
+    vectors = trainer.word_vectors()
+    assert np.shares_memory(vectors.vectors, state.input_vectors)  # rows 2.. of the table, not a copy
+    assert np.array_equal(vectors.vectors, trained[0][2:])

@@ -27,6 +27,7 @@ from nce_lm.skipgram.examples import Examples
 if TYPE_CHECKING:
     from nce_lm.objectives.kinds import NoiseClassifier
     from nce_lm.pipeline.noise import NoiseDistribution
+    from nce_lm.skipgram.checkpoint import SkipGramState
     from nce_lm.skipgram.config import SkipGramConfig
 
 try:
@@ -71,8 +72,8 @@ class KernelTables:
     other thread may be writing; padded to 448 bytes they do not (docs/skipgram.md). A separate bias array
     would share each line among 16 words written by different threads; inside the row, its owner alone writes it.
     The tables given are copied in; :attr:`input_vectors`, :attr:`output_vectors` and :attr:`output_bias` are
-    views of the padded rows, which a run keeps as its tables, so that one copy of them exists while it trains.
-    With ``train_bias`` False the bias is part of the score but not trained.
+    views of the padded rows, which a run keeps as its tables (:meth:`take`), so that one copy of them exists
+    while it trains. With ``train_bias`` False the bias is part of the score but not trained.
     """
 
     ROW_ALIGN = 16  # floats per 64-byte cache line
@@ -80,20 +81,47 @@ class KernelTables:
     def __init__(
         self,
         input_vectors: np.ndarray,
-        output_vectors: np.ndarray,
+        output_vectors: np.ndarray | None,
         output_bias: np.ndarray | None,
         train_bias: bool = True,
     ) -> None:
-        vocab, self.dim = input_vectors.shape
+        """Copy the tables in; with ``output_vectors`` None, only the input table (:meth:`take` adds the other)."""
+        self.dim = input_vectors.shape[1]
         self.has_bias = output_bias is not None
         self.train_bias = self.has_bias and train_bias
+        self.input = self._padded(input_vectors)  # (V, stride): v
+        if output_vectors is not None:
+            self.output = self._padded(output_vectors, output_bias)  # (V, stride): u, then b
+
+    def _padded(self, vectors: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+        """(V, stride): ``vectors`` (V, d) in padded rows, with ``bias`` (V,) after them when given."""
         stride = -(-(self.dim + self.has_bias) // self.ROW_ALIGN) * self.ROW_ALIGN
-        self.input = np.zeros((vocab, stride), dtype=np.float32)  # (V, stride): v
-        self.output = np.zeros((vocab, stride), dtype=np.float32)  # (V, stride): u, then b
-        self.input_vectors[...] = input_vectors
-        self.output_vectors[...] = output_vectors
-        if output_bias is not None:
-            self.output[:, self.dim] = output_bias
+        rows = np.zeros((len(vectors), stride), dtype=np.float32)
+        rows[:, : self.dim] = vectors
+        if bias is not None:
+            rows[:, self.dim] = bias
+        return rows
+
+    @classmethod
+    def take(cls, state: SkipGramState, train_bias: bool) -> KernelTables:
+        """The tables of ``state`` (numpy (V, d) arrays) in the kernel's layout, moved in one at a time: each
+        table of ``state`` becomes a view of its padded rows before the next is copied, so that, unless the
+        caller holds them too, the arrays before the move are freed as it goes (a table's copy at a time, not two)."""
+        tables = cls(state.input_vectors, None, state.output_bias, train_bias)
+        state.input_vectors = tables.input_vectors
+        tables.output = tables._padded(state.output_vectors, state.output_bias)
+        state.output_vectors, state.output_bias = tables.output_vectors, tables.output_bias
+        return tables
+
+    def give_back(self, state: SkipGramState) -> None:
+        """The reverse of :meth:`take`, once training is over: each table of ``state`` becomes a (V, d) array of
+        its own, and the padded rows it was a view of are released before the next table is copied. These
+        tables train no more."""
+        state.input_vectors = np.ascontiguousarray(self.input_vectors)
+        del self.input
+        state.output_vectors = np.ascontiguousarray(self.output_vectors)
+        state.output_bias = None if state.output_bias is None else np.ascontiguousarray(self.output_bias)
+        del self.output
 
     @property
     def input_vectors(self) -> np.ndarray:

@@ -168,6 +168,7 @@ class SkipGramTrainer:
         # the fused kernel reads the numpy form; the torch and device paths the objective's, on the device
         self.classifier = per_pair if self.path_name == "fused" else self.objective.classifier(self.noise.log_probs)
         self.bias_mode = config.bias_mode(kind.models_log_probability)
+        self._kernel_tables: KernelTables | None = None  # the fused kernel's layout of the state's tables
         self.state = self._device_state(state or self._initial_state())
         self.optimizer = self._optimizer(state.optimizer_state if state is not None else None)  # None: SGD
         self.path = self._update_path()
@@ -259,10 +260,8 @@ class SkipGramTrainer:
         )
         if name == "fused":
             learned = self.bias_mode == "learned"
-            tables = KernelTables(state.input_vectors, state.output_vectors, state.output_bias, learned)
             # the run's tables are views of the kernel's padded rows from here on: one copy of them while it trains
-            state.input_vectors, state.output_vectors = tables.input_vectors, tables.output_vectors
-            state.output_bias = tables.output_bias
+            tables = self._kernel_tables = KernelTables.take(state, learned)
             return FusedKernelPath(
                 tables, self.classifier, self.noise, config, self._threads(), self._rate, host_chunks
             )
@@ -474,6 +473,16 @@ class SkipGramTrainer:
         if self.optimizer is not None:
             for accumulator in self.optimizer.accumulators.values():
                 self.ctx.average_(accumulator)
+
+    def release(self) -> None:
+        """Free what only training needs before the result's vectors are copied out: the corpus's words, the update
+        path, and the fused kernel's padded rows, the state's tables becoming (V, d) arrays of their own one at a
+        time (:meth:`KernelTables.give_back`), so that the end of a run holds one copy of each table, not two.
+        The trainer trains no more after this."""
+        del self.path, self.corpus
+        if self._kernel_tables is not None:
+            self._kernel_tables.give_back(self.state)
+            self._kernel_tables = None
 
     def word_vectors(self, table: str = "input") -> WordVectors:
         """The vectors of the real words (the special tokens left out), most frequent first: the input vectors
@@ -691,4 +700,5 @@ def train_skipgram(
             ctx.barrier()  # ranks leave together, not while rank 0 still writes its checkpoint
     finally:
         ctx.close()
+    trainer.release()
     return SkipGramResult(trainer.word_vectors(), vocab, metrics, trainer.word_vectors("output"), config)
