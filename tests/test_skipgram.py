@@ -98,6 +98,30 @@ def test_vectors_learn_the_topics(topic_corpus: Path) -> None:
 SYNONYMS = 12  # planted pairs (a_i, b_i)
 
 
+def test_a_run_reads_its_token_ids_from_the_cache_file(
+    monkeypatch: pytest.MonkeyPatch, topic_corpus: Path, tmp_path: Path
+) -> None:
+    """Every way a run gets its ids (counted with them, under a given vocabulary, from a prepared cache) hands the
+    trainer the cache's memory map itself, which ``id_blocks`` reads through its file: a plain array view of the
+    mapping would be read through it, and every page touched would count as the run's memory while it trains."""
+    from nce_lm.pipeline.vocab import build_vocab
+
+    handed: list[np.ndarray] = []
+    from_ids = CorpusWords.from_ids.__func__
+
+    def recording(cls: type[CorpusWords], ids: np.ndarray, *args: int) -> CorpusWords:
+        handed.append(ids)
+        return from_ids(cls, ids, *args)
+
+    monkeypatch.setattr(CorpusWords, "from_ids", classmethod(recording))
+    settings = replace(SMALL, epochs=1)
+    train_skipgram([topic_corpus], settings, progress=False)
+    train_skipgram([topic_corpus], settings, vocab=build_vocab([topic_corpus], min_count=1), progress=False)
+    train_skipgram([topic_corpus], settings, cache_dir=tmp_path / "cache", progress=False)
+    assert len(handed) == 3
+    assert all(isinstance(ids, np.memmap) and ids.filename for ids in handed)
+
+
 @pytest.fixture(scope="module")
 def synonym_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Planted synonyms: 40 lines per pair i, each 7 words drawn from the pair's own context words c{i}_0..2 and,

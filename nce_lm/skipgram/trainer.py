@@ -583,12 +583,12 @@ def _corpus_ids(
     }
     if vocab is None and cache_dir is None:  # count and encode in one reading of the corpus
         vocab, cache = build_vocab_and_ids(paths, scratch, **counting)
-        return vocab, np.asarray(cache.ids)
+        return vocab, cache.ids
     if vocab is None:
         vocab = build_vocab(paths, **counting)
     if cache_dir is None:
-        return vocab, np.asarray(cached_token_ids(paths, vocab, scratch, errors, progress))
-    return vocab, np.asarray(prepared_ids(cache_dir, vocab, paths, errors, progress))
+        return vocab, cached_token_ids(paths, vocab, scratch, errors, progress)
+    return vocab, prepared_ids(cache_dir, vocab, paths, errors, progress)
 
 
 def _resumed(
