@@ -63,19 +63,24 @@ def test_lines_are_sentences_and_long_lines_are_cut(monkeypatch: pytest.MonkeyPa
     ids = np.array([5, 6, eos, unk, 7, eos, eos, 8, unk, 9, 10, 11, 12, eos, 13, 14], dtype=np.int32)
     monkeypatch.setattr(skipgram_windows, "MAX_SENTENCE_WORDS", 3)
     monkeypatch.setattr(token_cache, "ID_BLOCK", 4)  # lines and sentences across blocks
+    monkeypatch.setattr(skipgram_windows, "INDEX_STEP", 2)  # an index entry every 2 ids: reads of every stretch
     corpus = CorpusWords.from_ids(ids, 15, unk, eos)
-    assert corpus.words.tolist() == [5, 6, 7, 8, 9, 10, 11, 12, 13, 14]  # <unk> removed before cutting
+    assert corpus.words(0, len(corpus)).tolist() == [5, 6, 7, 8, 9, 10, 11, 12, 13, 14]  # <unk> removed before cutting
+    assert corpus.kept_before.tolist() == [0, 2, 2, 3, 4, 5, 7, 8, 10]  # words in ids[: 2 i]
     assert corpus.counts.tolist() == np.bincount(ids, minlength=15).tolist()
     for start, stop in [(0, 10), (1, 9), (3, 7), (4, 4), (6, 10)]:
         sentence = corpus.sentences(start, stop)
-        words = corpus.words[start:stop]
+        words = corpus.words(start, stop)
+        assert words.dtype == np.int32 and words.tolist() == [5, 6, 7, 8, 9, 10, 11, 12, 13, 14][start:stop]
         groups = [words[sentence == s].tolist() for s in dict.fromkeys(sentence.tolist())]
         whole = [[5, 6], [7], [8, 9, 10], [11, 12], [13, 14]]
         assert groups == [g for g in ([w for w in group if w in words] for group in whole) if g], (start, stop)
     np.save(tmp_path / "ids.npy", ids)  # a cache's ids, read through the file rather than the mapping
     mapped = CorpusWords.from_ids(np.load(tmp_path / "ids.npy", mmap_mode="r"), 15, unk, eos)
-    for name in ("words", "starts", "counts"):
+    for name in ("kept_before", "starts", "counts"):
         np.testing.assert_array_equal(getattr(mapped, name), getattr(corpus, name))
+    for start, stop in itertools.combinations_with_replacement(range(11), 2):
+        np.testing.assert_array_equal(mapped.words(start, stop), corpus.words(start, stop))
 
 
 SMALL = SkipGramConfig(dim=16, epochs=3, min_count=1, sample=0.0, batch_size=256, lr=0.05, threads=1)

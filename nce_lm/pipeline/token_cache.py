@@ -325,7 +325,7 @@ def id_blocks(ids: np.ndarray) -> Iterator[np.ndarray]:
     """``ids`` (N,), :data:`ID_BLOCK` at a time in order. A cache's memory-mapped ids are read from their file,
     not through the mapping, so that a pass over a corpus of any size holds one block in memory, not every page
     of the mapping it has touched (which count as the process's memory until it is closed)."""
-    if isinstance(ids, np.memmap) and isinstance(ids.base, mmap.mmap) and ids.filename:  # np.load's whole mapping
+    if _whole_mapping(ids):
         with open(ids.filename, "rb") as file:
             file.seek(ids.offset)
             for start in range(0, len(ids), ID_BLOCK):
@@ -333,6 +333,22 @@ def id_blocks(ids: np.ndarray) -> Iterator[np.ndarray]:
         return
     for start in range(0, len(ids), ID_BLOCK):
         yield ids[start : start + ID_BLOCK]
+
+
+def read_ids(ids: np.ndarray, begin: int, end: int) -> np.ndarray:
+    """``ids[begin:end]`` as an array of its own; a cache's memory-mapped ids are read from their file, as
+    :func:`id_blocks` reads them, so that reading every range of a corpus in turn does not leave every page of the
+    mapping counted as the process's memory."""
+    if _whole_mapping(ids):
+        with open(ids.filename, "rb") as file:
+            file.seek(ids.offset + begin * ids.itemsize)
+            return np.fromfile(file, dtype=ids.dtype, count=max(0, end - begin))
+    return np.array(ids[begin:end])
+
+
+def _whole_mapping(ids: np.ndarray) -> bool:
+    """Whether ``ids`` is the whole mapping of an .npy file as ``np.load(mmap_mode=...)`` returns it."""
+    return isinstance(ids, np.memmap) and isinstance(ids.base, mmap.mmap) and bool(ids.filename)
 
 
 def _manifest(folder: Path) -> dict[str, Any] | None:

@@ -150,7 +150,7 @@ class DeviceUpdatePath(BatchedUpdate):
         self, corpus: windows.CorpusWords, keep: np.ndarray, classifier: NoiseClassifier, **batched: Any
     ) -> None:
         super().__init__(chunks=self._chunks, **batched)
-        self._words = torch.from_numpy(corpus.words.astype(np.int64)).to(self.device)
+        self._words = torch.from_numpy(corpus.words(0, len(corpus)).astype(np.int64)).to(self.device)
         self._sentence = torch.from_numpy(corpus.sentences(0, len(corpus))).to(self.device)
         self._keep = torch.from_numpy(keep).to(self.device)
         self._classifier = classifier

@@ -114,14 +114,24 @@ class KernelTables:
         return tables
 
     def give_back(self, state: SkipGramState) -> None:
-        """The reverse of :meth:`take`, once training is over: each table of ``state`` becomes a (V, d) array of
-        its own, and the padded rows it was a view of are released before the next table is copied. These
-        tables train no more."""
-        state.input_vectors = np.ascontiguousarray(self.input_vectors)
-        del self.input
-        state.output_vectors = np.ascontiguousarray(self.output_vectors)
-        state.output_bias = None if state.output_bias is None else np.ascontiguousarray(self.output_bias)
-        del self.output
+        """The reverse of :meth:`take`, once training is over: each table of ``state`` becomes a C-contiguous
+        (V, d) array, its rows moved to the front of the padded rows' own memory (:meth:`_compacted`), so that no
+        second copy of a table is made; the bias is copied out first. These tables train no more."""
+        bias = None if state.output_bias is None else np.array(self.output_bias)
+        state.input_vectors = self._compacted(self.input)
+        state.output_vectors = self._compacted(self.output)
+        state.output_bias = bias
+        del self.input, self.output
+
+    def _compacted(self, rows: np.ndarray) -> np.ndarray:
+        """(V, d): the first d floats of every padded row of ``rows`` (V, stride), moved in place to the front of
+        its memory, a block of rows at a time in ascending order (a row's new place never reaches a row not yet
+        moved, as d <= stride), so that only one block is copied aside at a time."""
+        flat, block = rows.reshape(-1), 1 << 12
+        for first in range(0, len(rows), block):
+            last = min(first + block, len(rows))
+            flat[first * self.dim : last * self.dim] = rows[first:last, : self.dim].reshape(-1)
+        return flat[: len(rows) * self.dim].reshape(len(rows), self.dim)
 
     @property
     def input_vectors(self) -> np.ndarray:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nce_lm.pipeline.token_cache import id_blocks
+from nce_lm.pipeline.token_cache import id_blocks, read_ids
 from nce_lm.skipgram.examples import Examples, cbow_examples
 from nce_lm.skipgram.kernel import _kernel
 
@@ -20,51 +20,72 @@ MAX_SENTENCE_WORDS = 10_000  # gensim's MAX_WORDS_IN_BATCH: longer lines are cut
 CHUNK_TOKENS = 1 << 20  # tokens turned into examples at a time: bounds the memory of their arrays
 
 
+INDEX_STEP = 1 << 16  # ids per entry of CorpusWords' index of where its words are in the token stream
+
+
 @dataclass(frozen=True)
 class CorpusWords:
-    """The words an epoch walks, and where its sentences start.
+    """The words an epoch walks, and where its sentences start, read from the token stream a chunk at a time.
 
-    words: (n,) int32, every in-vocabulary word of the corpus in order (``<unk>`` and line ends removed).
-    starts: (S,) int64, ascending from 0: the position in ``words`` of each sentence's first word. A sentence is
+    ids: (N,) the token stream itself (a token cache's memory map is read through its file,
+    :func:`~nce_lm.pipeline.token_cache.read_ids`), kept instead of a copy of its words, so that a run holds one
+    chunk's words at a time: 4 bytes a word less than the whole corpus's (gensim's ``corpus_file`` keeps none).
+    unk_id, eos_id: the ids that are not words: ``<unk>`` (removed words) and line ends.
+    kept_before: (⌈N / INDEX_STEP⌉ + 1,) int64, the number of words in ``ids[: i · INDEX_STEP]``; the last entry
+    is the number of words, N' (:meth:`words` reads only the stretch of ``ids`` that holds the words it is asked for).
+    starts: (S,) int64, ascending from 0: the position among the words of each sentence's first word. A sentence is
     a line, cut every :data:`MAX_SENTENCE_WORDS` words. Keeping the starts instead of a sentence number per word
     saves 8 bytes a word; :meth:`sentences` numbers a chunk's words when it is read.
     counts: (V,) int64, the corpus's count of every id (``<unk>`` and line ends included).
     """
 
-    words: np.ndarray
+    ids: np.ndarray
+    unk_id: int
+    eos_id: int
+    kept_before: np.ndarray
     starts: np.ndarray
     counts: np.ndarray
 
     @classmethod
     def from_ids(cls, ids: np.ndarray, vocab_size: int, unk_id: int, eos_id: int) -> CorpusWords:
-        """Gather the words of a token stream ``ids`` (N,) in two passes of :func:`id_blocks` (counting, then
-        copying), holding one block of ids at a time besides the words."""
+        """Index a token stream ``ids`` (N,) in one pass of :func:`id_blocks`, holding one block at a time."""
         counts = np.zeros(vocab_size, dtype=np.int64)
+        kept_before = np.zeros(-(-len(ids) // INDEX_STEP) + 1, dtype=np.int64)
+        line_starts = [np.zeros(1, dtype=np.int64)]
+        filled = offset = 0  # words so far; ids so far
         for block in id_blocks(ids):
             counts += np.bincount(block, minlength=vocab_size)
-        words = np.empty(len(ids) - int(counts[unk_id]) - int(counts[eos_id]), dtype=np.int32)
-        line_starts = [np.zeros(1, dtype=np.int64)]
-        filled = 0
-        for block in id_blocks(ids):
+            words_through = np.cumsum((block != unk_id) & (block != eos_id))  # (n,) words in block[: j + 1]
+            steps = np.arange(offset // INDEX_STEP + 1, (offset + len(block)) // INDEX_STEP + 1)  # ends inside
+            kept_before[steps] = filled + words_through[steps * INDEX_STEP - offset - 1]
             block = block[block != unk_id]
-            is_eos = block == eos_id
-            ends = np.flatnonzero(is_eos)  # (lines ending in the block,)
+            ends = np.flatnonzero(block == eos_id)  # (lines ending in the block,)
             line_starts.append(filled + ends - np.arange(len(ends)))  # the word after each line end
-            block_words = block[~is_eos]
-            words[filled : filled + len(block_words)] = block_words
-            filled += len(block_words)
+            filled += len(block) - len(ends)
+            offset += len(words_through)
+        kept_before[-1] = filled
         starts = np.unique(np.concatenate(line_starts))  # empty lines repeat a start
-        starts = starts[starts < len(words)]
-        lengths = np.diff(np.r_[starts, len(words)])
+        starts = starts[starts < filled]
+        lengths = np.diff(np.r_[starts, filled])
         long = lengths > MAX_SENTENCE_WORDS
         cuts = [s + np.arange(MAX_SENTENCE_WORDS, n, MAX_SENTENCE_WORDS) for s, n in zip(starts[long], lengths[long])]
-        return cls(words, np.sort(np.concatenate([starts, *cuts])), counts)
+        return cls(ids, unk_id, eos_id, kept_before, np.sort(np.concatenate([starts, *cuts])), counts)
 
     def __len__(self) -> int:
-        return len(self.words)
+        return int(self.kept_before[-1])
+
+    def words(self, start: int, stop: int) -> np.ndarray:
+        """(stop − start,) int32: the words at positions ``start`` to ``stop`` − 1 (0 <= start <= stop <= len),
+        read from the stretch of ``ids`` that holds them."""
+        first = int(np.searchsorted(self.kept_before, start, side="right")) - 1  # ids before: words before start
+        last = int(np.searchsorted(self.kept_before, stop, side="left"))  # ids before: every word before stop
+        stretch = read_ids(self.ids, first * INDEX_STEP, min(last * INDEX_STEP, len(self.ids)))
+        words = stretch[(stretch != self.unk_id) & (stretch != self.eos_id)]
+        skipped = start - int(self.kept_before[first])
+        return words[skipped : skipped + stop - start].astype(np.int32, copy=False)
 
     def sentences(self, start: int, stop: int) -> np.ndarray:
-        """(stop − start,) int64: a number per word of ``words[start:stop]``, equal for two words exactly when
+        """(stop − start,) int64: a number per word of ``words(start, stop)``, equal for two words exactly when
         they are in the same sentence."""
         inside = self.starts[np.searchsorted(self.starts, start, side="right") : np.searchsorted(self.starts, stop)]
         number = np.zeros(stop - start, dtype=np.int64)
@@ -143,12 +164,12 @@ def epoch_examples(
 
     keep: the keep-probability of every id (V,) (``noise.keep_probabilities``). The draws are a function of
     (seed, epoch) alone. With ``noise_per`` "window", skip-gram's pairs carry their window's key: the centre's
-    position in ``corpus.words``, unique in the epoch whatever the chunks.
+    position among ``corpus``'s words, unique in the epoch whatever the chunks.
     """
     rng = np.random.default_rng([seed, epoch])
     keyed = noise_per == "window" and model == "skipgram"
     for start in range(0, len(corpus), CHUNK_TOKENS):
-        chunk = corpus.words[start : start + CHUNK_TOKENS]
+        chunk = corpus.words(start, min(start + CHUNK_TOKENS, len(corpus)))
         chunk_sentence = corpus.sentences(start, start + len(chunk))
         kept = rng.random(len(chunk)) < keep[chunk]
         positions = start + np.flatnonzero(kept) if keyed else None
