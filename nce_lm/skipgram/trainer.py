@@ -475,10 +475,10 @@ class SkipGramTrainer:
                 self.ctx.average_(accumulator)
 
     def release(self) -> None:
-        """Free what only training needs before the result's vectors are copied out: the corpus's words, the update
-        path, and the fused kernel's padded rows, the state's tables becoming (V, d) arrays of their own one at a
-        time (:meth:`KernelTables.give_back`), so that the end of a run holds one copy of each table, not two.
-        The trainer trains no more after this."""
+        """Let go of what only training needs before the result's vectors are taken: the corpus's index, the update
+        path (and its chunk's examples), and the fused kernel's layout, the state's tables becoming (V, d) arrays in
+        the padded rows' own memory (:meth:`KernelTables.give_back`), so that the end of a run makes no second copy
+        of a table. The trainer trains no more after this."""
         del self.path, self.corpus
         if self._kernel_tables is not None:
             self._kernel_tables.give_back(self.state)

@@ -18,8 +18,6 @@ from nce_lm.skipgram.kernel import _kernel
 
 MAX_SENTENCE_WORDS = 10_000  # gensim's MAX_WORDS_IN_BATCH: longer lines are cut into sentences this long
 CHUNK_TOKENS = 1 << 20  # tokens turned into examples at a time: bounds the memory of their arrays
-
-
 INDEX_STEP = 1 << 16  # ids per entry of CorpusWords' index of where its words are in the token stream
 
 
