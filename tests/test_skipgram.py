@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -81,6 +82,9 @@ def test_lines_are_sentences_and_long_lines_are_cut(monkeypatch: pytest.MonkeyPa
         np.testing.assert_array_equal(getattr(mapped, name), getattr(corpus, name))
     for start, stop in itertools.combinations_with_replacement(range(11), 2):
         np.testing.assert_array_equal(mapped.words(start, stop), corpus.words(start, stop))
+    np.save(tmp_path / "other.npy", np.full_like(ids, 2))
+    os.replace(tmp_path / "other.npy", tmp_path / "ids.npy")  # as prepare replaces a cache's ids while a run trains
+    np.testing.assert_array_equal(mapped.words(0, len(mapped)), corpus.words(0, len(corpus)))  # still the run's
 
 
 SMALL = SkipGramConfig(dim=16, epochs=3, min_count=1, sample=0.0, batch_size=256, lr=0.05, threads=1)

@@ -336,14 +336,20 @@ def id_blocks(ids: np.ndarray) -> Iterator[np.ndarray]:
 
 
 def read_ids(ids: np.ndarray, begin: int, end: int) -> np.ndarray:
-    """``ids[begin:end]`` as an array of its own; a cache's memory-mapped ids are read from their file, as
-    :func:`id_blocks` reads them, so that reading every range of a corpus in turn does not leave every page of the
-    mapping counted as the process's memory."""
-    if _whole_mapping(ids):
-        with open(ids.filename, "rb") as file:
-            file.seek(ids.offset + begin * ids.itemsize)
-            return np.fromfile(file, dtype=ids.dtype, count=max(0, end - begin))
-    return np.array(ids[begin:end])
+    """``ids[begin:end]`` as an array of its own. From a cache's memory map, the pages just read are then dropped
+    from the process (``madvise(MADV_DONTNEED)``; the kernel reads them again from its page cache if asked), so
+    that reading every range of a corpus in turn does not leave every page of the mapping counted as the process's
+    memory. It reads the mapping rather than the file by its name (as :func:`id_blocks` does, once, at the start)
+    because a run reads ranges for as long as it trains, and the name may by then be another cache's file:
+    ``prepare`` replaces a cache's ids by renaming a new file over them."""
+    stretch = np.array(ids[begin:end])
+    mapping = ids.base if _whole_mapping(ids) else None
+    if mapping is not None and end > begin and hasattr(mmap, "MADV_DONTNEED"):
+        into = ids.offset % mmap.ALLOCATIONGRANULARITY  # np.memmap maps from the granule holding its offset
+        first = (into + begin * ids.itemsize) // mmap.PAGESIZE * mmap.PAGESIZE
+        last = min(len(mapping), -(-(into + end * ids.itemsize) // mmap.PAGESIZE) * mmap.PAGESIZE)
+        mapping.madvise(mmap.MADV_DONTNEED, first, last - first)
+    return stretch
 
 
 def _whole_mapping(ids: np.ndarray) -> bool:
