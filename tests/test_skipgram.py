@@ -76,7 +76,7 @@ def test_lines_are_sentences_and_long_lines_are_cut(monkeypatch: pytest.MonkeyPa
         groups = [words[sentence == s].tolist() for s in dict.fromkeys(sentence.tolist())]
         whole = [[5, 6], [7], [8, 9, 10], [11, 12], [13, 14]]
         assert groups == [g for g in ([w for w in group if w in words] for group in whole) if g], (start, stop)
-    np.save(tmp_path / "ids.npy", ids)  # a cache's ids, read through the file rather than the mapping
+    np.save(tmp_path / "ids.npy", ids)  # a cache's ids, read as copies with the mapping's pages then dropped
     mapped = CorpusWords.from_ids(np.load(tmp_path / "ids.npy", mmap_mode="r"), 15, unk, eos)
     for name in ("kept_before", "starts", "counts"):
         np.testing.assert_array_equal(getattr(mapped, name), getattr(corpus, name))
@@ -111,8 +111,8 @@ def test_a_run_reads_its_token_ids_from_the_cache_file(
     monkeypatch: pytest.MonkeyPatch, topic_corpus: Path, tmp_path: Path
 ) -> None:
     """Every way a run gets its ids (counted with them, under a given vocabulary, from a prepared cache) hands the
-    trainer the cache's memory map itself, which ``id_blocks`` reads through its file: a plain array view of the
-    mapping would be read through it, and every page touched would count as the run's memory while it trains."""
+    trainer the cache's memory map itself, whose pages ``read_ids`` drops once read: a plain array view of the
+    mapping would not be recognised, and every page touched would count as the run's memory while it trains."""
     from nce_lm.pipeline.vocab import build_vocab
 
     handed: list[np.ndarray] = []

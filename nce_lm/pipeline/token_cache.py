@@ -302,7 +302,7 @@ def _build_first_seen(
             counter, lines, 0, 0, min_count, None, tokenizer, settings, max_final_vocab=max_final_vocab
         )
         final_ids = np.array([vocab.index(token) for token in first_seen], dtype=np.int32)  # (distinct,)
-        with open(tmp, "r+b") as file:  # each block read by id_blocks is written back in place, remapped
+        with open(tmp, "r+b") as file:  # each block read by id_blocks (a copy) is written back in place, remapped
             for start, block in zip(range(0, total, ID_BLOCK), id_blocks(np.load(tmp, mmap_mode="r"))):
                 file.seek(_NPY_HEADER_BYTES + 4 * start)
                 file.write(final_ids.take(block).tobytes())
@@ -322,39 +322,33 @@ def cached_token_ids(
 
 
 def id_blocks(ids: np.ndarray) -> Iterator[np.ndarray]:
-    """``ids`` (N,), :data:`ID_BLOCK` at a time in order. A cache's memory-mapped ids are read from their file,
-    not through the mapping, so that a pass over a corpus of any size holds one block in memory, not every page
-    of the mapping it has touched (which count as the process's memory until it is closed)."""
-    if _whole_mapping(ids):
-        with open(ids.filename, "rb") as file:
-            file.seek(ids.offset)
-            for start in range(0, len(ids), ID_BLOCK):
-                yield np.fromfile(file, dtype=ids.dtype, count=min(ID_BLOCK, len(ids) - start))
-        return
+    """``ids`` (N,), :data:`ID_BLOCK` at a time in order, each block read by :func:`read_ids`, so that a pass over
+    a corpus of any size holds one block in memory."""
     for start in range(0, len(ids), ID_BLOCK):
-        yield ids[start : start + ID_BLOCK]
+        yield read_ids(ids, start, min(start + ID_BLOCK, len(ids)))
 
 
 def read_ids(ids: np.ndarray, begin: int, end: int) -> np.ndarray:
-    """``ids[begin:end]`` as an array of its own. From a cache's memory map, the pages just read are then dropped
-    from the process (``madvise(MADV_DONTNEED)``; the kernel reads them again from its page cache if asked), so
-    that reading every range of a corpus in turn does not leave every page of the mapping counted as the process's
-    memory. It reads the mapping rather than the file by its name (as :func:`id_blocks` does, once, at the start)
-    because a run reads ranges for as long as it trains, and the name may by then be another cache's file:
-    ``prepare`` replaces a cache's ids by renaming a new file over them."""
+    """``ids[begin:end]``. From a cache's memory map, a copy, after which the pages read are dropped from the
+    process (``madvise(MADV_DONTNEED)``; the kernel reads them again from its page cache if asked), so that
+    reading every range of a corpus in turn does not leave every page of the mapping counted as the process's
+    memory (where the platform has no madvise, they stay mapped until the map is closed). Through the mapping,
+    not the file by its name: a run reads ranges for as long as it trains, and ``prepare`` replaces a cache's ids
+    by renaming a new file over that name, so the name may by then be another corpus's."""
+    if not _whole_mapping(ids):
+        return ids[begin:end]
     stretch = np.array(ids[begin:end])
-    mapping = ids.base if _whole_mapping(ids) else None
-    if mapping is not None and end > begin and hasattr(mmap, "MADV_DONTNEED"):
+    if end > begin and hasattr(mmap, "MADV_DONTNEED"):
         into = ids.offset % mmap.ALLOCATIONGRANULARITY  # np.memmap maps from the granule holding its offset
         first = (into + begin * ids.itemsize) // mmap.PAGESIZE * mmap.PAGESIZE
-        last = min(len(mapping), -(-(into + end * ids.itemsize) // mmap.PAGESIZE) * mmap.PAGESIZE)
-        mapping.madvise(mmap.MADV_DONTNEED, first, last - first)
+        last = min(len(ids.base), -(-(into + end * ids.itemsize) // mmap.PAGESIZE) * mmap.PAGESIZE)
+        ids.base.madvise(mmap.MADV_DONTNEED, first, last - first)
     return stretch
 
 
 def _whole_mapping(ids: np.ndarray) -> bool:
     """Whether ``ids`` is the whole mapping of an .npy file as ``np.load(mmap_mode=...)`` returns it."""
-    return isinstance(ids, np.memmap) and isinstance(ids.base, mmap.mmap) and bool(ids.filename)
+    return isinstance(ids, np.memmap) and isinstance(ids.base, mmap.mmap)
 
 
 def _manifest(folder: Path) -> dict[str, Any] | None:
